@@ -1,0 +1,70 @@
+//! Settings from the environment. Every setting has a default that matches the local stack
+//! (`scripts/stack up`), so a service started with no environment at all talks to it.
+
+use std::{fmt::Display, str::FromStr};
+
+use anyhow::{Context, anyhow};
+
+/// Reads `key` from the environment and parses it, or returns `default` when it is unset or empty.
+pub fn env_or<T>(key: &str, default: T) -> anyhow::Result<T>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match std::env::var(key) {
+        Ok(raw) if !raw.trim().is_empty() => raw
+            .trim()
+            .parse::<T>()
+            .map_err(|e| anyhow!("{e}"))
+            .with_context(|| format!("environment variable {key}={raw:?} is invalid")),
+        _ => Ok(default),
+    }
+}
+
+/// Reads a string setting, or `default` when unset or empty.
+pub fn env_string(key: &str, default: &str) -> String {
+    match std::env::var(key) {
+        Ok(raw) if !raw.trim().is_empty() => raw,
+        _ => default.to_string(),
+    }
+}
+
+/// Settings every service shares. Each service prefixes its own variables (`PRODUCT_`, ...) and
+/// falls back to the shared ones (`KAFKA_BROKERS`, `TOPIC_PREFIX`).
+#[derive(Clone, Debug)]
+pub struct CommonConfig {
+    /// Address the HTTP server binds; port 0 picks a free port (tests).
+    pub http_host: String,
+    pub http_port: u16,
+    /// `mysql://user:pass@host:port/db`; the database is created on start when missing.
+    pub database_url: String,
+    pub db_max_connections: u32,
+    pub kafka_brokers: String,
+    /// Prepended to every topic name, so tests can run against one broker without sharing topics.
+    pub topic_prefix: String,
+    /// How long a consumer's fetch waits on the broker. tansu does not wake a waiting fetch when data
+    /// arrives, so this is the per-hop latency floor (STACK.md): 10 ms costs ~18 % of a core per idle consumer.
+    pub fetch_wait_max_ms: u32,
+}
+
+impl CommonConfig {
+    /// `service` is the upper-case prefix (`PRODUCT`), `default_port` its seed port, `default_db` its database.
+    pub fn from_env(service: &str, default_port: u16, default_db: &str) -> anyhow::Result<Self> {
+        let var = |name: &str| format!("{service}_{name}");
+        let default_url = format!("mysql://sagaway:sagaway@127.0.0.1:3307/{default_db}");
+        Ok(Self {
+            http_host: env_string(&var("HOST"), "127.0.0.1"),
+            http_port: env_or(&var("PORT"), default_port)?,
+            database_url: env_string(&var("DATABASE_URL"), &default_url),
+            db_max_connections: env_or(&var("DB_MAX_CONNECTIONS"), 16)?,
+            kafka_brokers: env_string("KAFKA_BROKERS", "127.0.0.1:9092"),
+            topic_prefix: env_string("TOPIC_PREFIX", ""),
+            fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 20)?,
+        })
+    }
+
+    /// The full name of a logical topic (`order_queue` → `<prefix>order_queue`).
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{}", self.topic_prefix, name)
+    }
+}

@@ -1,0 +1,250 @@
+//! HTTP pieces every service mounts the same way.
+
+use std::{
+    sync::{Arc, OnceLock},
+    time::{Duration, Instant},
+};
+
+use axum::{
+    Json, Router,
+    extract::{FromRequest, FromRequestParts, MatchedPath, Request, State, rejection::JsonRejection, rejection::QueryRejection},
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::json;
+use sqlx::MySqlPool;
+
+use crate::kafka;
+
+/// An RFC 9457 problem document. `code` is the stable machine-readable identifier clients switch on;
+/// `type` is the same code as a relative URI. Internals never go into `detail` for 5xx answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+    /// The offending input field, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Any extra members (for instance `original_order_id` on a duplicate payment).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
+        Self {
+            kind: format!("/problems/{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail: detail.into(),
+            field: None,
+            extra: serde_json::Map::new(),
+        }
+    }
+
+    /// 422 naming the field that is wrong.
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        let mut p = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+        p.field = Some(field.to_string());
+        p
+    }
+
+    pub fn not_found(code: &str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, detail)
+    }
+
+    /// A 500 whose cause is logged here and never shown to the client.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", "an internal error occurred; it has been logged")
+    }
+
+    pub fn with(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extra.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let mut res = (status, Json(self)).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        res
+    }
+}
+
+/// `axum::Json`, but every rejection (malformed JSON, wrong types, missing fields, wrong content
+/// type) is a problem document naming what is wrong instead of axum's plain-text body.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => Err(json_rejection_problem(rejection)),
+        }
+    }
+}
+
+fn json_rejection_problem(rejection: JsonRejection) -> Problem {
+    let text = rejection.body_text();
+    match rejection {
+        JsonRejection::JsonDataError(_) => {
+            // axum reports "Failed to deserialize ...: <path>: <serde message>"; keep the useful tail.
+            let detail = text
+                .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+                .unwrap_or(&text)
+                .to_string();
+            let field = detail.split(": ").next().filter(|p| !p.contains(' ')).map(str::to_string);
+            let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", detail);
+            p.field = field;
+            p
+        }
+        JsonRejection::JsonSyntaxError(_) => Problem::new(StatusCode::BAD_REQUEST, "malformed_json", text),
+        JsonRejection::MissingJsonContentType(_) => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a JSON body with `Content-Type: application/json`",
+        ),
+        _ => Problem::new(StatusCode::BAD_REQUEST, "bad_request", text),
+    }
+}
+
+/// `axum::extract::Query` with problem-document rejections (422 naming the parameter).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                let detail = e.body_text();
+                let detail = detail
+                    .strip_prefix("Failed to deserialize query string: ")
+                    .unwrap_or(&detail)
+                    .to_string();
+                Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail))
+            }
+            Err(other) => Err(Problem::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text())),
+        }
+    }
+}
+
+/// What `/health/ready` checks: the service's database and the Kafka broker.
+#[derive(Clone)]
+pub struct Readiness {
+    pub service: &'static str,
+    pub pool: MySqlPool,
+    pub kafka: Arc<rdkafka::producer::FutureProducer>,
+}
+
+/// `/health/live`, `/health/ready` and `/metrics`, plus request metrics for every route of `app`.
+pub fn with_operations(app: Router, readiness: Readiness) -> Router {
+    let handle = metrics_handle();
+    let ops = Router::new()
+        .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
+        .route("/health/ready", get(ready))
+        .with_state(readiness)
+        .route("/metrics", get(move || std::future::ready(handle.render())));
+    app.merge(ops).layer(axum::middleware::from_fn(track_http))
+}
+
+async fn ready(State(r): State<Readiness>) -> Response {
+    let db = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&r.pool))
+        .await
+        .map_err(|_| "timeout".to_string())
+        .and_then(|res| res.map(|_| ()).map_err(|e| e.to_string()));
+    let broker = kafka::ping(r.kafka.clone()).await.map_err(|e| e.to_string());
+    let check = |res: &Result<(), String>| match res {
+        Ok(()) => json!({"status": "up"}),
+        Err(e) => json!({"status": "down", "error": e}),
+    };
+    let ok = db.is_ok() && broker.is_ok();
+    let body = json!({
+        "service": r.service,
+        "status": if ok { "ready" } else { "not_ready" },
+        "checks": {"database": check(&db), "kafka": check(&broker)},
+    });
+    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body)).into_response()
+}
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in a test process).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+                .expect("static buckets are valid")
+                .install_recorder()
+                .expect("the metrics recorder is installed once per process")
+        })
+        .clone()
+}
+
+async fn track_http(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    res
+}
+
+/// Resolves on SIGTERM or Ctrl-C: what `axum::serve(...).with_graceful_shutdown` waits for.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown signal received; draining");
+}

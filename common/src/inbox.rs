@@ -1,0 +1,284 @@
+//! The consuming side of effectively-once delivery. [`ConsumerLoop`] takes one message at a time,
+//! and in ONE database transaction: records its id in `inbox` (a duplicate is recognised and
+//! skipped), applies the handler's effect, and writes the handler's outgoing messages to the
+//! outbox. Only after the commit is the Kafka offset committed. A crash anywhere replays the
+//! message, and the inbox turns the replay into a no-op.
+//!
+//! Messages are handled in partition order by a single task, so per-key (per-customer) ordering holds.
+
+use std::{future::Future, time::Duration};
+
+use chrono::{SecondsFormat, Utc};
+use rdkafka::{
+    Message,
+    consumer::{CommitMode, Consumer, StreamConsumer},
+    message::{BorrowedMessage, Headers},
+};
+use serde::de::DeserializeOwned;
+use sqlx::{MySqlConnection, MySqlPool};
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{self, MESSAGE_ID, Outgoing, OutboxRelay};
+
+/// A consumed message, detached from the consumer.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+    pub payload: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// The `message_id` header, or `topic:partition:offset` for producers that set none (Debezium).
+    pub message_id: String,
+}
+
+impl Incoming {
+    pub fn from_kafka(msg: &BorrowedMessage<'_>) -> Self {
+        let mut headers = Vec::new();
+        if let Some(h) = msg.headers() {
+            for header in h.iter() {
+                let value = header.value.map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                headers.push((header.key.to_string(), value));
+            }
+        }
+        let message_id = headers
+            .iter()
+            .find(|(k, _)| k == MESSAGE_ID)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| format!("{}:{}:{}", msg.topic(), msg.partition(), msg.offset()));
+        Self {
+            topic: msg.topic().to_string(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            payload: msg.payload().map(|p| String::from_utf8_lossy(p).into_owned()),
+            headers,
+            message_id,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Parses the JSON payload; anything unparseable is [`HandleError::Malformed`].
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HandleError> {
+        let payload = self.payload.as_deref().ok_or_else(|| HandleError::Malformed("empty payload".into()))?;
+        serde_json::from_str(payload).map_err(|e| HandleError::Malformed(format!("unparseable payload: {e}")))
+    }
+}
+
+/// Why a message was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The message can never be processed (unparseable, unknown type): dead-lettered at once, never retried.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// A fault that may pass (a database hiccup): the message is retried in place with backoff.
+    #[error("transient failure: {0:#}")]
+    Transient(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandleError {
+    fn from(e: sqlx::Error) -> Self {
+        HandleError::Transient(e.into())
+    }
+}
+
+/// Applies one message inside the caller's transaction and returns the messages to publish.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        conn: &mut MySqlConnection,
+        msg: &Incoming,
+    ) -> impl Future<Output = Result<Vec<Outgoing>, HandleError>> + Send;
+}
+
+/// One consumer group member running a [`Handler`] over its topics.
+pub struct ConsumerLoop {
+    pub service: &'static str,
+    pub consumer: StreamConsumer,
+    pub pool: MySqlPool,
+    pub relay: OutboxRelay,
+    /// Where messages that can never be processed go (with headers saying why).
+    pub dlq_topic: String,
+}
+
+impl ConsumerLoop {
+    pub async fn run<H: Handler>(self, handler: H, shutdown: CancellationToken) {
+        loop {
+            let msg = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                m = self.consumer.recv() => m,
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(service = self.service, error = %e, "consumer error");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let incoming = Incoming::from_kafka(&msg);
+            if !self.process(&handler, &incoming, &shutdown).await {
+                break; // shutting down mid-retry: the offset stays uncommitted, the message is redelivered
+            }
+            if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
+                tracing::warn!(service = self.service, error = %e, "offset commit failed; the message may be redelivered");
+            }
+        }
+    }
+
+    /// Applies one message; returns false only when shutdown interrupted a retry.
+    async fn process<H: Handler>(&self, handler: &H, msg: &Incoming, shutdown: &CancellationToken) -> bool {
+        let mut backoff = Duration::from_millis(50);
+        let first_failure = Utc::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.apply(handler, msg).await {
+                Ok(()) => return true,
+                Err(HandleError::Malformed(reason)) => {
+                    tracing::warn!(service = self.service, topic = %msg.topic, offset = msg.offset, %reason, "dead-lettering a malformed message");
+                    match self.dead_letter(msg, "malformed", &reason, attempts, first_failure).await {
+                        Ok(()) => return true,
+                        Err(e) => tracing::warn!(error = %e, "writing the dead letter failed; retrying"),
+                    }
+                }
+                Err(HandleError::Transient(e)) => {
+                    tracing::warn!(service = self.service, topic = %msg.topic, offset = msg.offset, error = %format!("{e:#}"), "transient failure; retrying");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn apply<H: Handler>(&self, handler: &H, msg: &Incoming) -> Result<(), HandleError> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = sqlx::query("INSERT IGNORE INTO inbox (message_id, topic) VALUES (?, ?)")
+            .bind(&msg.message_id)
+            .bind(&msg.topic)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            == 1;
+        if !fresh {
+            metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
+            tx.rollback().await?;
+            return Ok(());
+        }
+        let outgoing = handler.handle(&mut tx, msg).await?;
+        for m in &outgoing {
+            outbox::enqueue(&mut tx, m).await?;
+        }
+        tx.commit().await?;
+        if !outgoing.is_empty() {
+            self.relay.notify();
+        }
+        metrics::counter!("messages_handled_total", "service" => self.service, "topic" => msg.topic.clone()).increment(1);
+        Ok(())
+    }
+
+    /// Parks `msg` on the dead-letter topic, recording its id so it is dead-lettered once.
+    async fn dead_letter(
+        &self,
+        msg: &Incoming,
+        error_class: &str,
+        error: &str,
+        attempts: u32,
+        first_failure: chrono::DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT IGNORE INTO inbox (message_id, topic) VALUES (?, ?)")
+            .bind(&msg.message_id)
+            .bind(&msg.topic)
+            .execute(&mut *tx)
+            .await?;
+        let dead = dead_letter_message(&self.dlq_topic, self.service, msg, error_class, error, attempts, first_failure);
+        outbox::enqueue(&mut tx, &dead).await?;
+        tx.commit().await?;
+        self.relay.notify();
+        metrics::counter!("dead_letters_total", "service" => self.service, "class" => error_class.to_string()).increment(1);
+        Ok(())
+    }
+}
+
+/// Builds the dead letter for `msg`: its payload (card-number-like digit runs redacted) and headers
+/// naming where it came from and why it was given up.
+pub fn dead_letter_message(
+    dlq_topic: &str,
+    service: &str,
+    msg: &Incoming,
+    error_class: &str,
+    error: &str,
+    attempts: u32,
+    first_failure: chrono::DateTime<Utc>,
+) -> Outgoing {
+    let now = Utc::now();
+    let ts = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    Outgoing {
+        topic: dlq_topic.to_string(),
+        key: msg.key.clone().unwrap_or_default(),
+        payload: redact_digit_runs(msg.payload.as_deref().unwrap_or("")),
+        headers: vec![
+            ("dlq.original.topic".into(), msg.topic.clone()),
+            ("dlq.original.partition".into(), msg.partition.to_string()),
+            ("dlq.original.offset".into(), msg.offset.to_string()),
+            ("dlq.original.key".into(), msg.key.clone().unwrap_or_default()),
+            ("dlq.original.message_id".into(), msg.message_id.clone()),
+            ("dlq.attempts".into(), attempts.to_string()),
+            ("dlq.error.class".into(), error_class.to_string()),
+            ("dlq.error.message".into(), redact_digit_runs(error)),
+            ("dlq.first_failure".into(), ts(first_failure)),
+            ("dlq.last_failure".into(), ts(now)),
+            ("dlq.service".into(), service.to_string()),
+        ],
+    }
+}
+
+/// Replaces every run of 12 or more digits (a card number, possibly spaced) with `[redacted]`, so
+/// text copied from an untrusted message can never carry a PAN onward.
+pub fn redact_digit_runs(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() {
+            let mut j = i;
+            let mut digits = 0;
+            while j < chars.len() && (chars[j].is_ascii_digit() || ((chars[j] == ' ' || chars[j] == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit())) {
+                if chars[j].is_ascii_digit() {
+                    digits += 1;
+                }
+                j += 1;
+            }
+            if digits >= 12 {
+                out.push_str("[redacted]");
+            } else {
+                out.extend(&chars[i..j]);
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_digit_runs;
+
+    #[test]
+    fn card_numbers_are_redacted_and_short_numbers_kept() {
+        assert_eq!(redact_digit_runs(r#"{"n":"4242424242424242","q":3}"#), r#"{"n":"[redacted]","q":3}"#);
+        assert_eq!(redact_digit_runs("card 4242 4242 4242 4242 ok"), "card [redacted] ok");
+        assert_eq!(redact_digit_runs("order 12345, cvc 123"), "order 12345, cvc 123");
+    }
+}

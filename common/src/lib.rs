@@ -1,0 +1,28 @@
+//! Plumbing shared by the three Sagaway services (product, orchestrator, payment).
+//!
+//! Nothing here knows about orders, stock or money: it is the part every service needs the same way.
+//!
+//! # Layout
+//! - [`config`]: settings read from the environment, each with a default that works on the local stack.
+//! - [`telemetry`]: JSON `tracing` logs.
+//! - [`http`]: `/health/live`, `/health/ready`, `/metrics`, `application/problem+json` errors, the
+//!   JSON body extractor that turns every rejection into a problem, and graceful shutdown on signals.
+//! - [`db`]: the MariaDB pool (creating the service's database when missing) and migrations.
+//! - [`kafka`]: producer, consumer and admin clients tuned for the local tansu broker.
+//! - [`outbox`], [`inbox`]: effectively-once messaging (transactional outbox + relay; inbox-deduplicated consumers).
+//! - [`messages`]: the saga command/reply contract between the services.
+//! - [`money`]: exact amounts (parse, format, serde).
+//! - [`topics`]: the one list of topic names and partition counts.
+//! - [`service`]: the start-up and shutdown sequence all three services follow.
+
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod inbox;
+pub mod kafka;
+pub mod messages;
+pub mod money;
+pub mod outbox;
+pub mod service;
+pub mod topics;
+pub mod telemetry;

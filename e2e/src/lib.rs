@@ -1,0 +1,104 @@
+//! Helpers for tests that drive the whole local stack: where it is, and how to watch a topic.
+//!
+//! The stack's location comes from the same variables `scripts/stack` reads, with the same defaults.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rdkafka::{
+    ClientConfig, Message, Offset, TopicPartitionList,
+    consumer::{BaseConsumer, Consumer},
+};
+
+/// Ports of one running stack.
+#[derive(Clone, Debug)]
+pub struct StackAddr {
+    pub mysql_port: u16,
+    pub kafka_port: u16,
+}
+
+impl StackAddr {
+    /// The stack described by `SAGAWAY_MYSQL_PORT` / `SAGAWAY_KAFKA_PORT` (defaults 3307 / 9092).
+    pub fn from_env() -> Self {
+        let port = |k: &str, d: u16| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+        Self { mysql_port: port("SAGAWAY_MYSQL_PORT", 3307), kafka_port: port("SAGAWAY_KAFKA_PORT", 9092) }
+    }
+
+    pub fn mysql_url(&self, db: &str) -> String {
+        format!("mysql://sagaway:sagaway@127.0.0.1:{}/{db}", self.mysql_port)
+    }
+
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.kafka_port)
+    }
+}
+
+/// One record as seen on a topic: the key and value as JSON (`None` value = tombstone).
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<serde_json::Value>,
+    pub value: Option<serde_json::Value>,
+    pub received: Instant,
+}
+
+/// Reads a topic from a chosen position without joining a consumer group.
+pub struct TopicWatcher {
+    consumer: BaseConsumer,
+}
+
+impl TopicWatcher {
+    /// Starts at the current end of every partition: only records produced from now on are seen.
+    pub fn from_end(brokers: &str, topic: &str) -> anyhow::Result<Self> {
+        Self::open(brokers, topic, true)
+    }
+
+    /// Starts at the beginning of every partition.
+    pub fn from_start(brokers: &str, topic: &str) -> anyhow::Result<Self> {
+        Self::open(brokers, topic, false)
+    }
+
+    fn open(brokers: &str, topic: &str, at_end: bool) -> anyhow::Result<Self> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", format!("e2e-watch-{}", uuid::Uuid::new_v4()))
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()?;
+        let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let partitions = meta
+            .topics()
+            .first()
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if partitions.is_empty() {
+            bail!("topic {topic} has no partitions (does it exist?)");
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            let offset = if at_end {
+                let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+                Offset::Offset(high)
+            } else {
+                Offset::Beginning
+            };
+            tpl.add_partition_offset(topic, p, offset)?;
+        }
+        consumer.assign(&tpl)?;
+        Ok(Self { consumer })
+    }
+
+    /// Polls until `pred` accepts a record or `within` elapses.
+    pub fn wait_for(&self, within: Duration, mut pred: impl FnMut(&Record) -> bool) -> anyhow::Result<Record> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            let Some(msg) = self.consumer.poll(Duration::from_millis(20)) else { continue };
+            let msg = msg.context("consuming")?;
+            let parse = |b: Option<&[u8]>| b.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
+            let record = Record { key: parse(msg.key()), value: parse(msg.payload()), received: Instant::now() };
+            if pred(&record) {
+                return Ok(record);
+            }
+        }
+        bail!("no matching record within {within:?}")
+    }
+}

@@ -1,0 +1,187 @@
+//! The stack tool itself, on a second stack (other ports, a fresh state dir) so it never disturbs
+//! the one the other tests use. Ignored by default: `scripts/test` runs it on its own with
+//! `--ignored`, after the rest, because it starts and kills whole processes.
+//!
+//! - `up` from a clean state dir reaches "all healthy" in under 60 s (caches warm);
+//! - a second `up` is a no-op (same PIDs);
+//! - kill -9 the broker, change rows, `up` again: the broker is back and the changes reach the topic;
+//! - the same for Kafka Connect;
+//! - `down` leaves no process of the stack behind.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use e2e::{StackAddr, TopicWatcher};
+use serde_json::Value;
+
+const COMPONENTS: &[&str] = &["mariadb", "broker", "connect", "product", "orchestrator", "payment"];
+
+struct Stack {
+    state: PathBuf,
+    addr: StackAddr,
+}
+
+impl Stack {
+    fn new() -> Self {
+        let state = std::env::temp_dir().join(format!("sagaway-lifecycle-{}", uuid::Uuid::new_v4()));
+        Self { state, addr: StackAddr { mysql_port: 13307, kafka_port: 19092 } }
+    }
+
+    /// Runs `scripts/stack <args>` against this stack; returns (success, combined output).
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
+        let out = Command::new("bash")
+            .arg(script)
+            .args(args)
+            .env("SAGAWAY_STATE_DIR", &self.state)
+            .env("SAGAWAY_MYSQL_PORT", self.addr.mysql_port.to_string())
+            .env("SAGAWAY_KAFKA_PORT", self.addr.kafka_port.to_string())
+            .env("SAGAWAY_CONNECT_PORT", "18083")
+            .env("PRODUCT_PORT", "13333")
+            .env("ORCHESTRATOR_PORT", "13334")
+            .env("PAYMENT_PORT", "13335")
+            .output()
+            .expect("scripts/stack runs");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        println!("$ scripts/stack {}\n{text}", args.join(" "));
+        (out.status.success(), text)
+    }
+
+    fn pid(&self, component: &str) -> Option<i32> {
+        std::fs::read_to_string(self.state.join("pids").join(format!("{component}.pid")))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    fn kill9(&self, component: &str) {
+        let pid = self.pid(component).unwrap_or_else(|| panic!("{component} has a pid file"));
+        assert!(Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!alive(pid), "{component} (pid {pid}) survived kill -9");
+    }
+
+    /// Every live process whose command line mentions this stack's state dir or one of its service
+    /// binaries started with this stack's environment.
+    fn leftover_processes(&self) -> Vec<String> {
+        let needle = self.state.to_string_lossy().to_string();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let env = String::from_utf8_lossy(&environ);
+            if pid != std::process::id() as i32 && (cmd.contains(&needle) || env.contains(&needle)) {
+                found.push(format!("{pid}: {cmd}"));
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // Whatever happened, leave nothing running and no state behind.
+        self.run(&["down"]);
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
+fn key_id(r: &e2e::Record) -> Option<u64> {
+    r.key.as_ref().and_then(|k| k.get("id")).and_then(Value::as_u64)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "starts a second whole stack; run by scripts/test with --ignored"]
+async fn stack_up_is_fast_idempotent_recovers_and_down_leaves_nothing() -> anyhow::Result<()> {
+    let stack = Stack::new();
+
+    // 1. From a clean state dir to all healthy in under 60 s.
+    let t0 = Instant::now();
+    let (ok, out) = stack.run(&["up"]);
+    let took = t0.elapsed();
+    assert!(ok && out.contains("all healthy"), "first up failed");
+    assert!(took < Duration::from_secs(60), "up took {took:?}");
+    println!("clean up reached all healthy in {took:?}");
+    let pids: Vec<_> = COMPONENTS.iter().map(|c| stack.pid(c).expect("pid file")).collect();
+
+    // 2. A second up changes nothing.
+    let (ok, out) = stack.run(&["up"]);
+    assert!(ok);
+    for c in COMPONENTS {
+        assert!(out.contains(&format!("{c} already up")), "{c} was touched by the second up");
+    }
+    let again: Vec<_> = COMPONENTS.iter().map(|c| stack.pid(c).expect("pid file")).collect();
+    assert_eq!(pids, again, "a second up must not restart anything");
+    let (ok, status) = stack.run(&["status"]);
+    assert!(ok, "status reports every component up");
+    assert_eq!(status.matches(" up ").count(), COMPONENTS.len());
+
+    let pool = sqlx::MySqlPool::connect(&stack.addr.mysql_url("product")).await?;
+    let insert = |name: String| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query("INSERT INTO products (name, description, price, stock) VALUES (?, '', 1.0000, 1)")
+                .bind(name)
+                .execute(&pool)
+                .await
+                .map(|r| r.last_insert_id())
+        }
+    };
+
+    // 3. Broker killed; rows change while it is down; `up` brings it back; nothing is lost.
+    stack.kill9("broker");
+    let (ok, status) = stack.run(&["status"]);
+    assert!(!ok && status.contains("broker        down"), "status must see the dead broker");
+    let during_broker_outage = insert(format!("outage-broker-{}", uuid::Uuid::new_v4())).await?;
+    let (ok, _) = stack.run(&["up"]);
+    assert!(ok, "up recovers the broker");
+
+    // 4. Connect killed; rows change while it is down; `up` restarts it from its offsets.
+    stack.kill9("connect");
+    let during_connect_outage = insert(format!("outage-connect-{}", uuid::Uuid::new_v4())).await?;
+    let (ok, _) = stack.run(&["up"]);
+    assert!(ok, "up recovers Connect");
+
+    let brokers = stack.addr.brokers();
+    let seen = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u64>> {
+        let watcher = TopicWatcher::from_start(&brokers, "shop.product.products")?;
+        let mut want = vec![during_broker_outage, during_connect_outage];
+        let mut seen = Vec::new();
+        while !want.is_empty() {
+            let r = watcher.wait_for(Duration::from_secs(30), |r| key_id(r).is_some_and(|id| want.contains(&id)))?;
+            let id = key_id(&r).unwrap();
+            want.retain(|w| *w != id);
+            seen.push(id);
+        }
+        Ok(seen)
+    })
+    .await??;
+    assert_eq!(seen.len(), 2, "both changes made during the outages reached the topic");
+
+    // 5. down leaves no process behind.
+    pool.close().await;
+    let (ok, _) = stack.run(&["down"]);
+    assert!(ok);
+    for (c, pid) in COMPONENTS.iter().zip(&pids) {
+        if *c != "broker" && *c != "connect" {
+            assert!(!alive(*pid), "{c} (pid {pid}) still running after down");
+        }
+    }
+    let left = stack.leftover_processes();
+    assert!(left.is_empty(), "processes left after down: {left:#?}");
+    let (ok, _) = stack.run(&["status"]);
+    assert!(!ok, "status reports the stack down");
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! Settings of the orchestrator service. Variables and defaults are listed in docs/configuration.md.
+
+use sagaway_common::config::CommonConfig;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub common: CommonConfig,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        Ok(Self { common: CommonConfig::from_env("ORCHESTRATOR", 3334, "orchestrator")? })
+    }
+}

@@ -1,0 +1,60 @@
+//! Settings of the product service. Every variable and default is listed in docs/configuration.md.
+
+use std::{path::PathBuf, time::Duration};
+
+use sagaway_common::config::{CommonConfig, env_or, env_string};
+
+/// Which search backend serves `/findAll` (both are fed by the same CDC indexer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SearchBackendKind {
+    /// tantivy, embedded in the service (default; no server needed).
+    Tantivy,
+    /// Elasticsearch 8 at `PRODUCT_ES_URL`.
+    Elasticsearch,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub common: CommonConfig,
+    /// How long an unpaid reservation holds stock (`PRODUCT_RESERVATION_TTL_SECS`, default 900).
+    pub reservation_ttl: Duration,
+    /// How often the expiry job looks for lapsed reservations (`PRODUCT_EXPIRY_INTERVAL_MS`, default 1000).
+    pub expiry_interval: Duration,
+    /// The largest quantity one reservation may hold (`PRODUCT_MAX_RESERVATION_QUANTITY`, default 1000).
+    pub max_reservation_quantity: i32,
+    /// Debezium's topic for `products` (`PRODUCT_CDC_TOPIC`, default `shop.product.products`; not prefixed).
+    pub cdc_topic: String,
+    /// Consumer group of the indexer (`PRODUCT_INDEXER_GROUP`, default `product-indexer`).
+    pub indexer_group: String,
+    /// `PRODUCT_SEARCH_BACKEND`: `tantivy` (default) or `elasticsearch`.
+    pub search_backend: SearchBackendKind,
+    /// Where the tantivy index lives (`PRODUCT_INDEX_DIR`, default `./product-index`); `memory` keeps it in RAM.
+    pub index_dir: PathBuf,
+    /// Elasticsearch base URL (`PRODUCT_ES_URL`, default `http://127.0.0.1:9200`).
+    pub es_url: String,
+    /// Elasticsearch index name (`PRODUCT_ES_INDEX`, default `products`).
+    pub es_index: String,
+}
+
+impl Config {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let common = CommonConfig::from_env("PRODUCT", 3333, "product")?;
+        let search_backend = match env_string("PRODUCT_SEARCH_BACKEND", "tantivy").to_ascii_lowercase().as_str() {
+            "tantivy" => SearchBackendKind::Tantivy,
+            "elasticsearch" | "es" => SearchBackendKind::Elasticsearch,
+            other => anyhow::bail!("PRODUCT_SEARCH_BACKEND={other:?} is invalid; expected tantivy or elasticsearch"),
+        };
+        Ok(Self {
+            common,
+            reservation_ttl: Duration::from_secs(env_or("PRODUCT_RESERVATION_TTL_SECS", 900)?),
+            expiry_interval: Duration::from_millis(env_or("PRODUCT_EXPIRY_INTERVAL_MS", 1000)?),
+            max_reservation_quantity: env_or("PRODUCT_MAX_RESERVATION_QUANTITY", 1000)?,
+            cdc_topic: env_string("PRODUCT_CDC_TOPIC", sagaway_common::topics::CDC_PRODUCTS),
+            indexer_group: env_string("PRODUCT_INDEXER_GROUP", "product-indexer"),
+            search_backend,
+            index_dir: PathBuf::from(env_string("PRODUCT_INDEX_DIR", "./product-index")),
+            es_url: env_string("PRODUCT_ES_URL", "http://127.0.0.1:9200"),
+            es_index: env_string("PRODUCT_ES_INDEX", "products"),
+        })
+    }
+}

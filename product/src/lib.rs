@@ -1,0 +1,179 @@
+//! The product service: catalogue, stock, reservations, and product search fed by CDC.
+//!
+//! # Layout
+//! - [`config`]: settings from the environment (`PRODUCT_*`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
+//! - [`catalogue`]: products (`POST /`, `POST /products`, `GET/PATCH/DELETE /products/{id}`).
+//! - [`reservations`]: `POST /reserve`, `GET /reservations/{id}`, the hold state machine and the expiry job.
+//! - [`commands`]: the saga participant (lock / confirm / release over Kafka).
+//! - [`search`]: the search backends (tantivy, Elasticsearch) and `/findAll` parameters.
+//! - [`indexer`]: Debezium events → search backend; `reindex`.
+//! - [`Application`]: wires it together and runs it until shutdown.
+
+pub mod catalogue;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod indexer;
+pub mod reservations;
+pub mod search;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    routing::{get, post},
+};
+use sagaway_common::{
+    http::{ApiQuery, Readiness},
+    inbox::ConsumerLoop,
+    kafka,
+    outbox::OutboxRelay,
+    service, topics,
+};
+use rdkafka::consumer::Consumer;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+pub use config::Config;
+use config::SearchBackendKind;
+use error::{ApiError, ApiResult};
+use search::{SearchBackend, SearchPage, SearchQuery, query::FindAllParams};
+
+/// Migrations of the `product` database, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The topics this service produces or consumes (logical names; the prefix is added at creation).
+pub const TOPICS: &[&str] = &[topics::PRODUCT_COMMANDS, topics::PRODUCT_REPLIES, topics::PAYMENT_DLQ];
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::MySqlPool,
+    pub config: Arc<Config>,
+    pub search: Arc<dyn SearchBackend>,
+    pub index_gate: indexer::IndexGate,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sagaway product service", description = "Catalogue, stock reservations and CDC-fed product search."),
+    paths(catalogue::seed, catalogue::create, catalogue::get, catalogue::patch, catalogue::delete,
+          reservations::reserve, reservations::get, find_all, reindex),
+    components(schemas(catalogue::Product, catalogue::NewProduct, catalogue::ProductPatch, catalogue::SeedResult,
+                       reservations::Reservation, reservations::ReserveRequest, search::SearchPage, search::ProductDoc,
+                       indexer::ReindexReport))
+)]
+pub struct ApiDoc;
+
+/// Search the catalogue (served from the CDC-fed index, never from SQL).
+#[utoipa::path(get, path = "/findAll", params(FindAllParams), tag = "search",
+    responses((status = 200, body = SearchPage), (status = 422, description = "invalid parameter (problem+json names it)")))]
+pub async fn find_all(State(app): State<AppState>, ApiQuery(params): ApiQuery<FindAllParams>) -> ApiResult<Json<SearchPage>> {
+    let query = SearchQuery::parse(&params)?;
+    let page = app.search.search(query).await.map_err(ApiError::Search)?;
+    Ok(Json(page))
+}
+
+/// Rebuild the search index from the CDC topic (clear, then replay from the beginning).
+#[utoipa::path(post, path = "/admin/reindex", tag = "search", responses((status = 200, body = indexer::ReindexReport)))]
+pub async fn reindex(State(app): State<AppState>) -> ApiResult<Json<indexer::ReindexReport>> {
+    let report = indexer::reindex(&app.config.common.kafka_brokers, &app.config.cdc_topic, app.search.clone(), app.index_gate.clone())
+        .await
+        .map_err(ApiError::Search)?;
+    Ok(Json(report))
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", post(catalogue::seed))
+        .route("/products", post(catalogue::create))
+        .route("/products/{id}", get(catalogue::get).patch(catalogue::patch).delete(catalogue::delete))
+        .route("/reserve", post(reservations::reserve))
+        .route("/reservations/{id}", get(reservations::get))
+        .route("/findAll", get(find_all))
+        .route("/admin/reindex", post(reindex))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .with_state(state)
+}
+
+/// Opens the configured search backend.
+pub async fn open_search(config: &Config) -> anyhow::Result<Arc<dyn SearchBackend>> {
+    Ok(match config.search_backend {
+        SearchBackendKind::Tantivy => Arc::new(Arc::new(search::tantivy_backend::TantivyBackend::open(&config.index_dir)?)),
+        SearchBackendKind::Elasticsearch => anyhow::bail!("the Elasticsearch backend is not built yet"),
+    })
+}
+
+/// A built service, bound to its port, not yet serving.
+pub struct Application {
+    port: u16,
+    state: AppState,
+    readiness: Readiness,
+    listener: tokio::net::TcpListener,
+    relay: OutboxRelay,
+    producer: Arc<rdkafka::producer::FutureProducer>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
+        let search = open_search(&config).await?;
+        let readiness = Readiness { service: "product", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
+        let state = AppState {
+            pool: f.pool,
+            config: Arc::new(config),
+            search,
+            index_gate: Arc::new(tokio::sync::Mutex::new(())),
+        };
+        Ok(Self { port: f.port, state, readiness, listener: f.listener, relay, producer: f.producer })
+    }
+
+    /// The bound port (useful when the configured port was 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops background work.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let cfg = self.state.config.clone();
+        let common = &cfg.common;
+        let mut tasks = tokio::task::JoinSet::new();
+
+        tasks.spawn(self.relay.clone().run(shutdown.clone()));
+
+        let commands = kafka::consumer(&common.kafka_brokers, &format!("{}product-commands", common.topic_prefix), common.fetch_wait_max_ms)?;
+        commands.subscribe(&[&common.topic(topics::PRODUCT_COMMANDS)])?;
+        let consumer_loop = ConsumerLoop {
+            service: "product",
+            consumer: commands,
+            pool: self.state.pool.clone(),
+            relay: self.relay.clone(),
+            dlq_topic: common.topic(topics::PAYMENT_DLQ),
+        };
+        let handler = commands::CommandHandler { replies_topic: common.topic(topics::PRODUCT_REPLIES) };
+        tasks.spawn(consumer_loop.run(handler, shutdown.clone()));
+
+        let cdc = kafka::consumer(&common.kafka_brokers, &cfg.indexer_group, common.fetch_wait_max_ms)?;
+        cdc.subscribe(&[&cfg.cdc_topic])?;
+        tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), shutdown.clone()));
+
+        tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, shutdown.clone()));
+
+        tracing::info!(port = self.port, search = self.state.search.name(), "product service listening");
+        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
+        drop(self.producer);
+        served
+    }
+}
+
+/// The `migrate` command: creates the database and topics, runs migrations, exits.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    service::migrate(&config.common, &MIGRATOR, TOPICS).await?;
+    // The CDC topic is Debezium's (never prefixed): created here so it has exactly one partition.
+    kafka::ensure_topics(&config.common.kafka_brokers, &[(config.cdc_topic.clone(), 1)]).await?;
+    Ok(())
+}

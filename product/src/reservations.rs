@@ -1,0 +1,211 @@
+//! Reservations: holds on stock.
+//!
+//! `POST /reserve` takes stock with ONE conditional UPDATE (`stock = stock - q WHERE stock >= q`)
+//! inside the transaction that inserts the reservation, so stock never goes negative and is never
+//! oversold, however many requests race. Every way out of HELD (confirm, release, expire) is a
+//! conditional UPDATE on `status = 'HELD'`, so whichever of a racing release and expiry commits
+//! first returns the stock and the other finds nothing to do: stock comes back exactly once.
+
+use std::time::Duration;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sagaway_common::{http::ApiJson, money};
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlConnection;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    AppState,
+    error::{ApiError, ApiResult},
+};
+
+/// A reservation as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
+pub struct Reservation {
+    pub id: String,
+    pub product_id: u64,
+    pub user_id: String,
+    pub quantity: i32,
+    #[serde(serialize_with = "money::serialize", deserialize_with = "money::deserialize")]
+    #[schema(value_type = String, example = "19.99")]
+    pub unit_price: Decimal,
+    #[serde(serialize_with = "money::serialize", deserialize_with = "money::deserialize")]
+    #[schema(value_type = String, example = "39.98")]
+    pub total_price: Decimal,
+    /// HELD, CONFIRMED, RELEASED or EXPIRED.
+    pub status: String,
+    /// The order that locked it for payment, once the saga has.
+    pub order_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// `POST /reserve` body.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub product_id: u64,
+    pub user_id: String,
+    pub quantity: i64,
+}
+
+const SELECT_RESERVATION: &str = "SELECT id, product_id, user_id, quantity, unit_price, total_price, status, order_id, \
+     expires_at, created_at, updated_at FROM reservations";
+
+/// A user id: 1–64 characters of letters, digits and `_ - . @ :`.
+pub fn validate_user_id(user_id: &str) -> ApiResult<()> {
+    let ok = !user_id.is_empty()
+        && user_id.len() <= 64
+        && user_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.@:".contains(c));
+    if ok { Ok(()) } else { Err(ApiError::invalid("user_id", "must be 1-64 characters of letters, digits and _ - . @ :")) }
+}
+
+/// Hold stock for a user.
+#[utoipa::path(post, path = "/reserve", request_body = ReserveRequest, tag = "reservations",
+    responses((status = 201, body = Reservation), (status = 404, description = "no such product"),
+              (status = 409, description = "insufficient stock"), (status = 422, description = "invalid field")))]
+pub async fn reserve(
+    State(app): State<AppState>,
+    ApiJson(req): ApiJson<ReserveRequest>,
+) -> ApiResult<(StatusCode, Json<Reservation>)> {
+    if req.product_id == 0 {
+        return Err(ApiError::invalid("product_id", "must be a positive integer"));
+    }
+    validate_user_id(&req.user_id)?;
+    let max = app.config.max_reservation_quantity as i64;
+    if req.quantity < 1 || req.quantity > max {
+        return Err(ApiError::invalid("quantity", format!("must be between 1 and {max}")));
+    }
+    let quantity = req.quantity as i32;
+    let id = Uuid::now_v7().to_string();
+    let ttl = app.config.reservation_ttl.as_micros() as i64;
+
+    let mut tx = app.pool.begin().await?;
+    let taken = sqlx::query("UPDATE products SET stock = stock - ? WHERE id = ? AND stock >= ?")
+        .bind(quantity)
+        .bind(req.product_id)
+        .bind(quantity)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if taken == 0 {
+        let stock: Option<i32> =
+            sqlx::query_scalar("SELECT stock FROM products WHERE id = ?").bind(req.product_id).fetch_optional(&mut *tx).await?;
+        return Err(match stock {
+            None => ApiError::ProductNotFound(req.product_id),
+            Some(available) => ApiError::InsufficientStock { product_id: req.product_id, requested: quantity, available },
+        });
+    }
+    // The row is locked by our UPDATE, so this price is the one in force when the stock was taken.
+    sqlx::query(
+        "INSERT INTO reservations (id, product_id, user_id, quantity, unit_price, total_price, status, expires_at) \
+         SELECT ?, id, ?, ?, price, price * ?, 'HELD', NOW(6) + INTERVAL ? MICROSECOND FROM products WHERE id = ?",
+    )
+    .bind(&id)
+    .bind(&req.user_id)
+    .bind(quantity)
+    .bind(quantity)
+    .bind(ttl)
+    .bind(req.product_id)
+    .execute(&mut *tx)
+    .await?;
+    let reservation = load_on(&mut tx, &id).await?.ok_or_else(|| ApiError::ReservationNotFound(id.clone()))?;
+    tx.commit().await?;
+    metrics::counter!("reservations_created_total").increment(1);
+    Ok((StatusCode::CREATED, Json(reservation)))
+}
+
+/// Read a reservation.
+#[utoipa::path(get, path = "/reservations/{id}", tag = "reservations",
+    responses((status = 200, body = Reservation), (status = 404, description = "no such reservation")))]
+pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Reservation>> {
+    if Uuid::parse_str(&id).is_err() {
+        return Err(ApiError::ReservationNotFound(id));
+    }
+    let mut conn = app.pool.acquire().await?;
+    load_on(&mut conn, &id).await?.map(Json).ok_or(ApiError::ReservationNotFound(id))
+}
+
+pub async fn load_on(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Reservation>> {
+    sqlx::query_as::<_, Reservation>(&format!("{SELECT_RESERVATION} WHERE id = ?")).bind(id).fetch_optional(conn).await
+}
+
+/// Loads and row-locks a reservation for a state change.
+pub async fn lock_for_update(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Reservation>> {
+    sqlx::query_as::<_, Reservation>(&format!("{SELECT_RESERVATION} WHERE id = ? FOR UPDATE"))
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+}
+
+/// Moves a reservation out of HELD into `to` (RELEASED or EXPIRED) and returns its stock, in the
+/// caller's transaction. Returns false when it was no longer HELD (someone else already moved it):
+/// the stock was returned by that someone, exactly once.
+pub async fn end_hold(conn: &mut MySqlConnection, id: &str, to: &'static str) -> sqlx::Result<bool> {
+    debug_assert!(to == "RELEASED" || to == "EXPIRED");
+    let moved = sqlx::query("UPDATE reservations SET status = ? WHERE id = ? AND status = 'HELD'")
+        .bind(to)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected()
+        == 1;
+    if moved {
+        sqlx::query("UPDATE products p JOIN reservations r ON r.product_id = p.id SET p.stock = p.stock + r.quantity WHERE r.id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(moved)
+}
+
+/// True when the reservation's hold has lapsed (by the database clock).
+pub async fn is_lapsed(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<bool> {
+    let lapsed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations WHERE id = ? AND expires_at <= NOW(6)")
+        .bind(id)
+        .fetch_one(conn)
+        .await?;
+    Ok(lapsed == 1)
+}
+
+/// The expiry job: every `interval`, expire lapsed HELD reservations (returning their stock).
+pub async fn run_expiry(pool: sqlx::MySqlPool, interval: Duration, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        match expire_lapsed(&pool, 500).await {
+            Ok(n) if n > 0 => tracing::info!(expired = n, "expired lapsed reservations"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reservation expiry failed; will retry"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// Expires up to `limit` lapsed reservations, one transaction each; returns how many it expired.
+pub async fn expire_lapsed(pool: &sqlx::MySqlPool, limit: u32) -> sqlx::Result<u64> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM reservations WHERE status = 'HELD' AND expires_at <= NOW(6) ORDER BY expires_at LIMIT ?")
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+    let mut expired = 0;
+    for id in ids {
+        let mut tx = pool.begin().await?;
+        if end_hold(&mut tx, &id, "EXPIRED").await? {
+            expired += 1;
+        }
+        tx.commit().await?;
+    }
+    metrics::counter!("reservations_expired_total").increment(expired);
+    Ok(expired)
+}

@@ -1,0 +1,150 @@
+//! `/findAll` parameters: parsed and validated once, whatever the backend.
+
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Result order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    /// Best text match first (by id when there is no text query).
+    Relevance,
+    PriceAsc,
+    PriceDesc,
+    /// Most recently created first.
+    Newest,
+}
+
+/// Raw query-string parameters of `GET /findAll` (everything as text, validated by [`SearchQuery::parse`]).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+pub struct FindAllParams {
+    /// Full-text query over name and description.
+    pub q: Option<String>,
+    /// Exact category (case-insensitive).
+    pub category: Option<String>,
+    pub min_price: Option<String>,
+    pub max_price: Option<String>,
+    /// `true`: only products with stock; `false`: only sold-out ones.
+    pub in_stock: Option<String>,
+    /// relevance (default), price_asc, price_desc, newest.
+    pub sort: Option<String>,
+    /// 1-based page (default 1).
+    pub page: Option<String>,
+    /// Items per page, 1–100 (default 20).
+    pub per_page: Option<String>,
+}
+
+/// A validated search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchQuery {
+    pub text: Option<String>,
+    pub category: Option<String>,
+    pub min_price: Option<Decimal>,
+    pub max_price: Option<Decimal>,
+    pub in_stock: Option<bool>,
+    pub sort: Sort,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+/// Deep paging is refused beyond this many results (page × per_page).
+pub const MAX_WINDOW: u64 = 10_000;
+
+impl SearchQuery {
+    pub fn parse(p: &FindAllParams) -> ApiResult<Self> {
+        let non_empty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let price = |field: &'static str, v: &Option<String>| -> ApiResult<Option<Decimal>> {
+            match non_empty(v) {
+                None => Ok(None),
+                Some(t) => {
+                    let d = sagaway_common::money::parse(&serde_json::Value::String(t)).map_err(|m| ApiError::invalid(field, m))?;
+                    if d.is_sign_negative() {
+                        return Err(ApiError::invalid(field, "must not be negative"));
+                    }
+                    Ok(Some(d))
+                }
+            }
+        };
+        let number = |field: &'static str, v: &Option<String>, default: u32, max: u32| -> ApiResult<u32> {
+            match non_empty(v) {
+                None => Ok(default),
+                Some(t) => match t.parse::<u32>() {
+                    Ok(n) if n >= 1 && n <= max => Ok(n),
+                    _ => Err(ApiError::invalid(field, format!("must be an integer between 1 and {max}"))),
+                },
+            }
+        };
+        let sort = match non_empty(&p.sort).as_deref() {
+            None | Some("relevance") => Sort::Relevance,
+            Some("price_asc") => Sort::PriceAsc,
+            Some("price_desc") => Sort::PriceDesc,
+            Some("newest") => Sort::Newest,
+            Some(other) => {
+                return Err(ApiError::invalid("sort", format!("{other:?} is not one of relevance, price_asc, price_desc, newest")));
+            }
+        };
+        let in_stock = match non_empty(&p.in_stock).as_deref() {
+            None => None,
+            Some("true") | Some("1") => Some(true),
+            Some("false") | Some("0") => Some(false),
+            Some(other) => return Err(ApiError::invalid("in_stock", format!("{other:?} is not true or false"))),
+        };
+        let min_price = price("min_price", &p.min_price)?;
+        let max_price = price("max_price", &p.max_price)?;
+        if let (Some(lo), Some(hi)) = (min_price, max_price) {
+            if lo > hi {
+                return Err(ApiError::invalid("min_price", "must not be greater than max_price"));
+            }
+        }
+        let text = non_empty(&p.q);
+        if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
+            return Err(ApiError::invalid("q", "must be at most 200 characters"));
+        }
+        let page = number("page", &p.page, 1, u32::MAX)?;
+        let per_page = number("per_page", &p.per_page, 20, 100)?;
+        if page as u64 * per_page as u64 > MAX_WINDOW {
+            return Err(ApiError::invalid("page", format!("page × per_page must not exceed {MAX_WINDOW}; narrow the search")));
+        }
+        Ok(Self { text, category: non_empty(&p.category), min_price, max_price, in_stock, sort, page, per_page })
+    }
+
+    pub fn offset(&self) -> usize {
+        ((self.page - 1) * self.per_page) as usize
+    }
+}
+
+/// A price in ten-thousandths (exact for DECIMAL(19,4)); what the index sorts and filters on.
+pub fn price_units(price: Decimal) -> u64 {
+    let scaled = (price * Decimal::from(10_000)).trunc();
+    u64::try_from(scaled.mantissa() / 10i128.pow(scaled.scale())).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn price_units_are_exact() {
+        assert_eq!(price_units(Decimal::from_str("19.9900").unwrap()), 199_900);
+        assert_eq!(price_units(Decimal::from_str("999999999999999.9999").unwrap()), 9_999_999_999_999_999_999);
+        assert_eq!(price_units(Decimal::from_str("0.0001").unwrap()), 1);
+    }
+
+    #[test]
+    fn rejects_bad_parameters_naming_them() {
+        let bad = |p: FindAllParams| match SearchQuery::parse(&p) {
+            Err(ApiError::Invalid { field, .. }) => field,
+            other => panic!("expected invalid, got {other:?}"),
+        };
+        assert_eq!(bad(FindAllParams { sort: Some("cheapest".into()), ..Default::default() }), "sort");
+        assert_eq!(bad(FindAllParams { per_page: Some("0".into()), ..Default::default() }), "per_page");
+        assert_eq!(bad(FindAllParams { per_page: Some("abc".into()), ..Default::default() }), "per_page");
+        assert_eq!(bad(FindAllParams { min_price: Some("-1".into()), ..Default::default() }), "min_price");
+        assert_eq!(bad(FindAllParams { min_price: Some("5".into()), max_price: Some("2".into()), ..Default::default() }), "min_price");
+        assert_eq!(bad(FindAllParams { in_stock: Some("maybe".into()), ..Default::default() }), "in_stock");
+        assert_eq!(bad(FindAllParams { page: Some("1000".into()), per_page: Some("100".into()), ..Default::default() }), "page");
+    }
+}
