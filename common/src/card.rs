@@ -141,8 +141,14 @@ pub fn validate(card: &CardInput, today: (u16, u8)) -> Result<(), CardProblem> {
 
 /// The keyed fingerprint of a card number (hex HMAC-SHA256).
 pub fn fingerprint(key: &CardKey, number: &str) -> String {
+    keyed_hash(key, digits(number).as_bytes())
+}
+
+/// Hex HMAC-SHA256 of `data` under the card key: for anything derived from card data that must be
+/// compared but never recovered (fingerprints, idempotency body hashes).
+pub fn keyed_hash(key: &CardKey, data: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key.0).expect("any key length");
-    mac.update(digits(number).as_bytes());
+    mac.update(data);
     hex::encode(mac.finalize().into_bytes())
 }
 

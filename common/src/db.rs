@@ -45,3 +45,10 @@ pub fn redact(url: &str) -> String {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().as_deref() == Some("23000") && db.message().contains("Duplicate"))
 }
+
+/// True for errors that only mean "another transaction got in the way" (deadlock victim, lock wait
+/// timeout): the whole transaction can simply be run again.
+pub fn is_retryable_conflict(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("40001") || db.message().contains("Deadlock") || db.message().contains("Lock wait timeout"))
+}

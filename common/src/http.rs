@@ -109,7 +109,8 @@ where
 }
 
 fn json_rejection_problem(rejection: JsonRejection) -> Problem {
-    let text = rejection.body_text();
+    // serde quotes the offending value; a mistyped card number must not come back (or be logged) in clear.
+    let text = crate::inbox::redact_digit_runs(&rejection.body_text());
     match rejection {
         JsonRejection::JsonDataError(_) => {
             // axum reports "Failed to deserialize ...: <path>: <serde message>"; keep the useful tail.

@@ -1,14 +1,39 @@
-//! Settings of the orchestrator service. Variables and defaults are listed in docs/configuration.md.
+//! Settings of the orchestrator. Every variable and default is listed in docs/configuration.md.
 
-use sagaway_common::config::CommonConfig;
+use std::time::Duration;
+
+use sagaway_common::{
+    card::CardKey,
+    config::{CommonConfig, env_or, env_string},
+};
 
 #[derive(Clone, Debug)]
 pub struct Config {
     pub common: CommonConfig,
+    /// Base URL of the product service, for reading reservations (`PRODUCT_URL`, default `http://127.0.0.1:3333`).
+    pub product_url: String,
+    /// The duplicate rule's window (`ORCHESTRATOR_DUPLICATE_WINDOW_SECS`, default 120).
+    pub duplicate_window: Duration,
+    /// How long Idempotency-Key records are kept (`ORCHESTRATOR_IDEMPOTENCY_TTL_HOURS`, default 24).
+    pub idempotency_ttl: Duration,
+    /// An in-flight Idempotency-Key older than this is considered abandoned (`ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS`, default 60).
+    pub idempotency_lock: Duration,
+    /// Seals card data and keys fingerprints (`CARD_KEY`, 64 hex characters).
+    pub card_key: CardKey,
+    /// Currency of every order (`ORCHESTRATOR_CURRENCY`, default USD).
+    pub currency: String,
 }
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
-        Ok(Self { common: CommonConfig::from_env("ORCHESTRATOR", 3334, "orchestrator")? })
+        Ok(Self {
+            common: CommonConfig::from_env("ORCHESTRATOR", 3334, "orchestrator")?,
+            product_url: env_string("PRODUCT_URL", "http://127.0.0.1:3333"),
+            duplicate_window: Duration::from_secs(env_or("ORCHESTRATOR_DUPLICATE_WINDOW_SECS", 120)?),
+            idempotency_ttl: Duration::from_secs(3600 * env_or::<u64>("ORCHESTRATOR_IDEMPOTENCY_TTL_HOURS", 24)?),
+            idempotency_lock: Duration::from_secs(env_or("ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS", 60)?),
+            card_key: CardKey::from_env()?,
+            currency: env_string("ORCHESTRATOR_CURRENCY", "USD"),
+        })
     }
 }

@@ -1,14 +1,41 @@
-//! The orchestrator: POST /payment, idempotency, the two-minute duplicate rule, and the payment saga.
+//! The orchestrator: `POST /payment`, idempotency, the two-minute duplicate rule, and the payment saga.
+//!
+//! Follow an order top-down: [`intake`] accepts it (202) → [`saga::start`] → [`saga::lock`] →
+//! [`saga::charge`] → [`saga::confirm`] → COMPLETED, or [`saga::compensate`] → COMPENSATED.
 //!
 //! # Layout
-//! - [`config`]: settings from the environment (`ORCHESTRATOR_*`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
-//! - [`Application`]: builds the service (migrations, topics, HTTP listener) and runs it until shutdown.
+//! - [`config`]: settings from the environment (`ORCHESTRATOR_*`, `PRODUCT_URL`, `CARD_KEY`, shared Kafka ones).
+//! - [`intake`]: `POST /payment`.
+//! - [`idempotency`]: `Idempotency-Key` records.
+//! - [`orders`]: order state, history, `GET /orders/{id}`, `GET /orders?user_id=`.
+//! - [`saga`]: one file per saga step, run by one inbox/outbox consumer.
+//! - [`product_client`]: reads reservations over the product service's HTTP API.
+//! - [`Application`]: wires it together and runs it until shutdown.
 
 pub mod config;
+pub mod error;
+pub mod idempotency;
+pub mod intake;
+pub mod orders;
+pub mod product_client;
+pub mod saga;
 
-use axum::Router;
-use sagaway_common::{http::Readiness, service, topics};
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    routing::{get, post},
+};
+use rdkafka::consumer::Consumer;
+use sagaway_common::{
+    http::Readiness,
+    inbox::ConsumerLoop,
+    kafka,
+    outbox::OutboxRelay,
+    service, topics,
+};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 pub use config::Config;
 
@@ -16,12 +43,48 @@ pub use config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The topics this service produces or consumes (logical names; the prefix is added at creation).
-pub const TOPICS: &[&str] = &[topics::ORDER_QUEUE, topics::PRODUCT_COMMANDS, topics::PRODUCT_REPLIES, topics::PAYMENT_COMMANDS, topics::PAYMENT_REPLIES, topics::SAGA_RETRY, topics::PAYMENT_DLQ, topics::ORDER_EVENTS];
+pub const TOPICS: &[&str] = &[
+    topics::ORDER_QUEUE,
+    topics::PRODUCT_COMMANDS,
+    topics::PRODUCT_REPLIES,
+    topics::PAYMENT_COMMANDS,
+    topics::PAYMENT_REPLIES,
+    topics::SAGA_RETRY,
+    topics::PAYMENT_DLQ,
+    topics::ORDER_EVENTS,
+];
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::MySqlPool,
+    pub config: Arc<Config>,
+    pub product: product_client::ProductClient,
+    pub relay: OutboxRelay,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
+    paths(intake::create_payment, orders::get, orders::list),
+    components(schemas(intake::PaymentRequestDoc, intake::PaymentMethodDoc, intake::CardDoc, intake::PaymentAccepted,
+                       orders::OrderView, orders::HistoryEntry, orders::PaymentView))
+)]
+pub struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/payment", post(intake::create_payment))
+        .route("/orders", get(orders::list))
+        .route("/orders/{id}", get(orders::get))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .with_state(state)
+}
 
 /// A built service, bound to its port, not yet serving.
 pub struct Application {
     port: u16,
-    router: Router,
+    state: AppState,
     readiness: Readiness,
     listener: tokio::net::TcpListener,
 }
@@ -30,7 +93,14 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
         let readiness = Readiness { service: "orchestrator", pool: f.pool.clone(), kafka: f.producer.clone() };
-        Ok(Self { port: f.port, router: Router::new(), readiness, listener: f.listener })
+        let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
+        let state = AppState {
+            pool: f.pool,
+            product: product_client::ProductClient::new(&config.product_url),
+            config: Arc::new(config),
+            relay,
+        };
+        Ok(Self { port: f.port, state, readiness, listener: f.listener })
     }
 
     /// The bound port (useful when the configured port was 0).
@@ -40,8 +110,29 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops background work.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        tracing::info!(port = self.port, "orchestrator service listening");
-        service::serve(self.listener, self.router, self.readiness, shutdown).await
+        let cfg = self.state.config.clone();
+        let common = &cfg.common;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.state.relay.clone().run(shutdown.clone()));
+
+        let saga_topics = saga::SagaTopics::new(common);
+        let consumer = kafka::consumer(&common.kafka_brokers, &format!("{}orchestrator-saga", common.topic_prefix), common.fetch_wait_max_ms)?;
+        consumer.subscribe(&saga_topics.consumed())?;
+        let saga_loop = ConsumerLoop {
+            service: "orchestrator",
+            consumer,
+            pool: self.state.pool.clone(),
+            relay: self.state.relay.clone(),
+            dlq_topic: common.topic(topics::PAYMENT_DLQ),
+        };
+        tasks.spawn(saga_loop.run(saga::SagaHandler { topics: saga_topics }, shutdown.clone()));
+        tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(60), shutdown.clone()));
+
+        tracing::info!(port = self.port, "orchestrator listening");
+        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
+        served
     }
 }
 

@@ -1,0 +1,279 @@
+//! `POST /payment`: the front door. Read top-down, this is where an order begins:
+//!
+//! 1. validate the body (problem+json 422 naming the field; card number, expiry and CVC checked);
+//! 2. claim the `Idempotency-Key`, if any (replay / 422 / 409, see [`crate::idempotency`]);
+//! 3. read the reservation from the product service: it must exist, be the user's, be HELD and
+//!    unexpired; the amount is the reservation's total, never a client figure;
+//! 4. in ONE transaction: the two-minute duplicate guard, the order (card sealed, never in clear),
+//!    its first history entry, and the outbox rows for `order_queue` and `order.events`;
+//! 5. answer 202 `{order_id, status, status_url}`. The saga takes it from there
+//!    ([`crate::saga::start`]).
+
+use axum::{
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use chrono::Datelike;
+use sagaway_common::{
+    card::{self, CardInput},
+    http::{ApiJson, Problem},
+    outbox::{self, Outgoing},
+    topics,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use sagaway_common::db::is_retryable_conflict;
+
+use crate::{
+    AppState,
+    product_client::ReservationInfo,
+    error::{ApiError, ApiResult},
+    idempotency::{self, Claim},
+    orders,
+    saga::OrderAccepted,
+};
+
+/// `POST /payment` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    pub reservation_id: String,
+    pub user_id: String,
+    pub payment_method: PaymentMethod,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentMethod {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub card: CardInput,
+}
+
+/// Documentation shape of the body (the real type keeps card data out of `Debug`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PaymentRequestDoc {
+    reservation_id: String,
+    user_id: String,
+    payment_method: PaymentMethodDoc,
+}
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PaymentMethodDoc {
+    /// Always `card`.
+    #[schema(rename = "type", example = "card")]
+    kind: String,
+    card: CardDoc,
+}
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CardDoc {
+    #[schema(example = "4242424242424242")]
+    number: String,
+    exp_month: u8,
+    exp_year: u16,
+    #[schema(example = "123")]
+    cvc: String,
+}
+
+/// The 202 answer.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentAccepted {
+    pub order_id: String,
+    pub status: String,
+    pub status_url: String,
+}
+
+/// Accept a payment for a reservation.
+#[utoipa::path(post, path = "/payment", request_body = PaymentRequestDoc, tag = "payments",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Stripe-style idempotency key")),
+    responses((status = 202, body = PaymentAccepted),
+              (status = 403, description = "the reservation belongs to another user"),
+              (status = 404, description = "no such reservation"),
+              (status = 409, description = "duplicate payment (names original_order_id), key in flight, or reservation not payable"),
+              (status = 422, description = "invalid body, or Idempotency-Key reused with another body")))]
+pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, ApiJson(body): ApiJson<serde_json::Value>) -> Response {
+    // 1. Validate before anything is recorded: invalid requests are never stored under a key.
+    let request = match parse(&body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let key = match idempotency::key_from(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+
+    // 2. Idempotency.
+    if let Some(key) = &key {
+        let hash = idempotency::body_hash(&app.config.card_key, &body);
+        match idempotency::claim(&app.pool, key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
+            Ok(Claim::Fresh) => {}
+            Ok(Claim::Replay { status, body }) => return replayed(status, body),
+            Err(e) => return e.into_response(),
+        }
+    }
+
+    // 3–4.
+    let (status, body) = match accept(&app, &request).await {
+        Ok(accepted) => (StatusCode::ACCEPTED, serde_json::to_string(&accepted).expect("serialises")),
+        Err(e) => {
+            let problem = Problem::from(e);
+            (problem.status_code(), serde_json::to_string(&problem).expect("serialises"))
+        }
+    };
+    if let Some(key) = &key {
+        let stored = if status.is_server_error() {
+            idempotency::release(&app.pool, key).await
+        } else {
+            idempotency::complete(&app.pool, key, status, &body).await
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "could not record the idempotent response");
+        }
+    }
+    respond(status, body, false)
+}
+
+fn parse(body: &serde_json::Value) -> ApiResult<PaymentRequest> {
+    let request: PaymentRequest = serde_path_to_error::deserialize(body).map_err(|e| {
+        let field = e.path().to_string();
+        let message = sagaway_common::inbox::redact_digit_runs(&e.inner().to_string());
+        ApiError::invalid(if field == "." { "body" } else { &field }, message)
+    })?;
+    let r = &request;
+    if Uuid::parse_str(&r.reservation_id).is_err() {
+        return Err(ApiError::invalid("reservation_id", "must be a reservation id (UUID)"));
+    }
+    let user_ok = !r.user_id.is_empty() && r.user_id.len() <= 64 && r.user_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.@:".contains(c));
+    if !user_ok {
+        return Err(ApiError::invalid("user_id", "must be 1-64 characters of letters, digits and _ - . @ :"));
+    }
+    if r.payment_method.kind != "card" {
+        return Err(ApiError::invalid("payment_method.type", "only \"card\" is supported"));
+    }
+    let now = chrono::Utc::now();
+    if let Err(p) = card::validate(&r.payment_method.card, (now.year() as u16, now.month() as u8)) {
+        return Err(ApiError::Invalid { field: p.field.to_string(), code: p.code, message: p.message.to_string() });
+    }
+    Ok(request)
+}
+
+/// Steps 3–4: reservation checks, then the order and its outbox rows in one transaction.
+async fn accept(app: &AppState, r: &PaymentRequest) -> ApiResult<PaymentAccepted> {
+    let reservation = app
+        .product
+        .reservation(&r.reservation_id)
+        .await
+        .map_err(ApiError::ProductUnavailable)?
+        .ok_or_else(|| ApiError::ReservationNotFound(r.reservation_id.clone()))?;
+    if reservation.user_id != r.user_id {
+        return Err(ApiError::ReservationNotOwned(r.reservation_id.clone()));
+    }
+    let expired = reservation.expires_at <= chrono::Utc::now();
+    if reservation.status != "HELD" || expired {
+        let status = if expired && reservation.status == "HELD" { "EXPIRED".to_string() } else { reservation.status };
+        return Err(ApiError::ReservationNotPayable { reservation_id: r.reservation_id.clone(), status });
+    }
+
+    // Racing inserts of the same new guard row can deadlock in InnoDB; the victim simply runs
+    // again and then finds the winner.
+    let mut attempt = 0;
+    let order_id = loop {
+        attempt += 1;
+        match record_order(app, r, &reservation).await {
+            Err(ApiError::Database(e)) if attempt < 8 && is_retryable_conflict(&e) => continue,
+            other => break other?,
+        }
+    };
+    app.relay.notify();
+    metrics::counter!("payments_accepted_total").increment(1);
+    tracing::info!(order_id, user_id = %r.user_id, reservation_id = %r.reservation_id, "payment accepted");
+    Ok(PaymentAccepted { status_url: format!("/orders/{order_id}"), order_id, status: orders::ACCEPTED.to_string() })
+}
+
+/// Step 4: the duplicate guard, the order, its history and outbox rows, in one transaction.
+async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo) -> ApiResult<String> {
+    let order_id = Uuid::now_v7().to_string();
+    let card = card::seal(&app.config.card_key, &order_id, &r.payment_method.card);
+    let window_us = app.config.duplicate_window.as_micros() as i64;
+    let mut tx = app.pool.begin().await?;
+
+    // The duplicate guard. The upsert takes the row lock, so racing requests queue here; each
+    // then sees the committed winner. The winner is replaced only once its window has passed.
+    sqlx::query(
+        "INSERT INTO payment_guard (user_id, product_id, order_id, accepted_at) VALUES (?, ?, ?, NOW(6)) \
+         ON DUPLICATE KEY UPDATE \
+           order_id = IF(accepted_at <= NOW(6) - INTERVAL ? MICROSECOND, VALUES(order_id), order_id), \
+           accepted_at = IF(accepted_at <= NOW(6) - INTERVAL ? MICROSECOND, VALUES(accepted_at), accepted_at)",
+    )
+    .bind(&r.user_id)
+    .bind(reservation.product_id)
+    .bind(&order_id)
+    .bind(window_us)
+    .bind(window_us)
+    .execute(&mut *tx)
+    .await?;
+    let holder: String = sqlx::query_scalar("SELECT order_id FROM payment_guard WHERE user_id = ? AND product_id = ?")
+        .bind(&r.user_id)
+        .bind(reservation.product_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if holder != order_id {
+        tx.rollback().await?;
+        metrics::counter!("payments_rejected_duplicate_total").increment(1);
+        return Err(ApiError::DuplicatePayment { original_order_id: holder });
+    }
+
+    sqlx::query(
+        "INSERT INTO orders (id, user_id, reservation_id, product_id, quantity, amount, currency, status, \
+         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&order_id)
+    .bind(&r.user_id)
+    .bind(&r.reservation_id)
+    .bind(reservation.product_id)
+    .bind(reservation.quantity)
+    .bind(reservation.total_price)
+    .bind(&app.config.currency)
+    .bind(orders::ACCEPTED)
+    .bind(&card.brand)
+    .bind(&card.last4)
+    .bind(card.exp_month)
+    .bind(card.exp_year)
+    .bind(&card.fingerprint)
+    .bind(&card.sealed)
+    .execute(&mut *tx)
+    .await?;
+    let mut order = orders::lock(&mut tx, &order_id).await?.ok_or_else(|| anyhow::anyhow!("order vanished"))?;
+    let cfg = &app.config.common;
+    let event = orders::set_status(&mut tx, &mut order, orders::ACCEPTED, None, &cfg.topic(topics::ORDER_EVENTS)).await?;
+    let queued = Outgoing::json(
+        cfg.topic(topics::ORDER_QUEUE),
+        &r.user_id,
+        "order_accepted",
+        &OrderAccepted { order_id: order_id.clone(), user_id: r.user_id.clone() },
+    );
+    outbox::enqueue(&mut tx, &queued).await?;
+    outbox::enqueue(&mut tx, &event).await?;
+    tx.commit().await?;
+    Ok(order_id)
+}
+
+fn replayed(status: StatusCode, body: String) -> Response {
+    respond(status, body, true)
+}
+
+fn respond(status: StatusCode, body: String, replayed: bool) -> Response {
+    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if replayed {
+        res.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    res
+}
