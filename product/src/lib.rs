@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod indexer;
 pub mod reservations;
 pub mod search;
@@ -25,7 +26,7 @@ use axum::{
     routing::{get, post},
 };
 use sagaway_common::{
-    http::{ApiQuery, Readiness},
+    http::Readiness,
     inbox::ConsumerLoop,
     kafka,
     outbox::OutboxRelay,
@@ -69,7 +70,7 @@ pub struct ApiDoc;
 /// Search the catalogue (served from the CDC-fed index, never from SQL).
 #[utoipa::path(get, path = "/findAll", params(FindAllParams), tag = "search",
     responses((status = 200, body = SearchPage), (status = 422, description = "invalid parameter (problem+json names it)")))]
-pub async fn find_all(State(app): State<AppState>, ApiQuery(params): ApiQuery<FindAllParams>) -> ApiResult<Json<SearchPage>> {
+pub async fn find_all(State(app): State<AppState>, extract::Params(params): extract::Params<FindAllParams>) -> ApiResult<Json<SearchPage>> {
     let query = SearchQuery::parse(&params)?;
     let page = app.search.search(query).await.map_err(ApiError::Search)?;
     Ok(Json(page))
@@ -101,7 +102,7 @@ pub fn router(state: AppState) -> Router {
 pub async fn open_search(config: &Config) -> anyhow::Result<Arc<dyn SearchBackend>> {
     Ok(match config.search_backend {
         SearchBackendKind::Tantivy => Arc::new(Arc::new(search::tantivy_backend::TantivyBackend::open(&config.index_dir)?)),
-        SearchBackendKind::Elasticsearch => anyhow::bail!("the Elasticsearch backend is not built yet"),
+        SearchBackendKind::Elasticsearch => Arc::new(search::elastic::ElasticBackend::open(&config.es_url, &config.es_index).await?),
     })
 }
 

@@ -15,7 +15,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{http::ApiJson, money};
+use sagaway_common::money;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
@@ -24,6 +24,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
+    extract::Body,
 };
 
 /// A reservation as the API shows it.
@@ -74,7 +75,7 @@ pub fn validate_user_id(user_id: &str) -> ApiResult<()> {
               (status = 409, description = "insufficient stock"), (status = 422, description = "invalid field")))]
 pub async fn reserve(
     State(app): State<AppState>,
-    ApiJson(req): ApiJson<ReserveRequest>,
+    Body(req): Body<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     if req.product_id == 0 {
         return Err(ApiError::invalid("product_id", "must be a positive integer"));
@@ -105,6 +106,12 @@ pub async fn reserve(
         });
     }
     // The row is locked by our UPDATE, so this price is the one in force when the stock was taken.
+    let unit_price: Decimal =
+        sqlx::query_scalar("SELECT price FROM products WHERE id = ?").bind(req.product_id).fetch_one(&mut *tx).await?;
+    // DECIMAL(19,4) cannot hold a larger total: refuse it (the rollback returns the stock) instead of a 500.
+    if unit_price.checked_mul(Decimal::from(quantity)).is_none_or(|total| total > money::max_amount()) {
+        return Err(ApiError::invalid("quantity", format!("{quantity} × {unit_price} exceeds the largest amount a reservation can hold")));
+    }
     sqlx::query(
         "INSERT INTO reservations (id, product_id, user_id, quantity, unit_price, total_price, status, expires_at) \
          SELECT ?, id, ?, ?, price, price * ?, 'HELD', NOW(6) + INTERVAL ? MICROSECOND FROM products WHERE id = ?",

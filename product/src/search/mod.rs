@@ -10,6 +10,7 @@
 //! a tombstone that keeps the version), so a replayed or stale event is a no-op.
 
 pub mod cdc;
+pub mod elastic;
 pub mod query;
 pub mod tantivy_backend;
 

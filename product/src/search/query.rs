@@ -18,7 +18,9 @@ pub enum Sort {
 }
 
 /// Raw query-string parameters of `GET /findAll` (everything as text, validated by [`SearchQuery::parse`]).
+/// Unknown parameters are refused (422 naming them): a misspelt filter must not silently widen a search.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
 pub struct FindAllParams {
     /// Full-text query over name and description.
     pub q: Option<String>,
@@ -118,7 +120,10 @@ impl SearchQuery {
 /// A price in ten-thousandths (exact for DECIMAL(19,4)); what the index sorts and filters on.
 pub fn price_units(price: Decimal) -> u64 {
     let scaled = (price * Decimal::from(10_000)).trunc();
-    u64::try_from(scaled.mantissa() / 10i128.pow(scaled.scale())).unwrap_or(0)
+    let units = scaled.mantissa() / 10i128.pow(scaled.scale());
+    // Query bounds beyond any storable price saturate (a huge max_price means "no upper bound"),
+    // never wrap to 0; negative prices do not exist.
+    u64::try_from(units).unwrap_or(if units < 0 { 0 } else { u64::MAX })
 }
 
 #[cfg(test)]
@@ -131,6 +136,7 @@ mod tests {
         assert_eq!(price_units(Decimal::from_str("19.9900").unwrap()), 199_900);
         assert_eq!(price_units(Decimal::from_str("999999999999999.9999").unwrap()), 9_999_999_999_999_999_999);
         assert_eq!(price_units(Decimal::from_str("0.0001").unwrap()), 1);
+        assert_eq!(price_units(Decimal::from_str("99999999999999999999999").unwrap()), u64::MAX);
     }
 
     #[test]
