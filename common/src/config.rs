@@ -63,6 +63,20 @@ impl CommonConfig {
         })
     }
 
+    /// Settings for one instance on the local stack with its own database and topic prefix, on a
+    /// free port: what tests use to run services side by side.
+    pub fn local(database: &str, topic_prefix: &str) -> Self {
+        Self {
+            http_host: "127.0.0.1".into(),
+            http_port: 0,
+            database_url: format!("mysql://sagaway:sagaway@127.0.0.1:{}/{database}", env_or("SAGAWAY_MYSQL_PORT", 3307u16).unwrap_or(3307)),
+            db_max_connections: 20,
+            kafka_brokers: format!("127.0.0.1:{}", env_or("SAGAWAY_KAFKA_PORT", 9092u16).unwrap_or(9092)),
+            topic_prefix: topic_prefix.into(),
+            fetch_wait_max_ms: 10,
+        }
+    }
+
     /// The full name of a logical topic (`order_queue` → `<prefix>order_queue`).
     pub fn topic(&self, name: &str) -> String {
         format!("{}{}", self.topic_prefix, name)

@@ -1,6 +1,10 @@
 //! Helpers for tests that drive the whole local stack: where it is, and how to watch a topic.
 //!
+//! - [`system`]: the three services in-process, each with a fresh database, for saga tests.
+//!
 //! The stack's location comes from the same variables `scripts/stack` reads, with the same defaults.
+
+pub mod system;
 
 use std::time::{Duration, Instant};
 
