@@ -1,14 +1,40 @@
-//! The payment processor: a simulated acquirer and a double-entry ledger.
+//! The payment processor: a simulated acquirer and a double-entry ledger, driven by the saga over
+//! Kafka (`payment.commands` → `payment.replies`), with non-blocking retries and a dead-letter topic.
 //!
 //! # Layout
-//! - [`config`]: settings from the environment (`PAYMENT_*`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
-//! - [`Application`]: builds the service (migrations, topics, HTTP listener) and runs it until shutdown.
+//! - [`config`]: settings from the environment (`PAYMENT_*`, `CARD_KEY`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
+//! - [`commands`]: the saga participant: consumes charge/refund commands (inbox + effect + outbox in one transaction).
+//! - [`charges`]: the charge state machine (validate, acquirer, capture / decline / retry / dead letter) and `GET /charges/{order_id}`.
+//! - [`refunds`]: compensation of a capture, idempotent per order.
+//! - [`acquirer`]: the simulated acquirer and its test cards.
+//! - [`retry_policy`]: which errors are retried, how often and when (the whole policy, one module).
+//! - [`retry`]: the `saga.retry` forwarder that puts due retries back on `payment.commands`.
+//! - [`ledger`]: accounts, journal entries and postings; `GET /ledger/summary`, `GET /accounts/{id}`.
+//! - [`outage`]: the acquirer outage switch (`GET`/`POST /admin/outage`).
+//! - [`error`]: the HTTP error type (problem+json).
+//! - [`Application`]: wires it together and runs it until shutdown.
 
+pub mod acquirer;
+pub mod charges;
+pub mod commands;
 pub mod config;
+pub mod error;
+pub mod ledger;
+pub mod outage;
+pub mod refunds;
+pub mod retry;
+pub mod retry_policy;
 
-use axum::Router;
-use sagaway_common::{http::Readiness, service, topics};
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    routing::get,
+};
+use rdkafka::consumer::Consumer;
+use sagaway_common::{http::Readiness, inbox::ConsumerLoop, kafka, outbox::OutboxRelay, service, topics};
 use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
 
 pub use config::Config;
 
@@ -16,21 +42,51 @@ pub use config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The topics this service produces or consumes (logical names; the prefix is added at creation).
-pub const TOPICS: &[&str] = &[topics::PAYMENT_COMMANDS, topics::PAYMENT_REPLIES];
+pub const TOPICS: &[&str] = &[topics::PAYMENT_COMMANDS, topics::PAYMENT_REPLIES, topics::SAGA_RETRY, topics::PAYMENT_DLQ];
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::MySqlPool,
+    pub config: Arc<Config>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Sagaway payment processor", description = "Simulated acquirer, double-entry ledger and charge history. \
+        Charges and refunds arrive over Kafka (`payment.commands`); this API inspects them and runs the outage switch."),
+    paths(charges::get, ledger::summary, ledger::account, outage::get, outage::set),
+    components(schemas(charges::ChargeView, charges::AttemptView, ledger::LedgerSummary, ledger::AccountBalance,
+                       ledger::AccountView, ledger::PostingView, ledger::CurrencyBalance, outage::OutageState, outage::OutageRequest))
+)]
+pub struct ApiDoc;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/charges/{order_id}", get(charges::get))
+        .route("/ledger/summary", get(ledger::summary))
+        .route("/accounts/{id}", get(ledger::account))
+        .route("/admin/outage", get(outage::get).post(outage::set))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .with_state(state)
+}
 
 /// A built service, bound to its port, not yet serving.
 pub struct Application {
     port: u16,
-    router: Router,
+    state: AppState,
     readiness: Readiness,
     listener: tokio::net::TcpListener,
+    relay: OutboxRelay,
 }
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
         let readiness = Readiness { service: "payment", pool: f.pool.clone(), kafka: f.producer.clone() };
-        Ok(Self { port: f.port, router: Router::new(), readiness, listener: f.listener })
+        let relay = OutboxRelay::new(f.pool.clone(), f.producer);
+        let state = AppState { pool: f.pool, config: Arc::new(config) };
+        Ok(Self { port: f.port, state, readiness, listener: f.listener, relay })
     }
 
     /// The bound port (useful when the configured port was 0).
@@ -40,8 +96,48 @@ impl Application {
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops background work.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let cfg = self.state.config.clone();
+        let common = &cfg.common;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.relay.clone().run(shutdown.clone()));
+
+        let commands_topic = common.topic(topics::PAYMENT_COMMANDS);
+        let commands = kafka::consumer(&common.kafka_brokers, &cfg.commands_group, common.fetch_wait_max_ms)?;
+        commands.subscribe(&[&commands_topic])?;
+        let handler = commands::CommandHandler {
+            replies_topic: common.topic(topics::PAYMENT_REPLIES),
+            retry_topic: common.topic(topics::SAGA_RETRY),
+            dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            card_key: cfg.card_key.clone(),
+            retry: cfg.retry.clone(),
+        };
+        let commands_loop = ConsumerLoop {
+            service: commands::SERVICE,
+            consumer: commands,
+            pool: self.state.pool.clone(),
+            relay: self.relay.clone(),
+            dlq_topic: common.topic(topics::PAYMENT_DLQ),
+        };
+        tasks.spawn(commands_loop.run(handler, shutdown.clone()));
+
+        // Its own group and task: waiting for a retry's due time never holds up new commands.
+        let retries = kafka::consumer(&common.kafka_brokers, &cfg.retry_group, common.fetch_wait_max_ms)?;
+        retries.subscribe(&[&common.topic(topics::SAGA_RETRY)])?;
+        let retry_loop = ConsumerLoop {
+            service: commands::SERVICE,
+            consumer: retries,
+            pool: self.state.pool.clone(),
+            relay: self.relay.clone(),
+            dlq_topic: common.topic(topics::PAYMENT_DLQ),
+        };
+        let forwarder = retry::RetryForwarder { own_topics: vec![commands_topic], shutdown: shutdown.clone() };
+        tasks.spawn(retry_loop.run(forwarder, shutdown.clone()));
+
         tracing::info!(port = self.port, "payment service listening");
-        service::serve(self.listener, self.router, self.readiness, shutdown).await
+        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
+        served
     }
 }
 
