@@ -136,6 +136,11 @@ impl Application {
         self.port
     }
 
+    /// The search backend the indexer feeds (tests replay events into it directly).
+    pub fn search_backend(&self) -> Arc<dyn SearchBackend> {
+        self.state.search.clone()
+    }
+
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops background work.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let cfg = self.state.config.clone();
