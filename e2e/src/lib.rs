@@ -106,3 +106,50 @@ impl TopicWatcher {
         bail!("no matching record within {within:?}")
     }
 }
+
+/// Everything on `topic` right now (keys, values and headers of every record, as text), read from
+/// the beginning up to each partition's current end: for scanning topics for data that must not be there.
+pub fn dump_topic(brokers: &str, topic: &str) -> anyhow::Result<String> {
+    use rdkafka::message::Headers;
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", format!("e2e-dump-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()?;
+    let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = meta.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
+    let mut ends = std::collections::HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10))?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(topic, p, Offset::Offset(low))?;
+        }
+    }
+    let mut out = String::new();
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&tpl)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ends.is_empty() && Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let m = m?;
+        out.push_str(&String::from_utf8_lossy(m.key().unwrap_or_default()));
+        out.push('|');
+        out.push_str(&String::from_utf8_lossy(m.payload().unwrap_or_default()));
+        if let Some(h) = m.headers() {
+            for header in h.iter() {
+                out.push_str(&format!("|{}={}", header.key, String::from_utf8_lossy(header.value.unwrap_or_default())));
+            }
+        }
+        out.push('\n');
+        if ends.get(&m.partition()).is_some_and(|end| m.offset() + 1 >= *end) {
+            ends.remove(&m.partition());
+        }
+    }
+    anyhow::ensure!(ends.is_empty(), "could not read {topic} to its end");
+    Ok(out)
+}

@@ -14,11 +14,13 @@ use tokio_util::sync::CancellationToken;
 pub struct SystemOptions {
     pub duplicate_window: Duration,
     pub reservation_ttl: Duration,
+    /// The payment processor's attempt budget for transient failures.
+    pub max_attempts: u32,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900) }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5 }
     }
 }
 
@@ -27,10 +29,13 @@ pub struct System {
     pub prefix: String,
     pub product_url: String,
     pub orchestrator_url: String,
+    pub payment_url: String,
     pub http: reqwest::Client,
     pub product_db: sqlx::MySqlPool,
     pub orchestrator_db: sqlx::MySqlPool,
-    databases: Vec<String>,
+    pub payment_db: sqlx::MySqlPool,
+    /// The three test databases (product, orchestrator, payment).
+    pub databases: Vec<String>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -84,14 +89,35 @@ impl System {
         tasks.push(tokio::spawn(orch_app.run_until_stopped(shutdown.clone())));
         databases.push(orch_db.clone());
 
+        let pay_db = format!("payment_t_{id}");
+        let pay_common = CommonConfig::local(&pay_db, &prefix);
+        let pay_cfg = payment::Config {
+            card_key: sagaway_common::card::CardKey::from_hex(sagaway_common::card::DEV_CARD_KEY)?,
+            retry: payment::retry_policy::RetryPolicy {
+                base: Duration::from_millis(50),
+                cap: Duration::from_millis(400),
+                max_attempts: opts.max_attempts,
+                jitter: std::sync::Arc::new(payment::retry_policy::RandomJitter),
+            },
+            commands_group: format!("{prefix}payment-commands"),
+            retry_group: format!("{prefix}payment-retry"),
+            common: pay_common,
+        };
+        let pay_app = payment::Application::build(pay_cfg).await.context("building payment")?;
+        let payment_url = format!("http://127.0.0.1:{}", pay_app.port());
+        tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
+        databases.push(pay_db.clone());
+
         let stack = crate::StackAddr::from_env();
         Ok(Self {
             prefix,
             product_url,
             orchestrator_url,
+            payment_url,
             http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
             product_db: sqlx::MySqlPool::connect(&stack.mysql_url(&product_db)).await?,
             orchestrator_db: sqlx::MySqlPool::connect(&stack.mysql_url(&orch_db)).await?,
+            payment_db: sqlx::MySqlPool::connect(&stack.mysql_url(&pay_db)).await?,
             databases,
             shutdown,
             tasks,
@@ -153,6 +179,44 @@ impl System {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    pub async fn get_json(&self, url: String) -> anyhow::Result<Value> {
+        Ok(self.http.get(url).send().await?.json().await?)
+    }
+
+    /// Stock of a product as the database has it.
+    pub async fn stock(&self, product_id: u64) -> anyhow::Result<i64> {
+        let p = self.get_json(format!("{}/products/{product_id}", self.product_url)).await?;
+        p["stock"].as_i64().context("stock")
+    }
+
+    /// Every value of every row of every table of the test databases, as text: for scanning.
+    pub async fn dump_tables(&self) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for (db, pool) in self.databases.iter().zip([&self.product_db, &self.orchestrator_db, &self.payment_db]) {
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = ?")
+                    .bind(db)
+                    .fetch_all(pool)
+                    .await?;
+            for t in tables {
+                let cols: Vec<String> = sqlx::query_scalar(
+                    "SELECT CAST(column_name AS CHAR) FROM information_schema.columns WHERE table_schema = ? AND table_name = ?",
+                )
+                .bind(db)
+                .bind(&t)
+                .fetch_all(pool)
+                .await?;
+                let expr = cols.iter().map(|c| format!("IFNULL(CAST(`{c}` AS CHAR), '')")).collect::<Vec<_>>().join(", '|', ");
+                let rows: Vec<String> = sqlx::query_scalar(&format!("SELECT CONCAT({expr}) FROM `{t}`")).fetch_all(pool).await?;
+                for r in rows {
+                    out.push_str(&r);
+                    out.push('\n');
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stops the services and drops their databases.

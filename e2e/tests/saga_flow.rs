@@ -1,0 +1,104 @@
+//! The payment saga end to end: product, orchestrator and payment processor in-process, real
+//! MariaDB and broker, fresh databases and topics.
+
+use std::time::Duration;
+
+use e2e::system::{System, SystemOptions, payment_body};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+fn statuses(order: &Value) -> Vec<String> {
+    order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_string()).collect()
+}
+
+fn terminal(o: &Value) -> bool {
+    matches!(o["status"].as_str(), Some("COMPLETED" | "COMPENSATED" | "FAILED"))
+}
+
+async fn pay(sys: &System, product: u64, user: &str, card: &str) -> anyhow::Result<(String, String)> {
+    let r = sys.reserve(product, user, 2).await?;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let (status, _, b) = sys.post_payment(&payment_body(&rid, user, card), None).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    Ok((b["order_id"].as_str().unwrap().to_string(), rid))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approved_card_completes_confirms_the_reservation_and_balances_the_ledger() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let product = sys.create_product("19.99", 10).await?;
+    let (order_id, rid) = pay(&sys, product, "happy", "4242 4242 4242 4242").await?;
+    let order = sys.wait_order(&order_id, WITHIN, terminal).await?;
+    assert_eq!(order["status"], "COMPLETED", "{order}");
+    assert_eq!(statuses(&order), ["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "PAID", "COMPLETED"]);
+    assert_eq!(order["amount"], "39.98", "the amount comes from the reservation");
+    assert_eq!(order["payment"]["last4"], "4242");
+    assert_eq!(order["payment"]["brand"], "visa");
+
+    let reservation = sys.get_json(format!("{}/reservations/{rid}", sys.product_url)).await?;
+    assert_eq!(reservation["status"], "CONFIRMED");
+    assert_eq!(reservation["order_id"], order_id.as_str());
+    assert_eq!(sys.stock(product).await?, 8, "a sale keeps the stock taken");
+
+    let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
+    assert_eq!(ledger["balanced"], true, "{ledger}");
+    assert_eq!(ledger["captured_total"], "39.98", "{ledger}");
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn declined_cards_compensate_with_the_reason_and_return_the_stock() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let product = sys.create_product("5.00", 10).await?;
+    for (card, reason) in [("4000000000000002", "card_declined"), ("4000000000009995", "insufficient_funds"), ("4000000000000069", "expired_card")] {
+        let (order_id, rid) = pay(&sys, product, &format!("decline-{reason}"), card).await?;
+        let order = sys.wait_order(&order_id, WITHIN, |o| o["status"] == "COMPENSATED").await?;
+        assert_eq!(order["reason"], reason, "{order}");
+        assert_eq!(statuses(&order), ["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "DECLINED", "COMPENSATED"]);
+        let declined = &order["history"][3];
+        assert_eq!(declined["reason"], reason);
+        let reservation = sys.get_json(format!("{}/reservations/{rid}", sys.product_url)).await?;
+        assert_eq!(reservation["status"], "RELEASED");
+    }
+    assert_eq!(sys.stock(product).await?, 10, "every declined order gave its stock back");
+    let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
+    assert_eq!(ledger["balanced"], true, "{ledger}");
+    assert_eq!(ledger["captured_total"], "0.00", "declines move no money: {ledger}");
+    sys.stop().await;
+    Ok(())
+}
+
+/// After approved, declined and failing payments, no table of any service and no topic holds a
+/// test card number or its CVC in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_card_number_or_cvc_is_stored_or_published_in_clear() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions { max_attempts: 2, ..Default::default() }).await?;
+    let product = sys.create_product("7.00", 20).await?;
+    let cards = ["4242424242424242", "4000000000000002", "4000000000000119", "4000000000000341"];
+    let mut orders = Vec::new();
+    for (i, card) in cards.iter().enumerate() {
+        orders.push(pay(&sys, product, &format!("scan-{i}"), card).await?.0);
+    }
+    for o in &orders {
+        sys.wait_order(o, WITHIN, terminal).await?;
+    }
+    let mut haystack = sys.dump_tables().await?;
+    let brokers = e2e::StackAddr::from_env().brokers();
+    for topic in sagaway_common::topics::all().iter().map(|(t, _)| format!("{}{t}", sys.prefix)) {
+        if topic.ends_with("shop.product.products") {
+            continue;
+        }
+        let b = brokers.clone();
+        haystack.push_str(&tokio::task::spawn_blocking(move || e2e::dump_topic(&b, &topic)).await??);
+    }
+    assert!(haystack.len() > 1000, "the scan saw the data ({} bytes)", haystack.len());
+    for card in cards {
+        assert!(!haystack.contains(card), "card number {card} found in clear");
+    }
+    assert!(!haystack.contains("\"cvc\""), "a CVC field was found in clear");
+    sys.stop().await;
+    Ok(())
+}
