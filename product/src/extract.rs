@@ -44,6 +44,10 @@ where
 /// Fills `field` from serde's message when the shared extractor could not; `fallback` for a 422
 /// about the whole input (e.g. an array where an object belongs).
 fn name_field(mut p: Problem, fallback: &str) -> Problem {
+    // serde reads a struct from an array too; `[1]` names a position, not a field.
+    if p.field.as_deref().is_some_and(|f| f.starts_with('[')) {
+        p.field = None;
+    }
     if p.field.is_none() {
         p.field = field_in_message(&p.detail).or_else(|| (p.status == 422).then(|| fallback.to_string()));
     }
