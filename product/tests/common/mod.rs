@@ -4,6 +4,8 @@
 //! Connect. Everything runs against the real stack (`scripts/stack up --infra`); nothing is mocked.
 #![allow(dead_code)]
 
+pub mod scenarios;
+
 use std::{
     future::Future,
     io::{Read, Write},
@@ -153,6 +155,12 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         let res = self.http.post(self.url(path)).json(body).send().await?;
+        let status = res.status().as_u16();
+        Ok((status, res.json::<Value>().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn http_patch(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+        let res = self.http.patch(self.url(path)).json(body).send().await?;
         let status = res.status().as_u16();
         Ok((status, res.json::<Value>().await.unwrap_or(Value::Null)))
     }
