@@ -5,12 +5,22 @@
 //! message, and the inbox turns the replay into a no-op.
 //!
 //! Messages are handled in partition order by a single task, so per-key (per-customer) ordering holds.
+//!
+//! # Where the position is kept
+//! In the default mode (`KAFKA_CONSUMER_MODE=assign`) the loop does not rely on the broker's group
+//! coordinator at all: it assigns itself every partition of the topics its consumer was subscribed
+//! to and keeps the next offset of each partition in the service's own database (`consumer_offsets`),
+//! written in the same transaction as the effect. A restart — even after kill -9 — resumes exactly
+//! where the last committed transaction left off, with no rebalance to wait for. (Measured reason:
+//! on the local tansu broker a group whose member was killed never finished rebalancing.) This mode
+//! runs ONE instance of each service. `KAFKA_CONSUMER_MODE=group` keeps the subscription and Kafka
+//! offset commits instead, for several instances on a broker with a working group coordinator.
 
 use std::{future::Future, time::Duration};
 
 use chrono::{SecondsFormat, Utc};
 use rdkafka::{
-    Message,
+    Message, Offset, TopicPartitionList,
     consumer::{CommitMode, Consumer, StreamConsumer},
     message::{BorrowedMessage, Headers},
 };
@@ -105,8 +115,55 @@ pub struct ConsumerLoop {
     pub dlq_topic: String,
 }
 
+/// Whether positions live in the service's database (`assign`, default) or in Kafka's group coordinator.
+fn group_mode() -> bool {
+    std::env::var("KAFKA_CONSUMER_MODE").is_ok_and(|m| m.eq_ignore_ascii_case("group"))
+}
+
 impl ConsumerLoop {
+    /// Replaces the consumer's subscription by a manual assignment of all its partitions, starting
+    /// at the offsets stored in `consumer_offsets`.
+    async fn assign_from_db(&self) -> anyhow::Result<()> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS consumer_offsets (topic VARCHAR(255) NOT NULL, part INT NOT NULL, \
+             next_offset BIGINT NOT NULL, PRIMARY KEY (topic, part)) ENGINE = InnoDB",
+        )
+        .execute(&self.pool)
+        .await?;
+        let topics = self.consumer.subscription()?.elements().iter().map(|e| e.topic().to_string()).collect::<std::collections::BTreeSet<_>>();
+        self.consumer.unsubscribe();
+        let mut tpl = TopicPartitionList::new();
+        for topic in &topics {
+            let meta = self.consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+            let partitions: Vec<i32> = meta.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
+            anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
+            for p in partitions {
+                let stored: Option<i64> = sqlx::query_scalar("SELECT next_offset FROM consumer_offsets WHERE topic = ? AND part = ?")
+                    .bind(topic)
+                    .bind(p)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                tpl.add_partition_offset(topic, p, stored.map(Offset::Offset).unwrap_or(Offset::Beginning))?;
+            }
+        }
+        self.consumer.assign(&tpl)?;
+        tracing::info!(service = self.service, ?topics, "consuming with positions kept in the database");
+        Ok(())
+    }
+
     pub async fn run<H: Handler>(self, handler: H, shutdown: CancellationToken) {
+        let in_db = !group_mode();
+        if in_db {
+            let mut backoff = Duration::from_millis(200);
+            while let Err(e) = self.assign_from_db().await {
+                tracing::warn!(service = self.service, error = %format!("{e:#}"), "cannot assign partitions yet; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
         loop {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -123,6 +180,9 @@ impl ConsumerLoop {
             let incoming = Incoming::from_kafka(&msg);
             if !self.process(&handler, &incoming, &shutdown).await {
                 break; // shutting down mid-retry: the offset stays uncommitted, the message is redelivered
+            }
+            if in_db {
+                continue; // the position was stored with the effect
             }
             if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
                 tracing::warn!(service = self.service, error = %e, "offset commit failed; the message may be redelivered");
@@ -167,9 +227,10 @@ impl ConsumerLoop {
             .await?
             .rows_affected()
             == 1;
+        store_position(&mut tx, msg).await?;
         if !fresh {
             metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
-            tx.rollback().await?;
+            tx.commit().await?;
             return Ok(());
         }
         let outgoing = handler.handle(&mut tx, msg).await?;
@@ -199,6 +260,7 @@ impl ConsumerLoop {
             .bind(&msg.topic)
             .execute(&mut *tx)
             .await?;
+        store_position(&mut tx, msg).await?;
         let dead = dead_letter_message(&self.dlq_topic, self.service, msg, error_class, error, attempts, first_failure);
         outbox::enqueue(&mut tx, &dead).await?;
         tx.commit().await?;
@@ -206,6 +268,23 @@ impl ConsumerLoop {
         metrics::counter!("dead_letters_total", "service" => self.service, "class" => error_class.to_string()).increment(1);
         Ok(())
     }
+}
+
+/// Records, in the caller's transaction, that `msg` is done: consumption resumes after it.
+async fn store_position(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<()> {
+    if group_mode() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO consumer_offsets (topic, part, next_offset) VALUES (?, ?, ?) \
+         ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))",
+    )
+    .bind(&msg.topic)
+    .bind(msg.partition)
+    .bind(msg.offset + 1)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Builds the dead letter for `msg`: its payload (card-number-like digit runs redacted) and headers

@@ -1,0 +1,316 @@
+//! Crash safety: 200 orders flow while the orchestrator and the payment processor are killed with
+//! SIGKILL at random moments and restarted. At the end every order is terminal, nothing was charged
+//! twice (captures − refunds = the COMPLETED amounts; at most one capture per order), no stock leaked
+//! or was oversold, and no process log holds a card number.
+//!
+//! The two services run as real child processes (their binaries), so a kill is a real crash.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    str::FromStr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use e2e::{StackAddr, system::payment_body};
+use futures::{StreamExt, stream};
+use rand::Rng;
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use sagaway_common::{config::CommonConfig, kafka};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const ORDERS: usize = 200;
+const CARDS: [&str; 3] = ["4242424242424242", "4000000000000002", "4000000000000341"];
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One service binary run as a child process, restartable, logging to a file.
+struct Proc {
+    bin: PathBuf,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn start(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(&self.bin)
+            .arg("serve")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", self.bin.display()));
+        self.child = Some(child);
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn target_dir() -> PathBuf {
+    // .../target/debug/deps/saga_crash-xxxx → .../target/debug
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+async fn wait_ready(http: &reqwest::Client, url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if http.get(format!("{url}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never became ready");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<()> {
+    // Make sure the binaries match the code under test.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo).args(["build", "-q", "-p", "orchestrator", "-p", "payment"]).status()?;
+    assert!(built.success(), "building the service binaries");
+
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let prefix = format!("t{id}.");
+    let stack = StackAddr::from_env();
+    let logs = std::env::temp_dir().join(format!("sagaway-crash-{id}"));
+    std::fs::create_dir_all(&logs)?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+
+    // The product service stays up (in-process); its saga commands still flow through Kafka.
+    let product_db = format!("product_t_{id}");
+    let product_common = CommonConfig::local(&product_db, &prefix);
+    let cdc_topic = format!("{prefix}cdc.products");
+    kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
+    let product_app = product::Application::build(product::Config {
+        common: product_common,
+        reservation_ttl: Duration::from_secs(900),
+        expiry_interval: Duration::from_millis(500),
+        max_reservation_quantity: 10,
+        cdc_topic,
+        indexer_group: format!("{prefix}indexer"),
+        search_backend: product::config::SearchBackendKind::Tantivy,
+        index_dir: "memory".into(),
+        es_url: String::new(),
+        es_index: String::new(),
+    })
+    .await?;
+    let product_url = format!("http://127.0.0.1:{}", product_app.port());
+    let stop_product = CancellationToken::new();
+    let product_task = tokio::spawn(product_app.run_until_stopped(stop_product.clone()));
+
+    let orch_port = free_port();
+    let pay_port = free_port();
+    let orch_db = format!("orchestrator_t_{id}");
+    let pay_db = format!("payment_t_{id}");
+    let shared = |extra: Vec<(&str, String)>| -> Vec<(String, String)> {
+        let mut env = vec![
+            ("KAFKA_BROKERS".to_string(), stack.brokers()),
+            ("TOPIC_PREFIX".to_string(), prefix.clone()),
+            ("KAFKA_FETCH_WAIT_MAX_MS".to_string(), "10".to_string()),
+            ("RUST_LOG".to_string(), "info".to_string()),
+        ];
+        env.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
+        env
+    };
+    let orchestrator = Arc::new(Mutex::new(Proc {
+        bin: target_dir().join("orchestrator"),
+        env: shared(vec![
+            ("ORCHESTRATOR_PORT", orch_port.to_string()),
+            ("ORCHESTRATOR_DATABASE_URL", stack.mysql_url(&orch_db)),
+            ("PRODUCT_URL", product_url.clone()),
+        ]),
+        log: logs.join("orchestrator.log"),
+        child: None,
+    }));
+    let payment = Arc::new(Mutex::new(Proc {
+        bin: target_dir().join("payment"),
+        env: shared(vec![
+            ("PAYMENT_PORT", pay_port.to_string()),
+            ("PAYMENT_DATABASE_URL", stack.mysql_url(&pay_db)),
+            ("PAYMENT_RETRY_BASE_MS", "50".to_string()),
+            ("PAYMENT_RETRY_MAX_MS", "300".to_string()),
+        ]),
+        log: logs.join("payment.log"),
+        child: None,
+    }));
+    let orch_url = format!("http://127.0.0.1:{orch_port}");
+    let pay_url = format!("http://127.0.0.1:{pay_port}");
+    orchestrator.lock().unwrap().start();
+    payment.lock().unwrap().start();
+    wait_ready(&http, &orch_url).await;
+    wait_ready(&http, &pay_url).await;
+
+    // Catalogue: 4 products with 100 each; 200 orders of 1 or 2 units.
+    let mut products = Vec::new();
+    for i in 0..4 {
+        let res = http.post(format!("{product_url}/products")).json(&json!({"name": format!("crash {i}"), "price": "12.34", "stock": 100})).send().await?;
+        products.push(res.json::<Value>().await?["id"].as_u64().unwrap());
+    }
+
+    // The killer: SIGKILL one of the two at random moments, restart it at once.
+    let stop_killing = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicU32::new(0));
+    let killer = {
+        let (stop, kills, orchestrator, payment) = (stop_killing.clone(), kills.clone(), orchestrator.clone(), payment.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (pause, pick) = {
+                    let mut rng = rand::rng();
+                    (rng.random_range(300..1200), rng.random_bool(0.5))
+                };
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                let target = if pick { &orchestrator } else { &payment };
+                let mut p = target.lock().unwrap();
+                p.kill9();
+                p.start();
+                kills.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+    };
+
+    // Clients: reserve, then pay with an Idempotency-Key, retrying through crashes as a real client would.
+    let submitted: Vec<(String, u64, i64)> = stream::iter(0..ORDERS)
+        .map(|i| {
+            let (http, product_url, orch_url) = (http.clone(), product_url.clone(), orch_url.clone());
+            let product = products[i % products.len()];
+            async move {
+                // Spread the orders over ~10 s so crashes land in every phase of the saga.
+                tokio::time::sleep(Duration::from_millis(50 * i as u64)).await;
+                let user = format!("crash-user-{i}");
+                let qty = 1 + (i % 2) as i64;
+                let r: Value = http
+                    .post(format!("{product_url}/reserve"))
+                    .json(&json!({"product_id": product, "user_id": user, "quantity": qty}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let rid = r["id"].as_str().unwrap().to_string();
+                let body = payment_body(&rid, &user, CARDS[i % CARDS.len()]);
+                let deadline = Instant::now() + Duration::from_secs(120);
+                loop {
+                    assert!(Instant::now() < deadline, "payment {i} never accepted");
+                    match http.post(format!("{orch_url}/payment")).header("Idempotency-Key", &rid).json(&body).send().await {
+                        Ok(res) if res.status() == StatusCode::ACCEPTED => {
+                            let b: Value = res.json().await.unwrap();
+                            return (b["order_id"].as_str().unwrap().to_string(), product, qty);
+                        }
+                        Ok(res) if res.status().is_client_error() && res.status() != StatusCode::CONFLICT => {
+                            panic!("payment {i} refused: {} {}", res.status(), res.text().await.unwrap_or_default())
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await, // down, in flight, or 5xx: retry
+                    }
+                }
+            }
+        })
+        .buffer_unordered(ORDERS)
+        .collect()
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // a few more crashes mid-saga
+    stop_killing.store(true, Ordering::Relaxed);
+    killer.await?;
+    let kills = kills.load(Ordering::Relaxed);
+    assert!(kills >= 8, "the test must actually crash the services (only {kills} kills)");
+    wait_ready(&http, &orch_url).await;
+    wait_ready(&http, &pay_url).await;
+
+    // Every order reaches a terminal state.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut final_orders: HashMap<String, Value> = HashMap::new();
+    for (order_id, _, _) in &submitted {
+        loop {
+            let o: Value = http.get(format!("{orch_url}/orders/{order_id}")).send().await?.json().await?;
+            if matches!(o["status"].as_str(), Some("COMPLETED" | "COMPENSATED")) {
+                final_orders.insert(order_id.clone(), o);
+                break;
+            }
+            assert!(Instant::now() < deadline, "order {order_id} stuck in {}", o["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(final_orders.len(), ORDERS, "one order per client payment");
+
+    // Money: captures − refunds = the COMPLETED amounts; never two captures for one order.
+    let completed: Decimal = final_orders
+        .values()
+        .filter(|o| o["status"] == "COMPLETED")
+        .map(|o| Decimal::from_str(o["amount"].as_str().unwrap()).unwrap())
+        .sum();
+    let ledger: Value = http.get(format!("{pay_url}/ledger/summary")).send().await?.json().await?;
+    assert_eq!(ledger["balanced"], true, "{ledger}");
+    let captured = Decimal::from_str(ledger["captured_total"].as_str().unwrap())?;
+    let refunded = Decimal::from_str(ledger["refunded_total"].as_str().unwrap())?;
+    assert_eq!(captured - refunded, completed, "net captures equal the COMPLETED amounts: {ledger}");
+    let pay_pool = sqlx::MySqlPool::connect(&stack.mysql_url(&pay_db)).await?;
+    let doubles: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM (SELECT order_id FROM journal_entries WHERE kind = 'capture' GROUP BY order_id HAVING COUNT(*) > 1) d",
+    )
+    .fetch_one(&pay_pool)
+    .await?;
+    assert_eq!(doubles, 0, "an order was captured twice");
+
+    // Stock: what is left plus what was sold equals what there was; nothing is still held.
+    let product_pool = sqlx::MySqlPool::connect(&stack.mysql_url(&product_db)).await?;
+    for p in &products {
+        let stock: i32 = sqlx::query_scalar("SELECT stock FROM products WHERE id = ?").bind(p).fetch_one(&product_pool).await?;
+        let sold: Decimal = sqlx::query_scalar("SELECT COALESCE(SUM(quantity), 0) FROM reservations WHERE product_id = ? AND status = 'CONFIRMED'")
+            .bind(p)
+            .fetch_one(&product_pool)
+            .await?;
+        let held: Decimal = sqlx::query_scalar("SELECT COALESCE(SUM(quantity), 0) FROM reservations WHERE product_id = ? AND status = 'HELD'")
+            .bind(p)
+            .fetch_one(&product_pool)
+            .await?;
+        assert_eq!(held, Decimal::ZERO, "product {p}: stock still held after every order ended");
+        assert_eq!(Decimal::from(stock) + sold, Decimal::from(100), "product {p}: stock leaked or oversold");
+        let expected_sold: i64 = submitted
+            .iter()
+            .filter(|(o, prod, _)| prod == p && final_orders[o]["status"] == "COMPLETED")
+            .map(|(_, _, q)| q)
+            .sum();
+        assert_eq!(sold, Decimal::from(expected_sold), "product {p}: sold units match COMPLETED orders");
+    }
+
+    // No process log holds a card number.
+    for log in ["orchestrator.log", "payment.log"] {
+        let text = std::fs::read_to_string(logs.join(log))?;
+        for card in CARDS {
+            assert!(!text.contains(card), "{log} contains card number {card}");
+        }
+    }
+    println!("{ORDERS} orders, {kills} kills: {} completed, net captured {completed}", final_orders.values().filter(|o| o["status"] == "COMPLETED").count());
+
+    orchestrator.lock().unwrap().kill9();
+    payment.lock().unwrap().kill9();
+    stop_product.cancel();
+    let _ = product_task.await;
+    for db in [&product_db, &orch_db, &pay_db] {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`")).execute(&pay_pool).await;
+    }
+    let _ = std::fs::remove_dir_all(Path::new(&logs));
+    Ok(())
+}
