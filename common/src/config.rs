@@ -59,7 +59,7 @@ impl CommonConfig {
             db_max_connections: env_or(&var("DB_MAX_CONNECTIONS"), 16)?,
             kafka_brokers: env_string("KAFKA_BROKERS", "127.0.0.1:9092"),
             topic_prefix: env_string("TOPIC_PREFIX", ""),
-            fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 20)?,
+            fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
         })
     }
 
@@ -73,7 +73,9 @@ impl CommonConfig {
             db_max_connections: 20,
             kafka_brokers: format!("127.0.0.1:{}", env_or("SAGAWAY_KAFKA_PORT", 9092u16).unwrap_or(9092)),
             topic_prefix: topic_prefix.into(),
-            fetch_wait_max_ms: 10,
+            // 50 ms: each idle consumer polling tansu every 10 ms costs ~18 % of a core (STACK.md), and
+            // tests run several services side by side.
+            fetch_wait_max_ms: 50,
         }
     }
 
