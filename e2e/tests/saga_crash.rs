@@ -128,7 +128,7 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
         let mut env = vec![
             ("KAFKA_BROKERS".to_string(), stack.brokers()),
             ("TOPIC_PREFIX".to_string(), prefix.clone()),
-            ("KAFKA_FETCH_WAIT_MAX_MS".to_string(), "10".to_string()),
+            ("KAFKA_FETCH_WAIT_MAX_MS".to_string(), "50".to_string()),
             ("RUST_LOG".to_string(), "info".to_string()),
         ];
         env.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
