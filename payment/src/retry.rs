@@ -70,6 +70,8 @@ impl Handler for RetryForwarder {
         if msg.payload.is_none() {
             return Err(HandleError::Malformed("empty payload".into()));
         }
+        let early_ms = (due_at - Utc::now()).num_milliseconds();
+        tracing::debug!(topic = original, early_ms, "retry received");
         if let Ok(wait) = (due_at - Utc::now()).to_std() {
             tokio::select! {
                 _ = self.shutdown.cancelled() => return Err(HandleError::Transient(anyhow::anyhow!("shutting down before the retry was due"))),
@@ -83,5 +85,41 @@ impl Handler for RetryForwarder {
             payload: msg.payload.clone().unwrap_or_default(),
             headers: carried_headers(msg),
         }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incoming() -> Incoming {
+        Incoming {
+            topic: "t.payment.commands".into(),
+            partition: 2,
+            offset: 41,
+            key: Some("user-1".into()),
+            payload: Some(r#"{"type":"charge"}"#.into()),
+            headers: vec![
+                (MESSAGE_ID.into(), "m-1".into()),
+                ("message_type".into(), "charge".into()),
+                (RETRY_ATTEMPT.into(), "2".into()),
+            ],
+            message_id: "m-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_retry_copy_keeps_key_payload_and_type_and_says_when_and_where() {
+        let due = "2026-11-23T10:00:00.250Z".parse::<DateTime<Utc>>().unwrap();
+        let out = retry_message("t.saga.retry", &incoming(), 3, due);
+        assert_eq!((out.topic.as_str(), out.key.as_str()), ("t.saga.retry", "user-1"));
+        assert_eq!(out.payload, r#"{"type":"charge"}"#);
+        let header = |name: &str| out.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(header(RETRY_ATTEMPT), Some("3"), "the attempt header is replaced, not duplicated");
+        assert_eq!(out.headers.iter().filter(|(k, _)| k == RETRY_ATTEMPT).count(), 1);
+        assert_eq!(header(RETRY_DUE_AT), Some("2026-11-23T10:00:00.250Z"));
+        assert_eq!(header(RETRY_ORIGINAL_TOPIC), Some("t.payment.commands"));
+        assert_eq!(header("message_type"), Some("charge"));
+        assert_eq!(header(MESSAGE_ID), None, "each copy gets its own id from the outbox");
     }
 }

@@ -42,6 +42,7 @@ async fn an_approved_card_is_charged_once_and_the_ledger_balances() {
     assert_eq!(summary["journal_entries"], 1);
     let customer = app.get_json(&format!("/accounts/customer:{user}")).await;
     assert_eq!(customer["balances"][0]["balance"], "-19.99");
+    assert!(!app.database_contains(APPROVED).await, "the PAN is stored in a table");
     let merchant = app.get_json("/accounts/merchant").await;
     assert_eq!(merchant["balances"][0]["balance"], "19.99");
     app.stop().await;

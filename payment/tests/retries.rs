@@ -23,7 +23,7 @@ fn attempt_times(view: &serde_json::Value) -> Vec<DateTime<Utc>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_card_that_fails_twice_is_charged_on_the_third_attempt_with_growing_gaps() {
-    let app = spawn_app_with(Options { retry_base_ms: 300, retry_max_ms: 5000, max_attempts: 5 }).await;
+    let app = spawn_app_with(Options { retry_base_ms: 400, retry_max_ms: 5000, max_attempts: 5 }).await;
     let replies = app.replies();
     let (order, user) = (new_id("order"), new_id("user"));
     app.send(&user, &charge(&order, &user, "12.34", FLAKY_TWICE, "123")).await;
@@ -35,7 +35,7 @@ async fn a_card_that_fails_twice_is_charged_on_the_third_attempt_with_growing_ga
     assert_eq!(outcomes, ["transient", "transient", "approved"], "{view}");
     let at = attempt_times(&view);
     let (gap1, gap2) = (at[1] - at[0], at[2] - at[1]);
-    assert!(gap1.num_milliseconds() >= 300, "first retry waited its backoff: {gap1}");
+    assert!(gap1.num_milliseconds() >= 400, "first retry waited its backoff: {gap1}");
     assert!(gap2 > gap1, "gaps grow: {gap1} then {gap2}");
     assert_eq!(replies.for_order(&order).len(), 1, "one reply for the whole chain");
     let summary = app.get_json("/ledger/summary").await;
@@ -110,6 +110,7 @@ async fn a_card_that_always_fails_is_dead_lettered_without_card_data_and_answere
     assert_eq!(view["status"], "failed");
     assert_eq!(view["attempts"].as_array().unwrap().len(), 3);
     assert_eq!(app.get_json("/ledger/summary").await["journal_entries"], 0);
+    assert!(!app.database_contains(ALWAYS_FAILS).await, "the PAN is stored");
     for record in replies.all() {
         let raw = record.raw_bytes();
         assert!(!raw.windows(16).any(|w| w == ALWAYS_FAILS.as_bytes()), "the PAN is in a reply");
