@@ -1,0 +1,7 @@
+-- Users for the production-like stack (docker-compose). Each service creates its own database on start.
+CREATE USER IF NOT EXISTS 'sagaway'@'%' IDENTIFIED BY 'sagaway';
+GRANT ALL PRIVILEGES ON `product`.* TO 'sagaway'@'%';
+GRANT ALL PRIVILEGES ON `orchestrator`.* TO 'sagaway'@'%';
+GRANT ALL PRIVILEGES ON `payment`.* TO 'sagaway'@'%';
+CREATE USER IF NOT EXISTS 'debezium'@'%' IDENTIFIED BY 'dbz';
+GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT, LOCK TABLES ON *.* TO 'debezium'@'%';
