@@ -10,9 +10,11 @@
 //! - [`orders`]: order state, history, `GET /orders/{id}`, `GET /orders?user_id=`.
 //! - [`saga`]: one file per saga step, run by one inbox/outbox consumer.
 //! - [`product_client`]: reads reservations over the product service's HTTP API.
+//! - [`dlq`]: dead-letter tooling: records `payment_dlq`, lists/replays/abandons/purges (`/admin/dlq`, `orchestrator dlq`).
 //! - [`Application`]: wires it together and runs it until shutdown.
 
 pub mod config;
+pub mod dlq;
 pub mod error;
 pub mod idempotency;
 pub mod intake;
@@ -66,9 +68,12 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
-    paths(intake::create_payment, orders::get, orders::list),
+    paths(intake::create_payment, orders::get, orders::list,
+          dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),
     components(schemas(intake::PaymentRequestDoc, intake::PaymentMethodDoc, intake::CardDoc, intake::PaymentAccepted,
-                       orders::OrderView, orders::HistoryEntry, orders::PaymentView))
+                       orders::OrderView, orders::HistoryEntry, orders::PaymentView,
+                       dlq::store::DeadLetter, dlq::store::Filter, dlq::Outcome, dlq::audit::AuditEntry,
+                       dlq::api::DeadLetterPage, dlq::api::DeadLetterDetail, dlq::api::OperationRequest, dlq::api::OperationResult))
 )]
 pub struct ApiDoc;
 
@@ -78,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/orders", get(orders::list))
         .route("/orders/{id}", get(orders::get))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .merge(dlq::api::routes())
         .with_state(state)
 }
 
@@ -126,6 +132,19 @@ impl Application {
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
         };
         tasks.spawn(saga_loop.run(saga::SagaHandler { topics: saga_topics }, shutdown.clone()));
+
+        // Dead letters are recorded by a loop of their own, so a stalled saga never hides them.
+        let dlq_topic = common.topic(topics::PAYMENT_DLQ);
+        let dlq_consumer = kafka::consumer(&common.kafka_brokers, &format!("{}orchestrator-dlq", common.topic_prefix), common.fetch_wait_max_ms)?;
+        dlq_consumer.subscribe(&[&dlq_topic])?;
+        let dlq_loop = ConsumerLoop {
+            service: "orchestrator",
+            consumer: dlq_consumer,
+            pool: self.state.pool.clone(),
+            relay: self.state.relay.clone(),
+            dlq_topic,
+        };
+        tasks.spawn(dlq_loop.run(dlq::recorder::DeadLetterRecorder, shutdown.clone()));
         tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(60), shutdown.clone()));
 
         tracing::info!(port = self.port, "orchestrator listening");

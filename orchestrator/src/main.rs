@@ -1,10 +1,15 @@
-//! `orchestrator [serve|migrate]`: a thin wrapper around the library.
+//! `orchestrator [serve|migrate|dlq ...]`: a thin wrapper around the library.
 
 use sagaway_common::{http::shutdown_signal, service::cancel_on, telemetry};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("dlq") {
+        // A client of the running service's admin API: no config, no JSON logs.
+        std::process::exit(orchestrator::dlq::cli::run(&args[2..]).await);
+    }
     telemetry::init("orchestrator");
     let config = orchestrator::Config::from_env()?;
     match std::env::args().nth(1).as_deref() {
@@ -15,6 +20,6 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown).await
         }
         Some("migrate") => orchestrator::migrate(&config).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` (default) or `migrate`"),
+        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` (default), `migrate` or `dlq`"),
     }
 }

@@ -56,6 +56,12 @@ fn refund_command(t: &SagaTopics, order: &Order, reason: &str) -> Outgoing {
 pub async fn on_released(conn: &mut MySqlConnection, t: &SagaTopics, order_id: &str, status: &str) -> sqlx::Result<Vec<Outgoing>> {
     let Some(mut order) = orders::lock(conn, order_id).await? else { return Ok(vec![]) };
     if order.awaiting_release == 0 {
+        if status == "EXPIRED" && order.status == orders::FAILED && order.compensating == 0 {
+            // The product service says a parked order's hold lapsed: nothing is held any more, so
+            // compensate what remains (a refund, if a capture ever landed) → COMPENSATED.
+            tracing::info!(order_id, "reservation of a parked order expired; compensating");
+            return begin(conn, t, &mut order, false, "reservation_expired").await;
+        }
         return Ok(vec![]);
     }
     tracing::info!(order_id, reservation_status = status, "reservation released for compensation");

@@ -1,0 +1,42 @@
+//! Abandon: give up on a dead letter for good. A parked (FAILED) order is compensated — its
+//! reservation released, a capture (if any) refunded — and ends COMPENSATED; the dead letter is
+//! marked ABANDONED in the same transaction.
+
+use sqlx::MySqlConnection;
+
+use super::{ABANDONED, Outcome, PENDING, store};
+use crate::{
+    orders,
+    saga::{SagaTopics, compensate},
+};
+
+/// Abandons dead letter `id` in the caller's transaction; returns the outcome and whether it
+/// enqueued messages.
+pub async fn abandon_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64) -> sqlx::Result<(Outcome, bool)> {
+    let Some(dl) = store::lock(conn, id).await? else { return Ok((Outcome::new(id, "not_found", "no such dead letter"), false)) };
+    if dl.status != PENDING {
+        return Ok((Outcome::skipped(id, format!("dead letter is {}; only PENDING ones are abandoned", dl.status)), false));
+    }
+    let order = match &dl.order_id {
+        Some(order_id) => orders::lock(conn, order_id).await?,
+        None => None,
+    };
+    let (detail, out) = match order {
+        None => ("no order to compensate".to_string(), vec![]),
+        Some(o) if orders::is_terminal(&o.status) => (format!("order {} is already {}; nothing to compensate", o.id, o.status), vec![]),
+        Some(o) if o.compensating == 1 => (format!("order {} is already being compensated", o.id), vec![]),
+        Some(mut o) if o.status == orders::FAILED => {
+            let out = compensate::begin(conn, t, &mut o, true, &format!("abandoned (dead letter {id})")).await?;
+            (format!("order {} compensation started (release reservation{})", o.id, if o.captured == 1 { ", refund" } else { "" }), out)
+        }
+        Some(o) => {
+            return Ok((Outcome::skipped(id, format!("order {} is {}; only a parked (FAILED) order is abandoned", o.id, o.status)), false));
+        }
+    };
+    for m in &out {
+        sagaway_common::outbox::enqueue(conn, m).await?;
+    }
+    store::set_status(conn, id, ABANDONED, &detail).await?;
+    metrics::counter!("dlq_abandoned_total").increment(1);
+    Ok((Outcome::new(id, "abandoned", detail), !out.is_empty()))
+}

@@ -1,0 +1,339 @@
+//! The admin HTTP API under `/admin/dlq`. Every call is audited with the operator named by the
+//! `X-Operator` header ("unknown" when absent). Errors are problem documents; bad input is a 4xx.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    Json, Router,
+    extract::{Path, State},
+    http::HeaderMap,
+    routing::{get, post},
+};
+use chrono::{DateTime, Utc};
+use sagaway_common::http::{ApiJson, ApiQuery, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::MySqlConnection;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Outcome, PENDING, abandon, audit, purge, rate::TokenBucket, replay, store};
+use crate::{AppState, error::ApiError, orders, saga::SagaTopics};
+
+/// The header naming who runs an operation.
+pub const OPERATOR_HEADER: &str = "x-operator";
+const MAX_IDS: usize = 10_000;
+
+type DlqResult<T> = Result<T, Problem>;
+
+fn db(e: sqlx::Error) -> Problem {
+    ApiError::Database(e).into()
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Problem {
+    ApiError::invalid(field, message).into()
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/dlq", get(list))
+        .route("/admin/dlq/audit", get(audit_log))
+        .route("/admin/dlq/replay", post(replay))
+        .route("/admin/dlq/abandon", post(abandon))
+        .route("/admin/dlq/purge", post(purge))
+        .route("/admin/dlq/{id}", get(show))
+}
+
+/// Who is calling: `X-Operator`, 1-128 printable characters, or "unknown".
+fn operator(headers: &HeaderMap) -> DlqResult<String> {
+    let Some(value) = headers.get(OPERATOR_HEADER) else { return Ok("unknown".into()) };
+    let name = value.to_str().map_err(|_| invalid("X-Operator", "must be printable ASCII"))?.trim();
+    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+        return Err(invalid("X-Operator", "must be 1-128 printable characters"));
+    }
+    Ok(name.to_string())
+}
+
+/// `GET /admin/dlq` parameters: the filter plus paging.
+#[derive(Debug, Deserialize, Serialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    pub order_id: Option<String>,
+    pub error_class: Option<String>,
+    /// Source topic, with or without the topic prefix.
+    pub topic: Option<String>,
+    /// PENDING, REPLAYED, ABANDONED or PURGED (default: all but PURGED).
+    pub status: Option<String>,
+    pub service: Option<String>,
+    /// RFC 3339: failing at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// RFC 3339: failing at or before.
+    pub until: Option<DateTime<Utc>>,
+    /// 1-based (default 1).
+    pub page: Option<u32>,
+    /// 1-500 (default 50).
+    pub per_page: Option<u32>,
+}
+
+/// A page of dead letters.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterPage {
+    pub total: i64,
+    pub page: u32,
+    pub per_page: u32,
+    pub items: Vec<store::DeadLetter>,
+}
+
+/// Dead letters matching the filter, oldest first (payloads left out; see `show`).
+#[utoipa::path(get, path = "/admin/dlq", tag = "dlq", params(ListParams, ("X-Operator" = Option<String>, Header, description = "who is asking (audited)")),
+    responses((status = 200, body = DeadLetterPage), (status = 422, description = "invalid filter or paging")))]
+pub async fn list(State(app): State<AppState>, headers: HeaderMap, ApiQuery(p): ApiQuery<ListParams>) -> DlqResult<Json<DeadLetterPage>> {
+    let who = operator(&headers)?;
+    let page = p.page.unwrap_or(1);
+    let per_page = p.per_page.unwrap_or(50);
+    if page == 0 || page > 1_000_000 {
+        return Err(invalid("page", "must be between 1 and 1000000"));
+    }
+    if !(1..=500).contains(&per_page) {
+        return Err(invalid("per_page", "must be between 1 and 500"));
+    }
+    let filter = store::Filter {
+        order_id: p.order_id.clone(),
+        error_class: p.error_class.clone(),
+        topic: p.topic.clone(),
+        status: p.status.clone(),
+        service: p.service.clone(),
+        since: p.since,
+        until: p.until,
+    };
+    filter.validate()?;
+    let mut conn = app.pool.acquire().await.map_err(db)?;
+    let (total, items) = store::list(&mut conn, &filter, &app.config.common.topic_prefix, page, per_page).await.map_err(db)?;
+    audit::record(&mut conn, &who, "list", false, &json!(p), &[]).await.map_err(db)?;
+    Ok(Json(DeadLetterPage { total, page, per_page, items }))
+}
+
+/// A dead letter with its payload, its order's current status, and its audit trail.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterDetail {
+    #[serde(flatten)]
+    pub dead_letter: store::DeadLetter,
+    /// The order's status now (absent when the message named no known order).
+    pub order_status: Option<String>,
+    /// Operations on this dead letter, newest first.
+    pub audit: Vec<audit::AuditEntry>,
+}
+
+fn parse_id(raw: &str) -> DlqResult<u64> {
+    raw.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| invalid("id", "must be a positive integer"))
+}
+
+/// One dead letter, with its payload (redacted of card numbers; a charge's card is only sealed).
+#[utoipa::path(get, path = "/admin/dlq/{id}", tag = "dlq", params(("id" = u64, Path, description = "dead letter id")),
+    responses((status = 200, body = DeadLetterDetail), (status = 404, description = "no such dead letter"), (status = 422, description = "malformed id")))]
+pub async fn show(State(app): State<AppState>, headers: HeaderMap, Path(raw): Path<String>) -> DlqResult<Json<DeadLetterDetail>> {
+    let who = operator(&headers)?;
+    let id = parse_id(&raw)?;
+    let mut conn = app.pool.acquire().await.map_err(db)?;
+    let found = store::load(&mut conn, id).await.map_err(db)?;
+    let outcome = Outcome::new(id, if found.is_some() { "shown" } else { "not_found" }, "");
+    audit::record(&mut conn, &who, "show", false, &json!({"id": id}), &[outcome]).await.map_err(db)?;
+    let dead_letter = found.ok_or_else(|| Problem::not_found("dead_letter_not_found", format!("dead letter {id} does not exist")))?;
+    let order_status = match &dead_letter.order_id {
+        Some(o) => orders::load(&mut conn, o).await.map_err(db)?.map(|o| o.status),
+        None => None,
+    };
+    let audit = audit::list(&mut conn, Some(id), 100).await.map_err(db)?;
+    Ok(Json(DeadLetterDetail { dead_letter, order_status, audit }))
+}
+
+/// Which dead letters an operation applies to: `ids`, or a `filter`, or `all: true`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRequest {
+    pub ids: Option<Vec<u64>>,
+    pub filter: Option<store::Filter>,
+    /// Every dead letter in the default status (PENDING for replay and abandon; all but PURGED for purge).
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (oldest first).
+    pub limit: Option<u32>,
+    /// Replay only: say what would happen, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Replay only: at most this many per second (token bucket).
+    pub rate: Option<f64>,
+}
+
+/// What an operation did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationResult {
+    /// The `dlq_audit` entry recording it.
+    pub audit_id: u64,
+    pub operation: String,
+    pub dry_run: bool,
+    /// Outcome → how many dead letters had it.
+    pub summary: BTreeMap<String, usize>,
+    pub outcomes: Vec<Outcome>,
+}
+
+impl OperationRequest {
+    fn validate(&self, operation: &str) -> DlqResult<()> {
+        if let Some(ids) = &self.ids {
+            if ids.is_empty() || ids.len() > MAX_IDS {
+                return Err(invalid("ids", format!("must hold 1-{MAX_IDS} ids")));
+            }
+            if ids.contains(&0) {
+                return Err(invalid("ids", "ids are positive integers"));
+            }
+            if self.filter.is_some() || self.all {
+                return Err(invalid("ids", "give ids, a filter or all: true — not several"));
+            }
+        }
+        if let Some(f) = &self.filter {
+            f.validate()?;
+            if f.is_empty() {
+                return Err(invalid("filter", "an empty filter selects everything; say all: true instead"));
+            }
+            if self.all {
+                return Err(invalid("all", "give a filter or all: true, not both"));
+            }
+        }
+        if self.ids.is_none() && self.filter.is_none() && !self.all {
+            return Err(invalid("ids", "select dead letters: ids, a filter, or all: true"));
+        }
+        if self.limit.is_some_and(|l| l == 0 || l > 100_000) {
+            return Err(invalid("limit", "must be between 1 and 100000"));
+        }
+        if operation != "replay" && (self.dry_run || self.rate.is_some()) {
+            return Err(invalid(if self.dry_run { "dry_run" } else { "rate" }, format!("only replay takes it, not {operation}")));
+        }
+        if let Some(r) = self.rate
+            && !(r.is_finite() && r > 0.0 && r <= 10_000.0)
+        {
+            return Err(invalid("rate", "must be a number of operations per second in (0, 10000]"));
+        }
+        Ok(())
+    }
+
+    /// The ids to work on, in order.
+    async fn resolve(&self, conn: &mut MySqlConnection, default_status: Option<&str>, prefix: &str) -> sqlx::Result<Vec<u64>> {
+        if let Some(ids) = &self.ids {
+            let mut seen = std::collections::HashSet::new();
+            let mut ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+            if let Some(limit) = self.limit {
+                ids.truncate(limit as usize);
+            }
+            return Ok(ids);
+        }
+        let mut filter = self.filter.clone().unwrap_or_default();
+        if filter.status.is_none() {
+            filter.status = default_status.map(str::to_string);
+        }
+        store::select_ids(conn, &filter, prefix, self.limit).await
+    }
+}
+
+async fn finish(conn: &mut MySqlConnection, who: &str, operation: &str, req: &OperationRequest, outcomes: Vec<Outcome>) -> DlqResult<Json<OperationResult>> {
+    let audit_id = audit::record(conn, who, operation, req.dry_run, &json!(req), &outcomes).await.map_err(db)?;
+    let mut summary = BTreeMap::new();
+    for o in &outcomes {
+        *summary.entry(o.outcome.clone()).or_insert(0) += 1;
+    }
+    tracing::info!(operator = who, operation, dry_run = req.dry_run, ?summary, audit_id, "dlq operation");
+    Ok(Json(OperationResult { audit_id, operation: operation.to_string(), dry_run: req.dry_run, summary, outcomes }))
+}
+
+/// Replays dead letters onto their original topics (PENDING ones only; terminal orders are
+/// recorded no-ops). `dry_run` changes nothing; `rate` paces the replays.
+#[utoipa::path(post, path = "/admin/dlq/replay", tag = "dlq", request_body = OperationRequest,
+    params(("X-Operator" = Option<String>, Header, description = "who is replaying (audited)")),
+    responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
+pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    let who = operator(&headers)?;
+    req.validate("replay")?;
+    let t = SagaTopics::new(&app.config.common);
+    let mut conn = app.pool.acquire().await.map_err(db)?;
+    let ids = req.resolve(&mut conn, Some(PENDING), &app.config.common.topic_prefix).await.map_err(db)?;
+    let mut bucket = req.rate.filter(|_| !req.dry_run).map(TokenBucket::new);
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(b) = bucket.as_mut() {
+            b.acquire().await;
+        }
+        let mut tx = app.pool.begin().await.map_err(db)?;
+        let (outcome, enqueued) = replay::replay_one(&mut tx, &t, id, req.dry_run).await.map_err(db)?;
+        if req.dry_run {
+            tx.rollback().await.map_err(db)?;
+        } else {
+            tx.commit().await.map_err(db)?;
+        }
+        if enqueued {
+            app.relay.notify();
+        }
+        outcomes.push(outcome);
+    }
+    finish(&mut conn, &who, "replay", &req, outcomes).await
+}
+
+/// Abandons dead letters: their parked (FAILED) orders are compensated (→ COMPENSATED).
+#[utoipa::path(post, path = "/admin/dlq/abandon", tag = "dlq", request_body = OperationRequest,
+    params(("X-Operator" = Option<String>, Header, description = "who is abandoning (audited)")),
+    responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
+pub async fn abandon(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    let who = operator(&headers)?;
+    req.validate("abandon")?;
+    let t = SagaTopics::new(&app.config.common);
+    let mut conn = app.pool.acquire().await.map_err(db)?;
+    let ids = req.resolve(&mut conn, Some(PENDING), &app.config.common.topic_prefix).await.map_err(db)?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut tx = app.pool.begin().await.map_err(db)?;
+        let (outcome, enqueued) = abandon::abandon_one(&mut tx, &t, id).await.map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        if enqueued {
+            app.relay.notify();
+        }
+        outcomes.push(outcome);
+    }
+    finish(&mut conn, &who, "abandon", &req, outcomes).await
+}
+
+/// Purges dead letters from the store (payload erased, marked PURGED). Records on the Kafka topic
+/// itself stay until retention removes them.
+#[utoipa::path(post, path = "/admin/dlq/purge", tag = "dlq", request_body = OperationRequest,
+    params(("X-Operator" = Option<String>, Header, description = "who is purging (audited)")),
+    responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
+pub async fn purge(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    let who = operator(&headers)?;
+    req.validate("purge")?;
+    let mut conn = app.pool.acquire().await.map_err(db)?;
+    let ids = req.resolve(&mut conn, None, &app.config.common.topic_prefix).await.map_err(db)?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut tx = app.pool.begin().await.map_err(db)?;
+        outcomes.push(purge::purge_one(&mut tx, id).await.map_err(db)?);
+        tx.commit().await.map_err(db)?;
+    }
+    finish(&mut conn, &who, "purge", &req, outcomes).await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    /// Only entries that touched this dead letter.
+    pub dead_letter_id: Option<u64>,
+    /// At most this many, newest first (1-1000, default 100).
+    pub limit: Option<u32>,
+}
+
+/// The audit trail, newest first.
+#[utoipa::path(get, path = "/admin/dlq/audit", tag = "dlq", params(AuditParams),
+    responses((status = 200, body = [audit::AuditEntry]), (status = 422, description = "invalid parameters")))]
+pub async fn audit_log(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditParams>) -> DlqResult<Json<Vec<audit::AuditEntry>>> {
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(invalid("limit", "must be between 1 and 1000"));
+    }
+    let mut conn = app.pool.acquire().await.map_err(db)?;
+    Ok(Json(audit::list(&mut conn, p.dead_letter_id, limit).await.map_err(db)?))
+}

@@ -1,0 +1,55 @@
+//! Dead-letter tooling: what operators use to see why messages were given up and to replay,
+//! abandon or purge them. The dead-lettering itself happens where a message fails (the payment
+//! processor after its retry budget, any [`sagaway_common::inbox::ConsumerLoop`] for a malformed
+//! message); this module reads the results. Runbook: docs/dlq-runbook.md.
+//!
+//! - [`recorder`]: consumes `payment_dlq` and records every record in `dead_letters`.
+//! - [`store`]: the `dead_letters` rows, filters and paging.
+//! - [`audit`]: the `dlq_audit` trail (who, when, what, outcome per dead letter).
+//! - [`replay`]: back onto the original topic through the outbox, the order FAILED → PAYMENT_PENDING.
+//! - [`abandon`]: compensate the parked order (→ COMPENSATED).
+//! - [`purge`]: drop the payload, mark PURGED.
+//! - [`rate`]: the token bucket behind `rate`.
+//! - [`api`]: `/admin/dlq/...` over HTTP; [`cli`]: `orchestrator dlq ...`, a client of that API.
+
+pub mod abandon;
+pub mod api;
+pub mod audit;
+pub mod cli;
+pub mod purge;
+pub mod rate;
+pub mod recorder;
+pub mod replay;
+pub mod store;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+pub const PENDING: &str = "PENDING";
+pub const REPLAYED: &str = "REPLAYED";
+pub const ABANDONED: &str = "ABANDONED";
+pub const PURGED: &str = "PURGED";
+pub const STATUSES: [&str; 4] = [PENDING, REPLAYED, ABANDONED, PURGED];
+
+/// Header a replayed message carries: the id of the dead letter it replays.
+pub const REPLAY_OF: &str = "dlq.replay_of";
+
+/// What an operation did (or, in a dry run, would do) to one dead letter.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
+pub struct Outcome {
+    pub dead_letter_id: u64,
+    /// `replayed`, `would_replay`, `abandoned`, `purged`, `skipped` (a recorded no-op) or `not_found`.
+    pub outcome: String,
+    /// Why, in words (for skips: what made it a no-op).
+    pub detail: String,
+}
+
+impl Outcome {
+    pub fn new(dead_letter_id: u64, outcome: &str, detail: impl Into<String>) -> Self {
+        Self { dead_letter_id, outcome: outcome.to_string(), detail: detail.into() }
+    }
+
+    pub fn skipped(dead_letter_id: u64, detail: impl Into<String>) -> Self {
+        Self::new(dead_letter_id, "skipped", detail)
+    }
+}
