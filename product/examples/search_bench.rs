@@ -1,0 +1,66 @@
+//! `/findAll` latency at scale (a benchmark, not a test): loads N generated products through the
+//! real pipeline (SQL → Debezium → indexer), then times a mix of searches over HTTP, one at a time.
+//!
+//! ```sh
+//! CARGO_TARGET_DIR=~/.cache/sagaway/target cargo run --release -p product --example search_bench -- 100000 2000
+//! ```
+//! Arguments: products (default 100000), queries (default 2000). Needs the stack (`scripts/stack up --infra`).
+//! Results go into docs/benchmarks.md ("Search").
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Options, scenarios, spawn_app};
+
+const MIX: &[&str] = &[
+    "q=crimson",
+    "q=golden+kettle&sort=price_asc",
+    "category=garden&in_stock=true&sort=newest",
+    "min_price=10&max_price=50&sort=price_desc",
+    "per_page=20",
+    "q=walnut&category=kitchen&page=3",
+    "q=lantern&min_price=100&in_stock=true&sort=relevance",
+    "category=music&sort=price_asc&page=10&per_page=50",
+];
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let products: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(100_000);
+    let queries: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2_000);
+
+    let app = spawn_app(Options::cdc()).await?;
+    let loaded = scenarios::generate_catalogue(&app, products, Duration::from_secs(3600)).await?;
+
+    // Warm up caches, then time.
+    for q in MIX {
+        app.find_all(q).await?;
+    }
+    let mut all = Vec::with_capacity(queries);
+    let mut per_query: Vec<Vec<Duration>> = vec![Vec::new(); MIX.len()];
+    for i in 0..queries {
+        let q = MIX[i % MIX.len()];
+        let t = Instant::now();
+        let body = app.find_all(q).await?;
+        let took = t.elapsed();
+        anyhow::ensure!(body["total"].as_u64().is_some(), "{q}: {body}");
+        all.push(took);
+        per_query[i % MIX.len()].push(took);
+    }
+    all.sort();
+    println!("products: {products}; loaded and searchable via CDC in {loaded:.1?}");
+    println!("queries: {queries} sequential over HTTP (tantivy backend)");
+    println!("all: p50 {:.2?}  p99 {:.2?}  max {:.2?}", pct(&all, 0.50), pct(&all, 0.99), all[all.len() - 1]);
+    for (q, mut times) in MIX.iter().zip(per_query) {
+        times.sort();
+        println!("  {q:<55} p50 {:.2?}  p99 {:.2?}", pct(&times, 0.50), pct(&times, 0.99));
+    }
+    app.cleanup().await;
+    Ok(())
+}
