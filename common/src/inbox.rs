@@ -121,19 +121,25 @@ fn group_mode() -> bool {
 }
 
 impl ConsumerLoop {
-    /// Replaces the consumer's subscription by a manual assignment of all its partitions, starting
-    /// at the offsets stored in `consumer_offsets`.
-    async fn assign_from_db(&self) -> anyhow::Result<()> {
+    /// The topics the caller subscribed the consumer to; the subscription is then dropped (the
+    /// loop assigns partitions itself).
+    fn take_subscription(&self) -> anyhow::Result<Vec<String>> {
+        let topics: std::collections::BTreeSet<String> =
+            self.consumer.subscription()?.elements().iter().map(|e| e.topic().to_string()).collect();
+        self.consumer.unsubscribe();
+        Ok(topics.into_iter().collect())
+    }
+
+    /// Assigns every partition of `topics`, starting at the offsets stored in `consumer_offsets`.
+    async fn assign_from_db(&self, topics: &[String]) -> anyhow::Result<()> {
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS consumer_offsets (topic VARCHAR(255) NOT NULL, part INT NOT NULL, \
              next_offset BIGINT NOT NULL, PRIMARY KEY (topic, part)) ENGINE = InnoDB",
         )
         .execute(&self.pool)
         .await?;
-        let topics = self.consumer.subscription()?.elements().iter().map(|e| e.topic().to_string()).collect::<std::collections::BTreeSet<_>>();
-        self.consumer.unsubscribe();
         let mut tpl = TopicPartitionList::new();
-        for topic in &topics {
+        for topic in topics {
             let meta = self.consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
             let partitions: Vec<i32> = meta.topics().first().map(|t| t.partitions().iter().map(|p| p.id()).collect()).unwrap_or_default();
             anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions (does it exist?)");
@@ -151,23 +157,52 @@ impl ConsumerLoop {
         Ok(())
     }
 
+    /// (Re)assigns until it succeeds or shutdown; false on shutdown.
+    async fn ensure_assigned(&self, topics: &[String], shutdown: &CancellationToken) -> bool {
+        let mut backoff = Duration::from_millis(200);
+        while let Err(e) = self.assign_from_db(topics).await {
+            tracing::warn!(service = self.service, error = %format!("{e:#}"), "cannot assign partitions yet; retrying");
+            tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        true
+    }
+
     pub async fn run<H: Handler>(self, handler: H, shutdown: CancellationToken) {
         let in_db = !group_mode();
+        let mut topics = Vec::new();
         if in_db {
-            let mut backoff = Duration::from_millis(200);
-            while let Err(e) = self.assign_from_db().await {
-                tracing::warn!(service = self.service, error = %format!("{e:#}"), "cannot assign partitions yet; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+            topics = match self.take_subscription() {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(service = self.service, error = %e, "consumer has no subscription; not consuming");
+                    return;
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+            };
+            if !self.ensure_assigned(&topics, &shutdown).await {
+                return;
             }
         }
         loop {
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => break,
-                m = self.consumer.recv() => m,
+                m = tokio::time::timeout(Duration::from_secs(1), self.consumer.recv()) => match m {
+                    Ok(m) => m,
+                    Err(_) => {
+                        // A group rebalance queued before the subscription was dropped can revoke
+                        // our manual assignment when it is finally served: put it back.
+                        if in_db && self.consumer.assignment().map(|a| a.count() == 0).unwrap_or(true) {
+                            tracing::warn!(service = self.service, "assignment lost; assigning again");
+                            if !self.ensure_assigned(&topics, &shutdown).await {
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                },
             };
             let msg = match msg {
                 Ok(m) => m,
