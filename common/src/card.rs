@@ -96,7 +96,7 @@ pub fn luhn_valid(d: &str) -> bool {
             n
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// The card brand from its number's prefix.

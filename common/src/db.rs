@@ -13,10 +13,10 @@ use sqlx::{
 pub async fn connect_and_migrate(url: &str, max_connections: u32, migrator: &Migrator) -> anyhow::Result<MySqlPool> {
     if !MySql::database_exists(url).await.with_context(|| format!("cannot reach MariaDB at {}", redact(url)))? {
         // Two processes may race to create it; losing that race is fine.
-        if let Err(e) = MySql::create_database(url).await {
-            if !MySql::database_exists(url).await.unwrap_or(false) {
-                return Err(e).context("creating the service database");
-            }
+        if let Err(e) = MySql::create_database(url).await
+            && !MySql::database_exists(url).await.unwrap_or(false)
+        {
+            return Err(e).context("creating the service database");
         }
     }
     let pool = MySqlPoolOptions::new()
