@@ -1,0 +1,123 @@
+//! The public HTTP API of a running stack, as a client sees it. Nothing here reaches into a
+//! database or a topic: the load generator drives what an outside client could drive.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+#[derive(Clone)]
+pub struct Api {
+    pub http: reqwest::Client,
+    pub product: String,
+    pub orchestrator: String,
+    pub payment: String,
+}
+
+/// An HTTP client tuned for load: keep-alive pool, no Nagle, bounded request time.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .tcp_nodelay(true)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .expect("HTTP client")
+}
+
+/// `"reserve 409"`, `"payment 500"`, `"payment transport: timeout"`: the key errors are counted under.
+pub fn error_key(stage: &str, e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else if e.is_decode() {
+        "decode"
+    } else {
+        "other"
+    };
+    format!("{stage} transport: {kind}")
+}
+
+/// A decimal from a JSON string or number (money is a string in this API).
+pub fn decimal(v: &Value) -> Option<Decimal> {
+    match v {
+        Value::String(s) => Decimal::from_str(s).ok(),
+        Value::Number(n) => Decimal::from_str(&n.to_string()).ok(),
+        _ => None,
+    }
+}
+
+impl Api {
+    pub fn new(http: reqwest::Client, product: &str, orchestrator: &str, payment: &str) -> Self {
+        let trim = |s: &str| s.trim_end_matches('/').to_string();
+        Self { http, product: trim(product), orchestrator: trim(orchestrator), payment: trim(payment) }
+    }
+
+    /// Fails early with a clear message when a service is not reachable.
+    pub async fn check_ready(&self, which: &[&str]) -> anyhow::Result<()> {
+        for w in which {
+            let base = match *w {
+                "product" => &self.product,
+                "orchestrator" => &self.orchestrator,
+                _ => &self.payment,
+            };
+            let r = self
+                .http
+                .get(format!("{base}/health/ready"))
+                .send()
+                .await
+                .with_context(|| format!("{w} at {base} is not reachable (is the stack up?)"))?;
+            anyhow::ensure!(r.status().is_success(), "{w} at {base} is not ready: {}", r.status());
+        }
+        Ok(())
+    }
+
+    /// `POST /products`; returns the new product's id.
+    pub async fn create_product(&self, name: &str, description: &str, category: &str, price: &str, stock: i64) -> anyhow::Result<u64> {
+        let r = self
+            .http
+            .post(format!("{}/products", self.product))
+            .json(&json!({"name": name, "description": description, "category": category, "price": price, "stock": stock}))
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        anyhow::ensure!(status.as_u16() == 201, "POST /products answered {status}: {body}");
+        body["id"].as_u64().context("POST /products: no id")
+    }
+
+    /// `GET /products/{id}` → the product's JSON.
+    pub async fn product(&self, id: u64) -> anyhow::Result<Value> {
+        let r = self.http.get(format!("{}/products/{id}", self.product)).send().await?;
+        anyhow::ensure!(r.status().is_success(), "GET /products/{id} answered {}", r.status());
+        Ok(r.json().await?)
+    }
+
+    /// `GET /findAll?<query>` → (status, body).
+    pub async fn find_all(&self, query: &str) -> Result<(u16, Value), reqwest::Error> {
+        let r = self.http.get(format!("{}/findAll?{query}", self.product)).send().await?;
+        let status = r.status().as_u16();
+        let body = r.json().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    /// `GET :payment/ledger/summary`.
+    pub async fn ledger(&self) -> anyhow::Result<Value> {
+        let r = self.http.get(format!("{}/ledger/summary", self.payment)).send().await.context("GET /ledger/summary")?;
+        anyhow::ensure!(r.status().is_success(), "GET /ledger/summary answered {}", r.status());
+        Ok(r.json().await?)
+    }
+
+    /// `GET /orders/{id}` → the order's JSON, or None on 404.
+    pub async fn order(&self, id: &str) -> anyhow::Result<Option<Value>> {
+        let r = self.http.get(format!("{}/orders/{id}", self.orchestrator)).send().await?;
+        if r.status().as_u16() == 404 {
+            return Ok(None);
+        }
+        anyhow::ensure!(r.status().is_success(), "GET /orders/{id} answered {}", r.status());
+        Ok(Some(r.json().await?))
+    }
+}

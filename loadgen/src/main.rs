@@ -1,0 +1,293 @@
+//! `loadgen`: Sagaway's load generator and machine-limit benchmarks.
+//!
+//! It drives only the public HTTP API of a running stack (product :3333, orchestrator :3334,
+//! payment :3335 by default). See `docs/benchmarks.md` for the standard suite (`scripts/bench`).
+//!
+//! ```text
+//! loadgen payments --rate 500 --duration 30          # open model: fixed arrival rate
+//! loadgen payments --concurrency 64 --duration 30    # closed model: fixed concurrency
+//! loadgen search   --rate 500 --duration 20 --catalogue 2000
+//! loadgen cdc-lag  --rate 5 --duration 30
+//! loadgen limits   --duration 5
+//! loadgen summarize bench-results/<run>/             # min/median/max tables of repeated runs
+//! ```
+//! Every subcommand prints a summary on stdout, a progress line every second on stderr, and
+//! writes its full results as JSON with `--json-out FILE`.
+
+mod api;
+mod cdc;
+mod driver;
+mod limits;
+mod payments;
+mod search;
+mod stats;
+mod summarize;
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Parser)]
+#[command(name = "loadgen", about = "Load generator and benchmarks for Sagaway (public HTTP API only)")]
+struct Cli {
+    #[command(flatten)]
+    endpoints: Endpoints,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct Endpoints {
+    /// Product service base URL.
+    #[arg(long, global = true, env = "LOADGEN_PRODUCT_URL", default_value = "http://127.0.0.1:3333")]
+    product: String,
+    /// Orchestrator base URL.
+    #[arg(long, global = true, env = "LOADGEN_ORCHESTRATOR_URL", default_value = "http://127.0.0.1:3334")]
+    orchestrator: String,
+    /// Payment processor base URL.
+    #[arg(long, global = true, env = "LOADGEN_PAYMENT_URL", default_value = "http://127.0.0.1:3335")]
+    payment: String,
+    /// Per-request timeout, seconds.
+    #[arg(long, global = true, default_value_t = 30)]
+    request_timeout: u64,
+}
+
+#[derive(Args, Clone)]
+struct Load {
+    /// Open model: operations started per second, whatever the responses do.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Closed model: this many workers, each one operation after another.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Seconds of load (operations start only inside this window).
+    #[arg(long, default_value_t = 30.0)]
+    duration: f64,
+    /// Seconds at the start whose operations run but are not measured.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Open model: the most operations in flight; beyond it operations are skipped and counted as errors.
+    #[arg(long, default_value_t = 20_000)]
+    max_inflight: usize,
+    /// Write the full results as JSON here.
+    #[arg(long)]
+    json_out: Option<PathBuf>,
+}
+
+impl Load {
+    fn window(&self, drain: Duration) -> anyhow::Result<driver::Window> {
+        anyhow::ensure!(self.duration > 0.0 && self.duration <= 3600.0, "--duration must be in (0, 3600] seconds");
+        anyhow::ensure!(self.warmup >= 0.0 && self.warmup < self.duration, "--warmup must be shorter than --duration");
+        Ok(driver::Window {
+            duration: Duration::from_secs_f64(self.duration),
+            warmup: Duration::from_secs_f64(self.warmup),
+            max_inflight: self.max_inflight,
+            drain,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Reserve + pay (mostly approved cards, some declines), then check correctness.
+    Payments {
+        #[command(flatten)]
+        load: Load,
+        /// Products created for the run (reservations spread over them).
+        #[arg(long, default_value_t = 64)]
+        products: usize,
+        /// Stock of each product created.
+        #[arg(long, default_value_t = 1_000_000)]
+        stock: i64,
+        /// Percent of payments made with the declining card 4000000000000002.
+        #[arg(long, default_value_t = 10.0)]
+        decline_pct: f64,
+        /// Send no Idempotency-Key header (by default every payment carries one, as real clients do).
+        #[arg(long)]
+        no_idempotency_keys: bool,
+        /// Seconds to wait after the load for every order to be terminal.
+        #[arg(long, default_value_t = 180)]
+        terminal_deadline: u64,
+        /// Skip the correctness check.
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// A mix of /findAll queries.
+    Search {
+        #[command(flatten)]
+        load: Load,
+        /// Products to add to the catalogue first (and wait for in the index).
+        #[arg(long, default_value_t = 0)]
+        catalogue: usize,
+    },
+    /// PATCH a product, poll /findAll until the change is visible.
+    CdcLag {
+        #[command(flatten)]
+        load: Load,
+        /// Products created and patched in turn.
+        #[arg(long, default_value_t = 200)]
+        products: usize,
+        /// Milliseconds between /findAll polls (the resolution of the lag).
+        #[arg(long, default_value_t = 10)]
+        poll_ms: u64,
+        /// Seconds after which a change that is still not visible counts as an error.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// This machine's limits: MariaDB commits/s, broker msgs/s, trivial HTTP requests/s.
+    Limits {
+        /// MariaDB server URL without a database (a scratch database is created and dropped).
+        #[arg(long, env = "LOADGEN_MYSQL_URL", default_value = "mysql://sagaway:sagaway@127.0.0.1:3307")]
+        mysql_url: String,
+        /// Kafka bootstrap servers (a scratch topic is created and deleted).
+        #[arg(long, env = "KAFKA_BROKERS", default_value = "127.0.0.1:9092")]
+        brokers: String,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// MariaDB connection counts to measure.
+        #[arg(long, value_delimiter = ',', default_value = "1,32")]
+        db_connections: Vec<usize>,
+        /// Concurrency levels of the HTTP measurement.
+        #[arg(long, value_delimiter = ',', default_value = "32")]
+        http_concurrency: Vec<usize>,
+        /// Partitions of the scratch topic (the service topics have 4).
+        #[arg(long, default_value_t = sagaway_common::topics::SERVICE_PARTITIONS)]
+        partitions: i32,
+        /// Skip some measurements: mariadb, broker, http.
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
+        #[arg(long)]
+        json_out: Option<PathBuf>,
+    },
+    /// min/median/max markdown tables of the `<name>-run<N>.json` files in a directory.
+    Summarize { dir: PathBuf },
+}
+
+/// What the results were measured on (for the JSON; the noise is part of the result).
+fn machine() -> Value {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let cpu = read("/proc/cpuinfo").lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim().to_string();
+    json!({
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": cpu,
+        "kernel": read("/proc/sys/kernel/osrelease"),
+        "loadavg": read("/proc/loadavg"),
+        "git_rev": std::env::var("LOADGEN_GIT_REV").unwrap_or_default(),
+        "at": chrono::Utc::now(),
+    })
+}
+
+fn write_json(path: &Option<PathBuf>, report: &impl Serialize, started_machine: Value) -> anyhow::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let mut v = serde_json::to_value(report)?;
+    let mut m = started_machine;
+    m["loadavg_after"] = json!(std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim());
+    v["machine"] = m;
+    v["command"] = json!(std::env::args().collect::<Vec<_>>().join(" "));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
+    eprintln!("results written to {}", path.display());
+    Ok(())
+}
+
+fn print_latencies(latency: &std::collections::BTreeMap<String, stats::Latency>) {
+    for (k, l) in latency {
+        println!("  {k:<24} {}", l.line());
+    }
+}
+
+fn print_errors(errors: &std::collections::BTreeMap<String, u64>) {
+    if errors.is_empty() {
+        println!("errors: none");
+    } else {
+        println!("errors:");
+        for (k, n) in errors {
+            println!("  {k:<32} {n}");
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let e = &cli.endpoints;
+    let api = api::Api::new(api::client(Duration::from_secs(e.request_timeout)), &e.product, &e.orchestrator, &e.payment);
+    let at_start = machine();
+    match cli.command {
+        Command::Payments { load, products, stock, decline_pct, no_idempotency_keys, terminal_deadline, no_check } => {
+            anyhow::ensure!(products > 0, "--products must be at least 1");
+            anyhow::ensure!((0.0..=100.0).contains(&decline_pct), "--decline-pct is a percentage");
+            let model = driver::Model::from_args(load.rate, load.concurrency, 100.0)?;
+            let settings = payments::Settings {
+                products,
+                stock_per_product: stock,
+                decline_pct,
+                idempotency_keys: !no_idempotency_keys,
+                terminal_deadline_secs: terminal_deadline,
+                check: !no_check,
+            };
+            let r = payments::run(api, model, load.window(Duration::from_secs(e.request_timeout + 5))?, settings).await?;
+            println!("payments ({model:?}, {:.0} s): {} operations, {} ok, {} failed", load.duration, r.driven.operations, r.driven.ok, r.driven.failed);
+            let t = &r.throughput;
+            println!(
+                "throughput: started {:.1}/s, accepted {:.1}/s; terminal in window {:.1}/s (COMPLETED {:.1}/s); overall {:.1}/s; drain after load {:.1} s",
+                t.started_per_s, t.accepted_per_s, t.terminal_per_s_in_window, t.completed_per_s_in_window, t.terminal_per_s_overall, t.drain_after_load_s
+            );
+            println!("latency (max generator lateness {:.1} ms):", r.driven.max_schedule_lag_ms);
+            print_latencies(&r.latency);
+            print_errors(&r.errors);
+            if let Some(c) = &r.correctness {
+                payments::print_check(c);
+            }
+            write_json(&load.json_out, &r, at_start)?;
+            if r.correctness.as_ref().is_some_and(|c| !c.ok) {
+                std::process::exit(3);
+            }
+        }
+        Command::Search { load, catalogue } => {
+            let model = driver::Model::from_args(load.rate, load.concurrency, 200.0)?;
+            let r = search::run(api, model, load.window(Duration::from_secs(e.request_timeout + 5))?, catalogue).await?;
+            println!("search ({model:?}, {:.0} s): {} queries, {:.1}/s", load.duration, r.driven.operations, r.queries_per_s);
+            print_latencies(&r.latency);
+            print_errors(&r.errors);
+            write_json(&load.json_out, &r, at_start)?;
+        }
+        Command::CdcLag { load, products, poll_ms, timeout } => {
+            let model = driver::Model::from_args(load.rate, load.concurrency, 5.0)?;
+            let window = load.window(Duration::from_secs(timeout + 5))?;
+            let r = cdc::run(api, model, window, products, Duration::from_millis(poll_ms.max(1)), Duration::from_secs(timeout)).await?;
+            println!("cdc-lag ({model:?}, {:.0} s): {} changes, poll every {poll_ms} ms", load.duration, r.driven.operations);
+            print_latencies(&r.latency);
+            print_errors(&r.errors);
+            write_json(&load.json_out, &r, at_start)?;
+        }
+        Command::Limits { mysql_url, brokers, duration, db_connections, http_concurrency, partitions, skip, json_out } => {
+            anyhow::ensure!(duration > 0.0 && duration <= 600.0, "--duration must be in (0, 600] seconds");
+            let r = limits::run(limits::Settings {
+                mysql_url,
+                brokers,
+                duration: Duration::from_secs_f64(duration),
+                db_connections,
+                http_concurrency,
+                partitions,
+                skip,
+            })
+            .await?;
+            for e in &r.errors {
+                println!("error: {e}");
+            }
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            write_json(&json_out, &r, at_start)?;
+            anyhow::ensure!(r.errors.is_empty(), "some measurements failed");
+        }
+        Command::Summarize { dir } => {
+            print!("{}", summarize::run(&dir)?);
+        }
+    }
+    Ok(())
+}
