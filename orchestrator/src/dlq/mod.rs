@@ -34,6 +34,9 @@ pub const STATUSES: [&str; 4] = [PENDING, REPLAYED, ABANDONED, PURGED];
 /// Header a replayed message carries: the id of the dead letter it replays.
 pub const REPLAY_OF: &str = "dlq.replay_of";
 
+/// Marker [`sagaway_common::inbox::redact_digit_runs`] leaves where it cut digits out.
+pub const REDACTED: &str = "[redacted]";
+
 /// What an operation did (or, in a dry run, would do) to one dead letter.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, ToSchema)]
 pub struct Outcome {

@@ -12,14 +12,11 @@
 use sagaway_common::outbox::{self, MESSAGE_TYPE, Outgoing};
 use sqlx::MySqlConnection;
 
-use super::{Outcome, PENDING, REPLAY_OF, REPLAYED, store};
+use super::{Outcome, PENDING, REDACTED, REPLAY_OF, REPLAYED, store};
 use crate::{
     orders,
     saga::{SagaTopics, lock::charge_command},
 };
-
-/// Marker [`sagaway_common::inbox::redact_digit_runs`] leaves where it cut digits out.
-const REDACTED: &str = "[redacted]";
 
 /// Replays dead letter `id` inside the caller's transaction (or, with `dry_run`, says what it
 /// would do and writes nothing). Returns the outcome and whether anything was enqueued.
@@ -56,6 +53,11 @@ pub async fn replay_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64, dry
                 None => return Ok((Outcome::skipped(id, format!("order {} no longer holds its sealed card", o.id)), false)),
             }
         }
+    }
+    if payload.contains(REDACTED) && !(is_charge && order.is_some()) {
+        // Digits were cut out of it (a card number, or an id that looked like one): publishing the
+        // damaged copy could only fail again, or worse, act on a wrong id.
+        return Ok((Outcome::skipped(id, "the payload was redacted and cannot be rebuilt; replay is unsafe — abandon or purge it"), false));
     }
     let key = dl.original_key.clone().unwrap_or_default();
     let moves_order = is_charge && order.as_ref().is_some_and(|o| o.status == orders::FAILED);

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use utoipa::ToSchema;
 
-use super::{PURGED, STATUSES};
+use super::{PURGED, REDACTED, STATUSES};
 use crate::error::ApiError;
 
 /// A dead letter as stored (and shown).
@@ -177,7 +177,14 @@ pub async fn record(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<
     let payload = redact_digit_runs(msg.payload.as_deref().unwrap_or(""));
     let json = serde_json::from_str::<serde_json::Value>(&payload).ok();
     let field = |name: &str| json.as_ref().and_then(|j| j.get(name)).and_then(|v| v.as_str()).map(str::to_string);
-    let order_id = field("order_id").or_else(|| msg.header("dlq.order_id").map(str::to_string)).map(|o| truncate(&o, 128));
+    // The header first: redaction can cut into an id in the payload (a UUID whose digit groups
+    // add up to 12 digits looks like a card number to it).
+    let order_id = msg
+        .header("dlq.order_id")
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .or_else(|| field("order_id").filter(|o| !o.contains(REDACTED)))
+        .map(|o| truncate(&o, 128));
     sqlx::query(
         "INSERT IGNORE INTO dead_letters (dlq_message_id, dlq_partition, dlq_offset, original_topic, original_partition, \
          original_offset, original_key, original_message_id, order_id, message_type, attempts, error_class, error_message, \
