@@ -39,6 +39,23 @@ fn to_change(key: Option<&[u8]>, payload: Option<&[u8]>, topic: &str, offset: i6
     }
 }
 
+/// Assigns every partition of `topic` to `consumer`, resuming from the group's committed offsets
+/// (earliest when none). The indexer does not join the group: under load the local broker's group
+/// coordinator misses heartbeats, the session times out, the partition is revoked and indexing
+/// stalls until a rejoin that may not come (observed in the 10k-product test). Offsets are still
+/// committed under the group id. Each instance with an embedded index needs every partition anyway,
+/// so instances must not share `PRODUCT_INDEXER_GROUP`.
+pub fn assign_all(consumer: &StreamConsumer, topic: &str) -> anyhow::Result<()> {
+    let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).context("CDC topic metadata")?;
+    let mut tpl = TopicPartitionList::new();
+    for p in meta.topics().first().map(|t| t.partitions()).unwrap_or_default() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Stored)?;
+    }
+    anyhow::ensure!(tpl.count() > 0, "CDC topic {topic} has no partitions (create it first: `product migrate`)");
+    consumer.assign(&tpl).context("assigning the CDC topic")?;
+    Ok(())
+}
+
 /// Runs the incremental indexer until `shutdown`.
 pub async fn run(
     consumer: StreamConsumer,

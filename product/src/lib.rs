@@ -162,7 +162,7 @@ impl Application {
         tasks.spawn(consumer_loop.run(handler, shutdown.clone()));
 
         let cdc = kafka::consumer(&common.kafka_brokers, &cfg.indexer_group, common.fetch_wait_max_ms)?;
-        cdc.subscribe(&[&cfg.cdc_topic])?;
+        indexer::assign_all(&cdc, &cfg.cdc_topic)?;
         tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), shutdown.clone()));
 
         tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, shutdown.clone()));

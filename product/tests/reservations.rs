@@ -73,8 +73,10 @@ async fn concurrent_reservations_sell_exactly_the_stock() -> anyhow::Result<()> 
 /// own, and extra sweeps from the test) expires them: the stock returns exactly once per hold.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn expiry_racing_release_returns_stock_exactly_once() -> anyhow::Result<()> {
+    // Long enough that all 300 holds exist before the first lapses, on a loaded 2-core machine.
+    const TTL: Duration = Duration::from_millis(3000);
     let app = spawn_app(Options {
-        reservation_ttl: Duration::from_millis(800),
+        reservation_ttl: TTL,
         expiry_interval: Duration::from_millis(5),
         ..Options::default()
     })
@@ -102,7 +104,7 @@ async fn expiry_racing_release_returns_stock_exactly_once() -> anyhow::Result<()
 
     // Start racing just before the holds lapse: releases in 16 parallel streams against two extra
     // expiry sweepers (plus the app's own job every 5 ms).
-    tokio::time::sleep(Duration::from_millis(800).saturating_sub(reserving.elapsed() + Duration::from_millis(100))).await;
+    tokio::time::sleep(TTL.saturating_sub(reserving.elapsed() + Duration::from_millis(100))).await;
     let pool = app.pool.clone();
     let sweepers = (0..2).map(|_| {
         let pool = pool.clone();

@@ -140,7 +140,7 @@ pub async fn replays_do_not_regress_and_reindex_matches(app: &TestApp) -> anyhow
     //    indexer keeps running.
     let group = format!("{}second-indexer", app.config.common.topic_prefix);
     let consumer = sagaway_common::kafka::consumer(&brokers(), &group, 10)?;
-    rdkafka::consumer::Consumer::subscribe(&consumer, &[&app.config.cdc_topic])?;
+    product::indexer::assign_all(&consumer, &app.config.cdc_topic)?;
     let stop = CancellationToken::new();
     let second = tokio::spawn(product::indexer::run(consumer, app.search.clone(), Default::default(), stop.clone()));
     let topic = app.config.cdc_topic.clone();
@@ -190,6 +190,18 @@ const MATERIALS: [&str; 15] =
     ["oak", "walnut", "bamboo", "steel", "copper", "linen", "wool", "cotton", "glass", "clay", "marble", "leather", "cork", "brass", "resin"];
 const CATEGORIES: [&str; 10] = ["Garden", "Kitchen", "Office", "Toys", "Outdoors", "Bath", "Decor", "Travel", "Music", "Crafts"];
 
+/// The `i`-th generated product (created at 2026-01-01 00:00:00 + `i` seconds).
+pub fn generated(i: usize) -> product::catalogue::Draft {
+    product::catalogue::Draft {
+        name: format!("{} {} no{i}", ADJECTIVES[i % 20], NOUNS[(i / 20) % 25]),
+        description: format!("Made of {} and finished by hand", MATERIALS[(i * 7) % 15]),
+        category: CATEGORIES[(i * 3) % 10].to_string(),
+        // Four decimals, from 0.0001 up to 999.9999, many repeats (ties in price sorts).
+        price: Decimal::new(((i * 7919) % 9_999_999 + 1) as i64, 4),
+        stock: if i % 7 == 0 { 0 } else { (i % 50 + 1) as i32 },
+    }
+}
+
 /// Inserts `n` generated products with SQL (batches of 1000 rows) and waits until the index has them.
 pub async fn generate_catalogue(app: &TestApp, n: usize, within: Duration) -> anyhow::Result<Duration> {
     // When Debezium has published them all (separates CDC lag from indexing lag).
@@ -206,12 +218,8 @@ pub async fn generate_catalogue(app: &TestApp, n: usize, within: Duration) -> an
         let sql = format!("INSERT INTO products (name, description, category, price, stock, created_at) VALUES {values}");
         let mut q = sqlx::query(&sql);
         for i in rows {
-            let name = format!("{} {} no{i}", ADJECTIVES[i % 20], NOUNS[(i / 20) % 25]);
-            let description = format!("Made of {} and finished by hand", MATERIALS[(i * 7) % 15]);
-            // Four decimals, from 0.0001 up to 999.9999, many repeats (ties in price sorts).
-            let price = Decimal::new(((i * 7919) % 9_999_999 + 1) as i64, 4);
-            let stock = if i % 7 == 0 { 0 } else { (i % 50 + 1) as i32 };
-            q = q.bind(name).bind(description).bind(CATEGORIES[(i * 3) % 10]).bind(price).bind(stock).bind(i as i64);
+            let g = generated(i);
+            q = q.bind(g.name).bind(g.description).bind(g.category).bind(g.price).bind(g.stock).bind(i as i64);
         }
         q.execute(&app.pool).await?;
     }
