@@ -165,7 +165,8 @@ impl Application {
         indexer::assign_all(&cdc, &cfg.cdc_topic)?;
         tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), shutdown.clone()));
 
-        tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, shutdown.clone()));
+        let notices = reservations::ExpiryNotices { replies_topic: common.topic(topics::PRODUCT_REPLIES), relay: self.relay.clone() };
+        tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, notices, shutdown.clone()));
 
         tracing::info!(port = self.port, search = self.state.search.name(), "product service listening");
         let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;

@@ -15,7 +15,11 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::money;
+use sagaway_common::{
+    messages::ProductReply,
+    money,
+    outbox::{self, OutboxRelay, Outgoing},
+};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
@@ -183,10 +187,19 @@ pub async fn is_lapsed(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<boo
     Ok(lapsed == 1)
 }
 
-/// The expiry job: every `interval`, expire lapsed HELD reservations (returning their stock).
-pub async fn run_expiry(pool: sqlx::MySqlPool, interval: Duration, shutdown: tokio_util::sync::CancellationToken) {
+/// Where the expiry job tells the saga that a reservation locked by an order expired.
+#[derive(Clone)]
+pub struct ExpiryNotices {
+    /// Full name of `product.replies` (with the topic prefix).
+    pub replies_topic: String,
+    pub relay: OutboxRelay,
+}
+
+/// The expiry job: every `interval`, expire lapsed HELD reservations (returning their stock) and,
+/// for those an order had locked, tell the orchestrator.
+pub async fn run_expiry(pool: sqlx::MySqlPool, interval: Duration, notices: ExpiryNotices, shutdown: tokio_util::sync::CancellationToken) {
     loop {
-        match expire_lapsed(&pool, 500).await {
+        match expire_lapsed_notifying(&pool, 500, Some(&notices)).await {
             Ok(n) if n > 0 => tracing::info!(expired = n, "expired lapsed reservations"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "reservation expiry failed; will retry"),
@@ -200,18 +213,38 @@ pub async fn run_expiry(pool: sqlx::MySqlPool, interval: Duration, shutdown: tok
 
 /// Expires up to `limit` lapsed reservations, one transaction each; returns how many it expired.
 pub async fn expire_lapsed(pool: &sqlx::MySqlPool, limit: u32) -> sqlx::Result<u64> {
+    expire_lapsed_notifying(pool, limit, None).await
+}
+
+/// [`expire_lapsed`], and for each expired reservation bound to an order, a `reservation_released`
+/// (status EXPIRED) reply through the outbox in the same transaction, keyed by the user id: a
+/// payment parked as FAILED is then compensated instead of waiting for an operator.
+pub async fn expire_lapsed_notifying(pool: &sqlx::MySqlPool, limit: u32, notices: Option<&ExpiryNotices>) -> sqlx::Result<u64> {
     let ids: Vec<String> =
         sqlx::query_scalar("SELECT id FROM reservations WHERE status = 'HELD' AND expires_at <= NOW(6) ORDER BY expires_at LIMIT ?")
             .bind(limit)
             .fetch_all(pool)
             .await?;
     let mut expired = 0;
+    let mut notified = false;
     for id in ids {
         let mut tx = pool.begin().await?;
         if end_hold(&mut tx, &id, "EXPIRED").await? {
             expired += 1;
+            if let Some(n) = notices {
+                let bound: Option<(Option<String>, String)> =
+                    sqlx::query_as("SELECT order_id, user_id FROM reservations WHERE id = ?").bind(&id).fetch_optional(&mut *tx).await?;
+                if let Some((Some(order_id), user_id)) = bound {
+                    let reply = ProductReply::ReservationReleased { order_id, reservation_id: id.clone(), status: "EXPIRED".into() };
+                    outbox::enqueue(&mut tx, &Outgoing::json(&n.replies_topic, user_id, reply.kind(), &reply)).await?;
+                    notified = true;
+                }
+            }
         }
         tx.commit().await?;
+    }
+    if notified && let Some(n) = notices {
+        n.relay.notify();
     }
     metrics::counter!("reservations_expired_total").increment(expired);
     Ok(expired)
