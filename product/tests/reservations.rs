@@ -131,7 +131,7 @@ async fn expiry_racing_release_returns_stock_exactly_once() -> anyhow::Result<()
                 };
                 loop {
                     let mut tx = pool.begin().await.expect("tx");
-                    match product::commands::apply(&mut *tx, &command).await {
+                    match product::commands::apply(&mut tx, &command).await {
                         Ok(reply) => {
                             tx.commit().await.expect("commit");
                             replies.push(reply);

@@ -5,6 +5,9 @@ mod common;
 use common::{Options, spawn_app};
 use serde_json::{Value, json};
 
+/// (what, method, path, body, expected status, expected field)
+type Case<'a> = (&'a str, &'a str, String, Option<String>, u16, Option<&'a str>);
+
 struct Answer {
     status: u16,
     content_type: String,
@@ -44,7 +47,7 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
 
     // (what, method, path, body, status, field)
     let reserve = |b: Value| Some(b.to_string());
-    let cases: Vec<(&str, &str, String, Option<String>, u16, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("unknown product", "POST", "/reserve".into(), reserve(json!({"product_id": 999_999, "user_id": "u", "quantity": 1})), 404, None),
         ("quantity 0", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": "u", "quantity": 0})), 422, Some("quantity")),
         ("quantity negative", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": "u", "quantity": -3})), 422, Some("quantity")),

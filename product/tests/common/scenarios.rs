@@ -124,7 +124,7 @@ pub async fn replays_do_not_regress_and_reindex_matches(app: &TestApp) -> anyhow
 
     // 1. Every event again, oldest first, one at a time: each is older than (or equal to) what is indexed.
     let changes = read_changes(&app.config.cdc_topic).await?;
-    assert!(changes.len() >= 6 + 18 + 4 + 1, "only {} events", changes.len());
+    assert!(changes.len() > 6 + 18 + 4, "only {} events", changes.len());
     let mut stale = 0;
     for c in changes.iter().cloned() {
         stale += app.search.apply(vec![c]).await?.stale;
@@ -198,7 +198,7 @@ pub fn generated(i: usize) -> product::catalogue::Draft {
         category: CATEGORIES[(i * 3) % 10].to_string(),
         // Four decimals, from 0.0001 up to 999.9999, many repeats (ties in price sorts).
         price: Decimal::new(((i * 7919) % 9_999_999 + 1) as i64, 4),
-        stock: if i % 7 == 0 { 0 } else { (i % 50 + 1) as i32 },
+        stock: if i.is_multiple_of(7) { 0 } else { (i % 50 + 1) as i32 },
     }
 }
 
