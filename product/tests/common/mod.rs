@@ -377,10 +377,13 @@ fn start_noida() -> anyhow::Result<String> {
     std::fs::create_dir_all(&dir)?;
     let log = dir.join("noida.log");
     let script = format!(
-        "'{bin}' start --data-dir '{data}' --only elasticsearch --elasticsearch-port 0 > '{log}' 2>&1 & child=$!; \
-         while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $child; sleep 1; kill -9 $child 2>/dev/null; rm -rf '{data}'",
+        // `noida-db` is a Python launcher that starts the native server as a child: run it in its own
+        // process group (setsid) and signal the whole group, or the server outlives the test.
+        "setsid '{bin}' start --data-dir '{data}' --only elasticsearch --elasticsearch-port 0 > '{log}' 2>&1 & child=$!; \
+         while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -- -$child; sleep 1; kill -9 -- -$child 2>/dev/null; rm -rf '{dir}'",
         bin = bin.display(),
         data = dir.join("data").display(),
+        dir = dir.display(),
         log = log.display(),
         parent = std::process::id(),
     );
