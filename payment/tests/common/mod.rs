@@ -30,7 +30,10 @@ use sqlx::{MySql, migrate::MigrateDatabase};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-pub const BROKERS: &str = "127.0.0.1:9092";
+/// The stack's broker (`SAGAWAY_KAFKA_PORT`, default 9092), as every service test sees it.
+pub fn brokers() -> String {
+    CommonConfig::local("unused", "").kafka_brokers
+}
 /// How long any one expected message may take to show up.
 pub const DEADLINE: Duration = Duration::from_secs(40);
 
@@ -68,16 +71,12 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     sagaway_common::telemetry::init("payment-test");
     let id = Uuid::new_v4().simple().to_string();
     let prefix = format!("t{}.", &id[..8]);
-    let db_url = format!("mysql://sagaway:sagaway@127.0.0.1:3307/payment_t_{id}");
     let common = CommonConfig {
-        http_host: "127.0.0.1".into(),
-        http_port: 0,
-        database_url: db_url.clone(),
         db_max_connections: 8,
-        kafka_brokers: BROKERS.into(),
-        topic_prefix: prefix.clone(),
         fetch_wait_max_ms: 10,
+        ..CommonConfig::local(&format!("payment_t_{id}"), &prefix)
     };
+    let db_url = common.database_url.clone();
     let config = Config {
         card_key: CardKey::from_hex(DEV_CARD_KEY).unwrap(),
         retry: RetryPolicy {
@@ -100,7 +99,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         http: reqwest::Client::new(),
         prefix,
         db_url,
-        producer: sagaway_common::kafka::producer(BROKERS).unwrap(),
+        producer: sagaway_common::kafka::producer(&brokers()).unwrap(),
         shutdown,
         task: Some(task),
         dropped_db: false,
@@ -303,7 +302,7 @@ pub struct Watcher {
 impl Watcher {
     pub fn from_start(topic: &str) -> Self {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", BROKERS)
+            .set("bootstrap.servers", brokers())
             .set("group.id", format!("test-watch-{}", Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "10")
