@@ -217,7 +217,7 @@ async fn list(c: &Client, a: &Args) -> Result<(), String> {
         println!("{}", pretty(&page));
         return Ok(());
     }
-    println!("{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:>3}  {}", "ID", "STATUS", "ORDER", "ERROR CLASS", "SOURCE TOPIC", "ATT", "LAST FAILURE");
+    println!("{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:>3}  LAST FAILURE", "ID", "STATUS", "ORDER", "ERROR CLASS", "SOURCE TOPIC", "ATT");
     for d in page["items"].as_array().into_iter().flatten() {
         println!(
             "{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:>3}  {}",
