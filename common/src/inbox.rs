@@ -174,6 +174,8 @@ impl ConsumerLoop {
     pub async fn run<H: Handler>(self, handler: H, shutdown: CancellationToken) {
         let in_db = !group_mode();
         let mut topics = Vec::new();
+        let mut expected_partitions = 0;
+        let mut last_check = std::time::Instant::now();
         if in_db {
             topics = match self.take_subscription() {
                 Ok(t) => t,
@@ -185,23 +187,25 @@ impl ConsumerLoop {
             if !self.ensure_assigned(&topics, &shutdown).await {
                 return;
             }
+            expected_partitions = self.consumer.assignment().map(|a| a.count()).unwrap_or(0);
         }
         loop {
+            // A group rebalance queued before the subscription was dropped can revoke all or part
+            // of our manual assignment when it is finally served: check now and then, put it back.
+            if in_db && last_check.elapsed() > Duration::from_secs(2) {
+                last_check = std::time::Instant::now();
+                if self.consumer.assignment().map(|a| a.count()).unwrap_or(0) < expected_partitions {
+                    tracing::warn!(service = self.service, "assignment lost; assigning again");
+                    if !self.ensure_assigned(&topics, &shutdown).await {
+                        break;
+                    }
+                }
+            }
             let msg = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 m = tokio::time::timeout(Duration::from_secs(1), self.consumer.recv()) => match m {
                     Ok(m) => m,
-                    Err(_) => {
-                        // A group rebalance queued before the subscription was dropped can revoke
-                        // our manual assignment when it is finally served: put it back.
-                        if in_db && self.consumer.assignment().map(|a| a.count() == 0).unwrap_or(true) {
-                            tracing::warn!(service = self.service, "assignment lost; assigning again");
-                            if !self.ensure_assigned(&topics, &shutdown).await {
-                                break;
-                            }
-                        }
-                        continue;
-                    }
+                    Err(_) => continue, // idle: loop round to the assignment check
                 },
             };
             let msg = match msg {
@@ -355,32 +359,39 @@ pub fn dead_letter_message(
     }
 }
 
-/// Replaces every run of 12 or more digits (a card number, possibly spaced) with `[redacted]`, so
-/// text copied from an untrusted message can never carry a PAN onward.
+/// Replaces every standalone number of 13 to 19 digits (a card number, possibly grouped with
+/// single spaces or dashes) with `[redacted]`, so text copied from an untrusted message can never
+/// carry a PAN onward. "Standalone": not glued to a letter or digit on either side, so digit groups
+/// inside UUIDs and hex fingerprints (`…-8692-9278c764bbda`) are left intact.
 pub fn redact_digit_runs(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     while i < chars.len() {
-        if chars[i].is_ascii_digit() {
-            let mut j = i;
-            let mut digits = 0;
-            while j < chars.len() && (chars[j].is_ascii_digit() || ((chars[j] == ' ' || chars[j] == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit())) {
-                if chars[j].is_ascii_digit() {
-                    digits += 1;
-                }
-                j += 1;
-            }
-            if digits >= 12 {
-                out.push_str("[redacted]");
-            } else {
-                out.extend(&chars[i..j]);
-            }
-            i = j;
-        } else {
+        let starts_number = chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric());
+        if !starts_number {
             out.push(chars[i]);
             i += 1;
+            continue;
         }
+        let mut j = i;
+        let mut digits = 0;
+        while j < chars.len()
+            && (chars[j].is_ascii_digit()
+                || ((chars[j] == ' ' || chars[j] == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit()))
+        {
+            if chars[j].is_ascii_digit() {
+                digits += 1;
+            }
+            j += 1;
+        }
+        let standalone = j == chars.len() || !chars[j].is_ascii_alphanumeric();
+        if standalone && (13..=19).contains(&digits) {
+            out.push_str("[redacted]");
+        } else {
+            out.extend(&chars[i..j]);
+        }
+        i = j;
     }
     out
 }
@@ -394,5 +405,8 @@ mod tests {
         assert_eq!(redact_digit_runs(r#"{"n":"4242424242424242","q":3}"#), r#"{"n":"[redacted]","q":3}"#);
         assert_eq!(redact_digit_runs("card 4242 4242 4242 4242 ok"), "card [redacted] ok");
         assert_eq!(redact_digit_runs("order 12345, cvc 123"), "order 12345, cvc 123");
+        assert_eq!(redact_digit_runs("invalid type: integer `4000000000000119`"), "invalid type: integer `[redacted]`");
+        let uuid = "01a208d3-d4cb-7432-8692-9278c764bbda 11111111-2222-3333-4444-5555aaaa";
+        assert_eq!(redact_digit_runs(uuid), uuid, "ids are not card numbers");
     }
 }
