@@ -4,7 +4,7 @@
 //! - MariaDB: autocommit single-row INSERTs into a scratch database (dropped afterwards), with 1
 //!   and 32 connections: commits/s. Every saga step is at least one commit, so this is the floor.
 //! - Broker: the idempotent producer the services use (`sagaway_common::kafka::producer`), 200-byte
-//!   messages into a scratch topic (deleted afterwards): produced msgs/s with many in flight, the
+//!   messages into a scratch topic (left in place: see [`broker`]): produced msgs/s with many in flight, the
 //!   produce round trip with one in flight, then consumed msgs/s reading them back.
 //! - HTTP: a trivial axum handler in this process (port 0) driven by the same client and closed
 //!   model as the scenarios: requests/s.
@@ -18,9 +18,7 @@ use std::{
 use anyhow::Context;
 use futures::{StreamExt, stream::FuturesUnordered};
 use rdkafka::{
-    ClientConfig, Message, Offset, TopicPartitionList,
-    admin::{AdminClient, AdminOptions},
-    client::DefaultClientContext,
+    Message, Offset, TopicPartitionList,
     consumer::Consumer,
     producer::FutureRecord,
     util::Timeout,
@@ -54,7 +52,7 @@ pub struct BrokerLimit {
     pub produce_one_by_one_latency: Latency,
     pub consumed: u64,
     pub consume_per_s: f64,
-    pub topic_deleted: bool,
+    pub topic: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -173,19 +171,10 @@ async fn mariadb(s: &Settings) -> anyhow::Result<Vec<DbLimit>> {
 async fn broker(s: &Settings) -> anyhow::Result<BrokerLimit> {
     let topic = format!("loadgen.scratch.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     sagaway_common::kafka::ensure_topics(&s.brokers, &[(topic.clone(), s.partitions)]).await?;
-    let result = broker_inner(s, &topic).await;
-    // Best effort: remove the scratch topic.
-    let deleted = async {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", &s.brokers).create()?;
-        let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-        let r = admin.delete_topics(&[&topic], &opts).await?;
-        anyhow::Ok(r.iter().all(|x| x.is_ok()))
-    }
-    .await
-    .unwrap_or(false);
-    let mut r = result?;
-    r.topic_deleted = deleted;
-    Ok(r)
+    // The scratch topic is NOT deleted: after a DeleteTopics, tansu 0.6.0 stopped answering metadata
+    // requests on our bench stack (every service turned not-ready). Its name is unique and it holds
+    // a few MB; the bench stack's state dir is thrown away afterwards.
+    broker_inner(s, &topic).await
 }
 
 async fn broker_inner(s: &Settings, topic: &str) -> anyhow::Result<BrokerLimit> {
@@ -284,7 +273,7 @@ async fn broker_inner(s: &Settings, topic: &str) -> anyhow::Result<BrokerLimit> 
         produce_one_by_one_latency: one.latency("produce1"),
         consumed,
         consume_per_s,
-        topic_deleted: false,
+        topic: topic.to_string(),
     })
 }
 

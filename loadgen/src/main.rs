@@ -197,7 +197,7 @@ fn write_json(path: &Option<PathBuf>, report: &impl Serialize, started_machine: 
 
 fn print_latencies(latency: &std::collections::BTreeMap<String, stats::Latency>) {
     for (k, l) in latency {
-        println!("  {k:<24} {}", l.line());
+        println!("  {k:<44} {}", l.line());
     }
 }
 
@@ -240,6 +240,8 @@ async fn main() -> anyhow::Result<()> {
             );
             println!("latency (max generator lateness {:.1} ms):", r.driven.max_schedule_lag_ms);
             print_latencies(&r.latency);
+            println!("saga steps (from order history):");
+            print_latencies(&r.hops);
             print_errors(&r.errors);
             if let Some(c) = &r.correctness {
                 payments::print_check(c);

@@ -108,6 +108,8 @@ pub struct Report {
     /// 202 (reserve + accept + any generator lateness); accepted_to_terminal / accepted_to_completed:
     /// from the order's history (ACCEPTED entry → terminal entry), server timestamps.
     pub latency: BTreeMap<String, Latency>,
+    /// Each step of the saga, from consecutive history entries (server timestamps): where the time goes.
+    pub hops: BTreeMap<String, Latency>,
     pub errors: BTreeMap<String, u64>,
     pub correctness: Option<Correctness>,
 }
@@ -256,6 +258,7 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
     let mut first_accept: Option<DateTime<Utc>> = None;
     let mut last_terminal: Option<DateTime<Utc>> = None;
     let (mut terminal_in_window, mut completed_in_window) = (0u64, 0u64);
+    let mut hops: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     for (a, f) in accepted.iter().zip(&finals) {
         let Some(f) = f else { continue };
         if let Some(acc) = f.accepted_at {
@@ -270,6 +273,11 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
             }
         }
         if a.measured {
+            for w in f.history.windows(2) {
+                let hop = format!("hop {} -> {}", w[0].0, w[1].0);
+                let us = (w[1].1 - w[0].1).num_microseconds().unwrap_or(0).max(1) as u64;
+                hops.entry(hop).or_insert_with(|| Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).expect("bounds")).saturating_record(us);
+            }
             let us = (term - acc).num_microseconds().unwrap_or(0).max(1) as u64;
             to_terminal.saturating_record(us);
             if f.status == "COMPLETED" {
@@ -280,6 +288,7 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
     let mut latency = stats.latencies();
     latency.insert("accepted_to_terminal".into(), Latency::of(&to_terminal));
     latency.insert("accepted_to_completed".into(), Latency::of(&to_completed));
+    let hops: BTreeMap<String, Latency> = hops.iter().map(|(k, h)| (k.clone(), Latency::of(h))).collect();
     let window_secs = driven.measured_secs.max(1e-9);
     let load_secs = (driven.ended_at - driven.started_at).num_milliseconds() as f64 / 1000.0;
     let terminal_count = finals.iter().flatten().filter(|f| f.terminal_at.is_some()).count();
@@ -309,6 +318,7 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
         driven,
         throughput,
         latency,
+        hops,
         errors: stats.errors(),
         correctness,
     })
@@ -322,6 +332,8 @@ struct Final {
     accepted_at: Option<DateTime<Utc>>,
     /// When it became COMPLETED/COMPENSATED (None while not terminal).
     terminal_at: Option<DateTime<Utc>>,
+    /// (status, at) in history order.
+    history: Vec<(String, DateTime<Utc>)>,
 }
 
 fn parse_final(v: &Value) -> Option<Final> {
@@ -332,7 +344,11 @@ fn parse_final(v: &Value) -> Option<Final> {
     };
     let accepted_at = at(&|s| s == "ACCEPTED");
     let terminal_at = at(&|s| s == "COMPLETED" || s == "COMPENSATED");
-    Some(Final { status, amount, accepted_at, terminal_at })
+    let history = v["history"]
+        .as_array()
+        .map(|h| h.iter().filter_map(|e| Some((e["status"].as_str()?.to_string(), e["at"].as_str()?.parse().ok()?))).collect())
+        .unwrap_or_default();
+    Some(Final { status, amount, accepted_at, terminal_at, history })
 }
 
 /// Polls every order until it is terminal or the deadline passes; one entry per order (None if it
@@ -442,6 +458,9 @@ async fn check(
 pub fn print_check(c: &Correctness) {
     let mark = |ok: bool| if ok { "OK  " } else { "FAIL" };
     println!("correctness:");
+    if !c.all_terminal {
+        println!("  (orders still in flight at the deadline make the money and stock lines below inconclusive, not wrong)");
+    }
     println!(
         "  {} every order terminal: {} orders, {} COMPLETED, {} COMPENSATED, {} not terminal {:?}",
         mark(c.all_terminal),

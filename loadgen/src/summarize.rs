@@ -29,6 +29,12 @@ fn figures(scenario: &str, v: &Value) -> Vec<(String, String)> {
             f.extend(lat("POST /payment", "accept"));
             f.extend(lat("reserve", "reserve"));
             f.extend(lat("accepted → terminal", "accepted_to_terminal"));
+            for hop in v["hops"].as_object().into_iter().flat_map(|m| m.keys()) {
+                let esc = hop.replace('~', "~0").replace('/', "~1");
+                for q in ["p50_ms", "p99_ms"] {
+                    f.push((format!("step {} {} (ms)", hop.trim_start_matches("hop "), q.trim_end_matches("_ms")), format!("/hops/{esc}/{q}")));
+                }
+            }
             f.push(s("errors", "/error_total"));
             f.push(s("correctness OK (1 = yes)", "/correctness_ok"));
             f
@@ -45,6 +51,7 @@ fn figures(scenario: &str, v: &Value) -> Vec<(String, String)> {
             f.push(s("errors", "/error_total"));
             f
         }
+        "cpu" => v["cpu_seconds"].as_object().into_iter().flat_map(|m| m.keys()).map(|k| (format!("{k} CPU s"), format!("/cpu_seconds/{k}"))).collect(),
         "limits" => {
             let mut f = vec![];
             for (i, m) in v["mariadb"].as_array().into_iter().flatten().enumerate() {
