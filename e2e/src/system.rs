@@ -16,11 +16,15 @@ pub struct SystemOptions {
     pub reservation_ttl: Duration,
     /// The payment processor's attempt budget for transient failures.
     pub max_attempts: u32,
+    /// First retry delay window (doubles per attempt, capped at 8×).
+    pub retry_base: Duration,
+    /// A fixed jitter draw in [0, 1] instead of a random one (for tests that compare delays).
+    pub fixed_jitter: Option<f64>,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5 }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None }
     }
 }
 
@@ -94,10 +98,13 @@ impl System {
         let pay_cfg = payment::Config {
             card_key: sagaway_common::card::CardKey::from_hex(sagaway_common::card::DEV_CARD_KEY)?,
             retry: payment::retry_policy::RetryPolicy {
-                base: Duration::from_millis(50),
-                cap: Duration::from_millis(400),
+                base: opts.retry_base,
+                cap: opts.retry_base * 8,
                 max_attempts: opts.max_attempts,
-                jitter: std::sync::Arc::new(payment::retry_policy::RandomJitter),
+                jitter: match opts.fixed_jitter {
+                    Some(u) => std::sync::Arc::new(payment::retry_policy::FixedJitter(u)),
+                    None => std::sync::Arc::new(payment::retry_policy::RandomJitter),
+                },
             },
             commands_group: format!("{prefix}payment-commands"),
             retry_group: format!("{prefix}payment-retry"),

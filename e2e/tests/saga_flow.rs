@@ -102,3 +102,25 @@ async fn no_card_number_or_cvc_is_stored_or_published_in_clear() -> anyhow::Resu
     sys.stop().await;
     Ok(())
 }
+
+/// Card 0341 fails transiently twice, then approves: the order completes after exactly three
+/// attempts, and the recorded gaps between attempts grow (backoff, read from attempt timestamps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn flaky_card_completes_after_exactly_three_attempts_with_growing_gaps() -> anyhow::Result<()> {
+    // Windows of 400 ms then 800 ms (a fixed draw: 300 ms then 600 ms) dwarf the hop latencies.
+    let sys = System::spawn(SystemOptions { retry_base: Duration::from_millis(400), fixed_jitter: Some(0.5), ..Default::default() }).await?;
+    let product = sys.create_product("3.50", 10).await?;
+    let (order_id, _) = pay(&sys, product, "flaky", "4000000000000341").await?;
+    let order = sys.wait_order(&order_id, WITHIN, terminal).await?;
+    assert_eq!(order["status"], "COMPLETED", "{order}");
+    let charge = sys.get_json(format!("{}/charges/{order_id}", sys.payment_url)).await?;
+    let attempts = charge["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3, "{charge}");
+    let at: Vec<chrono::DateTime<chrono::Utc>> = attempts.iter().map(|a| a["at"].as_str().unwrap().parse().unwrap()).collect();
+    let (gap1, gap2) = (at[1] - at[0], at[2] - at[1]);
+    assert!(gap2 > gap1, "delays between attempts grow: {gap1:?} then {gap2:?}");
+    let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
+    assert_eq!(ledger["captured_total"], "7.00", "charged once: {ledger}");
+    sys.stop().await;
+    Ok(())
+}
