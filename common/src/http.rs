@@ -103,7 +103,7 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection_problem(rejection)),
+            Err(rejection) => Err(name_field(json_rejection_problem(rejection), "body")),
         }
     }
 }
@@ -153,10 +153,42 @@ where
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&detail)
                     .to_string();
-                Err(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail))
+                Err(name_field(Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_query", detail), "query"))
             }
             Err(other) => Err(Problem::new(StatusCode::BAD_REQUEST, "bad_request", other.body_text())),
         }
+    }
+}
+
+/// Makes every 422 name a field. serde's root-level errors (`missing field`, `unknown field`,
+/// `duplicate field`) carry no path, so the name is read from the message; `fallback` names the
+/// whole input (e.g. an array where an object belongs). A path like `[1]` names a position, not a field.
+fn name_field(mut p: Problem, fallback: &str) -> Problem {
+    if p.field.as_deref().is_some_and(|f| f.starts_with('[')) {
+        p.field = None;
+    }
+    if p.field.is_none() && p.status == 422 {
+        p.field = field_in_message(&p.detail).or_else(|| Some(fallback.to_string()));
+    }
+    p
+}
+
+fn field_in_message(detail: &str) -> Option<String> {
+    ["missing field `", "unknown field `", "duplicate field `"].iter().find_map(|marker| {
+        let rest = detail.split(marker).nth(1)?;
+        Some(rest[..rest.find('`')?].to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_in_message;
+
+    #[test]
+    fn names_fields_from_root_level_serde_errors() {
+        assert_eq!(field_in_message("missing field `quantity` at line 1 column 40").as_deref(), Some("quantity"));
+        assert_eq!(field_in_message("unknown field `colour`, expected one of `name`, `price`").as_deref(), Some("colour"));
+        assert_eq!(field_in_message("expected value at line 1 column 1"), None);
     }
 }
 

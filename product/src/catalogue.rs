@@ -10,14 +10,14 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::money;
+use sagaway_common::{http::ApiJson, money};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
-    extract::Body,
+
 };
 
 /// The largest stock a product may carry.
@@ -135,7 +135,7 @@ pub async fn load(pool: &sqlx::MySqlPool, id: u64) -> ApiResult<Product> {
 /// Create a product.
 #[utoipa::path(post, path = "/products", request_body = NewProduct, tag = "catalogue",
     responses((status = 201, body = Product), (status = 422, description = "invalid field (problem+json names it)")))]
-pub async fn create(State(app): State<AppState>, Body(body): Body<NewProduct>) -> ApiResult<(StatusCode, Json<Product>)> {
+pub async fn create(State(app): State<AppState>, ApiJson(body): ApiJson<NewProduct>) -> ApiResult<(StatusCode, Json<Product>)> {
     let name = validate_name(&body.name)?;
     let description = validate_description(body.description.as_deref().unwrap_or(""))?;
     let category = match body.category.as_deref() {
@@ -170,7 +170,7 @@ pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> ApiResu
 pub async fn patch(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Body(body): Body<ProductPatch>,
+    ApiJson(body): ApiJson<ProductPatch>,
 ) -> ApiResult<Json<Product>> {
     let id = parse_product_id(&id)?;
     let mut sets: Vec<&str> = Vec::new();

@@ -13,7 +13,6 @@ pub mod catalogue;
 pub mod commands;
 pub mod config;
 pub mod error;
-pub mod extract;
 pub mod indexer;
 pub mod reservations;
 pub mod search;
@@ -26,7 +25,7 @@ use axum::{
     routing::{get, post},
 };
 use sagaway_common::{
-    http::Readiness,
+    http::{ApiQuery, Readiness},
     inbox::ConsumerLoop,
     kafka,
     outbox::OutboxRelay,
@@ -70,7 +69,7 @@ pub struct ApiDoc;
 /// Search the catalogue (served from the CDC-fed index, never from SQL).
 #[utoipa::path(get, path = "/findAll", params(FindAllParams), tag = "search",
     responses((status = 200, body = SearchPage), (status = 422, description = "invalid parameter (problem+json names it)")))]
-pub async fn find_all(State(app): State<AppState>, extract::Params(params): extract::Params<FindAllParams>) -> ApiResult<Json<SearchPage>> {
+pub async fn find_all(State(app): State<AppState>, ApiQuery(params): ApiQuery<FindAllParams>) -> ApiResult<Json<SearchPage>> {
     let query = SearchQuery::parse(&params)?;
     let page = app.search.search(query).await.map_err(ApiError::Search)?;
     Ok(Json(page))

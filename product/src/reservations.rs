@@ -16,6 +16,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
+    http::ApiJson,
     messages::ProductReply,
     money,
     outbox::{self, OutboxRelay, Outgoing},
@@ -28,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
-    extract::Body,
+
 };
 
 /// A reservation as the API shows it.
@@ -79,7 +80,7 @@ pub fn validate_user_id(user_id: &str) -> ApiResult<()> {
               (status = 409, description = "insufficient stock"), (status = 422, description = "invalid field")))]
 pub async fn reserve(
     State(app): State<AppState>,
-    Body(req): Body<ReserveRequest>,
+    ApiJson(req): ApiJson<ReserveRequest>,
 ) -> ApiResult<(StatusCode, Json<Reservation>)> {
     if req.product_id == 0 {
         return Err(ApiError::invalid("product_id", "must be a positive integer"));
