@@ -16,7 +16,8 @@ pub struct Config {
     pub duplicate_window: Duration,
     /// How long Idempotency-Key records are kept (`ORCHESTRATOR_IDEMPOTENCY_TTL_HOURS`, default 24).
     pub idempotency_ttl: Duration,
-    /// An in-flight Idempotency-Key older than this is considered abandoned (`ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS`, default 60).
+    /// An in-flight Idempotency-Key older than this is considered abandoned (`ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS`,
+    /// default 15; a request normally answers in well under a second).
     pub idempotency_lock: Duration,
     /// Seals card data and keys fingerprints (`CARD_KEY`, 64 hex characters).
     pub card_key: CardKey,
@@ -31,7 +32,7 @@ impl Config {
             product_url: env_string("PRODUCT_URL", "http://127.0.0.1:3333"),
             duplicate_window: Duration::from_secs(env_or("ORCHESTRATOR_DUPLICATE_WINDOW_SECS", 120)?),
             idempotency_ttl: Duration::from_secs(3600 * env_or::<u64>("ORCHESTRATOR_IDEMPOTENCY_TTL_HOURS", 24)?),
-            idempotency_lock: Duration::from_secs(env_or("ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS", 60)?),
+            idempotency_lock: Duration::from_secs(env_or("ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS", 15)?),
             card_key: CardKey::from_env()?,
             currency: env_string("ORCHESTRATOR_CURRENCY", "USD"),
         })

@@ -102,12 +102,12 @@ pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock:
 }
 
 /// Stores the answer to replay.
-pub async fn complete(pool: &MySqlPool, key: &str, status: StatusCode, body: &str) -> sqlx::Result<()> {
+pub async fn complete<'c>(conn: impl sqlx::Executor<'c, Database = sqlx::MySql>, key: &str, status: StatusCode, body: &str) -> sqlx::Result<()> {
     sqlx::query("UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? WHERE idempotency_key = ?")
         .bind(status.as_u16() as i16)
         .bind(body)
         .bind(key)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -118,7 +118,7 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, Api
     }
 
     // 3–4.
-    let (status, body) = match accept(&app, &request).await {
+    let (status, body) = match accept(&app, &request, key.as_deref()).await {
         Ok(accepted) => (StatusCode::ACCEPTED, serde_json::to_string(&accepted).expect("serialises")),
         Err(e) => {
             let problem = Problem::from(e);
@@ -163,7 +163,7 @@ fn parse(body: &serde_json::Value) -> ApiResult<PaymentRequest> {
 }
 
 /// Steps 3–4: reservation checks, then the order and its outbox rows in one transaction.
-async fn accept(app: &AppState, r: &PaymentRequest) -> ApiResult<PaymentAccepted> {
+async fn accept(app: &AppState, r: &PaymentRequest, key: Option<&str>) -> ApiResult<PaymentAccepted> {
     let reservation = app
         .product
         .reservation(&r.reservation_id)
@@ -184,7 +184,7 @@ async fn accept(app: &AppState, r: &PaymentRequest) -> ApiResult<PaymentAccepted
     let mut attempt = 0;
     let order_id = loop {
         attempt += 1;
-        match record_order(app, r, &reservation).await {
+        match record_order(app, r, &reservation, key).await {
             Err(ApiError::Database(e)) if attempt < 8 && is_retryable_conflict(&e) => continue,
             other => break other?,
         }
@@ -192,11 +192,14 @@ async fn accept(app: &AppState, r: &PaymentRequest) -> ApiResult<PaymentAccepted
     app.relay.notify();
     metrics::counter!("payments_accepted_total").increment(1);
     tracing::info!(order_id, user_id = %r.user_id, reservation_id = %r.reservation_id, "payment accepted");
-    Ok(PaymentAccepted { status_url: format!("/orders/{order_id}"), order_id, status: orders::ACCEPTED.to_string() })
+    Ok(accepted_answer(&order_id))
 }
 
 /// Step 4: the duplicate guard, the order, its history and outbox rows, in one transaction.
-async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo) -> ApiResult<String> {
+/// With an Idempotency-Key, its answer is recorded in the same transaction: a crash after the
+/// commit can never leave an accepted order behind a key that still looks unanswered (whose retry
+/// would then meet the duplicate rule instead of the replay).
+async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo, key: Option<&str>) -> ApiResult<String> {
     let order_id = Uuid::now_v7().to_string();
     let card = card::seal(&app.config.card_key, &order_id, &r.payment_method.card);
     let window_us = app.config.duplicate_window.as_micros() as i64;
@@ -260,8 +263,16 @@ async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &Reservat
     );
     outbox::enqueue(&mut tx, &queued).await?;
     outbox::enqueue(&mut tx, &event).await?;
+    if let Some(key) = key {
+        let answer = accepted_answer(&order_id);
+        idempotency::complete(&mut *tx, key, StatusCode::ACCEPTED, &serde_json::to_string(&answer).expect("serialises")).await?;
+    }
     tx.commit().await?;
     Ok(order_id)
+}
+
+fn accepted_answer(order_id: &str) -> PaymentAccepted {
+    PaymentAccepted { status_url: format!("/orders/{order_id}"), order_id: order_id.to_string(), status: orders::ACCEPTED.to_string() }
 }
 
 fn replayed(status: StatusCode, body: String) -> Response {
