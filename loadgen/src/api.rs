@@ -56,21 +56,26 @@ impl Api {
         Self { http, product: trim(product), orchestrator: trim(orchestrator), payment: trim(payment) }
     }
 
-    /// Fails early with a clear message when a service is not reachable.
+    /// Waits (up to two minutes) until every named service answers `/health/ready`, then fails with
+    /// a clear message. A previous step can leave the local broker busy for a while (e.g. `limits`
+    /// pushing 50 000 messages through tansu), and services report not-ready meanwhile.
     pub async fn check_ready(&self, which: &[&str]) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
         for w in which {
             let base = match *w {
                 "product" => &self.product,
                 "orchestrator" => &self.orchestrator,
                 _ => &self.payment,
             };
-            let r = self
-                .http
-                .get(format!("{base}/health/ready"))
-                .send()
-                .await
-                .with_context(|| format!("{w} at {base} is not reachable (is the stack up?)"))?;
-            anyhow::ensure!(r.status().is_success(), "{w} at {base} is not ready: {}", r.status());
+            loop {
+                let last = match self.http.get(format!("{base}/health/ready")).send().await {
+                    Ok(r) if r.status().is_success() => break,
+                    Ok(r) => format!("{w} at {base} is not ready: {}", r.status()),
+                    Err(e) => format!("{w} at {base} is not reachable (is the stack up?): {e}"),
+                };
+                anyhow::ensure!(std::time::Instant::now() < deadline, "{last} (waited 120 s)");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         }
         Ok(())
     }
