@@ -255,3 +255,24 @@ pub fn payment_body(reservation_id: &str, user: &str, card: &str) -> Value {
         "payment_method": {"type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}}
     })
 }
+
+/// The statuses an order passed through, in order.
+pub fn statuses(order: &Value) -> Vec<String> {
+    order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_string()).collect()
+}
+
+/// True once the order has stopped moving on its own (terminal, or parked as FAILED).
+pub fn settled(order: &Value) -> bool {
+    matches!(order["status"].as_str(), Some("COMPLETED" | "COMPENSATED" | "FAILED"))
+}
+
+impl System {
+    /// Reserves 2 units and pays with `card`; returns (order id, reservation id).
+    pub async fn pay(&self, product: u64, user: &str, card: &str) -> anyhow::Result<(String, String)> {
+        let r = self.reserve(product, user, 2).await?;
+        let rid = r["id"].as_str().context("reservation id")?.to_string();
+        let (status, _, b) = self.post_payment(&payment_body(&rid, user, card), None).await?;
+        anyhow::ensure!(status == StatusCode::ACCEPTED, "payment not accepted: {status} {b}");
+        Ok((b["order_id"].as_str().context("order id")?.to_string(), rid))
+    }
+}

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::system::{System, SystemOptions, payment_body};
+use e2e::system::{System, SystemOptions, settled, statuses};
 use futures::future::join_all;
 use rdkafka::producer::FutureRecord;
 use reqwest::StatusCode;
@@ -15,22 +15,6 @@ const WITHIN: Duration = Duration::from_secs(60);
 const VISA: &str = "4242424242424242";
 const ALWAYS_FAILS: &str = "4000000000000119";
 
-fn statuses(order: &Value) -> Vec<String> {
-    order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_string()).collect()
-}
-
-fn settled(o: &Value) -> bool {
-    matches!(o["status"].as_str(), Some("COMPLETED" | "COMPENSATED" | "FAILED"))
-}
-
-/// Reserves 2 units and pays; returns (order id, reservation id).
-async fn pay(sys: &System, product: u64, user: &str, card: &str) -> anyhow::Result<(String, String)> {
-    let r = sys.reserve(product, user, 2).await?;
-    let rid = r["id"].as_str().unwrap().to_string();
-    let (status, _, b) = sys.post_payment(&payment_body(&rid, user, card), None).await?;
-    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
-    Ok((b["order_id"].as_str().unwrap().to_string(), rid))
-}
 
 async fn set_outage(sys: &System, enabled: bool) -> anyhow::Result<()> {
     let res = sys.http.post(format!("{}/admin/outage", sys.payment_url)).json(&json!({"enabled": enabled})).send().await?;
@@ -119,7 +103,7 @@ async fn outage_dead_letters_then_replay_completes_once_and_a_second_replay_is_a
     let sys = System::spawn(SystemOptions { max_attempts: budget, ..Default::default() }).await?;
     let product = sys.create_product("12.50", 10).await?;
     set_outage(&sys, true).await?;
-    let (order_id, rid) = pay(&sys, product, "outage-user", VISA).await?;
+    let (order_id, rid) = sys.pay(product, "outage-user", VISA).await?;
     let order = sys.wait_order(&order_id, WITHIN, settled).await?;
     assert_eq!(order["status"], "FAILED", "{order}");
     assert!(order["reason"].as_str().unwrap().contains("after 3 attempts"), "{order}");
@@ -207,7 +191,7 @@ async fn outage_dead_letters_then_replay_completes_once_and_a_second_replay_is_a
 async fn always_failing_card_is_abandoned_compensated_and_purged_with_an_audit_trail() -> anyhow::Result<()> {
     let sys = System::spawn(SystemOptions { max_attempts: 2, ..Default::default() }).await?;
     let product = sys.create_product("9.00", 10).await?;
-    let (order_id, rid) = pay(&sys, product, "abandon-user", ALWAYS_FAILS).await?;
+    let (order_id, rid) = sys.pay(product, "abandon-user", ALWAYS_FAILS).await?;
     let order = sys.wait_order(&order_id, WITHIN, settled).await?;
     assert_eq!(order["status"], "FAILED", "{order}");
     assert_eq!(sys.stock(product).await?, 8);
@@ -260,8 +244,8 @@ async fn list_and_show_filter_and_page_and_a_dry_run_changes_nothing() -> anyhow
     let before = chrono_like::Stamp::now();
     let sys = System::spawn(SystemOptions { max_attempts: 2, ..Default::default() }).await?;
     let product = sys.create_product("3.00", 20).await?;
-    let (order_a, _) = pay(&sys, product, "filter-a", ALWAYS_FAILS).await?;
-    let (order_b, _) = pay(&sys, product, "filter-b", ALWAYS_FAILS).await?;
+    let (order_a, _) = sys.pay(product, "filter-a", ALWAYS_FAILS).await?;
+    let (order_b, _) = sys.pay(product, "filter-b", ALWAYS_FAILS).await?;
     produce_raw(&sys, "order_queue", "filter-c", "{not json").await?;
     for o in [&order_a, &order_b] {
         assert_eq!(sys.wait_order(o, WITHIN, settled).await?["status"], "FAILED");
@@ -375,9 +359,9 @@ async fn malformed_messages_are_dead_lettered_and_consumers_keep_going_with_no_c
     }
 
     // Same key, so same partitions: the consumers moved past the garbage.
-    let (ok_order, _) = pay(&sys, product, user, VISA).await?;
+    let (ok_order, _) = sys.pay(product, user, VISA).await?;
     assert_eq!(sys.wait_order(&ok_order, WITHIN, settled).await?["status"], "COMPLETED");
-    let (failing, _) = pay(&sys, product, "scan-user", ALWAYS_FAILS).await?;
+    let (failing, _) = sys.pay(product, "scan-user", ALWAYS_FAILS).await?;
     assert_eq!(sys.wait_order(&failing, WITHIN, settled).await?["status"], "FAILED");
     wait_dead_letters(&sys, "", 3).await?;
 
@@ -410,7 +394,7 @@ async fn an_outage_storm_is_bounded_and_a_rate_limited_bulk_replay_recovers_it()
     let mut orders = Vec::new();
     for chunk in (0..n).collect::<Vec<_>>().chunks(20) {
         let users: Vec<String> = chunk.iter().map(|i| format!("storm-{i}")).collect();
-        let placed = join_all(users.iter().map(|u| pay(&sys, product, u, VISA))).await;
+        let placed = join_all(users.iter().map(|u| sys.pay(product, u, VISA))).await;
         for p in placed {
             orders.push(p?.0);
         }
@@ -429,7 +413,7 @@ async fn an_outage_storm_is_bounded_and_a_rate_limited_bulk_replay_recovers_it()
     set_outage(&sys, false).await?;
     let mut after = Vec::new();
     for i in 0..5 {
-        after.push(pay(&sys, product, &format!("after-{i}"), VISA).await?.0);
+        after.push(sys.pay(product, &format!("after-{i}"), VISA).await?.0);
     }
     for o in &after {
         assert_eq!(sys.wait_order(o, WITHIN, settled).await?["status"], "COMPLETED", "orders after the outage complete");
@@ -465,7 +449,7 @@ async fn reservation_expiry_compensates_a_parked_order_and_a_later_replay_is_a_n
     let ttl = Duration::from_secs(5);
     let sys = System::spawn(SystemOptions { max_attempts: 2, reservation_ttl: ttl, ..Default::default() }).await?;
     let product = sys.create_product("6.00", 10).await?;
-    let (order_id, rid) = pay(&sys, product, "expiry-user", ALWAYS_FAILS).await?;
+    let (order_id, rid) = sys.pay(product, "expiry-user", ALWAYS_FAILS).await?;
     assert_eq!(sys.wait_order(&order_id, ttl, settled).await?["status"], "FAILED", "parked before the hold lapses");
     let page = wait_dead_letters(&sys, &format!("?order_id={order_id}"), 1).await?;
     let id = page["items"][0]["id"].as_u64().unwrap();

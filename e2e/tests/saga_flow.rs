@@ -3,34 +3,17 @@
 
 use std::time::Duration;
 
-use e2e::system::{System, SystemOptions, payment_body};
-use reqwest::StatusCode;
-use serde_json::Value;
+use e2e::system::{System, SystemOptions, settled, statuses};
 
 const WITHIN: Duration = Duration::from_secs(30);
 
-fn statuses(order: &Value) -> Vec<String> {
-    order["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap().to_string()).collect()
-}
-
-fn terminal(o: &Value) -> bool {
-    matches!(o["status"].as_str(), Some("COMPLETED" | "COMPENSATED" | "FAILED"))
-}
-
-async fn pay(sys: &System, product: u64, user: &str, card: &str) -> anyhow::Result<(String, String)> {
-    let r = sys.reserve(product, user, 2).await?;
-    let rid = r["id"].as_str().unwrap().to_string();
-    let (status, _, b) = sys.post_payment(&payment_body(&rid, user, card), None).await?;
-    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
-    Ok((b["order_id"].as_str().unwrap().to_string(), rid))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approved_card_completes_confirms_the_reservation_and_balances_the_ledger() -> anyhow::Result<()> {
     let sys = System::spawn(SystemOptions::default()).await?;
     let product = sys.create_product("19.99", 10).await?;
-    let (order_id, rid) = pay(&sys, product, "happy", "4242 4242 4242 4242").await?;
-    let order = sys.wait_order(&order_id, WITHIN, terminal).await?;
+    let (order_id, rid) = sys.pay(product, "happy", "4242 4242 4242 4242").await?;
+    let order = sys.wait_order(&order_id, WITHIN, settled).await?;
     assert_eq!(order["status"], "COMPLETED", "{order}");
     assert_eq!(statuses(&order), ["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "PAID", "COMPLETED"]);
     assert_eq!(order["amount"], "39.98", "the amount comes from the reservation");
@@ -54,7 +37,7 @@ async fn declined_cards_compensate_with_the_reason_and_return_the_stock() -> any
     let sys = System::spawn(SystemOptions::default()).await?;
     let product = sys.create_product("5.00", 10).await?;
     for (card, reason) in [("4000000000000002", "card_declined"), ("4000000000009995", "insufficient_funds"), ("4000000000000069", "expired_card")] {
-        let (order_id, rid) = pay(&sys, product, &format!("decline-{reason}"), card).await?;
+        let (order_id, rid) = sys.pay(product, &format!("decline-{reason}"), card).await?;
         let order = sys.wait_order(&order_id, WITHIN, |o| o["status"] == "COMPENSATED").await?;
         assert_eq!(order["reason"], reason, "{order}");
         assert_eq!(statuses(&order), ["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "DECLINED", "COMPENSATED"]);
@@ -80,10 +63,10 @@ async fn no_card_number_or_cvc_is_stored_or_published_in_clear() -> anyhow::Resu
     let cards = ["4242424242424242", "4000000000000002", "4000000000000119", "4000000000000341"];
     let mut orders = Vec::new();
     for (i, card) in cards.iter().enumerate() {
-        orders.push(pay(&sys, product, &format!("scan-{i}"), card).await?.0);
+        orders.push(sys.pay(product, &format!("scan-{i}"), card).await?.0);
     }
     for o in &orders {
-        sys.wait_order(o, WITHIN, terminal).await?;
+        sys.wait_order(o, WITHIN, settled).await?;
     }
     let mut haystack = sys.dump_tables().await?;
     let brokers = e2e::StackAddr::from_env().brokers();
@@ -110,8 +93,8 @@ async fn flaky_card_completes_after_exactly_three_attempts_with_growing_gaps() -
     // Windows of 400 ms then 800 ms (a fixed draw: 300 ms then 600 ms) dwarf the hop latencies.
     let sys = System::spawn(SystemOptions { retry_base: Duration::from_millis(400), fixed_jitter: Some(0.5), ..Default::default() }).await?;
     let product = sys.create_product("3.50", 10).await?;
-    let (order_id, _) = pay(&sys, product, "flaky", "4000000000000341").await?;
-    let order = sys.wait_order(&order_id, WITHIN, terminal).await?;
+    let (order_id, _) = sys.pay(product, "flaky", "4000000000000341").await?;
+    let order = sys.wait_order(&order_id, WITHIN, settled).await?;
     assert_eq!(order["status"], "COMPLETED", "{order}");
     let charge = sys.get_json(format!("{}/charges/{order_id}", sys.payment_url)).await?;
     let attempts = charge["attempts"].as_array().expect("attempts");
