@@ -45,6 +45,9 @@ pub struct CommonConfig {
     /// How long a consumer's fetch waits on the broker. tansu does not wake a waiting fetch when data
     /// arrives, so this is the per-hop latency floor (STACK.md): 10 ms costs ~18 % of a core per idle consumer.
     pub fetch_wait_max_ms: u32,
+    /// At most this many ready messages a consumer applies in one DB transaction (one commit per
+    /// batch instead of per message; see `inbox`).
+    pub consumer_batch_max: usize,
 }
 
 impl CommonConfig {
@@ -60,6 +63,7 @@ impl CommonConfig {
             kafka_brokers: env_string("KAFKA_BROKERS", "127.0.0.1:9092"),
             topic_prefix: env_string("TOPIC_PREFIX", ""),
             fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
+            consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
         })
     }
 
@@ -76,6 +80,7 @@ impl CommonConfig {
             // 50 ms: each idle consumer polling tansu every 10 ms costs ~18 % of a core (STACK.md), and
             // tests run several services side by side.
             fetch_wait_max_ms: 50,
+            consumer_batch_max: 200,
         }
     }
 

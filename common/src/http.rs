@@ -239,6 +239,11 @@ pub fn metrics_handle() -> PrometheusHandle {
             PrometheusBuilder::new()
                 .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
                 .expect("static buckets are valid")
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("consumer_batch_size".into()),
+                    &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+                )
+                .expect("static buckets are valid")
                 .install_recorder()
                 .expect("the metrics recorder is installed once per process")
         })

@@ -1,8 +1,15 @@
-//! The consuming side of effectively-once delivery. [`ConsumerLoop`] takes one message at a time,
-//! and in ONE database transaction: records its id in `inbox` (a duplicate is recognised and
-//! skipped), applies the handler's effect, and writes the handler's outgoing messages to the
-//! outbox. Only after the commit is the Kafka offset committed. A crash anywhere replays the
-//! message, and the inbox turns the replay into a no-op.
+//! The consuming side of effectively-once delivery. [`ConsumerLoop`] takes the messages the
+//! consumer has ready (up to `max_batch`), and in ONE database transaction, message by message in
+//! order: records its id in `inbox` (a duplicate is recognised and skipped), applies the handler's
+//! effect, and writes the handler's outgoing messages to the outbox; the consumed positions go into
+//! the same transaction. Only after the commit is the Kafka offset committed. A crash anywhere
+//! replays the batch, and the inbox turns each replayed message into a no-op.
+//!
+//! Why batches: one COMMIT (one fsync, one group-commit slot) per batch instead of per message is
+//! what lets a backlog drain at the database's statement rate instead of its commit rate
+//! (docs/benchmarks.md). If anything in a batch fails, the whole transaction is rolled back and the
+//! same messages are applied again one per transaction, so a bad message is retried or dead-lettered
+//! alone and never takes its neighbours with it.
 //!
 //! Messages are handled in partition order by a single task, so per-key (per-customer) ordering holds.
 //!
@@ -113,6 +120,9 @@ pub struct ConsumerLoop {
     pub relay: OutboxRelay,
     /// Where messages that can never be processed go (with headers saying why).
     pub dlq_topic: String,
+    /// At most this many ready messages are applied in one transaction (1 = one per transaction,
+    /// for handlers that wait inside `handle`, such as the retry forwarder).
+    pub max_batch: usize,
 }
 
 /// Whether positions live in the service's database (`assign`, default) or in Kafka's group coordinator.
@@ -201,31 +211,77 @@ impl ConsumerLoop {
                     }
                 }
             }
-            let msg = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 m = tokio::time::timeout(Duration::from_secs(1), self.consumer.recv()) => match m {
                     Ok(m) => m,
                     Err(_) => continue, // idle: loop round to the assignment check
                 },
             };
-            let msg = match msg {
-                Ok(m) => m,
+            let mut batch = match first {
+                Ok(m) => vec![Incoming::from_kafka(&m)],
                 Err(e) => {
                     tracing::warn!(service = self.service, error = %e, "consumer error");
                     tokio::time::sleep(Duration::from_millis(200)).await;
                     continue;
                 }
             };
-            let incoming = Incoming::from_kafka(&msg);
-            if !self.process(&handler, &incoming, &shutdown).await {
-                break; // shutting down mid-retry: the offset stays uncommitted, the message is redelivered
+            // Whatever else is already fetched joins the batch; nothing waits for more to arrive.
+            while batch.len() < self.max_batch.max(1) {
+                match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                    Ok(Ok(m)) => batch.push(Incoming::from_kafka(&m)),
+                    Ok(Err(e)) => {
+                        tracing::warn!(service = self.service, error = %e, "consumer error");
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !self.process_batch(&handler, &batch, &shutdown).await {
+                break; // shutting down mid-retry: the offsets stay uncommitted, the messages are redelivered
             }
             if in_db {
-                continue; // the position was stored with the effect
+                continue; // the positions were stored with the effects
             }
-            if let Err(e) = self.consumer.commit_message(&msg, CommitMode::Async) {
-                tracing::warn!(service = self.service, error = %e, "offset commit failed; the message may be redelivered");
+            if let Err(e) = next_offsets(&batch).and_then(|tpl| Ok(self.consumer.commit(&tpl, CommitMode::Async)?)) {
+                tracing::warn!(service = self.service, error = %e, "offset commit failed; the messages may be redelivered");
             }
+        }
+    }
+
+    /// Applies `batch` in one transaction. If that fails, the messages before the failing one are
+    /// applied together again, the failing one alone (with retries or dead-lettering), and the rest
+    /// as a new batch. Returns false only when shutdown interrupted a retry.
+    async fn process_batch<H: Handler>(&self, handler: &H, batch: &[Incoming], shutdown: &CancellationToken) -> bool {
+        let mut rest = batch;
+        while rest.len() > 1 {
+            let failed_at = match self.apply(handler, rest).await {
+                Ok(()) => {
+                    metrics::histogram!("consumer_batch_size", "service" => self.service).record(rest.len() as f64);
+                    return true;
+                }
+                Err((at, e)) => {
+                    metrics::counter!("consumer_batch_fallbacks_total", "service" => self.service).increment(1);
+                    tracing::info!(service = self.service, size = rest.len(), at, error = %e, "batch rolled back; isolating the failing message");
+                    at
+                }
+            };
+            let (good, tail) = rest.split_at(failed_at);
+            if !good.is_empty() && self.apply(handler, good).await.is_err() {
+                for msg in good {
+                    if !self.process(handler, msg, shutdown).await {
+                        return false;
+                    }
+                }
+            }
+            if !self.process(handler, &tail[0], shutdown).await {
+                return false;
+            }
+            rest = &tail[1..];
+        }
+        match rest.first() {
+            Some(msg) => self.process(handler, msg, shutdown).await,
+            None => true,
         }
     }
 
@@ -236,7 +292,7 @@ impl ConsumerLoop {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.apply(handler, msg).await {
+            match self.apply(handler, std::slice::from_ref(msg)).await.map_err(|(_, e)| e) {
                 Ok(()) => return true,
                 Err(HandleError::Malformed(reason)) => {
                     tracing::warn!(service = self.service, topic = %msg.topic, offset = msg.offset, %reason, "dead-lettering a malformed message");
@@ -257,30 +313,42 @@ impl ConsumerLoop {
         }
     }
 
-    async fn apply<H: Handler>(&self, handler: &H, msg: &Incoming) -> Result<(), HandleError> {
-        let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query("INSERT IGNORE INTO inbox (message_id, topic) VALUES (?, ?)")
-            .bind(&msg.message_id)
-            .bind(&msg.topic)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        store_position(&mut tx, msg).await?;
-        if !fresh {
-            metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
-            tx.commit().await?;
-            return Ok(());
+    /// Applies `msgs` in order in ONE transaction: inbox, effects, outbox, positions, one commit.
+    /// On failure, says which message failed (0 when the failure was not any one message's).
+    async fn apply<H: Handler>(&self, handler: &H, msgs: &[Incoming]) -> Result<(), (usize, HandleError)> {
+        let mut tx = self.pool.begin().await.map_err(|e| (0, e.into()))?;
+        let mut enqueued = false;
+        for (i, msg) in msgs.iter().enumerate() {
+            let outgoing = async {
+                let fresh = sqlx::query("INSERT IGNORE INTO inbox (message_id, topic) VALUES (?, ?)")
+                    .bind(&msg.message_id)
+                    .bind(&msg.topic)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+                if !fresh {
+                    metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
+                    return Ok(Vec::new());
+                }
+                let outgoing = handler.handle(&mut tx, msg).await?;
+                for m in &outgoing {
+                    outbox::enqueue(&mut tx, m).await?;
+                }
+                Ok::<_, HandleError>(outgoing)
+            }
+            .await
+            .map_err(|e| (i, e))?;
+            enqueued |= !outgoing.is_empty();
         }
-        let outgoing = handler.handle(&mut tx, msg).await?;
-        for m in &outgoing {
-            outbox::enqueue(&mut tx, m).await?;
-        }
-        tx.commit().await?;
-        if !outgoing.is_empty() {
+        store_positions(&mut tx, msgs).await.map_err(|e| (0, e.into()))?;
+        tx.commit().await.map_err(|e| (0, e.into()))?;
+        if enqueued {
             self.relay.notify();
         }
-        metrics::counter!("messages_handled_total", "service" => self.service, "topic" => msg.topic.clone()).increment(1);
+        for msg in msgs {
+            metrics::counter!("messages_handled_total", "service" => self.service, "topic" => msg.topic.clone()).increment(1);
+        }
         Ok(())
     }
 
@@ -299,7 +367,7 @@ impl ConsumerLoop {
             .bind(&msg.topic)
             .execute(&mut *tx)
             .await?;
-        store_position(&mut tx, msg).await?;
+        store_positions(&mut tx, std::slice::from_ref(msg)).await?;
         let dead = dead_letter_message(&self.dlq_topic, self.service, msg, error_class, error, attempts, first_failure);
         outbox::enqueue(&mut tx, &dead).await?;
         tx.commit().await?;
@@ -309,20 +377,41 @@ impl ConsumerLoop {
     }
 }
 
-/// Records, in the caller's transaction, that `msg` is done: consumption resumes after it.
-async fn store_position(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<()> {
+/// The highest offset of each (topic, partition) in `msgs`, plus one: where consumption resumes.
+fn resume_points(msgs: &[Incoming]) -> std::collections::BTreeMap<(&str, i32), i64> {
+    let mut next = std::collections::BTreeMap::new();
+    for m in msgs {
+        let e = next.entry((m.topic.as_str(), m.partition)).or_insert(m.offset + 1);
+        *e = (*e).max(m.offset + 1);
+    }
+    next
+}
+
+/// The offsets to commit to Kafka after `msgs` (group mode).
+fn next_offsets(msgs: &[Incoming]) -> anyhow::Result<TopicPartitionList> {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), next) in resume_points(msgs) {
+        tpl.add_partition_offset(topic, partition, Offset::Offset(next))?;
+    }
+    Ok(tpl)
+}
+
+/// Records, in the caller's transaction, that `msgs` are done: consumption resumes after them.
+async fn store_positions(conn: &mut MySqlConnection, msgs: &[Incoming]) -> sqlx::Result<()> {
     if group_mode() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO consumer_offsets (topic, part, next_offset) VALUES (?, ?, ?) \
-         ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))",
-    )
-    .bind(&msg.topic)
-    .bind(msg.partition)
-    .bind(msg.offset + 1)
-    .execute(conn)
-    .await?;
+    for ((topic, partition), next) in resume_points(msgs) {
+        sqlx::query(
+            "INSERT INTO consumer_offsets (topic, part, next_offset) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE next_offset = GREATEST(next_offset, VALUES(next_offset))",
+        )
+        .bind(topic)
+        .bind(partition)
+        .bind(next)
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(())
 }
 

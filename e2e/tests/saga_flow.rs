@@ -90,8 +90,10 @@ async fn no_card_number_or_cvc_is_stored_or_published_in_clear() -> anyhow::Resu
 /// attempts, and the recorded gaps between attempts grow (backoff, read from attempt timestamps).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flaky_card_completes_after_exactly_three_attempts_with_growing_gaps() -> anyhow::Result<()> {
-    // Windows of 400 ms then 800 ms (a fixed draw: 300 ms then 600 ms) dwarf the hop latencies.
-    let sys = System::spawn(SystemOptions { retry_base: Duration::from_millis(400), fixed_jitter: Some(0.5), ..Default::default() }).await?;
+    // Windows of 1 s then 2 s with a fixed draw (equal jitter at 0.5: waits of 750 ms then 1.5 s).
+    // The 750 ms difference must outweigh hop latency noise, which reached ~550 ms on a busy CI box
+    // (a 400 ms base once measured gaps of 853 ms then 656 ms).
+    let sys = System::spawn(SystemOptions { retry_base: Duration::from_secs(1), fixed_jitter: Some(0.5), ..Default::default() }).await?;
     let product = sys.create_product("3.50", 10).await?;
     let (order_id, _) = sys.pay(product, "flaky", "4000000000000341").await?;
     let order = sys.wait_order(&order_id, WITHIN, settled).await?;
@@ -101,6 +103,10 @@ async fn flaky_card_completes_after_exactly_three_attempts_with_growing_gaps() -
     assert_eq!(attempts.len(), 3, "{charge}");
     let at: Vec<chrono::DateTime<chrono::Utc>> = attempts.iter().map(|a| a["at"].as_str().unwrap().parse().unwrap()).collect();
     let (gap1, gap2) = (at[1] - at[0], at[2] - at[1]);
+    // Each retry waited at least its scheduled delay (it never fired early) ...
+    assert!(gap1 >= chrono::TimeDelta::milliseconds(750), "first retry waited its 750 ms: {gap1:?}");
+    assert!(gap2 >= chrono::TimeDelta::milliseconds(1500), "second retry waited its 1.5 s: {gap2:?}");
+    // ... and the delays grow.
     assert!(gap2 > gap1, "delays between attempts grow: {gap1:?} then {gap2:?}");
     let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
     assert_eq!(ledger["captured_total"], "7.00", "charged once: {ledger}");

@@ -130,6 +130,7 @@ impl Application {
             pool: self.state.pool.clone(),
             relay: self.state.relay.clone(),
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            max_batch: common.consumer_batch_max,
         };
         tasks.spawn(saga_loop.run(saga::SagaHandler { topics: saga_topics }, shutdown.clone()));
 
@@ -143,6 +144,7 @@ impl Application {
             pool: self.state.pool.clone(),
             relay: self.state.relay.clone(),
             dlq_topic,
+            max_batch: common.consumer_batch_max,
         };
         tasks.spawn(dlq_loop.run(dlq::recorder::DeadLetterRecorder, shutdown.clone()));
         tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(60), shutdown.clone()));

@@ -117,6 +117,7 @@ impl Application {
             pool: self.state.pool.clone(),
             relay: self.relay.clone(),
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            max_batch: common.consumer_batch_max,
         };
         tasks.spawn(commands_loop.run(handler, shutdown.clone()));
 
@@ -129,6 +130,7 @@ impl Application {
             pool: self.state.pool.clone(),
             relay: self.relay.clone(),
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            max_batch: 1, // the forwarder waits for due times inside `handle`: never hold a batch open meanwhile
         };
         let forwarder = retry::RetryForwarder { own_topics: vec![commands_topic], shutdown: shutdown.clone() };
         tasks.spawn(retry_loop.run(forwarder, shutdown.clone()));

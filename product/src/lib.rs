@@ -156,6 +156,7 @@ impl Application {
             pool: self.state.pool.clone(),
             relay: self.relay.clone(),
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            max_batch: common.consumer_batch_max,
         };
         let handler = commands::CommandHandler { replies_topic: common.topic(topics::PRODUCT_REPLIES) };
         tasks.spawn(consumer_loop.run(handler, shutdown.clone()));

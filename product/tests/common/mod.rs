@@ -113,6 +113,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
             kafka_brokers: brokers(),
             topic_prefix: topic_prefix.clone(),
             fetch_wait_max_ms: 10,
+            consumer_batch_max: 200,
         },
         reservation_ttl: opts.reservation_ttl,
         expiry_interval: opts.expiry_interval,
