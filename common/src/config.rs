@@ -48,6 +48,11 @@ pub struct CommonConfig {
     /// At most this many ready messages a consumer applies in one DB transaction (one commit per
     /// batch instead of per message; see `inbox`).
     pub consumer_batch_max: usize,
+    /// Partitions of each keyed topic this service creates (existing topics are left as they are).
+    /// 1 on the local stack: tansu answers every fetch by querying SQLite once per partition, so each
+    /// partition costs broker CPU at every poll (docs/benchmarks.md), and one consumer per service
+    /// reads all partitions anyway. Real Kafka (compose): 4.
+    pub topic_partitions: i32,
 }
 
 impl CommonConfig {
@@ -64,6 +69,7 @@ impl CommonConfig {
             topic_prefix: env_string("TOPIC_PREFIX", ""),
             fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
             consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
+            topic_partitions: env_or("KAFKA_TOPIC_PARTITIONS", 1)?,
         })
     }
 
@@ -81,6 +87,7 @@ impl CommonConfig {
             // tests run several services side by side.
             fetch_wait_max_ms: 50,
             consumer_batch_max: 200,
+            topic_partitions: 1,
         }
     }
 

@@ -21,26 +21,31 @@ pub const ORDER_EVENTS: &str = "order.events";
 /// Debezium's change stream of `product.products` (topic prefix `shop`).
 pub const CDC_PRODUCTS: &str = "shop.product.products";
 
-/// Partitions of the service topics. Keys (user ids) spread over them; one key always maps to one partition.
-pub const SERVICE_PARTITIONS: i32 = 4;
+/// Partitions of the service topics on a real Kafka cluster (compose sets `KAFKA_TOPIC_PARTITIONS=4`).
+/// Keys (user ids) spread over them; one key always maps to one partition.
+pub const CLUSTER_SERVICE_PARTITIONS: i32 = 4;
 
-/// Every topic with its partition count. The CDC topic has one partition: Debezium's order for a
-/// table is then the topic's order.
-pub fn all() -> Vec<(&'static str, i32)> {
+/// Every topic, and whether it is partitioned by key (`true`) or must keep one partition (`false`).
+/// The CDC topic has one partition: Debezium's order for a table is then the topic's order; the
+/// dead-letter topic is small and read in order by tooling.
+pub fn all() -> Vec<(&'static str, bool)> {
     vec![
-        (ORDER_QUEUE, SERVICE_PARTITIONS),
-        (PRODUCT_COMMANDS, SERVICE_PARTITIONS),
-        (PRODUCT_REPLIES, SERVICE_PARTITIONS),
-        (PAYMENT_COMMANDS, SERVICE_PARTITIONS),
-        (PAYMENT_REPLIES, SERVICE_PARTITIONS),
-        (SAGA_RETRY, SERVICE_PARTITIONS),
-        (PAYMENT_DLQ, 1),
-        (ORDER_EVENTS, SERVICE_PARTITIONS),
-        (CDC_PRODUCTS, 1),
+        (ORDER_QUEUE, true),
+        (PRODUCT_COMMANDS, true),
+        (PRODUCT_REPLIES, true),
+        (PAYMENT_COMMANDS, true),
+        (PAYMENT_REPLIES, true),
+        (SAGA_RETRY, true),
+        (PAYMENT_DLQ, false),
+        (ORDER_EVENTS, true),
+        (CDC_PRODUCTS, false),
     ]
 }
 
-/// Looks up a topic's partition count in [`all`] (1 for unknown topics).
-pub fn partitions(name: &str) -> i32 {
-    all().into_iter().find(|(n, _)| *n == name).map(|(_, p)| p).unwrap_or(1)
+/// The partition count of topic `name` when keyed topics get `keyed_partitions` (1 for unknown topics).
+pub fn partitions(name: &str, keyed_partitions: i32) -> i32 {
+    match all().into_iter().find(|(n, _)| *n == name) {
+        Some((_, true)) => keyed_partitions.max(1),
+        _ => 1,
+    }
 }

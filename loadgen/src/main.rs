@@ -153,8 +153,8 @@ enum Command {
         /// Concurrency levels of the HTTP measurement.
         #[arg(long, value_delimiter = ',', default_value = "32")]
         http_concurrency: Vec<usize>,
-        /// Partitions of the scratch topic (the service topics have 4).
-        #[arg(long, default_value_t = sagaway_common::topics::SERVICE_PARTITIONS)]
+        /// Partitions of the scratch topic (4, as the service topics on a real cluster).
+        #[arg(long, default_value_t = sagaway_common::topics::CLUSTER_SERVICE_PARTITIONS)]
         partitions: i32,
         /// Skip some measurements: mariadb, broker, http.
         #[arg(long, value_delimiter = ',')]

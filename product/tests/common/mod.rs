@@ -114,6 +114,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
             topic_prefix: topic_prefix.clone(),
             fetch_wait_max_ms: 10,
             consumer_batch_max: 200,
+            topic_partitions: 1,
         },
         reservation_ttl: opts.reservation_ttl,
         expiry_interval: opts.expiry_interval,
