@@ -315,35 +315,37 @@ impl ConsumerLoop {
 
     /// Applies `msgs` in order in ONE transaction: inbox, effects, outbox, positions, one commit.
     /// On failure, says which message failed (0 when the failure was not any one message's).
+    ///
+    /// The inbox is read once for the whole batch and written with one multi-row INSERT at the end
+    /// (plain INSERT, not IGNORE: if another consumer recorded one of these ids meanwhile, the
+    /// duplicate key rolls this transaction back and the retry sees the id as done).
     async fn apply<H: Handler>(&self, handler: &H, msgs: &[Incoming]) -> Result<(), (usize, HandleError)> {
         let mut tx = self.pool.begin().await.map_err(|e| (0, e.into()))?;
-        let mut enqueued = false;
+        let mut done = already_applied(&mut tx, msgs).await.map_err(|e| (0, e.into()))?;
+        let mut fresh = Vec::with_capacity(msgs.len());
+        let mut outgoing = Vec::new();
         for (i, msg) in msgs.iter().enumerate() {
-            let outgoing = async {
-                let fresh = sqlx::query("INSERT IGNORE INTO inbox (message_id, topic) VALUES (?, ?)")
-                    .bind(&msg.message_id)
-                    .bind(&msg.topic)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                    == 1;
-                if !fresh {
-                    metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
-                    return Ok(Vec::new());
-                }
-                let outgoing = handler.handle(&mut tx, msg).await?;
-                for m in &outgoing {
-                    outbox::enqueue(&mut tx, m).await?;
-                }
-                Ok::<_, HandleError>(outgoing)
+            if !done.insert(msg.message_id.as_str()) {
+                metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
+                continue;
             }
-            .await
-            .map_err(|e| (i, e))?;
-            enqueued |= !outgoing.is_empty();
+            outgoing.extend(handler.handle(&mut tx, msg).await.map_err(|e| (i, e))?);
+            fresh.push(msg);
         }
-        store_positions(&mut tx, msgs).await.map_err(|e| (0, e.into()))?;
-        tx.commit().await.map_err(|e| (0, e.into()))?;
-        if enqueued {
+        let recorded = async {
+            if !fresh.is_empty() {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO inbox (message_id, topic) ");
+                insert.push_values(&fresh, |mut row, msg| {
+                    row.push_bind(&msg.message_id).push_bind(&msg.topic);
+                });
+                insert.build().execute(&mut *tx).await?;
+            }
+            outbox::enqueue_all(&mut tx, &outgoing).await?;
+            store_positions(&mut tx, msgs).await?;
+            tx.commit().await
+        };
+        recorded.await.map_err(|e| (0, e.into()))?;
+        if !outgoing.is_empty() {
             self.relay.notify();
         }
         for msg in msgs {
@@ -375,6 +377,18 @@ impl ConsumerLoop {
         metrics::counter!("dead_letters_total", "service" => self.service, "class" => error_class.to_string()).increment(1);
         Ok(())
     }
+}
+
+/// The ids among `msgs` that the inbox already holds (applied before: a redelivery or a replay).
+async fn already_applied<'m>(conn: &mut MySqlConnection, msgs: &'m [Incoming]) -> sqlx::Result<std::collections::HashSet<&'m str>> {
+    let mut select = sqlx::QueryBuilder::new("SELECT message_id FROM inbox WHERE message_id IN (");
+    let mut ids = select.separated(", ");
+    for m in msgs {
+        ids.push_bind(&m.message_id);
+    }
+    select.push(")");
+    let found: Vec<String> = select.build_query_scalar().fetch_all(conn).await?;
+    Ok(msgs.iter().map(|m| m.message_id.as_str()).filter(|id| found.iter().any(|f| f == id)).collect())
 }
 
 /// The highest offset of each (topic, partition) in `msgs`, plus one: where consumption resumes.

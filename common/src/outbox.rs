@@ -67,6 +67,24 @@ pub async fn enqueue(conn: &mut MySqlConnection, msg: &Outgoing) -> sqlx::Result
     Ok(id)
 }
 
+/// Writes every message of `msgs` into the outbox with ONE multi-row INSERT on `conn` (inside the
+/// caller's transaction). Row ids follow the slice's order, so the relay publishes them in that order.
+pub async fn enqueue_all(conn: &mut MySqlConnection, msgs: &[Outgoing]) -> sqlx::Result<()> {
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let mut insert = sqlx::QueryBuilder::new("INSERT INTO outbox (message_id, topic, msg_key, payload, headers) ");
+    insert.push_values(msgs, |mut row, msg| {
+        row.push_bind(Uuid::now_v7().to_string())
+            .push_bind(&msg.topic)
+            .push_bind(&msg.key)
+            .push_bind(&msg.payload)
+            .push_bind(serde_json::to_string(&msg.headers).expect("headers serialise"));
+    });
+    insert.build().execute(conn).await?;
+    Ok(())
+}
+
 /// Publishes committed outbox rows. Writers call [`OutboxRelay::notify`] after commit for low
 /// latency; the relay also polls, so rows left by a crash are published after restart.
 #[derive(Clone)]
