@@ -68,6 +68,7 @@ impl System {
             max_reservation_quantity: 1000,
             cdc_topic,
             indexer_group: format!("{prefix}indexer"),
+            index_linger: std::time::Duration::ZERO,
             search_backend: product::config::SearchBackendKind::Tantivy,
             index_dir: "memory".into(),
             es_url: String::new(),

@@ -110,6 +110,7 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
         max_reservation_quantity: 10,
         cdc_topic,
         indexer_group: format!("{prefix}indexer"),
+        index_linger: std::time::Duration::ZERO,
         search_backend: product::config::SearchBackendKind::Tantivy,
         index_dir: "memory".into(),
         es_url: String::new(),

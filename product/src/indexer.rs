@@ -61,6 +61,7 @@ pub async fn run(
     consumer: StreamConsumer,
     backend: Arc<dyn SearchBackend>,
     gate: IndexGate,
+    linger: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -85,9 +86,12 @@ pub async fn run(
             }
         };
         note(&first, &mut changes);
-        // Take whatever else is already waiting, without waiting for more.
+        // Take whatever else is already waiting, and (with a linger) what arrives until it is over:
+        // every batch costs one index commit, whatever its size.
+        let gather_until = tokio::time::Instant::now() + linger;
         while changes.len() < BATCH {
-            match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
+            let wait = gather_until.saturating_duration_since(tokio::time::Instant::now()).max(Duration::from_millis(1));
+            match tokio::time::timeout(wait, consumer.recv()).await {
                 Ok(Ok(m)) => note(&m, &mut changes),
                 _ => break,
             }

@@ -163,7 +163,7 @@ impl Application {
 
         let cdc = kafka::consumer(&common.kafka_brokers, &cfg.indexer_group, common.fetch_wait_max_ms)?;
         indexer::assign_all(&cdc, &cfg.cdc_topic)?;
-        tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), shutdown.clone()));
+        tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), cfg.index_linger, shutdown.clone()));
 
         let notices = reservations::ExpiryNotices { replies_topic: common.topic(topics::PRODUCT_REPLIES), relay: self.relay.clone() };
         tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, notices, shutdown.clone()));

@@ -142,7 +142,7 @@ pub async fn replays_do_not_regress_and_reindex_matches(app: &TestApp) -> anyhow
     let consumer = sagaway_common::kafka::consumer(&brokers(), &group, 10)?;
     product::indexer::assign_all(&consumer, &app.config.cdc_topic)?;
     let stop = CancellationToken::new();
-    let second = tokio::spawn(product::indexer::run(consumer, app.search.clone(), Default::default(), stop.clone()));
+    let second = tokio::spawn(product::indexer::run(consumer, app.search.clone(), Default::default(), std::time::Duration::ZERO, stop.clone()));
     let topic = app.config.cdc_topic.clone();
     poll_until(Duration::from_secs(30), || {
         let (group, topic) = (group.clone(), topic.clone());
