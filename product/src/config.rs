@@ -27,8 +27,10 @@ pub struct Config {
     /// Consumer group of the indexer (`PRODUCT_INDEXER_GROUP`, default `product-indexer`).
     pub indexer_group: String,
     /// How long the indexer keeps gathering change events after the first of a batch before it
-    /// applies them with one index commit (`PRODUCT_INDEX_LINGER_MS`, default 25): under load, fewer
-    /// and larger commits (measured: product CPU −35 % at 100 orders/s) for at most 25 ms more lag.
+    /// applies them with one index commit (`PRODUCT_INDEX_LINGER_MS`, default 0: whatever is already
+    /// fetched). A linger means fewer, larger commits; at 25 ms it cut the product's CPU at 100
+    /// orders/s in a single comparison but the 3-run suite showed no end-to-end gain and a longer
+    /// CDC lag (docs/benchmarks.md), so it is off unless set.
     pub index_linger: Duration,
     /// `PRODUCT_SEARCH_BACKEND`: `tantivy` (default) or `elasticsearch`.
     pub search_backend: SearchBackendKind,
@@ -55,7 +57,7 @@ impl Config {
             max_reservation_quantity: env_or("PRODUCT_MAX_RESERVATION_QUANTITY", 1000)?,
             cdc_topic: env_string("PRODUCT_CDC_TOPIC", sagaway_common::topics::CDC_PRODUCTS),
             indexer_group: env_string("PRODUCT_INDEXER_GROUP", "product-indexer"),
-            index_linger: Duration::from_millis(env_or("PRODUCT_INDEX_LINGER_MS", 25)?),
+            index_linger: Duration::from_millis(env_or("PRODUCT_INDEX_LINGER_MS", 0)?),
             search_backend,
             index_dir: PathBuf::from(env_string("PRODUCT_INDEX_DIR", "./product-index")),
             es_url: env_string("PRODUCT_ES_URL", "http://127.0.0.1:9200"),

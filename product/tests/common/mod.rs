@@ -121,7 +121,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
         max_reservation_quantity: 1000,
         cdc_topic: cdc_topic.clone(),
         indexer_group: format!("{topic_prefix}product-indexer"),
-        index_linger: std::time::Duration::from_millis(25), // the service default
+        index_linger: std::time::Duration::from_millis(25), // exercises the linger path (the default is 0)
         search_backend: opts.backend.clone(),
         index_dir: PathBuf::from("memory"),
         es_url: opts.es_url.clone().unwrap_or_default(),
