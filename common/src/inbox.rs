@@ -501,7 +501,21 @@ pub fn redact_digit_runs(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_digit_runs;
+    use super::{Incoming, next_offsets, redact_digit_runs, resume_points};
+
+    fn at(topic: &str, partition: i32, offset: i64) -> Incoming {
+        Incoming { topic: topic.into(), partition, offset, key: None, payload: None, headers: vec![], message_id: format!("{topic}:{partition}:{offset}") }
+    }
+
+    #[test]
+    fn a_batch_resumes_after_its_highest_offset_of_each_partition() {
+        let batch = [at("a", 0, 7), at("b", 0, 3), at("a", 0, 9), at("a", 1, 2), at("a", 0, 8)];
+        let points: Vec<_> = resume_points(&batch).into_iter().collect();
+        assert_eq!(points, vec![(("a", 0), 10), (("a", 1), 3), (("b", 0), 4)]);
+        let tpl = next_offsets(&batch).unwrap();
+        assert_eq!(tpl.count(), 3);
+        assert_eq!(tpl.find_partition("a", 0).unwrap().offset(), rdkafka::Offset::Offset(10));
+    }
 
     #[test]
     fn card_numbers_are_redacted_and_short_numbers_kept() {
