@@ -88,9 +88,13 @@ impl Stack {
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        // Whatever happened, leave nothing running and no state behind.
+        // Whatever happened, leave nothing running; keep the state (logs) of a failed run to read.
         self.run(&["down"]);
-        let _ = std::fs::remove_dir_all(&self.state);
+        if std::thread::panicking() {
+            eprintln!("kept the failed stack's state dir for its logs: {}", self.state.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
     }
 }
 
@@ -169,14 +173,23 @@ async fn stack_up_is_fast_idempotent_recovers_and_down_leaves_nothing() -> anyho
         let mut want = vec![during_broker_outage, during_connect_outage];
         let mut seen = Vec::new();
         while !want.is_empty() {
-            let r = watcher.wait_for(Duration::from_secs(30), |r| key_id(r).is_some_and(|id| want.contains(&id)))?;
+            // Generous: after a kill -9, Connect restarts, reconnects to the binlog and the broker.
+            let r = watcher.wait_for(Duration::from_secs(60), |r| key_id(r).is_some_and(|id| want.contains(&id)))?;
             let id = key_id(&r).unwrap();
             want.retain(|w| *w != id);
             seen.push(id);
         }
         Ok(seen)
     })
-    .await??;
+    .await?
+    .unwrap_or_else(|e| {
+        for log in ["connect", "broker"] {
+            let text = std::fs::read_to_string(stack.state.join("logs").join(format!("{log}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {log}.log ---\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        panic!("a change made during an outage never reached the topic ({during_broker_outage}, {during_connect_outage}): {e:#}")
+    });
     assert_eq!(seen.len(), 2, "both changes made during the outages reached the topic");
 
     // 5. down leaves no process behind.
