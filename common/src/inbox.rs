@@ -7,9 +7,9 @@
 //!
 //! Why batches: one COMMIT (one fsync, one group-commit slot) per batch instead of per message is
 //! what lets a backlog drain at the database's statement rate instead of its commit rate
-//! (docs/benchmarks.md). If anything in a batch fails, the whole transaction is rolled back and the
-//! same messages are applied again one per transaction, so a bad message is retried or dead-lettered
-//! alone and never takes its neighbours with it.
+//! (docs/benchmarks.md). If a message of a batch fails, the whole transaction is rolled back; the
+//! messages before it are applied again together, it alone is retried or dead-lettered, and the rest
+//! form a new batch, so a bad message never takes its neighbours with it.
 //!
 //! Messages are handled in partition order by a single task, so per-key (per-customer) ordering holds.
 //!

@@ -54,35 +54,27 @@ impl Outgoing {
 /// Writes `msg` into the outbox on `conn` (which should be inside the caller's transaction) and
 /// returns the message id it will carry.
 pub async fn enqueue(conn: &mut MySqlConnection, msg: &Outgoing) -> sqlx::Result<Uuid> {
-    let id = Uuid::now_v7();
-    let headers = serde_json::to_string(&msg.headers).expect("headers serialise");
-    sqlx::query("INSERT INTO outbox (message_id, topic, msg_key, payload, headers) VALUES (?, ?, ?, ?, ?)")
-        .bind(id.to_string())
-        .bind(&msg.topic)
-        .bind(&msg.key)
-        .bind(&msg.payload)
-        .bind(headers)
-        .execute(conn)
-        .await?;
-    Ok(id)
+    Ok(enqueue_all(conn, std::slice::from_ref(msg)).await?[0])
 }
 
 /// Writes every message of `msgs` into the outbox with ONE multi-row INSERT on `conn` (inside the
-/// caller's transaction). Row ids follow the slice's order, so the relay publishes them in that order.
-pub async fn enqueue_all(conn: &mut MySqlConnection, msgs: &[Outgoing]) -> sqlx::Result<()> {
+/// caller's transaction) and returns their message ids. Row ids follow the slice's order, so the
+/// relay publishes them in that order.
+pub async fn enqueue_all(conn: &mut MySqlConnection, msgs: &[Outgoing]) -> sqlx::Result<Vec<Uuid>> {
+    let ids: Vec<Uuid> = msgs.iter().map(|_| Uuid::now_v7()).collect();
     if msgs.is_empty() {
-        return Ok(());
+        return Ok(ids);
     }
     let mut insert = sqlx::QueryBuilder::new("INSERT INTO outbox (message_id, topic, msg_key, payload, headers) ");
-    insert.push_values(msgs, |mut row, msg| {
-        row.push_bind(Uuid::now_v7().to_string())
+    insert.push_values(msgs.iter().zip(&ids), |mut row, (msg, id)| {
+        row.push_bind(id.to_string())
             .push_bind(&msg.topic)
             .push_bind(&msg.key)
             .push_bind(&msg.payload)
             .push_bind(serde_json::to_string(&msg.headers).expect("headers serialise"));
     });
     insert.build().execute(conn).await?;
-    Ok(())
+    Ok(ids)
 }
 
 /// Publishes committed outbox rows. Writers call [`OutboxRelay::notify`] after commit for low

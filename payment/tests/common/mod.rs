@@ -74,7 +74,6 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let common = CommonConfig {
         db_max_connections: 8,
         fetch_wait_max_ms: 10,
-        consumer_batch_max: 200,
         ..CommonConfig::local(&format!("payment_t_{id}"), &prefix)
     };
     let db_url = common.database_url.clone();
