@@ -67,6 +67,11 @@ pub struct CardProblem {
     pub message: &'static str,
 }
 
+/// How many digits a card number (PAN) has: 13 to 19 (ISO/IEC 7812). Validation accepts exactly
+/// these lengths and [`crate::inbox::redact_digit_runs`] redacts exactly these, so every number
+/// that can be accepted is also one that is redacted.
+pub const PAN_LENGTHS: std::ops::RangeInclusive<usize> = 13..=19;
+
 /// The digits of a card number, spaces and dashes removed.
 pub fn digits(number: &str) -> String {
     number.chars().filter(|c| c.is_ascii_digit()).collect()
@@ -120,7 +125,7 @@ pub fn brand(d: &str) -> &'static str {
 pub fn validate(card: &CardInput, today: (u16, u8)) -> Result<(), CardProblem> {
     let raw_ok = card.number.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-');
     let d = digits(&card.number);
-    if !raw_ok || !(12..=19).contains(&d.len()) || !luhn_valid(&d) {
+    if !raw_ok || !PAN_LENGTHS.contains(&d.len()) || !luhn_valid(&d) {
         return Err(CardProblem { field: "payment_method.card.number", code: "incorrect_number", message: "the card number is not valid" });
     }
     if !(1..=12).contains(&card.exp_month) {
@@ -213,6 +218,17 @@ mod tests {
         let mut cvc = card("4242424242424242");
         cvc.cvc = "12".into();
         assert_eq!(validate(&cvc, today).unwrap_err().code, "invalid_cvc");
+    }
+
+    #[test]
+    fn card_numbers_have_13_to_19_digits() {
+        let today = (2026, 11);
+        // All Luhn-valid: only the length decides.
+        assert_eq!(validate(&card("424242424242"), today).unwrap_err().code, "incorrect_number", "12 digits");
+        assert_eq!(validate(&card("4000 0000 0002"), today).unwrap_err().code, "incorrect_number", "12 digits, grouped");
+        assert!(validate(&card("4000000000006"), today).is_ok(), "13 digits");
+        assert!(validate(&card("4242424242424242428"), today).is_ok(), "19 digits");
+        assert_eq!(validate(&card("42424242424242424242"), today).unwrap_err().code, "incorrect_number", "20 digits");
     }
 
     #[test]

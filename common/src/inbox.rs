@@ -462,7 +462,8 @@ pub fn dead_letter_message(
     }
 }
 
-/// Replaces every standalone number of 13 to 19 digits (a card number, possibly grouped with
+/// Replaces every standalone number of 13 to 19 digits ([`crate::card::PAN_LENGTHS`]: every length
+/// card validation accepts; a card number, possibly grouped with
 /// single spaces or dashes) with `[redacted]`, so text copied from an untrusted message can never
 /// carry a PAN onward. "Standalone": not glued to a letter or digit on either side, so digit groups
 /// inside UUIDs and hex fingerprints (`…-8692-9278c764bbda`) are left intact.
@@ -489,7 +490,7 @@ pub fn redact_digit_runs(text: &str) -> String {
             j += 1;
         }
         let standalone = j == chars.len() || !chars[j].is_ascii_alphanumeric();
-        if standalone && (13..=19).contains(&digits) {
+        if standalone && crate::card::PAN_LENGTHS.contains(&digits) {
             out.push_str("[redacted]");
         } else {
             out.extend(&chars[i..j]);
@@ -525,5 +526,18 @@ mod tests {
         assert_eq!(redact_digit_runs("invalid type: integer `4000000000000119`"), "invalid type: integer `[redacted]`");
         let uuid = "01a208d3-d4cb-7432-8692-9278c764bbda 11111111-2222-3333-4444-5555aaaa";
         assert_eq!(redact_digit_runs(uuid), uuid, "ids are not card numbers");
+    }
+
+    #[test]
+    fn every_card_number_length_that_validation_accepts_is_redacted() {
+        for len in crate::card::PAN_LENGTHS {
+            let pan: String = "4242424242424242424".chars().take(len).collect();
+            assert_eq!(redact_digit_runs(&format!("n={pan};")), "n=[redacted];", "{len} digits");
+            let grouped: Vec<String> = pan.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+            assert_eq!(redact_digit_runs(&format!("n {} ok", grouped.join(" "))), "n [redacted] ok", "{len} digits, grouped");
+            assert_eq!(redact_digit_runs(&format!("n {} ok", grouped.join("-"))), "n [redacted] ok", "{len} digits, dashed");
+        }
+        assert_eq!(redact_digit_runs("n=424242424242;"), "n=424242424242;", "12 digits is not a card number");
+        assert_eq!(redact_digit_runs("n=42424242424242424242;"), "n=42424242424242424242;", "20 digits is not a card number");
     }
 }
