@@ -41,6 +41,89 @@ pub fn parse(value: &serde_json::Value) -> Result<Decimal, String> {
     Ok(d.normalize())
 }
 
+/// ISO 4217 currencies Sagaway prices in, with their minor units (decimal places of the smallest
+/// coin): what a price may be finer than is decided here, in one place.
+const CURRENCIES: &[(&str, u32)] = &[
+    ("USD", 2),
+    ("EUR", 2),
+    ("BRL", 2),
+    ("GBP", 2),
+    ("CHF", 2),
+    ("CAD", 2),
+    ("AUD", 2),
+    ("JPY", 0),
+    ("KRW", 0),
+];
+
+/// The minor units (decimal places) of `currency` (an ISO 4217 code), or `None` for a currency
+/// Sagaway does not know: 2 for USD/EUR/BRL, 0 for JPY.
+pub fn minor_units(currency: &str) -> Option<u32> {
+    CURRENCIES.iter().find(|(code, _)| code.eq_ignore_ascii_case(currency.trim())).map(|&(_, units)| units)
+}
+
+/// A known currency (parse one with `"USD".parse::<Currency>()`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Currency {
+    code: &'static str,
+    minor_units: u32,
+}
+
+impl Currency {
+    pub const USD: Currency = Currency { code: "USD", minor_units: 2 };
+
+    /// The ISO 4217 code (`"USD"`).
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Decimal places of the smallest unit: 2 for USD, 0 for JPY.
+    pub fn minor_units(&self) -> u32 {
+        self.minor_units
+    }
+
+    /// The smallest amount: 0.01 for USD, 1 for JPY.
+    pub fn minor_unit(&self) -> Decimal {
+        Decimal::new(1, self.minor_units)
+    }
+
+    /// Whether `amount` can be a price (and so a charge): at least one minor unit, and no finer
+    /// than the minor unit. The error says which rule is broken, for a 422 naming the field.
+    pub fn check_price(&self, amount: Decimal) -> Result<(), String> {
+        if amount < self.minor_unit() {
+            return Err(format!("must be at least {} {} (one minor unit)", format(self.minor_unit()), self.code));
+        }
+        let decimals = amount.normalize().scale();
+        if decimals > self.minor_units {
+            return Err(match self.minor_units {
+                0 => format!("{} prices are whole numbers; {} has {decimals} decimal places", self.code, amount.normalize()),
+                n => format!("{} prices have at most {n} decimal places; {} has {decimals}", self.code, amount.normalize()),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Currency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code)
+    }
+}
+
+impl FromStr for Currency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CURRENCIES
+            .iter()
+            .find(|(code, _)| code.eq_ignore_ascii_case(s.trim()))
+            .map(|&(code, minor_units)| Currency { code, minor_units })
+            .ok_or_else(|| {
+                let known: Vec<&str> = CURRENCIES.iter().map(|(c, _)| *c).collect();
+                format!("unknown currency {s:?}; expected one of {}", known.join(", "))
+            })
+    }
+}
+
 /// `#[serde(serialize_with = "money::serialize")]`: the canonical string.
 pub fn serialize<S: Serializer>(amount: &Decimal, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format(*amount))
@@ -73,5 +156,41 @@ mod tests {
         assert!(parse(&json!("1.23456")).is_err());
         assert!(parse(&json!("abc")).is_err());
         assert!(parse(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn minor_units_per_currency() {
+        assert_eq!(minor_units("USD"), Some(2));
+        assert_eq!(minor_units("EUR"), Some(2));
+        assert_eq!(minor_units("BRL"), Some(2));
+        assert_eq!(minor_units("JPY"), Some(0));
+        assert_eq!(minor_units("jpy"), Some(0));
+        assert_eq!(minor_units("XXX"), None);
+        assert_eq!("usd".parse::<Currency>().unwrap(), Currency::USD);
+        assert!("US".parse::<Currency>().is_err());
+        assert_eq!("JPY".parse::<Currency>().unwrap().minor_unit(), Decimal::ONE);
+        assert_eq!(Currency::USD.minor_unit(), Decimal::from_str("0.01").unwrap());
+    }
+
+    #[test]
+    fn prices_are_at_least_one_minor_unit_and_no_finer() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let usd = Currency::USD;
+        let jpy: Currency = "JPY".parse().unwrap();
+        for ok in ["0.01", "0.10", "1", "19.99", "19.9900", "999999999999999.99"] {
+            assert!(usd.check_price(d(ok)).is_ok(), "USD {ok}");
+        }
+        for bad in ["0", "0.00", "0.009", "-1", "1.001", "19.9950", "0.0001"] {
+            assert!(usd.check_price(d(bad)).is_err(), "USD {bad}");
+        }
+        assert!(usd.check_price(d("0")).unwrap_err().contains("at least 0.01 USD"));
+        assert!(usd.check_price(d("1.005")).unwrap_err().contains("at most 2 decimal places"));
+        for ok in ["1", "500", "500.00"] {
+            assert!(jpy.check_price(d(ok)).is_ok(), "JPY {ok}");
+        }
+        for bad in ["0", "0.5", "1.5", "100.01"] {
+            assert!(jpy.check_price(d(bad)).is_err(), "JPY {bad}");
+        }
+        assert!(jpy.check_price(d("1.5")).unwrap_err().contains("whole numbers"));
     }
 }

@@ -65,6 +65,7 @@ impl System {
             common: product_common,
             reservation_ttl: opts.reservation_ttl,
             expiry_interval: Duration::from_millis(200),
+            currency: sagaway_common::money::Currency::USD,
             max_reservation_quantity: 1000,
             cdc_topic,
             indexer_group: format!("{prefix}indexer"),

@@ -107,6 +107,7 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
         common: product_common,
         reservation_ttl: Duration::from_secs(900),
         expiry_interval: Duration::from_millis(500),
+        currency: sagaway_common::money::Currency::USD,
         max_reservation_quantity: 10,
         cdc_topic,
         indexer_group: format!("{prefix}indexer"),

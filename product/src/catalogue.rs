@@ -48,7 +48,8 @@ pub struct NewProduct {
     pub description: Option<String>,
     #[serde(default)]
     pub category: Option<String>,
-    /// A decimal string or number, ≥ 0, at most 4 decimals.
+    /// A decimal string or number in the catalogue's currency (`PRODUCT_CURRENCY`, USD by default):
+    /// at least one minor unit (0.01 USD) and no finer than it (at most 2 decimals for USD, 0 for JPY).
     #[schema(value_type = String, example = "19.99")]
     pub price: serde_json::Value,
     pub stock: i64,
@@ -98,11 +99,10 @@ fn validate_category(c: &str) -> ApiResult<String> {
     Ok(c.to_string())
 }
 
-fn validate_price(v: &serde_json::Value) -> ApiResult<Decimal> {
+/// A price must be chargeable: at least one minor unit of `currency` and no finer than it.
+fn validate_price(v: &serde_json::Value, currency: money::Currency) -> ApiResult<Decimal> {
     let price = money::parse(v).map_err(|m| ApiError::invalid("price", m))?;
-    if price.is_sign_negative() {
-        return Err(ApiError::invalid("price", "must not be negative"));
-    }
+    currency.check_price(price).map_err(|m| ApiError::invalid("price", m))?;
     if price > money::max_amount() {
         return Err(ApiError::invalid("price", "is larger than 999999999999999.9999"));
     }
@@ -142,7 +142,7 @@ pub async fn create(State(app): State<AppState>, ApiJson(body): ApiJson<NewProdu
         Some(c) => validate_category(c)?,
         None => "general".to_string(),
     };
-    let price = validate_price(&body.price)?;
+    let price = validate_price(&body.price, app.config.currency)?;
     let stock = validate_stock(body.stock)?;
     let id = sqlx::query("INSERT INTO products (name, description, category, price, stock) VALUES (?, ?, ?, ?, ?)")
         .bind(&name)
@@ -189,7 +189,7 @@ pub async fn patch(
     }
     if let Some(p) = &body.price {
         sets.push("price = ?");
-        args.push(PatchArg::Money(validate_price(p)?));
+        args.push(PatchArg::Money(validate_price(p, app.config.currency)?));
     }
     if let Some(s) = body.stock {
         sets.push("stock = ?");
@@ -253,15 +253,18 @@ pub struct SeedResult {
 #[utoipa::path(post, path = "/", tag = "catalogue", responses((status = 201, body = SeedResult)))]
 pub async fn seed(State(app): State<AppState>) -> ApiResult<(StatusCode, Json<SeedResult>)> {
     let mut created = 0;
+    let currency = app.config.currency;
     let mut tx = app.pool.begin().await?;
     for (i, p) in demo_catalogue().iter().enumerate() {
+        // The demo prices are in cents: whole units for a currency without a minor unit (JPY).
+        let price = p.price.round_dp(currency.minor_units()).max(currency.minor_unit());
         created += sqlx::query(
             "INSERT IGNORE INTO products (name, description, category, price, stock, seed_key) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&p.name)
         .bind(&p.description)
         .bind(&p.category)
-        .bind(p.price)
+        .bind(price)
         .bind(p.stock)
         .bind(format!("demo-{i:03}"))
         .execute(&mut *tx)

@@ -2,7 +2,10 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use sagaway_common::config::{CommonConfig, env_or, env_string};
+use sagaway_common::{
+    config::{CommonConfig, env_or, env_string},
+    money::Currency,
+};
 
 /// Which search backend serves `/findAll` (both are fed by the same CDC indexer).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,6 +23,10 @@ pub struct Config {
     pub reservation_ttl: Duration,
     /// How often the expiry job looks for lapsed reservations (`PRODUCT_EXPIRY_INTERVAL_MS`, default 1000).
     pub expiry_interval: Duration,
+    /// The currency of every price (`PRODUCT_CURRENCY`, default USD; must match the orchestrator's
+    /// `ORCHESTRATOR_CURRENCY`). A price is at least one of its minor units and no finer (2 decimals
+    /// for USD/EUR/BRL, 0 for JPY).
+    pub currency: Currency,
     /// The largest quantity one reservation may hold (`PRODUCT_MAX_RESERVATION_QUANTITY`, default 1000).
     pub max_reservation_quantity: i32,
     /// Debezium's topic for `products` (`PRODUCT_CDC_TOPIC`, default `shop.product.products`; not prefixed).
@@ -54,6 +61,7 @@ impl Config {
             common,
             reservation_ttl: Duration::from_secs(env_or("PRODUCT_RESERVATION_TTL_SECS", 900)?),
             expiry_interval: Duration::from_millis(env_or("PRODUCT_EXPIRY_INTERVAL_MS", 1000)?),
+            currency: env_or("PRODUCT_CURRENCY", Currency::USD)?,
             max_reservation_quantity: env_or("PRODUCT_MAX_RESERVATION_QUANTITY", 1000)?,
             cdc_topic: env_string("PRODUCT_CDC_TOPIC", sagaway_common::topics::CDC_PRODUCTS),
             indexer_group: env_string("PRODUCT_INDEXER_GROUP", "product-indexer"),

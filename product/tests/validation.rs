@@ -40,7 +40,7 @@ fn assert_problem(what: &str, a: &Answer, status: u16, field: Option<&str>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
     let app = spawn_app(Options::default()).await?;
-    let (_, p) = app.post_json("/products", &json!({"name": "Max Price", "price": "999999999999999.9999", "stock": 10})).await?;
+    let (_, p) = app.post_json("/products", &json!({"name": "Max Price", "price": "999999999999999.99", "stock": 10})).await?;
     let expensive = p["id"].as_u64().unwrap();
     let (_, p) = app.post_json("/products", &json!({"name": "Cheap", "price": "1.00", "stock": 5})).await?;
     let cheap = p["id"].as_u64().unwrap();
@@ -69,6 +69,13 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
         ("price not a number", "POST", "/products".into(), reserve(json!({"name": "X", "price": "abc", "stock": 1})), 422, Some("price")),
         ("price negative", "POST", "/products".into(), reserve(json!({"name": "X", "price": "-1", "stock": 1})), 422, Some("price")),
         ("price five decimals", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1.23456", "stock": 1})), 422, Some("price")),
+        ("price zero", "POST", "/products".into(), reserve(json!({"name": "X", "price": "0", "stock": 1})), 422, Some("price")),
+        ("price zero as a number", "POST", "/products".into(), reserve(json!({"name": "X", "price": 0, "stock": 1})), 422, Some("price")),
+        ("price below one cent", "POST", "/products".into(), reserve(json!({"name": "X", "price": "0.001", "stock": 1})), 422, Some("price")),
+        ("price finer than a cent", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1.005", "stock": 1})), 422, Some("price")),
+        ("price four decimals", "POST", "/products".into(), reserve(json!({"name": "X", "price": "19.9999", "stock": 1})), 422, Some("price")),
+        ("patch price zero", "PATCH", format!("/products/{cheap}"), reserve(json!({"price": "0.00"})), 422, Some("price")),
+        ("patch price finer than a cent", "PATCH", format!("/products/{cheap}"), reserve(json!({"price": 0.995})), 422, Some("price")),
         ("price beyond DECIMAL(19,4)", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1e20", "stock": 1})), 422, Some("price")),
         ("price boolean", "POST", "/products".into(), reserve(json!({"name": "X", "price": true, "stock": 1})), 422, Some("price")),
         ("stock negative", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1", "stock": -1})), 422, Some("stock")),
@@ -104,6 +111,17 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
     for (what, method, path, body, status, field) in &cases {
         let a = send(&app, method, path, body.as_deref()).await;
         assert_problem(what, &a, *status, *field);
+    }
+
+    // The price rule is the currency's (USD by default): the answer says which rule and the limit.
+    let a = send(&app, "POST", "/products", Some(&json!({"name": "Free", "price": "0", "stock": 1}).to_string())).await;
+    assert!(a.body["detail"].as_str().is_some_and(|d| d.contains("at least 0.01 USD")), "{}", a.body);
+    let a = send(&app, "POST", "/products", Some(&json!({"name": "Fine", "price": "1.005", "stock": 1}).to_string())).await;
+    assert!(a.body["detail"].as_str().is_some_and(|d| d.contains("at most 2 decimal places")), "{}", a.body);
+    // Trailing zeros are not extra precision, and one cent is a price.
+    for price in ["0.01", "12.3400"] {
+        let a = send(&app, "POST", "/products", Some(&json!({"name": "Ok", "price": price, "stock": 1}).to_string())).await;
+        assert_eq!(a.status, 201, "price {price}: {}", a.body);
     }
 
     // Odd but valid input is served, never a 5xx.

