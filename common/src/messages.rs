@@ -112,6 +112,9 @@ pub enum PaymentReply {
         charge_id: String,
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
+        /// ISO 4217 code of the capture; the orchestrator checks amount and currency against the order.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        currency: Option<String>,
     },
     /// A permanent refusal: `reason` is `card_declined`, `insufficient_funds`, `expired_card`,
     /// `incorrect_number`, `invalid_expiry` or `invalid_cvc`.

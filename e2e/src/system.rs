@@ -20,11 +20,13 @@ pub struct SystemOptions {
     pub retry_base: Duration,
     /// A fixed jitter draw in [0, 1] instead of a random one (for tests that compare delays).
     pub fixed_jitter: Option<f64>,
+    /// Runs the saga's optional risk-check step with these rules.
+    pub risk_check: Option<orchestrator::saga::risk::RiskPolicy>,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None }
     }
 }
 
@@ -89,6 +91,8 @@ impl System {
             idempotency_lock: Duration::from_secs(60),
             card_key: sagaway_common::card::CardKey::from_hex(sagaway_common::card::DEV_CARD_KEY)?,
             currency: "USD".into(),
+            risk_check: opts.risk_check.is_some(),
+            risk: opts.risk_check.clone().unwrap_or_default(),
         };
         let orch_app = orchestrator::Application::build(orch_cfg).await.context("building orchestrator")?;
         let orchestrator_url = format!("http://127.0.0.1:{}", orch_app.port());

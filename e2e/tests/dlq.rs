@@ -297,8 +297,10 @@ async fn list_and_show_filter_and_page_and_a_dry_run_changes_nothing() -> anyhow
         let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).json(&body).send().await?;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
-    let res = sys.http.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).json(&json!({"all": true, "dry_run": true})).send().await?;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "purge has no dry run");
+    let res = sys.http.post(format!("{}/admin/dlq/abandon", sys.orchestrator_url)).json(&json!({"all": true, "dry_run": true})).send().await?;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "abandon has no dry run");
+    let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).json(&json!({"all": true, "force": true})).send().await?;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "only purge takes force");
     let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).header("content-type", "application/json").body("{").send().await?;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
@@ -513,3 +515,102 @@ mod chrono_like {
     }
 }
 
+
+/// Inserts `n` resolved (ABANDONED) dead letters straight into the store; returns the first id.
+async fn insert_abandoned(sys: &System, n: usize) -> anyhow::Result<u64> {
+    let mut first = None;
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut q = sqlx::QueryBuilder::new("INSERT INTO dead_letters (dlq_message_id, dlq_partition, dlq_offset, status, payload) ");
+        q.push_values(chunk, |mut row, i| {
+            row.push_bind(format!("bulk-{i}-{}", uuid::Uuid::new_v4())).push_bind(0).push_bind(*i as i64).push_bind("ABANDONED").push_bind("{}");
+        });
+        let done = q.build().execute(&sys.orchestrator_db).await?;
+        first.get_or_insert(done.last_insert_id());
+    }
+    Ok(first.unwrap_or_default())
+}
+
+/// Defect 2: a purge of 12,000 dead letters answers 200 and its audit is complete — one item per
+/// dead letter, written with it (today the audit row overflowed its TEXT columns and the call
+/// answered 500 after every purge had committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_twelve_thousand_letter_purge_answers_200_with_a_complete_audit() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    insert_abandoned(&sys, 12_000).await?;
+    let res = sys.http.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).header("X-Operator", "bulk").json(&json!({"all": true})).send().await?;
+    assert_eq!(res.status(), StatusCode::OK);
+    let result: Value = res.json().await?;
+    assert_eq!(result["summary"]["purged"], 12_000, "{}", result["summary"]);
+    let audit_id = result["audit_id"].as_u64().unwrap();
+    let items: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT dead_letter_id) FROM dlq_audit_items WHERE audit_id = ? AND outcome = 'purged'")
+        .bind(audit_id)
+        .fetch_one(&sys.orchestrator_db)
+        .await?;
+    assert_eq!(items, 12_000, "every purged letter is audited");
+    let finished: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT finished_at FROM dlq_audit WHERE id = ?").bind(audit_id).fetch_one(&sys.orchestrator_db).await?;
+    assert!(finished.is_some());
+    sys.stop().await;
+    Ok(())
+}
+
+/// Defect 2: each item's audit commits with its effect. A purge cut off part-way (the client
+/// hangs up, so the server drops the handler) leaves exactly its committed purges audited —
+/// today the audit was written at the end and such a purge left none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_purge_cut_off_part_way_has_exactly_its_committed_items_audited() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    insert_abandoned(&sys, 20_000).await?;
+    let purged = || async {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dead_letters WHERE status = 'PURGED'").fetch_one(&sys.orchestrator_db).await.unwrap();
+        n
+    };
+    let client = reqwest::Client::builder().timeout(Duration::from_millis(1500)).build()?;
+    let cut = client.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).json(&json!({"all": true})).send().await;
+    assert!(cut.is_err(), "the purge was cut off by the client's timeout");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (before, audited_before) = (purged().await, audited_purges(&sys).await?);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let n = purged().await;
+    assert_eq!(n, before, "the handler stopped when the client left");
+    assert!(n > 0 && n < 20_000, "cut off part-way: {n}");
+    assert_eq!(audited_purges(&sys).await?, n, "every committed purge is audited, nothing more");
+    assert_eq!(audited_before, n);
+    sys.stop().await;
+    Ok(())
+}
+
+async fn audited_purges(sys: &System) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM dlq_audit_items WHERE outcome = 'purged'").fetch_one(&sys.orchestrator_db).await?)
+}
+
+/// Defect 7: purge skips PENDING letters unless forced, and forced only once the order is settled;
+/// dry-run changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_keeps_pending_letters_of_unsettled_orders_and_dry_runs() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions { max_attempts: 2, ..SystemOptions::default() }).await?;
+    let product = sys.create_product("4.00", 10).await?;
+    let (order_id, _) = sys.pay(product, "parked", ALWAYS_FAILS).await?;
+    sys.wait_order(&order_id, WITHIN, |o| o["status"] == "FAILED").await?;
+    let page = wait_dead_letters(&sys, &format!("?order_id={order_id}"), 1).await?;
+    let id = page["items"][0]["id"].as_u64().unwrap();
+
+    let plain = dlq_post(&sys, "purge", "ops", json!({"ids": [id]})).await?;
+    assert_eq!(plain["outcomes"][0]["outcome"], "skipped", "{plain}");
+    let forced = dlq_post(&sys, "purge", "ops", json!({"ids": [id], "force": true})).await?;
+    assert_eq!(forced["outcomes"][0]["outcome"], "skipped", "the order is parked, not settled: {forced}");
+    let (_, page) = dlq_get(&sys, &format!("?order_id={order_id}")).await?;
+    assert_eq!(page["items"][0]["status"], "PENDING", "still there for the operator: {page}");
+
+    // Once the order is settled (here: its hold expired), a forced purge may drop the letter.
+    sqlx::query("UPDATE orders SET status = 'COMPENSATED' WHERE id = ?").bind(&order_id).execute(&sys.orchestrator_db).await?;
+    let dry = dlq_post(&sys, "purge", "ops", json!({"ids": [id], "force": true, "dry_run": true})).await?;
+    assert_eq!(dry["outcomes"][0]["outcome"], "would_purge", "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    let (_, page) = dlq_get(&sys, &format!("?order_id={order_id}")).await?;
+    assert_eq!(page["items"][0]["status"], "PENDING", "a dry run changes nothing");
+    let done = dlq_post(&sys, "purge", "ops", json!({"ids": [id], "force": true})).await?;
+    assert_eq!(done["outcomes"][0]["outcome"], "purged", "{done}");
+    sys.stop().await;
+    Ok(())
+}

@@ -155,3 +155,32 @@ async fn bad_payments_get_a_4xx_problem_and_create_nothing() -> anyhow::Result<(
     sys.stop().await;
     Ok(())
 }
+
+/// Defect 3: a claim taken over after the lock timeout belongs to its new owner. The stalled first
+/// request can neither overwrite the new owner's stored answer nor delete its claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stalled_request_cannot_touch_a_claim_taken_over_from_it() -> anyhow::Result<()> {
+    use orchestrator::idempotency::{self, Claim};
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (ttl, no_lock) = (Duration::from_secs(3600), Duration::ZERO);
+    let pool = &sys.orchestrator_db;
+    let Claim::Fresh(first) = idempotency::claim(pool, "k-stall", "h", ttl, Duration::from_secs(60)).await.unwrap() else { panic!("fresh") };
+    tokio::time::sleep(Duration::from_millis(1100)).await; // older than a zero lock timeout
+    let Claim::Fresh(second) = idempotency::claim(pool, "k-stall", "h", ttl, no_lock).await.unwrap() else { panic!("taken over") };
+    assert_ne!(first.owner, second.owner);
+
+    // The stalled first request wakes up: its release and its completion change nothing.
+    assert!(!idempotency::release(pool, &first).await?, "the first request no longer owns the claim");
+    assert!(!idempotency::complete(pool, &first, StatusCode::UNPROCESSABLE_ENTITY, "{\"stale\":true}").await?);
+    let state: String = sqlx::query_scalar("SELECT state FROM idempotency_keys WHERE idempotency_key = 'k-stall'").fetch_one(pool).await?;
+    assert_eq!(state, "in_flight", "the second request's claim survives");
+
+    assert!(idempotency::complete(pool, &second, StatusCode::ACCEPTED, "{\"order_id\":\"x\"}").await?);
+    assert!(!idempotency::complete(pool, &first, StatusCode::UNPROCESSABLE_ENTITY, "{\"stale\":true}").await?);
+    match idempotency::claim(pool, "k-stall", "h", ttl, no_lock).await.unwrap() {
+        Claim::Replay { status, body } => assert_eq!((status, body.as_str()), (StatusCode::ACCEPTED, "{\"order_id\":\"x\"}")),
+        Claim::Fresh(_) => panic!("a completed key replays"),
+    }
+    sys.stop().await;
+    Ok(())
+}

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::saga::risk::RiskPolicy;
 use sagaway_common::{
     card::CardKey,
     config::{CommonConfig, env_or, env_string},
@@ -23,6 +24,10 @@ pub struct Config {
     pub card_key: CardKey,
     /// Currency of every order (`ORCHESTRATOR_CURRENCY`, default USD).
     pub currency: String,
+    /// The optional risk-check step (`ORCHESTRATOR_RISK_CHECK`, default false) and its rules
+    /// (`ORCHESTRATOR_RISK_MAX_AMOUNT`, default 1000.00; `ORCHESTRATOR_RISK_MAX_ORDERS_PER_MINUTE`, default 10).
+    pub risk_check: bool,
+    pub risk: RiskPolicy,
 }
 
 impl Config {
@@ -35,6 +40,11 @@ impl Config {
             idempotency_lock: Duration::from_secs(env_or("ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS", 15)?),
             card_key: CardKey::from_env()?,
             currency: env_string("ORCHESTRATOR_CURRENCY", "USD"),
+            risk_check: env_or("ORCHESTRATOR_RISK_CHECK", false)?,
+            risk: RiskPolicy {
+                max_amount: env_or("ORCHESTRATOR_RISK_MAX_AMOUNT", RiskPolicy::default().max_amount)?,
+                max_orders_per_minute: env_or("ORCHESTRATOR_RISK_MAX_ORDERS_PER_MINUTE", RiskPolicy::default().max_orders_per_minute)?,
+            },
         })
     }
 }

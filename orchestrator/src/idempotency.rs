@@ -7,6 +7,8 @@
 //! - Same key + different body: 422. Same key still in flight: 409.
 //! - A 5xx releases the claim (the client may retry); an in-flight claim older than the lock
 //!   timeout is considered abandoned (its process died) and may be taken over.
+//! - Every claim carries a fresh owner token ([`Claimed`]); only the owner completes or releases
+//!   it, so a request that stalled past a takeover cannot touch the new owner's claim or answer.
 //! - Records are kept for the configured TTL (≥ 24 h) and then purged.
 //!
 //! The body hash is an HMAC under the card key: the body holds a card number, and a plain hash of
@@ -23,10 +25,17 @@ use crate::error::{ApiError, ApiResult};
 /// The response header marking a replayed answer.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
+/// A claim we hold: the key and our owner token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub key: String,
+    pub owner: String,
+}
+
 /// What claiming a key found.
 pub enum Claim {
     /// The key is ours: process the request, then [`complete`] or [`release`].
-    Fresh,
+    Fresh(Claimed),
     /// The request was already answered: replay this.
     Replay { status: StatusCode, body: String },
 }
@@ -54,15 +63,18 @@ pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock:
         .bind(ttl.as_secs())
         .execute(pool)
         .await?;
-    let inserted = sqlx::query("INSERT IGNORE INTO idempotency_keys (idempotency_key, request_hash, state) VALUES (?, ?, 'in_flight')")
+    let owner = uuid::Uuid::new_v4().to_string();
+    let ours = || Claim::Fresh(Claimed { key: key.to_string(), owner: owner.clone() });
+    let inserted = sqlx::query("INSERT IGNORE INTO idempotency_keys (idempotency_key, request_hash, state, owner) VALUES (?, ?, 'in_flight', ?)")
         .bind(key)
         .bind(hash)
+        .bind(&owner)
         .execute(pool)
         .await?
         .rows_affected()
         == 1;
     if inserted {
-        return Ok(Claim::Fresh);
+        return Ok(ours());
     }
     let row = sqlx::query(
         "SELECT request_hash, state, response_status, response_body, \
@@ -86,36 +98,46 @@ pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock:
     let abandoned: i64 = row.try_get::<i64, _>("abandoned").or_else(|_| row.try_get::<i32, _>("abandoned").map(i64::from))?;
     if abandoned == 1 {
         let taken = sqlx::query(
-            "UPDATE idempotency_keys SET created_at = NOW(6) WHERE idempotency_key = ? AND state = 'in_flight' \
+            "UPDATE idempotency_keys SET created_at = NOW(6), owner = ? WHERE idempotency_key = ? AND state = 'in_flight' \
              AND created_at < NOW(6) - INTERVAL ? SECOND",
         )
+        .bind(&owner)
         .bind(key)
         .bind(lock.as_secs())
         .execute(pool)
         .await?
         .rows_affected();
         if taken == 1 {
-            return Ok(Claim::Fresh);
+            return Ok(ours());
         }
     }
     Err(ApiError::IdempotencyKeyInFlight)
 }
 
-/// Stores the answer to replay.
-pub async fn complete<'c>(conn: impl sqlx::Executor<'c, Database = sqlx::MySql>, key: &str, status: StatusCode, body: &str) -> sqlx::Result<()> {
-    sqlx::query("UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? WHERE idempotency_key = ?")
-        .bind(status.as_u16() as i16)
-        .bind(body)
-        .bind(key)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Stores the answer to replay, if the claim is still ours. Returns false when it is not (it was
+/// taken over after our lock timeout, or already completed): then nothing is written.
+pub async fn complete<'c>(conn: impl sqlx::Executor<'c, Database = sqlx::MySql>, claim: &Claimed, status: StatusCode, body: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? \
+         WHERE idempotency_key = ? AND owner = ? AND state = 'in_flight'",
+    )
+    .bind(status.as_u16() as i16)
+    .bind(body)
+    .bind(&claim.key)
+    .bind(&claim.owner)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
-/// Forgets a claim whose request failed with a server error, so the client can retry.
-pub async fn release(pool: &MySqlPool, key: &str) -> sqlx::Result<()> {
-    sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND state = 'in_flight'").bind(key).execute(pool).await?;
-    Ok(())
+/// Forgets our claim after a server error, so the client can retry. Someone else's claim stays.
+pub async fn release(pool: &MySqlPool, claim: &Claimed) -> sqlx::Result<bool> {
+    let gone = sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND owner = ? AND state = 'in_flight'")
+        .bind(&claim.key)
+        .bind(&claim.owner)
+        .execute(pool)
+        .await?;
+    Ok(gone.rows_affected() == 1)
 }
 
 /// Deletes records older than `ttl`, every `every`, until `shutdown`.

@@ -7,7 +7,7 @@
 //! 4. in ONE transaction: the two-minute duplicate guard, the order (card sealed, never in clear),
 //!    its first history entry, and the outbox rows for `order_queue` and `order.events`;
 //! 5. answer 202 `{order_id, status, status_url}`. The saga takes it from there
-//!    ([`crate::saga::start`]).
+//!    ([`crate::saga`]).
 
 use axum::{
     extract::State,
@@ -33,7 +33,7 @@ use crate::{
     error::{ApiError, ApiResult},
     idempotency::{self, Claim},
     orders,
-    saga::OrderAccepted,
+    saga::{OrderAccepted, machine::OrderStatus},
 };
 
 /// `POST /payment` body.
@@ -108,31 +108,37 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, Api
     };
 
     // 2. Idempotency.
+    let mut claim = None;
     if let Some(key) = &key {
         let hash = idempotency::body_hash(&app.config.card_key, &body);
         match idempotency::claim(&app.pool, key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
-            Ok(Claim::Fresh) => {}
+            Ok(Claim::Fresh(ours)) => claim = Some(ours),
             Ok(Claim::Replay { status, body }) => return replayed(status, body),
             Err(e) => return e.into_response(),
         }
     }
 
     // 3–4.
-    let (status, body) = match accept(&app, &request, key.as_deref()).await {
+    let (status, body) = match accept(&app, &request, claim.as_ref()).await {
         Ok(accepted) => (StatusCode::ACCEPTED, serde_json::to_string(&accepted).expect("serialises")),
         Err(e) => {
             let problem = Problem::from(e);
             (problem.status_code(), serde_json::to_string(&problem).expect("serialises"))
         }
     };
-    if let Some(key) = &key {
+    if let Some(claim) = &claim
+        && status != StatusCode::ACCEPTED
+    {
+        // (A 202's answer was stored in the order's own transaction.)
         let stored = if status.is_server_error() {
-            idempotency::release(&app.pool, key).await
+            idempotency::release(&app.pool, claim).await
         } else {
-            idempotency::complete(&app.pool, key, status, &body).await
+            idempotency::complete(&app.pool, claim, status, &body).await
         };
-        if let Err(e) = stored {
-            tracing::error!(error = %e, "could not record the idempotent response");
+        match stored {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("the idempotency claim was taken over meanwhile; its new owner answers"),
+            Err(e) => tracing::error!(error = %e, "could not record the idempotent response"),
         }
     }
     respond(status, body, false)
@@ -163,7 +169,7 @@ fn parse(body: &serde_json::Value) -> ApiResult<PaymentRequest> {
 }
 
 /// Steps 3–4: reservation checks, then the order and its outbox rows in one transaction.
-async fn accept(app: &AppState, r: &PaymentRequest, key: Option<&str>) -> ApiResult<PaymentAccepted> {
+async fn accept(app: &AppState, r: &PaymentRequest, claim: Option<&idempotency::Claimed>) -> ApiResult<PaymentAccepted> {
     let reservation = app
         .product
         .reservation(&r.reservation_id)
@@ -184,7 +190,7 @@ async fn accept(app: &AppState, r: &PaymentRequest, key: Option<&str>) -> ApiRes
     let mut attempt = 0;
     let order_id = loop {
         attempt += 1;
-        match record_order(app, r, &reservation, key).await {
+        match record_order(app, r, &reservation, claim).await {
             Err(ApiError::Database(e)) if attempt < 8 && is_retryable_conflict(&e) => continue,
             other => break other?,
         }
@@ -199,7 +205,7 @@ async fn accept(app: &AppState, r: &PaymentRequest, key: Option<&str>) -> ApiRes
 /// With an Idempotency-Key, its answer is recorded in the same transaction: a crash after the
 /// commit can never leave an accepted order behind a key that still looks unanswered (whose retry
 /// would then meet the duplicate rule instead of the replay).
-async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo, key: Option<&str>) -> ApiResult<String> {
+async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
     let order_id = Uuid::now_v7().to_string();
     let card = card::seal(&app.config.card_key, &order_id, &r.payment_method.card);
     let window_us = app.config.duplicate_window.as_micros() as i64;
@@ -226,9 +232,26 @@ async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &Reservat
         .fetch_one(&mut *tx)
         .await?;
     if holder != order_id {
-        tx.rollback().await?;
-        metrics::counter!("payments_rejected_duplicate_total").increment(1);
-        return Err(ApiError::DuplicatePayment { original_order_id: holder });
+        // Only an order that may still sell (in flight, parked, or COMPLETED) blocks: a shopper
+        // whose card was declined may pay again at once with another card. We hold the guard
+        // row's lock, so taking it over cannot race another request.
+        let blocks: bool = sqlx::query_scalar(
+            "SELECT COUNT(*) > 0 FROM orders WHERE id = ? AND compensating = 0 AND status NOT IN ('DECLINED', 'COMPENSATED')",
+        )
+        .bind(&holder)
+        .fetch_one(&mut *tx)
+        .await?;
+        if blocks {
+            tx.rollback().await?;
+            metrics::counter!("payments_rejected_duplicate_total").increment(1);
+            return Err(ApiError::DuplicatePayment { original_order_id: holder });
+        }
+        sqlx::query("UPDATE payment_guard SET order_id = ?, accepted_at = NOW(6) WHERE user_id = ? AND product_id = ?")
+            .bind(&order_id)
+            .bind(&r.user_id)
+            .bind(reservation.product_id)
+            .execute(&mut *tx)
+            .await?;
     }
 
     sqlx::query(
@@ -243,7 +266,7 @@ async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &Reservat
     .bind(reservation.quantity)
     .bind(reservation.total_price)
     .bind(&app.config.currency)
-    .bind(orders::ACCEPTED)
+    .bind(OrderStatus::Accepted.as_str())
     .bind(&card.brand)
     .bind(&card.last4)
     .bind(card.exp_month)
@@ -252,9 +275,8 @@ async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &Reservat
     .bind(&card.sealed)
     .execute(&mut *tx)
     .await?;
-    let mut order = orders::lock(&mut tx, &order_id).await?.ok_or_else(|| anyhow::anyhow!("order vanished"))?;
     let cfg = &app.config.common;
-    let event = orders::set_status(&mut tx, &mut order, orders::ACCEPTED, None, &cfg.topic(topics::ORDER_EVENTS)).await?;
+    let event = orders::record_accepted(&mut tx, &order_id, &r.user_id, &cfg.topic(topics::ORDER_EVENTS)).await?;
     let queued = Outgoing::json(
         cfg.topic(topics::ORDER_QUEUE),
         &r.user_id,
@@ -263,16 +285,21 @@ async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &Reservat
     );
     outbox::enqueue(&mut tx, &queued).await?;
     outbox::enqueue(&mut tx, &event).await?;
-    if let Some(key) = key {
+    if let Some(claim) = claim {
         let answer = accepted_answer(&order_id);
-        idempotency::complete(&mut *tx, key, StatusCode::ACCEPTED, &serde_json::to_string(&answer).expect("serialises")).await?;
+        let body = serde_json::to_string(&answer).expect("serialises");
+        if !idempotency::complete(&mut *tx, claim, StatusCode::ACCEPTED, &body).await? {
+            // We stalled past the lock timeout and another request took the key over: it decides.
+            tx.rollback().await?;
+            return Err(ApiError::IdempotencyKeyInFlight);
+        }
     }
     tx.commit().await?;
     Ok(order_id)
 }
 
 fn accepted_answer(order_id: &str) -> PaymentAccepted {
-    PaymentAccepted { status_url: format!("/orders/{order_id}"), order_id: order_id.to_string(), status: orders::ACCEPTED.to_string() }
+    PaymentAccepted { status_url: format!("/orders/{order_id}"), order_id: order_id.to_string(), status: OrderStatus::Accepted.as_str().to_string() }
 }
 
 fn replayed(status: StatusCode, body: String) -> Response {

@@ -1,14 +1,16 @@
 //! The orchestrator: `POST /payment`, idempotency, the two-minute duplicate rule, and the payment saga.
 //!
-//! Follow an order top-down: [`intake`] accepts it (202) → [`saga::start`] → [`saga::lock`] →
-//! [`saga::charge`] → [`saga::confirm`] → COMPLETED, or [`saga::compensate`] → COMPENSATED.
+//! Follow an order top-down: [`intake`] accepts it (202) and queues it; the saga's steps are the
+//! list [`saga::machine::ORDER_SAGA`] (lock → optional risk check → charge → confirm → COMPLETED,
+//! or compensation → COMPENSATED), applied by the pure [`saga::machine::step`] through the one
+//! adapter in [`saga`].
 //!
 //! # Layout
 //! - [`config`]: settings from the environment (`ORCHESTRATOR_*`, `PRODUCT_URL`, `CARD_KEY`, shared Kafka ones).
 //! - [`intake`]: `POST /payment`.
 //! - [`idempotency`]: `Idempotency-Key` records.
 //! - [`orders`]: order state, history, `GET /orders/{id}`, `GET /orders?user_id=`.
-//! - [`saga`]: one file per saga step, run by one inbox/outbox consumer.
+//! - [`saga`]: the saga as a pure state machine ([`saga::machine`]) and its inbox/outbox adapter.
 //! - [`product_client`]: reads reservations over the product service's HTTP API.
 //! - [`dlq`]: dead-letter tooling: records `payment_dlq`, lists/replays/abandons/purges (`/admin/dlq`, `orchestrator dlq`).
 //! - [`Application`]: wires it together and runs it until shutdown.
@@ -132,7 +134,7 @@ impl Application {
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
             max_batch: common.consumer_batch_max,
         };
-        tasks.spawn(saga_loop.run(saga::SagaHandler { topics: saga_topics }, shutdown.clone()));
+        tasks.spawn(saga_loop.run(saga::SagaHandler { ctx: saga::SagaContext::new(&cfg) }, shutdown.clone()));
 
         // Dead letters are recorded by a loop of their own, so a stalled saga never hides them.
         let dlq_topic = common.topic(topics::PAYMENT_DLQ);

@@ -1,9 +1,9 @@
-//! Orders: their state, their history, and the read API (`GET /orders/{id}`, `GET /orders?user_id=`).
+//! Orders: their rows, their history, and the read API (`GET /orders/{id}`, `GET /orders?user_id=`).
 //!
-//! Status flow: ACCEPTED → RESERVATION_LOCKED → PAYMENT_PENDING → PAID → COMPLETED; a decline goes
-//! DECLINED → COMPENSATED; a dead-lettered step parks the order as FAILED. Every change is one
-//! [`set_status`] call inside the saga step's transaction: it updates the row, appends history and
-//! returns the `order.events` message to publish through the outbox.
+//! The saga's rules live in [`crate::saga::machine`]; this module only stores what a transition
+//! decided: [`Order::saga_state`] reads the row into the machine's [`SagaState`], and [`record`]
+//! writes a [`Transition`] back (one UPDATE, the history rows, the `order.events` messages) inside
+//! the saga step's transaction.
 
 use axum::{
     Json,
@@ -19,20 +19,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
+    saga::machine::{Capture, Hold, OrderStatus, SagaState, Transition},
 };
-
-pub const ACCEPTED: &str = "ACCEPTED";
-pub const RESERVATION_LOCKED: &str = "RESERVATION_LOCKED";
-pub const PAYMENT_PENDING: &str = "PAYMENT_PENDING";
-pub const PAID: &str = "PAID";
-pub const COMPLETED: &str = "COMPLETED";
-pub const DECLINED: &str = "DECLINED";
-pub const FAILED: &str = "FAILED";
-pub const COMPENSATED: &str = "COMPENSATED";
-
-pub fn is_terminal(status: &str) -> bool {
-    status == COMPLETED || status == COMPENSATED
-}
 
 /// An order row (card columns limited to what may be kept).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -45,6 +33,8 @@ pub struct Order {
     pub amount: Decimal,
     pub currency: String,
     pub status: String,
+    pub hold_state: String,
+    pub capture_state: String,
     pub reason: Option<String>,
     pub card_brand: String,
     pub card_last4: String,
@@ -53,16 +43,74 @@ pub struct Order {
     pub card_fingerprint: String,
     pub card_sealed: Option<String>,
     pub compensating: i8,
-    pub awaiting_release: i8,
-    pub awaiting_refund: i8,
-    pub captured: i8,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-const SELECT_ORDER: &str = "SELECT id, user_id, reservation_id, product_id, quantity, amount, currency, status, reason, \
-    card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, compensating, awaiting_release, \
-    awaiting_refund, captured, created_at, updated_at FROM orders";
+const SELECT_ORDER: &str = "SELECT id, user_id, reservation_id, product_id, quantity, amount, currency, status, hold_state, \
+    capture_state, reason, card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, compensating, \
+    created_at, updated_at FROM orders";
+
+fn hold_name(h: Hold) -> &'static str {
+    match h {
+        Hold::Unlocked => "UNLOCKED",
+        Hold::Held => "HELD",
+        Hold::Releasing => "RELEASING",
+        Hold::Gone => "GONE",
+        Hold::Sold => "SOLD",
+    }
+}
+
+fn capture_name(c: Capture) -> &'static str {
+    match c {
+        Capture::None => "NONE",
+        Capture::Captured => "CAPTURED",
+        Capture::Refunding => "REFUNDING",
+        Capture::Refunded => "REFUNDED",
+    }
+}
+
+/// A row whose saga columns hold something no version of this service wrote.
+#[derive(Debug, thiserror::Error)]
+#[error("order {order_id} has an unreadable saga column: {what}")]
+pub struct CorruptOrder {
+    pub order_id: String,
+    pub what: String,
+}
+
+impl Order {
+    pub fn status(&self) -> Option<OrderStatus> {
+        OrderStatus::parse(&self.status)
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.status().is_some_and(OrderStatus::is_terminal)
+    }
+
+    /// The row as the state machine sees it.
+    pub fn saga_state(&self) -> Result<SagaState, CorruptOrder> {
+        let corrupt = |what: String| CorruptOrder { order_id: self.id.clone(), what };
+        let status = self.status().ok_or_else(|| corrupt(format!("status {:?}", self.status)))?;
+        let hold = [Hold::Unlocked, Hold::Held, Hold::Releasing, Hold::Gone, Hold::Sold]
+            .into_iter()
+            .find(|h| hold_name(*h) == self.hold_state)
+            .ok_or_else(|| corrupt(format!("hold_state {:?}", self.hold_state)))?;
+        let capture = [Capture::None, Capture::Captured, Capture::Refunding, Capture::Refunded]
+            .into_iter()
+            .find(|c| capture_name(*c) == self.capture_state)
+            .ok_or_else(|| corrupt(format!("capture_state {:?}", self.capture_state)))?;
+        Ok(SagaState {
+            status,
+            amount: self.amount,
+            currency: self.currency.clone(),
+            hold,
+            capture,
+            compensating: self.compensating == 1,
+            reason: self.reason.clone(),
+            card_on_file: self.card_sealed.is_some(),
+        })
+    }
+}
 
 pub async fn load(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Order>> {
     sqlx::query_as::<_, Order>(&format!("{SELECT_ORDER} WHERE id = ?")).bind(id).fetch_optional(conn).await
@@ -83,44 +131,65 @@ pub struct OrderEvent {
     pub at: DateTime<Utc>,
 }
 
-/// Moves `order` to `to` (recording `reason`), appends history, and returns the event to publish.
-/// Terminal orders erase their sealed card: nothing will charge them again.
-pub async fn set_status(
-    conn: &mut MySqlConnection,
-    order: &mut Order,
-    to: &str,
-    reason: Option<&str>,
-    events_topic: &str,
-) -> sqlx::Result<Outgoing> {
-    let erase_card = is_terminal(to);
+/// Stores what `t` decided for `order` (row, history) and returns the `order.events` messages.
+/// A terminal order erases its sealed card: nothing will charge it again.
+pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transition, events_topic: &str) -> sqlx::Result<Vec<Outgoing>> {
+    let s = &t.state;
+    let erase_card = s.status.is_terminal();
     sqlx::query(
-        "UPDATE orders SET status = ?, reason = COALESCE(?, reason), card_sealed = IF(?, NULL, card_sealed) WHERE id = ?",
+        "UPDATE orders SET status = ?, hold_state = ?, capture_state = ?, compensating = ?, reason = ?, \
+         card_sealed = IF(?, NULL, card_sealed) WHERE id = ?",
     )
-    .bind(to)
-    .bind(reason)
+    .bind(s.status.as_str())
+    .bind(hold_name(s.hold))
+    .bind(capture_name(s.capture))
+    .bind(s.compensating)
+    .bind(s.reason.as_deref().map(|r| truncate(r, 255)))
     .bind(erase_card)
     .bind(&order.id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO order_history (order_id, status, reason) VALUES (?, ?, ?)")
-        .bind(&order.id)
-        .bind(to)
-        .bind(reason)
-        .execute(&mut *conn)
-        .await?;
-    order.status = to.to_string();
-    if reason.is_some() {
-        order.reason = reason.map(str::to_string);
+    order.status = s.status.as_str().to_string();
+    order.hold_state = hold_name(s.hold).to_string();
+    order.capture_state = capture_name(s.capture).to_string();
+    order.compensating = s.compensating as i8;
+    order.reason = s.reason.clone();
+    if erase_card {
+        order.card_sealed = None;
     }
-    metrics::counter!("order_transitions_total", "to" => to.to_string()).increment(1);
-    let event = OrderEvent {
-        order_id: order.id.clone(),
-        user_id: order.user_id.clone(),
-        status: to.to_string(),
-        reason: reason.map(str::to_string),
-        at: Utc::now(),
-    };
-    Ok(Outgoing::json(events_topic, &order.user_id, "order_status_changed", &event))
+    if t.statuses.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut history = sqlx::QueryBuilder::new("INSERT INTO order_history (order_id, status, reason) ");
+    history.push_values(&t.statuses, |mut row, (status, reason)| {
+        row.push_bind(&order.id).push_bind(status.as_str()).push_bind(reason.as_deref().map(|r| truncate(r, 255)));
+    });
+    history.build().execute(&mut *conn).await?;
+    let now = Utc::now();
+    Ok(t.statuses
+        .iter()
+        .map(|(status, reason)| {
+            metrics::counter!("order_transitions_total", "to" => status.as_str()).increment(1);
+            let event = OrderEvent { order_id: order.id.clone(), user_id: order.user_id.clone(), status: status.as_str().into(), reason: reason.clone(), at: now };
+            Outgoing::json(events_topic, &order.user_id, "order_status_changed", &event)
+        })
+        .collect())
+}
+
+/// The history row and `order.events` message of a freshly inserted (ACCEPTED) order.
+pub async fn record_accepted(conn: &mut MySqlConnection, order_id: &str, user_id: &str, events_topic: &str) -> sqlx::Result<Outgoing> {
+    let status = OrderStatus::Accepted;
+    sqlx::query("INSERT INTO order_history (order_id, status) VALUES (?, ?)").bind(order_id).bind(status.as_str()).execute(&mut *conn).await?;
+    metrics::counter!("order_transitions_total", "to" => status.as_str()).increment(1);
+    let event = OrderEvent { order_id: order_id.into(), user_id: user_id.into(), status: status.as_str().into(), reason: None, at: Utc::now() };
+    Ok(Outgoing::json(events_topic, user_id, "order_status_changed", &event))
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 /// One history entry as the API shows it.

@@ -95,7 +95,7 @@ pub async fn handle(
             match status.as_str() {
                 "succeeded" | "refunded" => {
                     tracing::info!(order_id, "charge already captured; re-answering");
-                    let reply = PaymentReply::Charged { order_id: order_id.into(), charge_id: charge.id, amount: ledger::canonical(charge.amount) };
+                    let reply = PaymentReply::Charged { order_id: order_id.into(), charge_id: charge.id, amount: ledger::canonical(charge.amount), currency: Some(charge.currency) };
                     return Ok(vec![h.reply(msg, &reply)]);
                 }
                 "declined" => {
@@ -250,7 +250,12 @@ async fn attempt(
             let customer = ledger::ensure_customer(conn, &charge.user_id).await?;
             ledger::transfer(conn, order_id, "capture", &charge.currency, &customer, ledger::MERCHANT, charge.amount).await?;
             set_status(conn, &charge.id, "succeeded", None, None).await?;
-            let reply = PaymentReply::Charged { order_id: order_id.into(), charge_id: charge.id.clone(), amount: ledger::canonical(charge.amount) };
+            let reply = PaymentReply::Charged {
+                order_id: order_id.into(),
+                charge_id: charge.id.clone(),
+                amount: ledger::canonical(charge.amount),
+                currency: Some(charge.currency.clone()),
+            };
             Ok(vec![h.reply(msg, &reply)])
         }
         Answer::Declined(code) => {

@@ -7,12 +7,12 @@ use sqlx::MySqlConnection;
 use super::{ABANDONED, Outcome, PENDING, store};
 use crate::{
     orders,
-    saga::{SagaTopics, compensate},
+    saga::{self, SagaContext, machine::{Capture, OrderStatus, SagaEvent}},
 };
 
 /// Abandons dead letter `id` in the caller's transaction; returns the outcome and whether it
 /// enqueued messages.
-pub async fn abandon_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64) -> sqlx::Result<(Outcome, bool)> {
+pub async fn abandon_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64) -> sqlx::Result<(Outcome, bool)> {
     let Some(dl) = store::lock(conn, id).await? else { return Ok((Outcome::new(id, "not_found", "no such dead letter"), false)) };
     if dl.status != PENDING {
         return Ok((Outcome::skipped(id, format!("dead letter is {}; only PENDING ones are abandoned", dl.status)), false));
@@ -23,11 +23,13 @@ pub async fn abandon_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64) ->
     };
     let (detail, out) = match order {
         None => ("no order to compensate".to_string(), vec![]),
-        Some(o) if orders::is_terminal(&o.status) => (format!("order {} is already {}; nothing to compensate", o.id, o.status), vec![]),
+        Some(o) if o.is_terminal() => (format!("order {} is already {}; nothing to compensate", o.id, o.status), vec![]),
         Some(o) if o.compensating == 1 => (format!("order {} is already being compensated", o.id), vec![]),
-        Some(mut o) if o.status == orders::FAILED => {
-            let out = compensate::begin(conn, t, &mut o, true, &format!("abandoned (dead letter {id})")).await?;
-            (format!("order {} compensation started (release reservation{})", o.id, if o.captured == 1 { ", refund" } else { "" }), out)
+        Some(o) if o.status() == Some(OrderStatus::Failed) => {
+            let refunds = o.saga_state().is_ok_and(|s| s.capture == Capture::Captured);
+            let order_id = o.id.clone();
+            let driven = saga::drive(conn, ctx, o, SagaEvent::Abandoned { dead_letter: id }).await?;
+            (format!("order {order_id} compensation started (release reservation{})", if refunds { ", refund" } else { "" }), driven.messages)
         }
         Some(o) => {
             return Ok((Outcome::skipped(id, format!("order {} is {}; only a parked (FAILED) order is abandoned", o.id, o.status)), false));

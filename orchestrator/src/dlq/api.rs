@@ -20,7 +20,7 @@ use sqlx::MySqlConnection;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{Outcome, PENDING, abandon, audit, purge, rate::TokenBucket, replay, store};
-use crate::{AppState, error::ApiError, orders, saga::SagaTopics};
+use crate::{AppState, error::ApiError, orders, saga::SagaContext};
 
 /// The header naming who runs an operation.
 pub const OPERATOR_HEADER: &str = "x-operator";
@@ -111,7 +111,7 @@ pub async fn list(State(app): State<AppState>, headers: HeaderMap, ApiQuery(p): 
     filter.validate()?;
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let (total, items) = store::list(&mut conn, &filter, &app.config.common.topic_prefix, page, per_page).await.map_err(db)?;
-    audit::record(&mut conn, &who, "list", false, &json!(p), &[]).await.map_err(db)?;
+    audit::record(&mut conn, &who, "list", &json!(p), &[]).await.map_err(db)?;
     Ok(Json(DeadLetterPage { total, page, per_page, items }))
 }
 
@@ -139,7 +139,7 @@ pub async fn show(State(app): State<AppState>, headers: HeaderMap, Path(raw): Pa
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let found = store::load(&mut conn, id).await.map_err(db)?;
     let outcome = Outcome::new(id, if found.is_some() { "shown" } else { "not_found" }, "");
-    audit::record(&mut conn, &who, "show", false, &json!({"id": id}), &[outcome]).await.map_err(db)?;
+    audit::record(&mut conn, &who, "show", &json!({"id": id}), &[outcome]).await.map_err(db)?;
     let dead_letter = found.ok_or_else(|| Problem::not_found("dead_letter_not_found", format!("dead letter {id} does not exist")))?;
     let order_status = match &dead_letter.order_id {
         Some(o) => orders::load(&mut conn, o).await.map_err(db)?.map(|o| o.status),
@@ -160,9 +160,12 @@ pub struct OperationRequest {
     pub all: bool,
     /// At most this many (oldest first).
     pub limit: Option<u32>,
-    /// Replay only: say what would happen, change nothing.
+    /// Replay and purge: say what would happen, change nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// Purge only: also purge PENDING dead letters whose order is already settled (terminal) or unknown.
+    #[serde(default)]
+    pub force: bool,
     /// Replay only: at most this many per second (token bucket).
     pub rate: Option<f64>,
 }
@@ -207,8 +210,14 @@ impl OperationRequest {
         if self.limit.is_some_and(|l| l == 0 || l > 100_000) {
             return Err(invalid("limit", "must be between 1 and 100000"));
         }
-        if operation != "replay" && (self.dry_run || self.rate.is_some()) {
-            return Err(invalid(if self.dry_run { "dry_run" } else { "rate" }, format!("only replay takes it, not {operation}")));
+        if operation == "abandon" && self.dry_run {
+            return Err(invalid("dry_run", "only replay and purge take it, not abandon"));
+        }
+        if operation != "replay" && self.rate.is_some() {
+            return Err(invalid("rate", format!("only replay takes it, not {operation}")));
+        }
+        if operation != "purge" && self.force {
+            return Err(invalid("force", format!("only purge takes it, not {operation}")));
         }
         if let Some(r) = self.rate
             && !(r.is_finite() && r > 0.0 && r <= 10_000.0)
@@ -236,8 +245,16 @@ impl OperationRequest {
     }
 }
 
-async fn finish(conn: &mut MySqlConnection, who: &str, operation: &str, req: &OperationRequest, outcomes: Vec<Outcome>) -> DlqResult<Json<OperationResult>> {
-    let audit_id = audit::record(conn, who, operation, req.dry_run, &json!(req), &outcomes).await.map_err(db)?;
+/// Stamps the end of an audited operation and answers with its outcomes.
+async fn finish(
+    conn: &mut MySqlConnection,
+    audit_id: u64,
+    who: &str,
+    operation: &str,
+    req: &OperationRequest,
+    outcomes: Vec<Outcome>,
+) -> DlqResult<Json<OperationResult>> {
+    audit::finish(conn, audit_id).await.map_err(db)?;
     let mut summary = BTreeMap::new();
     for o in &outcomes {
         *summary.entry(o.outcome.clone()).or_insert(0) += 1;
@@ -254,9 +271,10 @@ async fn finish(conn: &mut MySqlConnection, who: &str, operation: &str, req: &Op
 pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
     let who = operator(&headers)?;
     req.validate("replay")?;
-    let t = SagaTopics::new(&app.config.common);
+    let t = SagaContext::new(&app.config);
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let ids = req.resolve(&mut conn, Some(PENDING), &app.config.common.topic_prefix).await.map_err(db)?;
+    let audit_id = audit::begin(&mut conn, &who, "replay", req.dry_run, &json!(req)).await.map_err(db)?;
     let mut bucket = req.rate.filter(|_| !req.dry_run).map(TokenBucket::new);
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in ids {
@@ -267,7 +285,9 @@ pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req
         let (outcome, enqueued) = replay::replay_one(&mut tx, &t, id, req.dry_run).await.map_err(db)?;
         if req.dry_run {
             tx.rollback().await.map_err(db)?;
+            audit::item(&mut conn, audit_id, &outcome).await.map_err(db)?;
         } else {
+            audit::item(&mut tx, audit_id, &outcome).await.map_err(db)?;
             tx.commit().await.map_err(db)?;
         }
         if enqueued {
@@ -275,7 +295,7 @@ pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req
         }
         outcomes.push(outcome);
     }
-    finish(&mut conn, &who, "replay", &req, outcomes).await
+    finish(&mut conn, audit_id, &who, "replay", &req, outcomes).await
 }
 
 /// Abandons dead letters: their parked (FAILED) orders are compensated (→ COMPENSATED).
@@ -285,24 +305,28 @@ pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req
 pub async fn abandon(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
     let who = operator(&headers)?;
     req.validate("abandon")?;
-    let t = SagaTopics::new(&app.config.common);
+    let t = SagaContext::new(&app.config);
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let ids = req.resolve(&mut conn, Some(PENDING), &app.config.common.topic_prefix).await.map_err(db)?;
+    let audit_id = audit::begin(&mut conn, &who, "abandon", false, &json!(req)).await.map_err(db)?;
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in ids {
         let mut tx = app.pool.begin().await.map_err(db)?;
         let (outcome, enqueued) = abandon::abandon_one(&mut tx, &t, id).await.map_err(db)?;
+        audit::item(&mut tx, audit_id, &outcome).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
         if enqueued {
             app.relay.notify();
         }
         outcomes.push(outcome);
     }
-    finish(&mut conn, &who, "abandon", &req, outcomes).await
+    finish(&mut conn, audit_id, &who, "abandon", &req, outcomes).await
 }
 
-/// Purges dead letters from the store (payload erased, marked PURGED). Records on the Kafka topic
-/// itself stay until retention removes them.
+/// Purges resolved dead letters from the store (payload erased, marked PURGED): REPLAYED and
+/// ABANDONED ones; a PENDING one only with `force` once its order is settled (a PENDING letter of
+/// a running or parked order is what an operator still needs to act on). `dry_run` says what would
+/// happen. Records on the Kafka topic itself stay until retention removes them.
 #[utoipa::path(post, path = "/admin/dlq/purge", tag = "dlq", request_body = OperationRequest,
     params(("X-Operator" = Option<String>, Header, description = "who is purging (audited)")),
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
@@ -311,13 +335,16 @@ pub async fn purge(State(app): State<AppState>, headers: HeaderMap, ApiJson(req)
     req.validate("purge")?;
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let ids = req.resolve(&mut conn, None, &app.config.common.topic_prefix).await.map_err(db)?;
+    let audit_id = audit::begin(&mut conn, &who, "purge", req.dry_run, &json!(req)).await.map_err(db)?;
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in ids {
         let mut tx = app.pool.begin().await.map_err(db)?;
-        outcomes.push(purge::purge_one(&mut tx, id).await.map_err(db)?);
+        let outcome = purge::purge_one(&mut tx, id, req.force, req.dry_run).await.map_err(db)?;
+        audit::item(&mut tx, audit_id, &outcome).await.map_err(db)?;
         tx.commit().await.map_err(db)?;
+        outcomes.push(outcome);
     }
-    finish(&mut conn, &who, "purge", &req, outcomes).await
+    finish(&mut conn, audit_id, &who, "purge", &req, outcomes).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

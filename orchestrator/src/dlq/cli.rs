@@ -20,7 +20,8 @@ commands:
   show    <id> [--json]                                   one dead letter with payload and audit trail
   replay  (<id>... | filters | --all) [--dry-run] [--limit N] [--rate PER_SEC]
   abandon (<id>... | filters | --all) [--limit N]        compensate the parked orders
-  purge   (<id>... | filters | --all) [--limit N] [--yes]
+  purge   (<id>... | filters | --all) [--dry-run] [--force] [--limit N] [--yes]
+                                      REPLAYED/ABANDONED ones; --force adds PENDING ones whose order is settled
   audit   [--id N] [--limit N]                            the audit trail, newest first
 
 filters:
@@ -41,6 +42,7 @@ pub struct Args {
     pub filter: Map<String, Value>,
     pub all: bool,
     pub dry_run: bool,
+    pub force: bool,
     pub yes: bool,
     pub json: bool,
     pub limit: Option<u32>,
@@ -89,6 +91,7 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
             "--id" => a.audit_id = Some(number(flag, &value()?)?),
             "--all" => a.all = true,
             "--dry-run" => a.dry_run = true,
+            "--force" => a.force = true,
             "--yes" | "-y" => a.yes = true,
             "--json" => a.json = true,
             "-h" | "--help" => a.command = "help".into(),
@@ -116,8 +119,11 @@ pub fn parse(argv: &[String]) -> Result<Args, String> {
         "list" | "show" | "audit" => {}
         other => return Err(format!("unknown command {other:?}")),
     }
-    if a.dry_run && a.command != "replay" {
-        return Err("--dry-run is for replay".into());
+    if a.dry_run && !matches!(a.command.as_str(), "replay" | "purge") {
+        return Err("--dry-run is for replay and purge".into());
+    }
+    if a.force && a.command != "purge" {
+        return Err("--force is for purge".into());
     }
     if a.rate.is_some() && a.command != "replay" {
         return Err("--rate is for replay".into());
@@ -273,6 +279,9 @@ fn selection(a: &Args) -> Value {
     if let Some(l) = a.limit {
         body["limit"] = json!(l);
     }
+    if a.force {
+        body["force"] = json!(true);
+    }
     body
 }
 
@@ -324,6 +333,12 @@ async fn replay(c: &Client, a: &Args) -> Result<(), String> {
 }
 
 async fn purge(c: &Client, a: &Args) -> Result<(), String> {
+    if a.dry_run {
+        let mut body = selection(a);
+        body["dry_run"] = json!(true);
+        print_outcomes(&c.post("/admin/dlq/purge", &body).await?);
+        return Ok(());
+    }
     if !a.yes {
         let count = if !a.ids.is_empty() {
             a.ids.len().to_string()
@@ -448,7 +463,9 @@ mod tests {
         assert!(parse(&args("show")).is_err());
         assert!(parse(&args("show x")).is_err());
         assert!(parse(&args("list --frobnicate")).is_err());
-        assert!(parse(&args("purge 1 --dry-run")).is_err());
+        assert!(parse(&args("abandon 1 --dry-run")).is_err());
+        assert!(parse(&args("replay 1 --force")).is_err());
+        assert!(parse(&args("purge 1 --dry-run --force")).unwrap().force);
         assert!(parse(&args("replay 1 --rate fast")).is_err());
         assert!(parse(&args("explode")).is_err());
         assert_eq!(parse(&args("--help")).unwrap().command, "help");

@@ -15,12 +15,12 @@ use sqlx::MySqlConnection;
 use super::{Outcome, PENDING, REDACTED, REPLAY_OF, REPLAYED, store};
 use crate::{
     orders,
-    saga::{SagaTopics, lock::charge_command},
+    saga::{self, SagaContext, charge_command, machine::{OrderStatus, SagaEvent}},
 };
 
 /// Replays dead letter `id` inside the caller's transaction (or, with `dry_run`, says what it
 /// would do and writes nothing). Returns the outcome and whether anything was enqueued.
-pub async fn replay_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64, dry_run: bool) -> sqlx::Result<(Outcome, bool)> {
+pub async fn replay_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64, dry_run: bool) -> sqlx::Result<(Outcome, bool)> {
     let Some(dl) = store::lock(conn, id).await? else { return Ok((Outcome::new(id, "not_found", "no such dead letter"), false)) };
     if dl.status != PENDING {
         return Ok((Outcome::skipped(id, format!("dead letter is {}; only PENDING ones are replayed", dl.status)), false));
@@ -28,6 +28,7 @@ pub async fn replay_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64, dry
     let Some(topic) = dl.original_topic.clone() else {
         return Ok((Outcome::skipped(id, "the dead letter names no original topic"), false));
     };
+    let t = &ctx.topics;
     let mut payload = dl.payload.clone().unwrap_or_default();
     let is_charge = topic == t.payment_commands && dl.message_type.as_deref() == Some("charge");
     let mut order = match &dl.order_id {
@@ -35,13 +36,13 @@ pub async fn replay_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64, dry
         None => None,
     };
     if let Some(o) = &order {
-        if orders::is_terminal(&o.status) {
+        if o.is_terminal() {
             return Ok((Outcome::skipped(id, format!("order {} is already {}; nothing to replay", o.id, o.status)), false));
         }
         if o.compensating == 1 {
             return Ok((Outcome::skipped(id, format!("order {} is being compensated", o.id)), false));
         }
-        if is_charge && o.status != orders::FAILED {
+        if is_charge && o.status() != Some(OrderStatus::Failed) {
             // Its saga is still running (or the `failed` reply is not in yet): a replay would race it.
             return Ok((Outcome::skipped(id, format!("order {} is {}, not parked (FAILED)", o.id, o.status)), false));
         }
@@ -60,7 +61,7 @@ pub async fn replay_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64, dry
         return Ok((Outcome::skipped(id, "the payload was redacted and cannot be rebuilt; replay is unsafe — abandon or purge it"), false));
     }
     let key = dl.original_key.clone().unwrap_or_default();
-    let moves_order = is_charge && order.as_ref().is_some_and(|o| o.status == orders::FAILED);
+    let moves_order = is_charge && order.as_ref().is_some_and(|o| o.status() == Some(OrderStatus::Failed));
     let what = format!(
         "to {topic} with key {key:?}{}",
         if moves_order { format!("; order {} FAILED → PAYMENT_PENDING", dl.order_id.as_deref().unwrap_or_default()) } else { String::new() }
@@ -68,9 +69,9 @@ pub async fn replay_one(conn: &mut MySqlConnection, t: &SagaTopics, id: u64, dry
     if dry_run {
         return Ok((Outcome::new(id, "would_replay", format!("would publish {what}")), false));
     }
-    if moves_order && let Some(o) = order.as_mut() {
-        let event = orders::set_status(conn, o, orders::PAYMENT_PENDING, Some(&format!("replay of dead letter {id}")), &t.order_events).await?;
-        outbox::enqueue(conn, &event).await?;
+    if moves_order && let Some(o) = order.take() {
+        let driven = saga::drive(conn, ctx, o, SagaEvent::Replayed { dead_letter: id }).await?;
+        outbox::enqueue_all(conn, &driven.messages).await?;
     }
     let mut copy = Outgoing { topic, key, payload, headers: vec![] };
     if let Some(kind) = &dl.message_type {

@@ -1,32 +1,31 @@
-//! The payment saga, driven by the orchestrator over Kafka. One file per step:
+//! The payment saga, driven by the orchestrator over Kafka.
 //!
-//! 1. [`start`]: an accepted order (from `order_queue`) asks the product service to lock its reservation;
-//! 2. [`lock`]: reservation locked → PAYMENT_PENDING and a charge command; refused → COMPENSATED;
-//! 3. [`charge`]: charged → PAID and a confirm command; declined → DECLINED and compensation;
-//!    failed after the retry budget (dead-lettered) → FAILED, parked for an operator;
-//! 4. [`confirm`]: confirmed → COMPLETED; the hold lapsed meanwhile → compensation (refund);
-//! 5. [`compensate`]: release the reservation and/or refund the capture; when nothing is awaited
-//!    any more → COMPENSATED.
+//! - [`machine`]: the saga itself, pure — the step list [`machine::ORDER_SAGA`], the states, and
+//!   `step(state, event) → transition`. Start reading there.
+//! - this module: the one adapter around it. [`SagaHandler`] turns a consumed reply into a
+//!   [`SagaEvent`], and [`drive`] runs the machine on the order's row (locked) and stores the
+//!   transition: row, history, `order.events`, and the commands as outbox messages — all in the
+//!   consumer's transaction (inbox + outbox), so a crash anywhere replays the step harmlessly.
+//! - [`risk`]: the optional risk-check step's rules (a local participant).
 //!
-//! Every step runs inside the consumer's transaction (inbox + order row lock + outbox), and every
-//! step checks the order's current status first: a reply that no longer fits (a duplicate, a late
-//! answer) changes nothing.
+//! A reply that no longer fits the order (a duplicate, a late answer) is an illegal transition:
+//! logged, counted, and skipped without changing anything.
 
-pub mod charge;
-pub mod compensate;
-pub mod confirm;
-pub mod lock;
-pub mod start;
+pub mod machine;
+pub mod risk;
 
 use sagaway_common::{
     config::CommonConfig,
-    inbox::{HandleError, Handler, Incoming},
-    messages::{PaymentReply, ProductReply},
+    inbox::{self, HandleError, Handler, Incoming},
+    messages::{CardRef, PaymentCommand, PaymentReply, ProductCommand, ProductReply},
     outbox::Outgoing,
     topics,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
+
+use crate::orders::{self, Order};
+use machine::{Command, SagaEvent, Settings};
 
 /// The message on `order_queue` that starts a saga.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +43,7 @@ pub struct SagaTopics {
     pub payment_commands: String,
     pub payment_replies: String,
     pub order_events: String,
+    pub payment_dlq: String,
 }
 
 impl SagaTopics {
@@ -55,6 +55,7 @@ impl SagaTopics {
             payment_commands: c.topic(topics::PAYMENT_COMMANDS),
             payment_replies: c.topic(topics::PAYMENT_REPLIES),
             order_events: c.topic(topics::ORDER_EVENTS),
+            payment_dlq: c.topic(topics::PAYMENT_DLQ),
         }
     }
 
@@ -64,32 +65,152 @@ impl SagaTopics {
     }
 }
 
-/// Routes each consumed message to its step.
-pub struct SagaHandler {
+/// What the adapter needs besides the order: where to send, which optional steps run, and their rules.
+#[derive(Debug, Clone)]
+pub struct SagaContext {
     pub topics: SagaTopics,
+    pub settings: Settings,
+    pub risk: risk::RiskPolicy,
+}
+
+impl SagaContext {
+    pub fn new(config: &crate::Config) -> Self {
+        Self { topics: SagaTopics::new(&config.common), settings: Settings { risk_check: config.risk_check }, risk: config.risk.clone() }
+    }
+}
+
+/// Routes each consumed message to the machine.
+pub struct SagaHandler {
+    pub ctx: SagaContext,
 }
 
 impl Handler for SagaHandler {
     async fn handle(&self, conn: &mut MySqlConnection, msg: &Incoming) -> Result<Vec<Outgoing>, HandleError> {
-        let t = &self.topics;
-        let out = if msg.topic == t.order_queue {
-            start::on_accepted(conn, t, &msg.json()?).await?
-        } else if msg.topic == t.product_replies {
-            match msg.json::<ProductReply>()? {
-                r @ (ProductReply::ReservationLocked { .. } | ProductReply::ReservationRejected { .. }) => lock::on_reply(conn, t, r).await?,
-                r @ (ProductReply::ReservationConfirmed { .. } | ProductReply::ReservationConfirmFailed { .. }) => {
-                    confirm::on_reply(conn, t, r).await?
-                }
-                ProductReply::ReservationReleased { order_id, status, .. } => compensate::on_released(conn, t, &order_id, &status).await?,
-            }
-        } else if msg.topic == t.payment_replies {
-            match msg.json::<PaymentReply>()? {
-                PaymentReply::Refunded { order_id, amount } => compensate::on_refunded(conn, t, &order_id, amount).await?,
-                other => charge::on_reply(conn, t, other).await?,
-            }
-        } else {
-            return Err(HandleError::Malformed(format!("unexpected topic {}", msg.topic)));
+        let (order_id, event) = decode(&self.ctx.topics, msg)?;
+        let Some(order) = orders::lock(conn, &order_id).await? else {
+            tracing::warn!(%order_id, event = event.name(), "reply names an unknown order; ignored");
+            return Ok(vec![]);
         };
+        let driven = drive(conn, &self.ctx, order, event).await?;
+        let mut out = driven.messages;
+        for alert in driven.alerts {
+            // A reply the saga refused to act on: kept as a dead letter for an operator to see.
+            tracing::error!(%order_id, alert = %alert, "saga alert; the reply is dead-lettered and the order compensated");
+            out.push(inbox::dead_letter_message(&self.ctx.topics.payment_dlq, "orchestrator", msg, "saga_alert", &alert, 1, chrono::Utc::now()));
+        }
         Ok(out)
     }
+}
+
+/// The order id a consumed message is about, and what it says happened.
+fn decode(t: &SagaTopics, msg: &Incoming) -> Result<(String, SagaEvent), HandleError> {
+    if msg.topic == t.order_queue {
+        let m: OrderAccepted = msg.json()?;
+        return Ok((m.order_id, SagaEvent::Started));
+    }
+    if msg.topic == t.product_replies {
+        return Ok(match msg.json::<ProductReply>()? {
+            ProductReply::ReservationLocked { order_id, amount, .. } => (order_id, SagaEvent::ReservationLocked { amount }),
+            ProductReply::ReservationRejected { order_id, reason, .. } => (order_id, SagaEvent::ReservationRejected { reason }),
+            ProductReply::ReservationConfirmed { order_id, .. } => (order_id, SagaEvent::ReservationConfirmed),
+            ProductReply::ReservationConfirmFailed { order_id, reason, .. } => (order_id, SagaEvent::ReservationConfirmFailed { reason }),
+            ProductReply::ReservationReleased { order_id, status, .. } => {
+                (order_id, SagaEvent::ReservationReleased { expired: status == "EXPIRED" })
+            }
+        });
+    }
+    if msg.topic == t.payment_replies {
+        return Ok(match msg.json::<PaymentReply>()? {
+            PaymentReply::Charged { order_id, amount, currency, .. } => (order_id, SagaEvent::Charged { amount, currency }),
+            PaymentReply::Declined { order_id, reason } => (order_id, SagaEvent::Declined { reason }),
+            PaymentReply::Failed { order_id, error_class, reason, attempts } => {
+                (order_id, SagaEvent::ChargeFailed { reason: format!("{error_class} after {attempts} attempts: {reason}") })
+            }
+            PaymentReply::Refunded { order_id, amount } => (order_id, SagaEvent::Refunded { amount }),
+        });
+    }
+    Err(HandleError::Malformed(format!("unexpected topic {}", msg.topic)))
+}
+
+/// What driving the machine produced.
+#[derive(Debug, Default)]
+pub struct Driven {
+    /// Outbox messages: `order.events` and participant commands.
+    pub messages: Vec<Outgoing>,
+    /// Alerts for an operator (already compensated by the machine).
+    pub alerts: Vec<String>,
+    /// The event did not apply: nothing was changed.
+    pub refused: Option<machine::IllegalTransition>,
+}
+
+/// Applies `event` to the (row-locked) `order` and stores the result. Local participants (the
+/// risk check) answer at once, so their verdict is applied in the same transaction.
+pub async fn drive(conn: &mut MySqlConnection, ctx: &SagaContext, mut order: Order, event: SagaEvent) -> sqlx::Result<Driven> {
+    let mut driven = Driven::default();
+    let mut next = Some(event);
+    while let Some(event) = next.take() {
+        let state = order.saga_state().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let name = event.name();
+        let t = match machine::step(&state, event, ctx.settings) {
+            Ok(t) => t,
+            Err(illegal) => {
+                tracing::debug!(order_id = %order.id, %illegal, "event skipped");
+                metrics::counter!("saga_events_skipped_total", "event" => name).increment(1);
+                driven.refused = Some(illegal);
+                break;
+            }
+        };
+        driven.messages.extend(orders::record(conn, &mut order, &t, &ctx.topics.order_events).await?);
+        if let Some(alert) = &t.alert {
+            metrics::counter!("saga_alerts_total").increment(1);
+            driven.alerts.push(alert.clone());
+        }
+        for command in &t.commands {
+            match command {
+                Command::AssessRisk => next = Some(SagaEvent::RiskAssessed(risk::assess(conn, &ctx.risk, &order).await?)),
+                other => driven.messages.extend(message(&ctx.topics, &order, other)),
+            }
+        }
+    }
+    Ok(driven)
+}
+
+/// The outbox message that carries `command` to its participant (keyed by user: per-customer order).
+fn message(t: &SagaTopics, order: &Order, command: &Command) -> Option<Outgoing> {
+    let product = |cmd: ProductCommand| Outgoing::json(&t.product_commands, &order.user_id, cmd.kind(), &cmd);
+    let payment = |cmd: PaymentCommand| Outgoing::json(&t.payment_commands, &order.user_id, cmd.kind(), &cmd);
+    let (order_id, reservation_id) = (order.id.clone(), order.reservation_id.clone());
+    Some(match command {
+        Command::LockReservation => product(ProductCommand::LockReservation { order_id, reservation_id, user_id: order.user_id.clone() }),
+        Command::ConfirmReservation => product(ProductCommand::ConfirmReservation { order_id, reservation_id }),
+        Command::ReleaseReservation { reason } => product(ProductCommand::ReleaseReservation { order_id, reservation_id, reason: reason.clone() }),
+        Command::Refund { reason } => payment(PaymentCommand::Refund { order_id, user_id: order.user_id.clone(), reason: reason.clone() }),
+        Command::Charge => match charge_command(order) {
+            Some(cmd) => payment(cmd),
+            None => {
+                // The machine never charges without a card on file; a row that says otherwise is a bug.
+                tracing::error!(order_id = %order.id, "charge without a sealed card; not sent");
+                return None;
+            }
+        },
+        Command::AssessRisk => return None,
+    })
+}
+
+/// The charge command for an order, or `None` when its sealed card is gone.
+pub fn charge_command(order: &Order) -> Option<PaymentCommand> {
+    Some(PaymentCommand::Charge {
+        order_id: order.id.clone(),
+        user_id: order.user_id.clone(),
+        amount: order.amount,
+        currency: order.currency.clone(),
+        card: CardRef {
+            brand: order.card_brand.clone(),
+            last4: order.card_last4.clone(),
+            exp_month: order.card_exp_month,
+            exp_year: order.card_exp_year,
+            fingerprint: order.card_fingerprint.clone(),
+            sealed: order.card_sealed.clone()?,
+        },
+    })
 }
