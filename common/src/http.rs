@@ -211,24 +211,88 @@ pub fn with_operations(app: Router, readiness: Readiness) -> Router {
     app.merge(ops).layer(axum::middleware::from_fn(track_http))
 }
 
+/// `/health/ready`: `{"service", "status": "ready"|"not_ready", "checks": {"database": "up"|"down",
+/// "broker": "up"|"down"}}`, 503 when not ready. Why a dependency is down goes to the log only: the
+/// probe is unauthenticated, and error text (hosts, ports, users, driver messages) is an internal.
 async fn ready(State(r): State<Readiness>) -> Response {
     let db = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&r.pool))
         .await
-        .map_err(|_| "timeout".to_string())
+        .map_err(|_| "no answer within 2 s".to_string())
         .and_then(|res| res.map(|_| ()).map_err(|e| e.to_string()));
-    let broker = kafka::ping(r.kafka.clone()).await.map_err(|e| e.to_string());
-    let check = |res: &Result<(), String>| match res {
-        Ok(()) => json!({"status": "up"}),
-        Err(e) => json!({"status": "down", "error": e}),
+    let broker = kafka::ping(r.kafka.clone()).await.map_err(|e| format!("{e:#}"));
+    let state = |dependency: &str, res: &Result<(), String>| match res {
+        Ok(()) => "up",
+        Err(e) => {
+            tracing::warn!(service = r.service, dependency, error = %e, "readiness check failed");
+            "down"
+        }
     };
+    let checks = json!({"database": state("database", &db), "broker": state("broker", &broker)});
     let ok = db.is_ok() && broker.is_ok();
     let body = json!({
         "service": r.service,
         "status": if ok { "ready" } else { "not_ready" },
-        "checks": {"database": check(&db), "kafka": check(&broker)},
+        "checks": checks,
     });
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod readiness_tests {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use axum::{extract::State, http::StatusCode};
+    use serde_json::{Value, json};
+
+    use super::{Readiness, ready};
+
+    /// Log lines written while a test runs.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn not_ready_names_each_dependency_and_logs_the_error_instead_of_answering_it() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        // Nothing listens on port 1: both dependencies are down.
+        let pool = sqlx::mysql::MySqlPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(500))
+            .connect_lazy("mysql://sagaway:s3cret@127.0.0.1:1/product")
+            .unwrap();
+        let kafka = Arc::new(crate::kafka::producer("127.0.0.1:1").unwrap());
+        let res = ready(State(Readiness { service: "product", pool, kafka })).await;
+
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            body,
+            json!({"service": "product", "status": "not_ready", "checks": {"database": "down", "broker": "down"}}),
+            "only a status per dependency, no error text"
+        );
+        let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        for dependency in ["dependency=\"database\"", "dependency=\"broker\""] {
+            let line = logged.lines().find(|l| l.contains(dependency)).unwrap_or_else(|| panic!("no log line for {dependency}: {logged}"));
+            assert!(line.contains("readiness check failed") && line.contains("error="), "{line}");
+        }
+    }
 }
 
 /// The process-wide Prometheus recorder (installed once, shared by every app in a test process).
