@@ -16,9 +16,10 @@
 //! # Where the position is kept
 //! In the default mode (`KAFKA_CONSUMER_MODE=assign`) the loop does not rely on the broker's group
 //! coordinator at all: it assigns itself every partition of the topics its consumer was subscribed
-//! to and keeps the next offset of each partition in the service's own database (`consumer_offsets`),
-//! written in the same transaction as the effect. A restart — even after kill -9 — resumes exactly
-//! where the last committed transaction left off, with no rebalance to wait for. (Measured reason:
+//! to and keeps the next offset of each partition in the service's own database (`consumer_offsets`,
+//! a table of each consuming service's migrations), written in the same transaction as the effect.
+//! A restart — even after kill -9 — resumes exactly where the last committed transaction left off,
+//! with no rebalance to wait for. (Measured reason:
 //! on the local tansu broker a group whose member was killed never finished rebalancing.) This mode
 //! runs ONE instance of each service. `KAFKA_CONSUMER_MODE=group` keeps the subscription and Kafka
 //! offset commits instead, for several instances on a broker with a working group coordinator.
@@ -140,14 +141,9 @@ impl ConsumerLoop {
         Ok(topics.into_iter().collect())
     }
 
-    /// Assigns every partition of `topics`, starting at the offsets stored in `consumer_offsets`.
+    /// Assigns every partition of `topics`, starting at the offsets stored in `consumer_offsets`
+    /// (a table of each consuming service's migrations).
     async fn assign_from_db(&self, topics: &[String]) -> anyhow::Result<()> {
-        sqlx::query(
-            "CREATE TABLE IF NOT EXISTS consumer_offsets (topic VARCHAR(255) NOT NULL, part INT NOT NULL, \
-             next_offset BIGINT NOT NULL, PRIMARY KEY (topic, part)) ENGINE = InnoDB",
-        )
-        .execute(&self.pool)
-        .await?;
         let mut tpl = TopicPartitionList::new();
         for topic in topics {
             let meta = self.consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
