@@ -112,7 +112,7 @@ pub struct SagaState {
     pub capture: Capture,
     /// Compensation has begun: nothing moves forward any more.
     pub compensating: bool,
-    /// Why the order left the happy path (the first reason wins).
+    /// Why the order left the happy path (the latest status that gave a reason).
     pub reason: Option<String>,
     /// The sealed card is still on file (it is erased when the order ends).
     pub card_on_file: bool,
@@ -310,10 +310,9 @@ impl Transition {
         Self { state: state.clone(), statuses: vec![], commands: vec![], alert: None }
     }
 
+    /// Enters `status`; a reason given with it becomes the order's reason (the latest wins).
     fn enter(&mut self, status: OrderStatus, reason: Option<String>) {
-        if let Some(r) = &reason
-            && self.state.reason.is_none()
-        {
+        if let Some(r) = &reason {
             self.state.reason = Some(r.clone());
         }
         self.state.status = status;
@@ -324,12 +323,11 @@ impl Transition {
         self.commands.push(command);
     }
 
-    /// Begins compensating for `reason`: release what is held, refund what was captured.
+    /// Begins compensating for `reason` (which COMPENSATED will carry): release what is held,
+    /// refund what was captured.
     fn compensate(&mut self, reason: &str) {
         self.state.compensating = true;
-        if self.state.reason.is_none() {
-            self.state.reason = Some(reason.to_string());
-        }
+        self.state.reason = Some(reason.to_string());
         if self.state.hold == Hold::Held {
             self.state.hold = Hold::Releasing;
             self.send(Command::ReleaseReservation { reason: reason.to_string() });

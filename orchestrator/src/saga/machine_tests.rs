@@ -75,7 +75,7 @@ fn risk_rejection_declines_and_releases_the_hold() {
     );
     assert_eq!(statuses, [S::ReservationLocked, S::Declined, S::Compensated]);
     assert_eq!(commands, [Command::AssessRisk, release("risk_rejected")]);
-    assert_eq!(s.reason.as_deref(), Some("risk_rejected: amount over 100"));
+    assert_eq!(s.reason.as_deref(), Some("risk_rejected"));
     assert_eq!(s.capture, Capture::None, "nothing charged");
 }
 
