@@ -69,6 +69,8 @@ impl System {
             expiry_interval: Duration::from_millis(200),
             currency: sagaway_common::money::Currency::USD,
             max_reservation_quantity: 1000,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_lock: Duration::from_secs(15),
             cdc_topic,
             indexer_group: format!("{prefix}indexer"),
             index_linger: std::time::Duration::ZERO,

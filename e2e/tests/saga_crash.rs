@@ -109,6 +109,8 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
         expiry_interval: Duration::from_millis(500),
         currency: sagaway_common::money::Currency::USD,
         max_reservation_quantity: 10,
+        idempotency_ttl: Duration::from_secs(24 * 3600),
+        idempotency_lock: Duration::from_secs(15),
         cdc_topic,
         indexer_group: format!("{prefix}indexer"),
         index_linger: std::time::Duration::ZERO,

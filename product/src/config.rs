@@ -29,6 +29,12 @@ pub struct Config {
     pub currency: Currency,
     /// The largest quantity one reservation may hold (`PRODUCT_MAX_RESERVATION_QUANTITY`, default 1000).
     pub max_reservation_quantity: i32,
+    /// How long `POST /reserve` Idempotency-Key records are kept (`PRODUCT_IDEMPOTENCY_TTL_HOURS`,
+    /// default 24; at least 24).
+    pub idempotency_ttl: Duration,
+    /// An in-flight Idempotency-Key older than this is considered abandoned (`PRODUCT_IDEMPOTENCY_LOCK_SECS`,
+    /// default 15; a reservation normally answers in milliseconds).
+    pub idempotency_lock: Duration,
     /// Debezium's topic for `products` (`PRODUCT_CDC_TOPIC`, default `shop.product.products`; not prefixed).
     pub cdc_topic: String,
     /// Consumer group of the indexer (`PRODUCT_INDEXER_GROUP`, default `product-indexer`).
@@ -63,6 +69,8 @@ impl Config {
             expiry_interval: Duration::from_millis(env_or("PRODUCT_EXPIRY_INTERVAL_MS", 1000)?),
             currency: env_or("PRODUCT_CURRENCY", Currency::USD)?,
             max_reservation_quantity: env_or("PRODUCT_MAX_RESERVATION_QUANTITY", 1000)?,
+            idempotency_ttl: Duration::from_secs(3600 * env_or::<u64>("PRODUCT_IDEMPOTENCY_TTL_HOURS", 24)?.max(24)),
+            idempotency_lock: Duration::from_secs(env_or("PRODUCT_IDEMPOTENCY_LOCK_SECS", 15)?),
             cdc_topic: env_string("PRODUCT_CDC_TOPIC", sagaway_common::topics::CDC_PRODUCTS),
             indexer_group: env_string("PRODUCT_INDEXER_GROUP", "product-indexer"),
             index_linger: Duration::from_millis(env_or("PRODUCT_INDEX_LINGER_MS", 0)?),

@@ -18,6 +18,10 @@ pub enum ApiError {
     InsufficientStock { product_id: u64, requested: i32, available: i32 },
     #[error("product {0} has reservations still held")]
     ProductHasHeldReservations(u64),
+    #[error("idempotency key reused with another request")]
+    IdempotencyKeyReused,
+    #[error("idempotency key in flight")]
+    IdempotencyKeyInFlight,
     #[error("search unavailable: {0}")]
     Search(anyhow::Error),
     #[error(transparent)]
@@ -54,6 +58,16 @@ impl From<ApiError> for Problem {
                 StatusCode::CONFLICT,
                 "product_has_held_reservations",
                 format!("product {id} has reservations still held; release them or let them expire first"),
+            ),
+            ApiError::IdempotencyKeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request body",
+            ),
+            ApiError::IdempotencyKeyInFlight => Problem::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_flight",
+                "a request with this Idempotency-Key is still being processed; retry shortly",
             ),
             ApiError::Search(e) => {
                 tracing::error!(error = %format!("{e:#}"), "search failed");

@@ -4,6 +4,7 @@
 //! - [`config`]: settings from the environment (`PRODUCT_*`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
 //! - [`catalogue`]: products (`POST /`, `POST /products`, `GET/PATCH/DELETE /products/{id}`).
 //! - [`reservations`]: `POST /reserve`, `GET /reservations/{id}`, the hold state machine and the expiry job.
+//! - [`idempotency`]: `Idempotency-Key` on `POST /reserve` (Stripe semantics, like `POST /payment`).
 //! - [`commands`]: the saga participant (lock / confirm / release over Kafka).
 //! - [`search`]: the search backends (tantivy, Elasticsearch) and `/findAll` parameters.
 //! - [`indexer`]: Debezium events → search backend; `reindex`.
@@ -13,6 +14,7 @@ pub mod catalogue;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod idempotency;
 pub mod indexer;
 pub mod reservations;
 pub mod search;
@@ -166,6 +168,8 @@ impl Application {
         tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), cfg.index_linger, shutdown.clone()));
 
         let notices = reservations::ExpiryNotices { replies_topic: common.topic(topics::PRODUCT_REPLIES), relay: self.relay.clone() };
+        tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(600), shutdown.clone()));
+
         tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, notices, shutdown.clone()));
 
         tracing::info!(port = self.port, search = self.state.search.name(), "product service listening");

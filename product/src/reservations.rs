@@ -11,17 +11,19 @@ use std::time::Duration;
 use axum::{
     Json,
     extract::{Path, State},
-    http::StatusCode,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
-    http::ApiJson,
+    http::{ApiJson, Problem},
     messages::ProductReply,
     money,
     outbox::{self, OutboxRelay, Outgoing},
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -29,7 +31,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
-
+    idempotency::{self, Claim},
 };
 
 /// A reservation as the API shows it.
@@ -74,14 +76,60 @@ pub fn validate_user_id(user_id: &str) -> ApiResult<()> {
     if ok { Ok(()) } else { Err(ApiError::invalid("user_id", "must be 1-64 characters of letters, digits and _ - . @ :")) }
 }
 
-/// Hold stock for a user.
+/// Hold stock for a user. With an `Idempotency-Key`, a retry of the same request replays the first
+/// answer (header `Idempotent-Replayed: true`) instead of making a second hold; see [`idempotency`].
 #[utoipa::path(post, path = "/reserve", request_body = ReserveRequest, tag = "reservations",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Stripe-style idempotency key (kept 24 h)")),
     responses((status = 201, body = Reservation), (status = 404, description = "no such product"),
-              (status = 409, description = "insufficient stock"), (status = 422, description = "invalid field")))]
-pub async fn reserve(
-    State(app): State<AppState>,
-    ApiJson(req): ApiJson<ReserveRequest>,
-) -> ApiResult<(StatusCode, Json<Reservation>)> {
+              (status = 409, description = "insufficient stock, or Idempotency-Key still in flight"),
+              (status = 422, description = "invalid field, or Idempotency-Key reused with another body")))]
+pub async fn reserve(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<ReserveRequest>) -> Response {
+    // Validate before anything is recorded: invalid requests are never stored under a key.
+    let quantity = match validate(&app, &req) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let key = match idempotency::key_from(&headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
+    };
+    let mut claim = None;
+    if let Some(key) = &key {
+        let canonical = json!({"product_id": req.product_id, "user_id": req.user_id, "quantity": quantity});
+        let hash = idempotency::request_hash(&canonical);
+        match idempotency::claim(&app.pool, key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
+            Ok(Claim::Fresh(ours)) => claim = Some(ours),
+            Ok(Claim::Replay { status, body }) => return respond(status, body, true),
+            Err(e) => return e.into_response(),
+        }
+    }
+    let (status, body) = match hold(&app, &req, quantity, claim.as_ref()).await {
+        Ok(body) => (StatusCode::CREATED, body),
+        Err(e) => {
+            let taken_over = matches!(e, ApiError::IdempotencyKeyInFlight);
+            let problem = Problem::from(e);
+            let body = serde_json::to_string(&problem).expect("serialises");
+            if let Some(claim) = claim.as_ref().filter(|_| !taken_over) {
+                // (A 201's answer was stored in the reservation's own transaction.)
+                let stored = if problem.status_code().is_server_error() {
+                    idempotency::release(&app.pool, claim).await
+                } else {
+                    idempotency::complete(&app.pool, claim, problem.status_code(), &body).await
+                };
+                match stored {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("the idempotency claim was taken over meanwhile; its new owner answers"),
+                    Err(e) => tracing::error!(error = %e, "could not record the idempotent response"),
+                }
+            }
+            (problem.status_code(), body)
+        }
+    };
+    respond(status, body, false)
+}
+
+/// The request's fields; the quantity as stored.
+fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
     if req.product_id == 0 {
         return Err(ApiError::invalid("product_id", "must be a positive integer"));
     }
@@ -90,7 +138,12 @@ pub async fn reserve(
     if req.quantity < 1 || req.quantity > max {
         return Err(ApiError::invalid("quantity", format!("must be between 1 and {max}")));
     }
-    let quantity = req.quantity as i32;
+    Ok(req.quantity as i32)
+}
+
+/// Takes the stock and records the reservation (and, under a key, its answer) in one transaction;
+/// returns the answer's JSON body.
+async fn hold(app: &AppState, req: &ReserveRequest, quantity: i32, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
     let id = Uuid::now_v7().to_string();
     let ttl = app.config.reservation_ttl.as_micros() as i64;
 
@@ -130,9 +183,27 @@ pub async fn reserve(
     .execute(&mut *tx)
     .await?;
     let reservation = load_on(&mut tx, &id).await?.ok_or_else(|| ApiError::ReservationNotFound(id.clone()))?;
+    let body = serde_json::to_string(&reservation).map_err(anyhow::Error::from)?;
+    if let Some(claim) = claim
+        && !idempotency::complete(&mut *tx, claim, StatusCode::CREATED, &body).await?
+    {
+        // We stalled past the lock timeout and another request took the key over: it decides.
+        tx.rollback().await?;
+        return Err(ApiError::IdempotencyKeyInFlight);
+    }
     tx.commit().await?;
     metrics::counter!("reservations_created_total").increment(1);
-    Ok((StatusCode::CREATED, Json(reservation)))
+    Ok(body)
+}
+
+fn respond(status: StatusCode, body: String, replayed: bool) -> Response {
+    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
+    let mut res = (status, body).into_response();
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if replayed {
+        res.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    res
 }
 
 /// Read a reservation.

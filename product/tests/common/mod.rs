@@ -120,6 +120,8 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
         expiry_interval: opts.expiry_interval,
         currency: sagaway_common::money::Currency::USD,
         max_reservation_quantity: 1000,
+        idempotency_ttl: Duration::from_secs(24 * 3600),
+        idempotency_lock: Duration::from_secs(15),
         cdc_topic: cdc_topic.clone(),
         indexer_group: format!("{topic_prefix}product-indexer"),
         index_linger: std::time::Duration::from_millis(25), // exercises the linger path (the default is 0)
