@@ -87,7 +87,7 @@ async fn no_card_number_or_cvc_is_stored_or_published_in_clear() -> anyhow::Resu
 }
 
 /// Card 0341 fails transiently twice, then approves: the order completes after exactly three
-/// attempts, and the recorded gaps between attempts grow (backoff, read from attempt timestamps).
+/// attempts, each retry waiting at least its growing scheduled delay (read from attempt timestamps).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn flaky_card_completes_after_exactly_three_attempts_with_growing_gaps() -> anyhow::Result<()> {
     // Windows of 1 s then 2 s with a fixed draw (equal jitter at 0.5: waits of 750 ms then 1.5 s).
@@ -106,8 +106,9 @@ async fn flaky_card_completes_after_exactly_three_attempts_with_growing_gaps() -
     // Each retry waited at least its scheduled delay (it never fired early) ...
     assert!(gap1 >= chrono::TimeDelta::milliseconds(750), "first retry waited its 750 ms: {gap1:?}");
     assert!(gap2 >= chrono::TimeDelta::milliseconds(1500), "second retry waited its 1.5 s: {gap2:?}");
-    // ... and the delays grow.
-    assert!(gap2 > gap1, "delays between attempts grow: {gap1:?} then {gap2:?}");
+    // The schedule grows (750 ms, then 1.5 s; the policy's unit tests pin it). Comparing the
+    // observed gaps with each other is not a test of it: a starved CPU stretched a 750 ms wait past
+    // 1.5 s (load average 10 on 2 cores), so only the lower bounds above are asserted.
     let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
     assert_eq!(ledger["captured_total"], "7.00", "charged once: {ledger}");
     sys.stop().await;

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode};
 use sagaway_common::card::{self, CardKey};
 use sqlx::{MySqlPool, Row};
 

@@ -31,6 +31,7 @@ use crate::{
     AppState,
     product_client::ReservationInfo,
     error::{ApiError, ApiResult},
+    guard,
     idempotency::{self, Claim},
     orders,
     saga::{OrderAccepted, machine::OrderStatus},
@@ -208,73 +209,24 @@ async fn accept(app: &AppState, r: &PaymentRequest, claim: Option<&idempotency::
 async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
     let order_id = Uuid::now_v7().to_string();
     let card = card::seal(&app.config.card_key, &order_id, &r.payment_method.card);
-    let window_us = app.config.duplicate_window.as_micros() as i64;
     let mut tx = app.pool.begin().await?;
 
-    // The duplicate guard. The upsert takes the row lock, so racing requests queue here; each
-    // then sees the committed winner. The winner is replaced only once its window has passed.
-    sqlx::query(
-        "INSERT INTO payment_guard (user_id, product_id, order_id, accepted_at) VALUES (?, ?, ?, NOW(6)) \
-         ON DUPLICATE KEY UPDATE \
-           order_id = IF(accepted_at <= NOW(6) - INTERVAL ? MICROSECOND, VALUES(order_id), order_id), \
-           accepted_at = IF(accepted_at <= NOW(6) - INTERVAL ? MICROSECOND, VALUES(accepted_at), accepted_at)",
-    )
-    .bind(&r.user_id)
-    .bind(reservation.product_id)
-    .bind(&order_id)
-    .bind(window_us)
-    .bind(window_us)
-    .execute(&mut *tx)
-    .await?;
-    let holder: String = sqlx::query_scalar("SELECT order_id FROM payment_guard WHERE user_id = ? AND product_id = ?")
-        .bind(&r.user_id)
-        .bind(reservation.product_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    if holder != order_id {
-        // Only an order that may still sell (in flight, parked, or COMPLETED) blocks: a shopper
-        // whose card was declined may pay again at once with another card. We hold the guard
-        // row's lock, so taking it over cannot race another request.
-        let blocks: bool = sqlx::query_scalar(
-            "SELECT COUNT(*) > 0 FROM orders WHERE id = ? AND compensating = 0 AND status NOT IN ('DECLINED', 'COMPENSATED')",
-        )
-        .bind(&holder)
-        .fetch_one(&mut *tx)
-        .await?;
-        if blocks {
-            tx.rollback().await?;
-            metrics::counter!("payments_rejected_duplicate_total").increment(1);
-            return Err(ApiError::DuplicatePayment { original_order_id: holder });
-        }
-        sqlx::query("UPDATE payment_guard SET order_id = ?, accepted_at = NOW(6) WHERE user_id = ? AND product_id = ?")
-            .bind(&order_id)
-            .bind(&r.user_id)
-            .bind(reservation.product_id)
-            .execute(&mut *tx)
-            .await?;
+    if let guard::Guard::HeldBy(original_order_id) = guard::take(&mut tx, &r.user_id, reservation.product_id, &order_id, app.config.duplicate_window).await? {
+        tx.rollback().await?;
+        metrics::counter!("payments_rejected_duplicate_total").increment(1);
+        return Err(ApiError::DuplicatePayment { original_order_id });
     }
-
-    sqlx::query(
-        "INSERT INTO orders (id, user_id, reservation_id, product_id, quantity, amount, currency, status, \
-         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&order_id)
-    .bind(&r.user_id)
-    .bind(&r.reservation_id)
-    .bind(reservation.product_id)
-    .bind(reservation.quantity)
-    .bind(reservation.total_price)
-    .bind(&app.config.currency)
-    .bind(OrderStatus::Accepted.as_str())
-    .bind(&card.brand)
-    .bind(&card.last4)
-    .bind(card.exp_month)
-    .bind(card.exp_year)
-    .bind(&card.fingerprint)
-    .bind(&card.sealed)
-    .execute(&mut *tx)
-    .await?;
+    let new_order = orders::NewOrder {
+        id: &order_id,
+        user_id: &r.user_id,
+        reservation_id: &r.reservation_id,
+        product_id: reservation.product_id,
+        quantity: reservation.quantity,
+        amount: reservation.total_price,
+        currency: &app.config.currency,
+        card: &card,
+    };
+    orders::insert(&mut tx, &new_order).await?;
     let cfg = &app.config.common;
     let event = orders::record_accepted(&mut tx, &order_id, &r.user_id, &cfg.topic(topics::ORDER_EVENTS)).await?;
     let queued = Outgoing::json(

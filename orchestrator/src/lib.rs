@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`config`]: settings from the environment (`ORCHESTRATOR_*`, `PRODUCT_URL`, `CARD_KEY`, shared Kafka ones).
 //! - [`intake`]: `POST /payment`.
+//! - [`guard`]: the two-minute duplicate rule.
 //! - [`idempotency`]: `Idempotency-Key` records.
 //! - [`orders`]: order state, history, `GET /orders/{id}`, `GET /orders?user_id=`.
 //! - [`saga`]: the saga as a pure state machine ([`saga::machine`]) and its inbox/outbox adapter.
@@ -18,6 +19,7 @@
 pub mod config;
 pub mod dlq;
 pub mod error;
+pub mod guard;
 pub mod idempotency;
 pub mod intake;
 pub mod orders;
@@ -70,10 +72,10 @@ pub struct AppState {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
-    paths(intake::create_payment, orders::get, orders::list,
+    paths(intake::create_payment, orders::api::get, orders::api::list,
           dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),
     components(schemas(intake::PaymentRequestDoc, intake::PaymentMethodDoc, intake::CardDoc, intake::PaymentAccepted,
-                       orders::OrderView, orders::HistoryEntry, orders::PaymentView,
+                       orders::api::OrderView, orders::HistoryEntry, orders::api::PaymentView,
                        dlq::store::DeadLetter, dlq::store::Filter, dlq::Outcome, dlq::audit::AuditEntry,
                        dlq::api::DeadLetterPage, dlq::api::DeadLetterDetail, dlq::api::OperationRequest, dlq::api::OperationResult))
 )]
@@ -82,8 +84,8 @@ pub struct ApiDoc;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/payment", post(intake::create_payment))
-        .route("/orders", get(orders::list))
-        .route("/orders/{id}", get(orders::get))
+        .route("/orders", get(orders::api::list))
+        .route("/orders/{id}", get(orders::api::get))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
         .merge(dlq::api::routes())
         .with_state(state)

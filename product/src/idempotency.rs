@@ -18,7 +18,7 @@
 
 use std::time::Duration;
 
-use axum::http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode};
 use sha2::{Digest, Sha256};
 use sqlx::{MySqlPool, Row};
 
@@ -168,7 +168,7 @@ pub async fn run_purge(pool: MySqlPool, ttl: Duration, every: Duration, shutdown
 
 #[cfg(test)]
 mod tests {
-    use axum::http::{HeaderMap, HeaderValue};
+    use http::{HeaderMap, HeaderValue};
     use serde_json::json;
 
     use super::{key_from, request_hash};

@@ -1,26 +1,21 @@
-//! Orders: their rows, their history, and the read API (`GET /orders/{id}`, `GET /orders?user_id=`).
+//! Orders: their rows and their history. The read API (`GET /orders/{id}`, `GET /orders`) is
+//! [`api`], over the queries here.
 //!
 //! The saga's rules live in [`crate::saga::machine`]; this module only stores what a transition
 //! decided: [`Order::saga_state`] reads the row into the machine's [`SagaState`], and [`record`]
 //! writes a [`Transition`] back (one UPDATE, the history rows, the `order.events` messages) inside
 //! the saga step's transaction.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+pub mod api;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{http::ApiQuery, money, outbox::Outgoing};
+use sagaway_common::outbox::Outgoing;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
-use crate::{
-    AppState,
-    error::{ApiError, ApiResult},
-    saga::machine::{Capture, Hold, OrderStatus, SagaState, Transition},
-};
+use crate::saga::machine::{Capture, Hold, OrderStatus, SagaState, Transition};
 
 /// An order row (card columns limited to what may be kept).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -176,6 +171,44 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
         .collect())
 }
 
+/// What an accepted order is created with (amounts from the reservation, card already sealed).
+pub struct NewOrder<'a> {
+    pub id: &'a str,
+    pub user_id: &'a str,
+    pub reservation_id: &'a str,
+    pub product_id: u64,
+    pub quantity: i32,
+    pub amount: Decimal,
+    pub currency: &'a str,
+    pub card: &'a sagaway_common::messages::CardRef,
+}
+
+/// Inserts an ACCEPTED order (then call [`record_accepted`] for its history and event).
+pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO orders (id, user_id, reservation_id, product_id, quantity, amount, currency, status, \
+         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(o.id)
+    .bind(o.user_id)
+    .bind(o.reservation_id)
+    .bind(o.product_id)
+    .bind(o.quantity)
+    .bind(o.amount)
+    .bind(o.currency)
+    .bind(OrderStatus::Accepted.as_str())
+    .bind(&o.card.brand)
+    .bind(&o.card.last4)
+    .bind(o.card.exp_month)
+    .bind(o.card.exp_year)
+    .bind(&o.card.fingerprint)
+    .bind(&o.card.sealed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// The history row and `order.events` message of a freshly inserted (ACCEPTED) order.
 pub async fn record_accepted(conn: &mut MySqlConnection, order_id: &str, user_id: &str, events_topic: &str) -> sqlx::Result<Outgoing> {
     let status = OrderStatus::Accepted;
@@ -201,93 +234,16 @@ pub struct HistoryEntry {
     pub reason: Option<String>,
 }
 
-/// Card details an order may show.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PaymentView {
-    pub brand: String,
-    pub last4: String,
-    pub exp_month: u8,
-    pub exp_year: u16,
+/// Every status an order passed through, in order.
+pub async fn history(conn: &mut MySqlConnection, order_id: &str) -> sqlx::Result<Vec<HistoryEntry>> {
+    sqlx::query_as::<_, HistoryEntry>("SELECT status, at, reason FROM order_history WHERE order_id = ? ORDER BY id").bind(order_id).fetch_all(conn).await
 }
 
-/// An order as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct OrderView {
-    pub id: String,
-    pub status: String,
-    pub user_id: String,
-    pub reservation_id: String,
-    pub product_id: u64,
-    pub quantity: i32,
-    #[serde(serialize_with = "money::serialize", deserialize_with = "money::deserialize")]
-    #[schema(value_type = String, example = "19.99")]
-    pub amount: Decimal,
-    pub currency: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub payment: PaymentView,
-    pub history: Vec<HistoryEntry>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-async fn view(conn: &mut MySqlConnection, o: Order) -> sqlx::Result<OrderView> {
-    let history = sqlx::query_as::<_, HistoryEntry>("SELECT status, at, reason FROM order_history WHERE order_id = ? ORDER BY id")
-        .bind(&o.id)
-        .fetch_all(conn)
-        .await?;
-    Ok(OrderView {
-        id: o.id,
-        status: o.status,
-        user_id: o.user_id,
-        reservation_id: o.reservation_id,
-        product_id: o.product_id,
-        quantity: o.quantity,
-        amount: o.amount,
-        currency: o.currency,
-        reason: o.reason,
-        payment: PaymentView { brand: o.card_brand, last4: o.card_last4, exp_month: o.card_exp_month, exp_year: o.card_exp_year },
-        history,
-        created_at: o.created_at,
-        updated_at: o.updated_at,
-    })
-}
-
-/// An order with its full history.
-#[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    responses((status = 200, body = OrderView), (status = 404, description = "no such order")))]
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
-    let mut conn = app.pool.acquire().await?;
-    let order = load(&mut conn, &id).await?.ok_or_else(|| ApiError::OrderNotFound(id.clone()))?;
-    Ok(Json(view(&mut conn, order).await?))
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-pub struct ListParams {
-    /// Whose orders (required).
-    pub user_id: Option<String>,
-    /// At most this many, newest first (1–100, default 20).
-    pub limit: Option<u32>,
-}
-
-/// A user's orders, newest first.
-#[utoipa::path(get, path = "/orders", params(ListParams), tag = "orders",
-    responses((status = 200, body = [OrderView]), (status = 422, description = "missing or invalid user_id")))]
-pub async fn list(State(app): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Vec<OrderView>>> {
-    let user_id = p.user_id.filter(|u| !u.trim().is_empty()).ok_or_else(|| ApiError::invalid("user_id", "is required"))?;
-    let limit = p.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
-    }
-    let mut conn = app.pool.acquire().await?;
-    let orders = sqlx::query_as::<_, Order>(&format!("{SELECT_ORDER} WHERE user_id = ? ORDER BY created_at DESC LIMIT ?"))
-        .bind(&user_id)
+/// A user's latest `limit` orders, newest first.
+pub async fn latest_of_user(conn: &mut MySqlConnection, user_id: &str, limit: u32) -> sqlx::Result<Vec<Order>> {
+    sqlx::query_as::<_, Order>(&format!("{SELECT_ORDER} WHERE user_id = ? ORDER BY created_at DESC LIMIT ?"))
+        .bind(user_id)
         .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-    let mut out = Vec::with_capacity(orders.len());
-    for o in orders {
-        out.push(view(&mut conn, o).await?);
-    }
-    Ok(Json(out))
+        .fetch_all(conn)
+        .await
 }
