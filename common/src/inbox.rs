@@ -81,9 +81,13 @@ impl Incoming {
     }
 
     /// Parses the JSON payload; anything unparseable is [`HandleError::Malformed`].
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HandleError> {
+    /// The payload parsed and every field validated ([`crate::messages::Validate`]); anything
+    /// else is [`HandleError::Malformed`].
+    pub fn json<T: DeserializeOwned + crate::messages::Validate>(&self) -> Result<T, HandleError> {
         let payload = self.payload.as_deref().ok_or_else(|| HandleError::Malformed("empty payload".into()))?;
-        serde_json::from_str(payload).map_err(|e| HandleError::Malformed(format!("unparseable payload: {e}")))
+        let message: T = serde_json::from_str(payload).map_err(|e| HandleError::Malformed(format!("unparseable payload: {e}")))?;
+        message.validate().map_err(|e| HandleError::Malformed(format!("invalid field: {e}")))?;
+        Ok(message)
     }
 }
 
@@ -93,7 +97,8 @@ pub enum HandleError {
     /// The message can never be processed (unparseable, unknown type): dead-lettered at once, never retried.
     #[error("malformed message: {0}")]
     Malformed(String),
-    /// A fault that may pass (a database hiccup): the message is retried in place with backoff.
+    /// A fault that may pass (a database hiccup): the message is retried in place with backoff, up
+    /// to [`IN_PLACE_ATTEMPTS`] times while the database answers; then it is dead-lettered.
     #[error("transient failure: {0:#}")]
     Transient(#[from] anyhow::Error),
 }
@@ -112,6 +117,10 @@ pub trait Handler: Send + Sync + 'static {
         msg: &Incoming,
     ) -> impl Future<Output = Result<Vec<Outgoing>, HandleError>> + Send;
 }
+
+/// How many times one message is retried in place (backoff from 50 ms, doubling: ≈ 6 s in all)
+/// before a failure that is not the database's own is dead-lettered.
+pub const IN_PLACE_ATTEMPTS: u32 = 8;
 
 /// One consumer group member running a [`Handler`] over its topics.
 pub struct ConsumerLoop {
@@ -298,7 +307,21 @@ impl ConsumerLoop {
                     }
                 }
                 Err(HandleError::Transient(e)) => {
-                    tracing::warn!(service = self.service, topic = %msg.topic, offset = msg.offset, error = %format!("{e:#}"), "transient failure; retrying");
+                    let error = format!("{e:#}");
+                    tracing::warn!(service = self.service, topic = %msg.topic, offset = msg.offset, %error, attempts, "transient failure; retrying");
+                    if attempts >= IN_PLACE_ATTEMPTS {
+                        // A fault that outlasts the retries while the database answers is this
+                        // message's own: dead-letter it and let the customers behind it go on.
+                        // While the database is down, every message would fail: keep waiting.
+                        if sqlx::query("SELECT 1").execute(&self.pool).await.is_ok() {
+                            match self.dead_letter(msg, "transient_exhausted", &error, attempts, first_failure).await {
+                                Ok(()) => return true,
+                                Err(e) => tracing::warn!(error = %e, "writing the dead letter failed; retrying"),
+                            }
+                        } else {
+                            attempts = 0;
+                        }
+                    }
                 }
             }
             tokio::select! {

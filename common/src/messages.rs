@@ -138,3 +138,215 @@ impl PaymentReply {
         }
     }
 }
+
+/// Every consumed message is checked field by field at the edge ([`crate::inbox::Incoming::json`]):
+/// a message that parses but carries a field no table or rule can take (an over-long id, an
+/// amount finer than the ledger keeps, a bad currency) is malformed — dead-lettered at once with
+/// the reason — instead of failing "transiently" in the database forever.
+pub trait Validate {
+    fn validate(&self) -> Result<(), String>;
+}
+
+/// Field checks shared by the messages.
+pub mod check {
+    use rust_decimal::Decimal;
+
+    /// A UUID in its 36-character text form (order and reservation ids).
+    pub fn uuid(field: &str, v: &str) -> Result<(), String> {
+        if v.len() == 36 && uuid::Uuid::parse_str(v).is_ok() {
+            Ok(())
+        } else {
+            Err(format!("{field} must be a UUID, got {} characters", v.chars().count()))
+        }
+    }
+
+    /// 1 to `max` visible characters (user ids, charge ids, brands).
+    pub fn text(field: &str, v: &str, max: usize) -> Result<(), String> {
+        let n = v.chars().count();
+        if n == 0 || n > max || v.chars().any(char::is_control) {
+            return Err(format!("{field} must be 1-{max} visible characters, got {n}"));
+        }
+        Ok(())
+    }
+
+    /// Free text of at most `max` characters (reasons), possibly empty.
+    pub fn note(field: &str, v: &str, max: usize) -> Result<(), String> {
+        if v.chars().count() > max {
+            return Err(format!("{field} must be at most {max} characters"));
+        }
+        Ok(())
+    }
+
+    /// A non-negative amount the ledger can hold exactly: DECIMAL(19,4).
+    pub fn amount(field: &str, v: Decimal) -> Result<(), String> {
+        if v.is_sign_negative() || v.normalize().scale() > 4 || v >= Decimal::from(1_000_000_000_000_000i64) {
+            return Err(format!("{field} must be between 0 and 999999999999999.9999 with at most 4 decimals"));
+        }
+        Ok(())
+    }
+
+    /// An ISO 4217 code: three capital letters.
+    pub fn currency(field: &str, v: &str) -> Result<(), String> {
+        if v.len() == 3 && v.chars().all(|c| c.is_ascii_uppercase()) {
+            Ok(())
+        } else {
+            Err(format!("{field} must be a three-letter ISO 4217 code"))
+        }
+    }
+}
+
+const REASON_MAX: usize = 255;
+
+impl Validate for CardRef {
+    fn validate(&self) -> Result<(), String> {
+        check::text("card.brand", &self.brand, 16)?;
+        if self.last4.len() != 4 || !self.last4.chars().all(|c| c.is_ascii_digit()) {
+            return Err("card.last4 must be 4 digits".into());
+        }
+        if !(1..=12).contains(&self.exp_month) {
+            return Err("card.exp_month must be 1-12".into());
+        }
+        if self.fingerprint.len() != 64 || !self.fingerprint.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("card.fingerprint must be 64 hex characters".into());
+        }
+        check::text("card.sealed", &self.sealed, 4096)
+    }
+}
+
+impl Validate for ProductCommand {
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::LockReservation { order_id, reservation_id, user_id } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)?;
+                check::text("user_id", user_id, 64)
+            }
+            Self::ConfirmReservation { order_id, reservation_id } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)
+            }
+            Self::ReleaseReservation { order_id, reservation_id, reason } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)?;
+                check::note("reason", reason, REASON_MAX)
+            }
+        }
+    }
+}
+
+impl Validate for ProductReply {
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::ReservationLocked { order_id, reservation_id, quantity, amount, .. } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)?;
+                if *quantity <= 0 {
+                    return Err("quantity must be positive".into());
+                }
+                check::amount("amount", *amount)
+            }
+            Self::ReservationRejected { order_id, reservation_id, reason } | Self::ReservationConfirmFailed { order_id, reservation_id, reason } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)?;
+                check::note("reason", reason, REASON_MAX)
+            }
+            Self::ReservationConfirmed { order_id, reservation_id } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)
+            }
+            Self::ReservationReleased { order_id, reservation_id, status } => {
+                check::uuid("order_id", order_id)?;
+                check::uuid("reservation_id", reservation_id)?;
+                if !matches!(status.as_str(), "RELEASED" | "EXPIRED" | "CONFIRMED") {
+                    return Err(format!("status must be RELEASED, EXPIRED or CONFIRMED, got {status:?}"));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Validate for PaymentCommand {
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Charge { order_id, user_id, amount, currency, card } => {
+                check::uuid("order_id", order_id)?;
+                check::text("user_id", user_id, 64)?;
+                check::amount("amount", *amount)?;
+                check::currency("currency", currency)?;
+                card.validate()
+            }
+            Self::Refund { order_id, user_id, reason } => {
+                check::uuid("order_id", order_id)?;
+                check::text("user_id", user_id, 64)?;
+                check::note("reason", reason, REASON_MAX)
+            }
+        }
+    }
+}
+
+impl Validate for PaymentReply {
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Charged { order_id, charge_id, amount, currency } => {
+                check::uuid("order_id", order_id)?;
+                check::text("charge_id", charge_id, 64)?;
+                check::amount("amount", *amount)?;
+                currency.as_deref().map_or(Ok(()), |c| check::currency("currency", c))
+            }
+            Self::Declined { order_id, reason } => {
+                check::uuid("order_id", order_id)?;
+                check::note("reason", reason, REASON_MAX)
+            }
+            Self::Failed { order_id, error_class, reason, .. } => {
+                check::uuid("order_id", order_id)?;
+                check::note("error_class", error_class, 64)?;
+                check::note("reason", reason, 1024)
+            }
+            Self::Refunded { order_id, amount } => {
+                check::uuid("order_id", order_id)?;
+                check::amount("amount", *amount)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod validation_tests {
+    use super::*;
+
+    const ORDER: &str = "01a2322f-a469-7594-ae24-ba1e6929c12f";
+
+    #[test]
+    fn a_refund_whose_order_id_no_column_can_hold_is_malformed() {
+        let long = "x".repeat(200);
+        let bad = PaymentCommand::Refund { order_id: long, user_id: "u".into(), reason: "r".into() };
+        assert!(bad.validate().unwrap_err().contains("order_id"));
+        let good = PaymentCommand::Refund { order_id: ORDER.into(), user_id: "u".into(), reason: "r".into() };
+        assert_eq!(good.validate(), Ok(()));
+    }
+
+    #[test]
+    fn amounts_must_fit_the_ledger_exactly() {
+        let reply = |amount: &str| PaymentReply::Refunded { order_id: ORDER.into(), amount: amount.parse().unwrap() };
+        assert!(reply("1.2345").validate().is_ok());
+        assert!(reply("1.23450").validate().is_ok(), "trailing zeros are not precision");
+        assert!(reply("1.23456").validate().is_err());
+        assert!(reply("-1").validate().is_err());
+        assert!(reply("1000000000000000").validate().is_err());
+    }
+
+    #[test]
+    fn ids_users_statuses_and_currencies_are_checked() {
+        let lock = |user: &str| ProductCommand::LockReservation { order_id: ORDER.into(), reservation_id: ORDER.into(), user_id: user.into() };
+        assert!(lock("alice").validate().is_ok());
+        assert!(lock("").validate().is_err());
+        assert!(lock(&"a".repeat(65)).validate().is_err());
+        let released = |s: &str| ProductReply::ReservationReleased { order_id: ORDER.into(), reservation_id: ORDER.into(), status: s.into() };
+        assert!(released("EXPIRED").validate().is_ok());
+        assert!(released("GONE").validate().is_err());
+        let charged = |c: &str| PaymentReply::Charged { order_id: ORDER.into(), charge_id: "c1".into(), amount: Decimal::ONE, currency: Some(c.into()) };
+        assert!(charged("USD").validate().is_ok());
+        assert!(charged("usd").validate().is_err());
+    }
+}

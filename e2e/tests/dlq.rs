@@ -614,3 +614,26 @@ async fn purge_keeps_pending_letters_of_unsettled_orders_and_dry_runs() -> anyho
     sys.stop().await;
     Ok(())
 }
+
+/// Defect 4: a message that parses but carries a field no table can hold (a refund whose order id
+/// is 200 characters) used to fail "transiently" in the database forever, stalling every message
+/// of that customer behind it. It is malformed at the edge now: dead-lettered at once, with the
+/// field named, and the same customer's next order goes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_with_a_field_no_table_can_hold_is_dead_lettered_and_the_customer_goes_on() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let product = sys.create_product("4.00", 10).await?;
+    let user = "long-id-user";
+    let long = "9".repeat(20) + &"x".repeat(180);
+    produce_raw(&sys, "payment.commands", user, &format!(r#"{{"type":"refund","order_id":"{long}","user_id":"{user}","reason":"r"}}"#)).await?;
+    let page = wait_dead_letters(&sys, "?error_class=malformed", 1).await?;
+    let d = &page["items"][0];
+    assert_eq!(d["service"], "payment", "{page}");
+    assert_eq!(d["attempts"], 1, "not retried: {page}");
+    let (_, shown) = dlq_get(&sys, &format!("/{}", d["id"])).await?;
+    assert!(shown["error_message"].as_str().unwrap().contains("order_id"), "the reason names the field: {shown}");
+    let (order, _) = sys.pay(product, user, VISA).await?;
+    assert_eq!(sys.wait_order(&order, WITHIN, settled).await?["status"], "COMPLETED", "the customer's queue moved on");
+    sys.stop().await;
+    Ok(())
+}

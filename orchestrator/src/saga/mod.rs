@@ -34,6 +34,14 @@ pub struct OrderAccepted {
     pub user_id: String,
 }
 
+impl sagaway_common::messages::Validate for OrderAccepted {
+    fn validate(&self) -> Result<(), String> {
+        use sagaway_common::messages::check;
+        check::uuid("order_id", &self.order_id)?;
+        check::text("user_id", &self.user_id, 64)
+    }
+}
+
 /// Full topic names (with the configured prefix).
 #[derive(Debug, Clone)]
 pub struct SagaTopics {
