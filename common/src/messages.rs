@@ -257,8 +257,10 @@ impl Validate for ProductReply {
             Self::ReservationReleased { order_id, reservation_id, status } => {
                 check::uuid("order_id", order_id)?;
                 check::uuid("reservation_id", reservation_id)?;
-                if !matches!(status.as_str(), "RELEASED" | "EXPIRED" | "CONFIRMED") {
-                    return Err(format!("status must be RELEASED, EXPIRED or CONFIRMED, got {status:?}"));
+                // The reservation's status after the release: RELEASED or EXPIRED (the stock is
+                // back), CONFIRMED (sold), HELD (another order holds it), NOT_FOUND.
+                if !matches!(status.as_str(), "RELEASED" | "EXPIRED" | "CONFIRMED" | "HELD" | "NOT_FOUND") {
+                    return Err(format!("status must be a reservation status or NOT_FOUND, got {status:?}"));
                 }
                 Ok(())
             }

@@ -11,7 +11,10 @@ use sagaway_common::{
 };
 use sqlx::MySqlConnection;
 
-use crate::reservations::{end_hold, is_lapsed, lock_for_update};
+use crate::{
+    hold::{self, Answer, Effect, Hold, HoldCommand, HoldStatus},
+    reservations::{Reservation, end_hold, is_lapsed, lock_for_update},
+};
 
 pub struct CommandHandler {
     /// Full name of the replies topic (with the configured prefix).
@@ -40,84 +43,79 @@ pub async fn apply(conn: &mut MySqlConnection, command: &ProductCommand) -> sqlx
     }
 }
 
-async fn lock(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str, user_id: &str) -> sqlx::Result<ProductReply> {
-    let rejected = |reason: &str| ProductReply::ReservationRejected {
-        order_id: order_id.to_string(),
-        reservation_id: reservation_id.to_string(),
-        reason: reason.to_string(),
+/// Runs `command` on the reservation (row-locked): [`hold::decide`] says what to do and answer.
+async fn on_hold(conn: &mut MySqlConnection, reservation_id: &str, command: HoldCommand<'_>) -> sqlx::Result<(Answer, Option<Reservation>)> {
+    let r = lock_for_update(conn, reservation_id).await?;
+    let lapsed = match &r {
+        Some(r) if r.status == "HELD" => is_lapsed(conn, reservation_id).await?,
+        _ => false,
     };
-    let Some(r) = lock_for_update(conn, reservation_id).await? else { return Ok(rejected("not_found")) };
-    if r.user_id != user_id {
-        return Ok(rejected("wrong_user"));
-    }
-    match r.status.as_str() {
-        "HELD" => {}
-        other => return Ok(rejected(&other.to_ascii_lowercase())),
-    }
-    if r.order_id.as_deref().is_some_and(|o| o != order_id) {
-        return Ok(rejected("locked_by_other_order"));
-    }
-    if is_lapsed(conn, reservation_id).await? {
-        // Lapsed but not yet swept by the expiry job: expire it now so its stock comes back.
-        end_hold(conn, reservation_id, "EXPIRED").await?;
-        return Ok(rejected("expired"));
-    }
-    sqlx::query("UPDATE reservations SET order_id = ? WHERE id = ?").bind(order_id).bind(reservation_id).execute(&mut *conn).await?;
-    Ok(ProductReply::ReservationLocked {
-        order_id: order_id.to_string(),
-        reservation_id: reservation_id.to_string(),
-        product_id: r.product_id,
-        quantity: r.quantity,
-        amount: r.total_price,
-    })
-}
-
-async fn confirm(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str) -> sqlx::Result<ProductReply> {
-    let failed = |reason: &str| ProductReply::ReservationConfirmFailed {
-        order_id: order_id.to_string(),
-        reservation_id: reservation_id.to_string(),
-        reason: reason.to_string(),
+    let view = match &r {
+        Some(r) => Some(Hold {
+            status: HoldStatus::parse(&r.status).ok_or_else(|| sqlx::Error::Protocol(format!("reservation {reservation_id} has status {:?}", r.status)))?,
+            user_id: &r.user_id,
+            order_id: r.order_id.as_deref(),
+            lapsed,
+        }),
+        None => None,
     };
-    let confirmed =
-        || ProductReply::ReservationConfirmed { order_id: order_id.to_string(), reservation_id: reservation_id.to_string() };
-    let Some(r) = lock_for_update(conn, reservation_id).await? else { return Ok(failed("not_found")) };
-    let ours = r.order_id.as_deref().is_none_or(|o| o == order_id);
-    match r.status.as_str() {
-        "CONFIRMED" if r.order_id.as_deref() == Some(order_id) => Ok(confirmed()),
-        "HELD" if !ours => Ok(failed("locked_by_other_order")),
-        "HELD" => {
-            if is_lapsed(conn, reservation_id).await? {
-                end_hold(conn, reservation_id, "EXPIRED").await?;
-                return Ok(failed("expired"));
-            }
+    let (effect, answer) = hold::decide(view.as_ref(), command);
+    match (effect, command) {
+        (Some(Effect::Bind), HoldCommand::Lock { order_id, .. }) => {
+            sqlx::query("UPDATE reservations SET order_id = ? WHERE id = ?").bind(order_id).bind(reservation_id).execute(&mut *conn).await?;
+        }
+        (Some(Effect::Confirm), HoldCommand::Confirm { order_id }) => {
             sqlx::query("UPDATE reservations SET status = 'CONFIRMED', order_id = ? WHERE id = ? AND status = 'HELD'")
                 .bind(order_id)
                 .bind(reservation_id)
                 .execute(&mut *conn)
                 .await?;
-            Ok(confirmed())
         }
-        other => Ok(failed(&other.to_ascii_lowercase())),
+        (Some(Effect::End(to)), _) => {
+            end_hold(conn, reservation_id, to.as_str()).await?;
+        }
+        (Some(effect), _) => unreachable!("{effect:?} is never decided for {command:?}"),
+        (None, _) => {}
     }
+    Ok((answer, r))
+}
+
+async fn lock(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str, user_id: &str) -> sqlx::Result<ProductReply> {
+    let (answer, r) = on_hold(conn, reservation_id, HoldCommand::Lock { order_id, user_id }).await?;
+    let (order_id, reservation_id) = (order_id.to_string(), reservation_id.to_string());
+    Ok(match (answer, r) {
+        (Answer::Locked, Some(r)) => {
+            ProductReply::ReservationLocked { order_id, reservation_id, product_id: r.product_id, quantity: r.quantity, amount: r.total_price }
+        }
+        (Answer::Rejected(reason), _) => ProductReply::ReservationRejected { order_id, reservation_id, reason },
+        (other, _) => unreachable!("a lock answers locked or rejected, not {other:?}"),
+    })
+}
+
+async fn confirm(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str) -> sqlx::Result<ProductReply> {
+    let (answer, _) = on_hold(conn, reservation_id, HoldCommand::Confirm { order_id }).await?;
+    let (order_id, reservation_id) = (order_id.to_string(), reservation_id.to_string());
+    Ok(match answer {
+        Answer::Confirmed => ProductReply::ReservationConfirmed { order_id, reservation_id },
+        Answer::ConfirmFailed(reason) => ProductReply::ReservationConfirmFailed { order_id, reservation_id, reason },
+        other => unreachable!("a confirm answers confirmed or failed, not {other:?}"),
+    })
 }
 
 async fn release(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str, reason: &str) -> sqlx::Result<ProductReply> {
-    let released = |status: &str| ProductReply::ReservationReleased {
-        order_id: order_id.to_string(),
-        reservation_id: reservation_id.to_string(),
-        status: status.to_string(),
+    let (answer, r) = on_hold(conn, reservation_id, HoldCommand::Release { order_id }).await?;
+    let status = match answer {
+        _ if r.is_none() => "NOT_FOUND",
+        Answer::Released(HoldStatus::Held) => {
+            tracing::warn!(order_id, reservation_id, "release refused: reservation is locked by another order");
+            "HELD"
+        }
+        Answer::Released(HoldStatus::Released) => {
+            tracing::info!(order_id, reservation_id, reason, "reservation released");
+            "RELEASED"
+        }
+        Answer::Released(other) => other.as_str(),
+        other => unreachable!("a release answers released, not {other:?}"),
     };
-    let Some(r) = lock_for_update(conn, reservation_id).await? else { return Ok(released("NOT_FOUND")) };
-    if r.status == "HELD" && r.order_id.as_deref().is_some_and(|o| o != order_id) {
-        // Another order holds it: releasing would take its stock away. Leave it alone.
-        tracing::warn!(order_id, reservation_id, "release refused: reservation is locked by another order");
-        return Ok(released("HELD"));
-    }
-    if r.status == "HELD" {
-        end_hold(conn, reservation_id, "RELEASED").await?;
-        tracing::info!(order_id, reservation_id, reason, "reservation released");
-        return Ok(released("RELEASED"));
-    }
-    // Already CONFIRMED / RELEASED / EXPIRED: nothing to give back.
-    Ok(released(&r.status))
+    Ok(ProductReply::ReservationReleased { order_id: order_id.to_string(), reservation_id: reservation_id.to_string(), status: status.to_string() })
 }

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`config`]: settings from the environment (`PRODUCT_*`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
 //! - [`catalogue`]: products (`POST /`, `POST /products`, `GET/PATCH/DELETE /products/{id}`).
-//! - [`reservations`]: `POST /reserve`, `GET /reservations/{id}`, the hold state machine and the expiry job.
+//! - [`hold`]: the hold lifecycle (HELD → CONFIRMED | RELEASED | EXPIRED), pure: what each saga command does.
+//! - [`reservations`]: `POST /reserve`, `GET /reservations/{id}`, the reservation rows and the expiry job.
 //! - [`idempotency`]: `Idempotency-Key` on `POST /reserve` (Stripe semantics, like `POST /payment`).
 //! - [`commands`]: the saga participant (lock / confirm / release over Kafka).
 //! - [`search`]: the search backends (tantivy, Elasticsearch) and `/findAll` parameters.
@@ -14,6 +15,7 @@ pub mod catalogue;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod hold;
 pub mod idempotency;
 pub mod indexer;
 pub mod reservations;
