@@ -36,7 +36,9 @@ use crate::{
     acquirer::{self, Answer},
     commands::{CommandHandler, SERVICE},
     error::{ApiError, ApiResult, validate_id},
-    ledger, outage,
+    ledger,
+    lifecycle::{self, ChargeStatus, OnCharge},
+    outage,
     retry::{self, RETRY_ATTEMPT},
     retry_policy::{self, Decision},
 };
@@ -82,71 +84,67 @@ pub async fn handle(
         .fetch_optional(&mut *conn)
         .await?;
 
-    let (charge, attempt_no) = match existing {
+    let charge = existing.as_ref().map(|row| Charge {
+        id: row.get("id"),
+        user_id: row.get("user_id"),
+        amount: row.get("amount"),
+        currency: row.get("currency"),
+        round: row.get("round"),
+    });
+    let status = match &existing {
         Some(row) => {
-            let charge = Charge {
-                id: row.get("id"),
-                user_id: row.get("user_id"),
-                amount: row.get("amount"),
-                currency: row.get("currency"),
-                round: row.get("round"),
-            };
-            let status: String = row.get("status");
-            match status.as_str() {
-                "succeeded" | "refunded" => {
-                    tracing::info!(order_id, "charge already captured; re-answering");
-                    let reply = PaymentReply::Charged { order_id: order_id.into(), charge_id: charge.id, amount: ledger::canonical(charge.amount), currency: Some(charge.currency) };
-                    return Ok(vec![h.reply(msg, &reply)]);
-                }
-                "declined" => {
-                    let reason: Option<String> = row.get("decline_code");
-                    let reply = PaymentReply::Declined { order_id: order_id.into(), reason: reason.unwrap_or_else(|| "card_declined".into()) };
-                    return Ok(vec![h.reply(msg, &reply)]);
-                }
-                "voided" => {
-                    let reply = PaymentReply::Declined { order_id: order_id.into(), reason: ORDER_CANCELLED.into() };
-                    return Ok(vec![h.reply(msg, &reply)]);
-                }
-                "pending" => {
-                    // Only the retry chain moves a pending charge on; a fresh command meanwhile would
-                    // fork a second chain. The chain's outcome answers both.
-                    let Some(n) = retry_attempt else {
-                        tracing::info!(order_id, "charge already in progress; its outcome will answer this command");
-                        return Ok(vec![]);
-                    };
-                    let done = attempts_in_round(conn, order_id, charge.round).await?;
-                    if i64::from(n) != done + 1 {
-                        tracing::info!(order_id, attempt = n, done, "stale retry dropped");
-                        return Ok(vec![]);
-                    }
-                    (charge, n)
-                }
-                "failed" => {
-                    if retry_attempt.is_some() {
-                        tracing::info!(order_id, "retry of a finished round dropped");
-                        return Ok(vec![]);
-                    }
-                    // A replay of a dead-lettered charge: a new round with a fresh attempt budget.
-                    sqlx::query("UPDATE charges SET status = 'pending', round = round + 1, failure_reason = NULL WHERE id = ?")
-                        .bind(&charge.id)
-                        .execute(&mut *conn)
-                        .await?;
-                    tracing::info!(order_id, round = charge.round + 1, "replayed charge: new round of attempts");
-                    (Charge { round: charge.round + 1, ..charge }, 1)
-                }
-                other => {
-                    tracing::error!(order_id, status = other, "charge in an unknown status; command ignored");
+            let raw: String = row.get("status");
+            match ChargeStatus::parse(&raw) {
+                Some(s) => Some(s),
+                None => {
+                    tracing::error!(order_id, status = raw, "charge in an unknown status; command ignored");
                     return Ok(vec![]);
                 }
             }
         }
-        None => {
-            let refunded: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM refunds WHERE order_id = ?").bind(order_id).fetch_optional(&mut *conn).await?;
-            if refunded.is_some() {
-                let reply = PaymentReply::Declined { order_id: order_id.into(), reason: ORDER_CANCELLED.into() };
-                return Ok(vec![h.reply(msg, &reply)]);
-            }
+        None => None,
+    };
+    let refunded_before = status.is_none()
+        && sqlx::query_scalar::<_, i32>("SELECT 1 FROM refunds WHERE order_id = ?").bind(order_id).fetch_optional(&mut *conn).await?.is_some();
+    let attempts = match (&charge, status) {
+        (Some(c), Some(ChargeStatus::Pending)) => attempts_in_round(conn, order_id, c.round).await?,
+        _ => 0,
+    };
+
+    let (charge, attempt_no) = match (lifecycle::on_charge_command(status, refunded_before, retry_attempt, attempts), charge) {
+        (OnCharge::Reanswer(ChargeStatus::Succeeded | ChargeStatus::Refunded), Some(charge)) => {
+            tracing::info!(order_id, "charge already captured; re-answering");
+            let reply = PaymentReply::Charged {
+                order_id: order_id.into(),
+                charge_id: charge.id,
+                amount: ledger::canonical(charge.amount),
+                currency: Some(charge.currency),
+            };
+            return Ok(vec![h.reply(msg, &reply)]);
+        }
+        (OnCharge::Reanswer(ChargeStatus::Declined), _) => {
+            let reason: Option<String> = existing.as_ref().and_then(|row| row.get("decline_code"));
+            let reply = PaymentReply::Declined { order_id: order_id.into(), reason: reason.unwrap_or_else(|| "card_declined".into()) };
+            return Ok(vec![h.reply(msg, &reply)]);
+        }
+        (OnCharge::Reanswer(_) | OnCharge::Cancelled, _) => {
+            let reply = PaymentReply::Declined { order_id: order_id.into(), reason: ORDER_CANCELLED.into() };
+            return Ok(vec![h.reply(msg, &reply)]);
+        }
+        (OnCharge::Drop(why), _) => {
+            tracing::info!(order_id, attempt = ?retry_attempt, attempts, why, "charge command dropped");
+            return Ok(vec![]);
+        }
+        (OnCharge::Attempt(n), Some(charge)) => (charge, n),
+        (OnCharge::NewRound, Some(charge)) => {
+            sqlx::query("UPDATE charges SET status = 'pending', round = round + 1, failure_reason = NULL WHERE id = ?")
+                .bind(&charge.id)
+                .execute(&mut *conn)
+                .await?;
+            tracing::info!(order_id, round = charge.round + 1, "replayed charge: new round of attempts");
+            (Charge { round: charge.round + 1, ..charge }, 1)
+        }
+        (OnCharge::Start, _) => {
             if let Err(problem) = check_request(req) {
                 return permanent_failure(h, conn, msg, order_id, "invalid_command", &problem, None).await;
             }
@@ -174,6 +172,7 @@ pub async fn handle(
             let charge = Charge { id, user_id: req.user_id.clone(), amount: req.amount, currency: req.currency.clone(), round: 1 };
             return attempt(h, conn, msg, order_id, req, &charge, 1, opened).await;
         }
+        (decision, None) => unreachable!("{decision:?} needs an existing charge"),
     };
 
     let Some(opened) = open_card(h, req) else {

@@ -4,7 +4,8 @@
 //! # Layout
 //! - [`config`]: settings from the environment (`PAYMENT_*`, `CARD_KEY`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
 //! - [`commands`]: the saga participant: consumes charge/refund commands (inbox + effect + outbox in one transaction).
-//! - [`charges`]: the charge state machine (validate, acquirer, capture / decline / retry / dead letter) and `GET /charges/{order_id}`.
+//! - [`lifecycle`]: the charge lifecycle, pure: its statuses, their legal moves, and what a charge command does.
+//! - [`charges`]: carries a charge command out (validate, acquirer, capture / decline / retry / dead letter) and `GET /charges/{order_id}`.
 //! - [`refunds`]: compensation of a capture, idempotent per order.
 //! - [`acquirer`]: the simulated acquirer and its test cards.
 //! - [`retry_policy`]: which errors are retried, how often and when (the whole policy, one module).
@@ -20,6 +21,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod ledger;
+pub mod lifecycle;
 pub mod outage;
 pub mod refunds;
 pub mod retry;

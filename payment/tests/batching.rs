@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{charge, new_id, spawn_app};
+use common::{charge, new_id, new_order_id, spawn_app};
 use futures::future::join_all;
 use rust_decimal::Decimal;
 
@@ -25,7 +25,7 @@ async fn a_burst_is_applied_in_batches_and_a_poison_message_or_redelivery_inside
     let replies = app.replies();
     let dlq = app.dead_letters();
     let users: Vec<String> = (0..8).map(|_| new_id("user")).collect();
-    let orders: Vec<(String, String)> = (0..120).map(|i| (new_id("order"), users[i % users.len()].clone())).collect();
+    let orders: Vec<(String, String)> = (0..120).map(|i| (new_order_id(), users[i % users.len()].clone())).collect();
     let commands: Vec<_> = orders.iter().map(|(o, u)| charge(o, u, "1.25", APPROVED, "123")).collect();
     let ids: Vec<String> = (0..orders.len()).map(|_| uuid::Uuid::new_v4().to_string()).collect();
     let poison_id = uuid::Uuid::new_v4().to_string();
@@ -48,7 +48,7 @@ async fn a_burst_is_applied_in_batches_and_a_poison_message_or_redelivery_inside
     let dead = dlq.wait_for_n(1, |r| r.header("dlq.original.message_id") == Some(poison_id.as_str())).await;
     assert_eq!(dead[0].header("dlq.error.class"), Some("malformed"));
     // A marker on command 10's key (same partition, after the redelivery) proves the redelivery was read.
-    let marker = new_id("order");
+    let marker = new_order_id();
     app.send(&orders[10].1, &charge(&marker, &orders[10].1, "1.00", APPROVED, "123")).await;
     replies.reply_for(&marker).await;
     assert_eq!(replies.for_order(&orders[10].0).len(), 1, "the redelivered command is not answered twice");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{charge, new_id, refund, spawn_app};
+use common::{charge, new_id, new_order_id, refund, spawn_app};
 use serde_json::{Value, json};
 
 const APPROVED: &str = "4242424242424242";
@@ -18,7 +18,7 @@ fn ledger_ok(summary: &Value) {
 async fn an_approved_card_is_charged_once_and_the_ledger_balances() {
     let app = spawn_app().await;
     let replies = app.replies();
-    let (order, user) = (new_id("order"), new_id("user"));
+    let (order, user) = (new_order_id(), new_id("user"));
     app.send(&user, &charge(&order, &user, "19.99", APPROVED, "123")).await;
 
     let reply = replies.reply_for(&order).await;
@@ -61,7 +61,7 @@ async fn decline_cards_and_invalid_cards_are_declined_without_moving_money() {
     ];
     let mut orders = Vec::new();
     for (number, cvc, _) in cases {
-        let (order, user) = (new_id("order"), new_id("user"));
+        let (order, user) = (new_order_id(), new_id("user"));
         app.send(&user, &charge(&order, &user, "10.00", number, cvc)).await;
         orders.push(order);
     }
@@ -84,7 +84,7 @@ async fn decline_cards_and_invalid_cards_are_declined_without_moving_money() {
 async fn a_redelivered_or_repeated_charge_charges_once_and_is_answered_each_time() {
     let app = spawn_app().await;
     let replies = app.replies();
-    let (order, user) = (new_id("order"), new_id("user"));
+    let (order, user) = (new_order_id(), new_id("user"));
     let command = charge(&order, &user, "42.50", APPROVED, "123");
     let message_id = app.send(&user, &command).await;
     app.send_with_id(&user, &command, &message_id).await; // redelivery: same message id
@@ -98,7 +98,7 @@ async fn a_redelivered_or_repeated_charge_charges_once_and_is_answered_each_time
     assert_eq!(answers[0]["charge_id"], answers[1]["charge_id"], "the same charge is re-answered");
 
     // A marker order on the same key (same partition) proves the redelivery has been consumed too.
-    let marker = new_id("order");
+    let marker = new_order_id();
     app.send(&user, &charge(&marker, &user, "1.00", APPROVED, "123")).await;
     replies.reply_for(&marker).await;
     assert_eq!(replies.for_order(&order).len(), 2, "the redelivered message id is not answered again");
@@ -115,7 +115,7 @@ async fn a_redelivered_or_repeated_charge_charges_once_and_is_answered_each_time
 async fn a_refund_reverses_the_capture_once() {
     let app = spawn_app().await;
     let replies = app.replies();
-    let (order, user) = (new_id("order"), new_id("user"));
+    let (order, user) = (new_order_id(), new_id("user"));
     app.send(&user, &charge(&order, &user, "30.00", APPROVED, "123")).await;
     assert_eq!(replies.reply_for(&order).await["type"], "charged");
 
@@ -138,7 +138,7 @@ async fn a_refund_reverses_the_capture_once() {
     assert_eq!(view["refunded_amount"], "30.00");
 
     // Refunding an order that was never charged answers 0.00, and blocks a late charge.
-    let never = new_id("order");
+    let never = new_order_id();
     app.send(&user, &refund(&never, &user)).await;
     assert_eq!(replies.reply_for(&never).await["amount"], "0.00");
     app.send(&user, &charge(&never, &user, "5.00", APPROVED, "123")).await;
@@ -156,7 +156,7 @@ async fn a_malformed_message_is_dead_lettered_and_the_next_command_still_process
     let user = new_id("user");
     let poison_id = uuid::Uuid::new_v4().to_string();
     app.send_raw(&user, b"this is {not json", &poison_id).await;
-    let (order, _) = (new_id("order"), ());
+    let (order, _) = (new_order_id(), ());
     app.send(&user, &charge(&order, &user, "7.00", APPROVED, "123")).await;
 
     assert_eq!(replies.reply_for(&order).await["type"], "charged");

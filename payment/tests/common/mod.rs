@@ -125,6 +125,11 @@ pub fn refund(order_id: &str, user_id: &str) -> PaymentCommand {
     PaymentCommand::Refund { order_id: order_id.into(), user_id: user_id.into(), reason: "compensation".into() }
 }
 
+/// An order id as the orchestrator makes them (a UUID: the message contract checks it).
+pub fn new_order_id() -> String {
+    Uuid::now_v7().to_string()
+}
+
 pub fn new_id(kind: &str) -> String {
     format!("{kind}-{}", Uuid::new_v4().simple())
 }
