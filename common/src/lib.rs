@@ -13,6 +13,7 @@
 //! - [`outbox`], [`inbox`]: effectively-once messaging (transactional outbox + relay; inbox-deduplicated consumers).
 //! - [`messages`]: the saga command/reply contract between the services.
 //! - [`money`]: exact amounts (parse, format, serde).
+//! - [`rate`]: a token bucket (dead-letter replays are paced with it, server and CLI).
 //! - [`topics`]: the one list of topic names and partition counts.
 //! - [`service`]: the start-up and shutdown sequence all three services follow.
 
@@ -25,6 +26,7 @@ pub mod kafka;
 pub mod messages;
 pub mod money;
 pub mod outbox;
+pub mod rate;
 pub mod service;
 pub mod topics;
 pub mod telemetry;

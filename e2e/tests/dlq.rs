@@ -1,6 +1,6 @@
 //! Dead letters end to end (issue 5): the payment processor dead-letters after its retry budget,
 //! the orchestrator records `payment_dlq` and operators list, show, replay, abandon and purge them
-//! over the admin API and the `orchestrator dlq` CLI. Real MariaDB and broker, fresh databases and
+//! over the admin API and the `sagaway dlq` CLI (crate sagaway-cli). Real MariaDB and broker, fresh databases and
 //! topics per test, small retry budgets.
 
 use std::time::{Duration, Instant};
@@ -89,8 +89,9 @@ async fn produce_raw(sys: &System, logical: &str, key: &str, payload: &str) -> a
     Ok(())
 }
 
+/// `sagaway dlq --url … --operator … <rest>` as an argv for [`sagaway_cli::run`].
 fn cli(sys: &System, operator: &str, rest: &str) -> Vec<String> {
-    let mut args = vec!["--url".to_string(), sys.orchestrator_url.clone(), "--operator".into(), operator.into()];
+    let mut args = vec!["sagaway".to_string(), "dlq".into(), "--url".into(), sys.orchestrator_url.clone(), "--operator".into(), operator.into()];
     args.extend(rest.split_whitespace().map(str::to_string));
     args
 }
@@ -324,18 +325,20 @@ async fn list_and_show_filter_and_page_and_a_dry_run_changes_nothing() -> anyhow
     let dry = dlq_post(&sys, "replay", "erin", json!({"all": true, "dry_run": true})).await?;
     assert_eq!(dry["summary"]["would_replay"], 3, "{dry}");
     assert_eq!(dry["dry_run"], true);
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "cli-user", "replay --all --dry-run")).await, 0);
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "cli-user", "replay --error-class processing_error --dry-run --limit 1")).await, 0);
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "cli-user", "list --topic payment.commands")).await, 0);
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "cli-user", &format!("show {id_b}"))).await, 0);
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "cli-user", "show 999999")).await, 1);
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "cli-user", "replay")).await, 2, "usage error");
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", "replay --all --dry-run")).await, 0);
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", "replay --error-class processing_error --dry-run --limit 1")).await, 0);
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", "list --topic payment.commands")).await, 0);
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", &format!("show {id_b}"))).await, 0);
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", "show 999999")).await, 1);
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", "replay")).await, 2, "usage error");
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-skip", "replay 999999 --dry-run")).await, 1, "not found exits 1");
+    assert_eq!(sagaway_cli::run(&cli(&sys, "cli-user", "--help")).await, 0);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(snapshot().await, was, "dry runs changed nothing");
     let dry_runs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dlq_audit WHERE operation = 'replay' AND dry_run = 1")
         .fetch_one(&sys.orchestrator_db)
         .await?;
-    assert_eq!(dry_runs, 3, "dry runs are audited too");
+    assert_eq!(dry_runs, 4, "dry runs are audited too (one HTTP, three CLI)");
     let cli_ops: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM dlq_audit WHERE operator = 'cli-user'").fetch_one(&sys.orchestrator_db).await?;
     assert_eq!(cli_ops, 5, "--operator is recorded");
     sys.stop().await;
@@ -423,7 +426,7 @@ async fn an_outage_storm_is_bounded_and_a_rate_limited_bulk_replay_recovers_it()
 
     let replay_started = Instant::now();
     let rate = 50.0;
-    assert_eq!(orchestrator::dlq::cli::run(&cli(&sys, "storm-op", &format!("replay --error-class processing_error --rate {rate}"))).await, 0);
+    assert_eq!(sagaway_cli::run(&cli(&sys, "storm-op", &format!("replay --error-class processing_error --rate {rate} --yes"))).await, 0);
     let replay_took = replay_started.elapsed();
     // The bucket starts with `rate` tokens; the other n - rate wait for refills.
     assert!(replay_took >= Duration::from_secs_f64((n as f64 - rate) / rate * 0.9), "rate respected: {replay_took:?}");

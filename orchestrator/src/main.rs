@@ -1,4 +1,5 @@
-//! `orchestrator [serve|migrate|dlq ...]`: a thin wrapper around the library.
+//! `orchestrator [serve|migrate]`: a thin wrapper around the library. (The dead-letter CLI that
+//! was `orchestrator dlq ...` is now `sagaway dlq ...`, crate `sagaway-cli`.)
 
 use sagaway_common::{http::shutdown_signal, service::cancel_on, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -7,8 +8,8 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("dlq") {
-        // A client of the running service's admin API: no config, no JSON logs.
-        std::process::exit(orchestrator::dlq::cli::run(&args[2..]).await);
+        eprintln!("the dead-letter CLI has moved: run `sagaway dlq ...` (crate sagaway-cli; docs/dlq-runbook.md)");
+        std::process::exit(2);
     }
     telemetry::init("orchestrator");
     let config = orchestrator::Config::from_env()?;
@@ -20,6 +21,6 @@ async fn main() -> anyhow::Result<()> {
             app.run_until_stopped(shutdown).await
         }
         Some("migrate") => orchestrator::migrate(&config).await,
-        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` (default), `migrate` or `dlq`"),
+        Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` (default) or `migrate`"),
     }
 }

@@ -13,13 +13,16 @@ use axum::{
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
-use sagaway_common::http::{ApiJson, ApiQuery, Problem};
+use sagaway_common::{
+    http::{ApiJson, ApiQuery, Problem},
+    rate::TokenBucket,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::MySqlConnection;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Outcome, PENDING, abandon, audit, purge, rate::TokenBucket, replay, store};
+use super::{Outcome, PENDING, abandon, audit, purge, replay, store};
 use crate::{AppState, error::ApiError, orders, saga::SagaContext};
 
 /// The header naming who runs an operation.

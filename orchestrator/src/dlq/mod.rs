@@ -9,15 +9,13 @@
 //! - [`replay`]: back onto the original topic through the outbox, the order FAILED → PAYMENT_PENDING.
 //! - [`abandon`]: compensate the parked order (→ COMPENSATED).
 //! - [`purge`]: drop the payload, mark PURGED.
-//! - [`rate`]: the token bucket behind `rate`.
-//! - [`api`]: `/admin/dlq/...` over HTTP; [`cli`]: `orchestrator dlq ...`, a client of that API.
+//! - [`api`]: `/admin/dlq/...` over HTTP (the `sagaway dlq ...` CLI, crate `sagaway-cli`, is a client of it).
+//! - the token bucket behind `rate` is [`sagaway_common::rate`].
 
 pub mod abandon;
 pub mod api;
 pub mod audit;
-pub mod cli;
 pub mod purge;
-pub mod rate;
 pub mod recorder;
 pub mod replay;
 pub mod store;
