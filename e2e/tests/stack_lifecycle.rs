@@ -7,7 +7,8 @@
 //! - a second `up` is a no-op (same PIDs);
 //! - kill -9 the broker, change rows, `up` again: the broker is back and the changes reach the topic;
 //! - the same for Kafka Connect;
-//! - `down` leaves no process of the stack behind.
+//! - `down` leaves no process of the stack behind;
+//! - `up` straight after `down`, ten times in a row, succeeds every time (defect 14).
 
 use std::{
     path::{Path, PathBuf},
@@ -23,12 +24,21 @@ const COMPONENTS: &[&str] = &["mariadb", "broker", "connect", "product", "orches
 struct Stack {
     state: PathBuf,
     addr: StackAddr,
+    /// Kafka Connect's REST port.
+    connect_port: u16,
+    /// product, orchestrator, payment.
+    service_ports: [u16; 3],
 }
 
 impl Stack {
     fn new() -> Self {
+        Self::on_ports(13307, 19092, 18083, [13333, 13334, 13335])
+    }
+
+    /// A stack in a fresh state dir on the given ports (MariaDB, broker, Connect, the three services).
+    fn on_ports(mysql_port: u16, kafka_port: u16, connect_port: u16, service_ports: [u16; 3]) -> Self {
         let state = std::env::temp_dir().join(format!("sagaway-lifecycle-{}", uuid::Uuid::new_v4()));
-        Self { state, addr: StackAddr { mysql_port: 13307, kafka_port: 19092 } }
+        Self { state, addr: StackAddr { mysql_port, kafka_port }, connect_port, service_ports }
     }
 
     /// Runs `scripts/stack <args>` against this stack; returns (success, combined output).
@@ -40,10 +50,10 @@ impl Stack {
             .env("SAGAWAY_STATE_DIR", &self.state)
             .env("SAGAWAY_MYSQL_PORT", self.addr.mysql_port.to_string())
             .env("SAGAWAY_KAFKA_PORT", self.addr.kafka_port.to_string())
-            .env("SAGAWAY_CONNECT_PORT", "18083")
-            .env("PRODUCT_PORT", "13333")
-            .env("ORCHESTRATOR_PORT", "13334")
-            .env("PAYMENT_PORT", "13335")
+            .env("SAGAWAY_CONNECT_PORT", self.connect_port.to_string())
+            .env("PRODUCT_PORT", self.service_ports[0].to_string())
+            .env("ORCHESTRATOR_PORT", self.service_ports[1].to_string())
+            .env("PAYMENT_PORT", self.service_ports[2].to_string())
             .output()
             .expect("scripts/stack runs");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -206,4 +216,49 @@ async fn stack_up_is_fast_idempotent_recovers_and_down_leaves_nothing() -> anyho
     let (ok, _) = stack.run(&["status"]);
     assert!(!ok, "status reports the stack down");
     Ok(())
+}
+
+/// Defect 14: `scripts/stack up` right after `scripts/stack down` (or after `scripts/test`) exited 1
+/// with "product did not start" or "payment did not start" in 4 of 7 tries, while the service went on
+/// to come up. The cause was the health wait judging the just-started process by its command line,
+/// which still reads `bash …/scripts/stack up` until the child has exec'd. Ten down/up cycles back
+/// to back on a stack of its own (other ports than the test above); every `up` must succeed.
+/// About 5 minutes on 2 cores (an `up` takes 10–20 s, a `down` about 10 s); every wait in
+/// scripts/stack is bounded, so a broken cycle fails rather than hangs.
+#[test]
+#[ignore = "starts a second whole stack eleven times; run by scripts/test with --ignored"]
+fn up_right_after_down_succeeds_ten_times_in_a_row() {
+    const CYCLES: usize = 10;
+    let stack = Stack::on_ports(14307, 19192, 18183, [14333, 14334, 14335]);
+    let started = Instant::now();
+    let (ok, out) = stack.run(&["up"]);
+    assert!(ok && out.contains("all healthy"), "the first up failed");
+
+    let mut took = Vec::with_capacity(CYCLES);
+    for cycle in 1..=CYCLES {
+        let (ok, _) = stack.run(&["down"]);
+        assert!(ok, "cycle {cycle}: down failed");
+        let t0 = Instant::now();
+        let (ok, out) = stack.run(&["up"]);
+        let t = t0.elapsed();
+        assert!(ok && out.contains("all healthy"), "cycle {cycle} of {CYCLES}: up right after down failed");
+        // Every component really restarted (down stopped it) and status agrees that all are up.
+        for c in COMPONENTS {
+            assert!(!out.contains(&format!("{c} already up")), "cycle {cycle}: {c} survived down");
+        }
+        let (ok, status) = stack.run(&["status"]);
+        assert!(ok && status.matches(" up ").count() == COMPONENTS.len(), "cycle {cycle}: status after up");
+        took.push(t);
+    }
+
+    let (ok, _) = stack.run(&["down"]);
+    assert!(ok, "the last down failed");
+    let left = stack.leftover_processes();
+    assert!(left.is_empty(), "processes left after down: {left:#?}");
+    let secs: Vec<String> = took.iter().map(|t| format!("{:.1}", t.as_secs_f64())).collect();
+    println!(
+        "{CYCLES} down/up cycles all succeeded; up took [{}] s; {:.0} s in all",
+        secs.join(", "),
+        started.elapsed().as_secs_f64()
+    );
 }
