@@ -43,7 +43,7 @@ pub struct CommonConfig {
     /// Prepended to every topic name, so tests can run against one broker without sharing topics.
     pub topic_prefix: String,
     /// How long a consumer's fetch waits on the broker. tansu does not wake a waiting fetch when data
-    /// arrives, so this is the per-hop latency floor (STACK.md): 10 ms costs ~18 % of a core per idle consumer.
+    /// arrives, so this is the per-hop latency floor (docs/stack.md): 10 ms costs ~18 % of a core per idle consumer.
     pub fetch_wait_max_ms: u32,
     /// At most this many ready messages a consumer applies in one DB transaction (one commit per
     /// batch instead of per message; see `inbox`).
@@ -83,7 +83,7 @@ impl CommonConfig {
             db_max_connections: 20,
             kafka_brokers: format!("127.0.0.1:{}", env_or("SAGAWAY_KAFKA_PORT", 9092u16).unwrap_or(9092)),
             topic_prefix: topic_prefix.into(),
-            // 50 ms: each idle consumer polling tansu every 10 ms costs ~18 % of a core (STACK.md), and
+            // 50 ms: each idle consumer polling tansu every 10 ms costs ~18 % of a core (docs/stack.md), and
             // tests run several services side by side.
             fetch_wait_max_ms: 50,
             consumer_batch_max: 200,

@@ -1,4 +1,4 @@
-//! Kafka clients tuned for the local tansu broker (STACK.md): idempotent producer, manual commits,
+//! Kafka clients tuned for the local tansu broker (docs/stack.md): idempotent producer, manual commits,
 //! topics created explicitly (tansu does not auto-create them), no transactions.
 
 use std::{sync::Arc, time::Duration};

@@ -10,6 +10,7 @@
 //!   JSON body extractor that turns every rejection into a problem, and graceful shutdown on signals.
 //! - [`db`]: the MariaDB pool (creating the service's database when missing) and migrations.
 //! - [`kafka`]: producer, consumer and admin clients tuned for the local tansu broker.
+//! - [`idempotency`]: `Idempotency-Key` records (claim, replay, owner tokens, purge).
 //! - [`outbox`], [`inbox`]: effectively-once messaging (transactional outbox + relay; inbox-deduplicated consumers).
 //! - [`messages`]: the saga command/reply contract between the services.
 //! - [`money`]: exact amounts (parse, format, serde).
@@ -21,6 +22,7 @@ pub mod card;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod idempotency;
 pub mod inbox;
 pub mod kafka;
 pub mod messages;

@@ -13,7 +13,7 @@
 //! - [`orders`]: order state, history, `GET /orders/{id}`, `GET /orders?user_id=`.
 //! - [`saga`]: the saga as a pure state machine ([`saga::machine`]) and its inbox/outbox adapter.
 //! - [`product_client`]: reads reservations over the product service's HTTP API.
-//! - [`dlq`]: dead-letter tooling: records `payment_dlq`, lists/replays/abandons/purges (`/admin/dlq`, `orchestrator dlq`).
+//! - [`dlq`]: dead-letter tooling: records `payment_dlq`, lists/replays/abandons/purges (`/admin/dlq`, `sagaway dlq` (crate `cli`)).
 //! - [`Application`]: wires it together and runs it until shutdown.
 
 pub mod config;

@@ -1,55 +1,19 @@
-//! `Idempotency-Key` on `POST /reserve`, with the semantics of the orchestrator's `POST /payment`
-//! (Stripe's):
-//!
-//! - First use: the key is claimed (`in_flight`) in its own committed statement, so a concurrent
-//!   request with the same key sees the claim. A 201's answer is stored in the reservation's own
-//!   transaction (a crash can never leave a hold without its answer, nor an answer without its hold);
-//!   any other 4xx answer right after.
-//! - Same key + same request after completion: the stored status and body are replayed, with the
-//!   header `Idempotent-Replayed: true`. No second hold is made.
-//! - Same key + different request: 422. Same key still in flight: 409.
-//! - Invalid requests (422 before anything is done) are never stored under a key; a 5xx releases the
-//!   claim so the client may retry. An in-flight claim older than the lock timeout is considered
-//!   abandoned (its process died) and may be taken over; each claim has an owner token, so a stalled
-//!   request cannot complete or release its successor's claim.
-//! - Records are kept for the configured TTL (≥ 24 h) and then purged.
-//!
-//! The request hash is a plain SHA-256: a reservation request holds no secret.
+//! `Idempotency-Key` on `POST /reserve` (the records: [`sagaway_common::idempotency`]). The
+//! request hash is a plain SHA-256 of the parsed request: a reservation request holds no secret.
 
 use std::time::Duration;
 
-use http::{HeaderMap, StatusCode};
+use http::HeaderMap;
+pub use sagaway_common::idempotency::{Claim, Claimed, REPLAYED_HEADER, complete, release, run_purge};
+use sagaway_common::idempotency::{self as records, ClaimError};
 use sha2::{Digest, Sha256};
-use sqlx::{MySqlPool, Row};
+use sqlx::MySqlPool;
 
 use crate::error::{ApiError, ApiResult};
 
-/// The response header marking a replayed answer.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
-
-/// A claim we hold: the key and our owner token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Claimed {
-    pub key: String,
-    pub owner: String,
-}
-
-/// What claiming a key found.
-pub enum Claim {
-    /// The key is ours: process the request, then [`complete`] or [`release`].
-    Fresh(Claimed),
-    /// The request was already answered: replay this.
-    Replay { status: StatusCode, body: String },
-}
-
 /// The `Idempotency-Key` header, validated (1–255 visible ASCII characters).
 pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
-    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
-    let key = v.to_str().map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?.trim().to_string();
-    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(ApiError::invalid("Idempotency-Key", "must be 1-255 visible ASCII characters"));
-    }
-    Ok(Some(key))
+    records::key_from(headers).map_err(|m| ApiError::invalid("Idempotency-Key", m))
 }
 
 /// Hex SHA-256 of a request as canonical JSON (the caller builds it from the parsed request, so
@@ -60,132 +24,18 @@ pub fn request_hash(request: &serde_json::Value) -> String {
 
 /// Claims `key` for a request that hashes to `hash`.
 pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock: Duration) -> ApiResult<Claim> {
-    for _ in 0..3 {
-        // Records past their TTL no longer count: drop this key's if it has expired.
-        sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND created_at < NOW(6) - INTERVAL ? SECOND")
-            .bind(key)
-            .bind(ttl.as_secs())
-            .execute(pool)
-            .await?;
-        let owner = uuid::Uuid::new_v4().to_string();
-        let ours = Claim::Fresh(Claimed { key: key.to_string(), owner: owner.clone() });
-        let inserted = sqlx::query("INSERT IGNORE INTO idempotency_keys (idempotency_key, request_hash, state, owner) VALUES (?, ?, 'in_flight', ?)")
-            .bind(key)
-            .bind(hash)
-            .bind(&owner)
-            .execute(pool)
-            .await?
-            .rows_affected()
-            == 1;
-        if inserted {
-            return Ok(ours);
-        }
-        let row = sqlx::query(
-            "SELECT request_hash, state, response_status, response_body, \
-             CAST(created_at < NOW(6) - INTERVAL ? SECOND AS SIGNED) AS abandoned FROM idempotency_keys WHERE idempotency_key = ?",
-        )
-        .bind(lock.as_secs())
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
-        let Some(row) = row else {
-            continue; // released between our insert and our read: try again
-        };
-        if row.get::<String, _>("request_hash") != hash {
-            return Err(ApiError::IdempotencyKeyReused);
-        }
-        if row.get::<String, _>("state") == "done" {
-            let status = StatusCode::from_u16(row.get::<i16, _>("response_status") as u16).unwrap_or(StatusCode::OK);
-            return Ok(Claim::Replay { status, body: row.get::<Option<String>, _>("response_body").unwrap_or_default() });
-        }
-        if row.get::<i64, _>("abandoned") == 1 {
-            let taken = sqlx::query(
-                "UPDATE idempotency_keys SET created_at = NOW(6), owner = ? WHERE idempotency_key = ? AND state = 'in_flight' \
-                 AND created_at < NOW(6) - INTERVAL ? SECOND",
-            )
-            .bind(&owner)
-            .bind(key)
-            .bind(lock.as_secs())
-            .execute(pool)
-            .await?
-            .rows_affected();
-            if taken == 1 {
-                return Ok(ours);
-            }
-        }
-        return Err(ApiError::IdempotencyKeyInFlight);
-    }
-    Err(ApiError::IdempotencyKeyInFlight)
-}
-
-/// Stores the answer to replay, if the claim is still ours. Returns false when it is not (it was
-/// taken over after our lock timeout): then nothing is written.
-pub async fn complete<'c>(
-    conn: impl sqlx::Executor<'c, Database = sqlx::MySql>,
-    claim: &Claimed,
-    status: StatusCode,
-    body: &str,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? \
-         WHERE idempotency_key = ? AND owner = ? AND state = 'in_flight'",
-    )
-    .bind(status.as_u16() as i16)
-    .bind(body)
-    .bind(&claim.key)
-    .bind(&claim.owner)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Forgets our claim after a server error, so the client can retry. Someone else's claim stays.
-pub async fn release(pool: &MySqlPool, claim: &Claimed) -> sqlx::Result<bool> {
-    let gone = sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND owner = ? AND state = 'in_flight'")
-        .bind(&claim.key)
-        .bind(&claim.owner)
-        .execute(pool)
-        .await?;
-    Ok(gone.rows_affected() == 1)
-}
-
-/// Deletes records older than `ttl`, every `every`, until `shutdown`.
-pub async fn run_purge(pool: MySqlPool, ttl: Duration, every: Duration, shutdown: tokio_util::sync::CancellationToken) {
-    loop {
-        if let Err(e) = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < NOW(6) - INTERVAL ? SECOND LIMIT 10000")
-            .bind(ttl.as_secs())
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %e, "idempotency purge failed");
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
+    records::claim(pool, key, hash, ttl, lock).await.map_err(|e| match e {
+        ClaimError::Reused => ApiError::IdempotencyKeyReused,
+        ClaimError::InFlight => ApiError::IdempotencyKeyInFlight,
+        ClaimError::Database(e) => e.into(),
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use http::{HeaderMap, HeaderValue};
     use serde_json::json;
 
-    use super::{key_from, request_hash};
-
-    #[test]
-    fn keys_are_1_to_255_visible_ascii_characters() {
-        let with = |v: &str| {
-            let mut h = HeaderMap::new();
-            h.insert("idempotency-key", HeaderValue::from_str(v).unwrap());
-            key_from(&h)
-        };
-        assert_eq!(key_from(&HeaderMap::new()).unwrap(), None);
-        assert_eq!(with("  abc-123 ").unwrap().as_deref(), Some("abc-123"));
-        assert!(with("").is_err());
-        assert!(with("a b").is_err());
-        assert!(with(&"k".repeat(256)).is_err());
-    }
+    use super::request_hash;
 
     #[test]
     fn equal_requests_hash_equal_and_different_ones_differ() {

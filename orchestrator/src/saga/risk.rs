@@ -18,7 +18,7 @@ pub struct RiskPolicy {
 
 impl Default for RiskPolicy {
     fn default() -> Self {
-        Self { max_amount: Decimal::new(1_000_00, 2), max_orders_per_minute: 10 }
+        Self { max_amount: Decimal::new(100_000, 2), max_orders_per_minute: 10 }
     }
 }
 
