@@ -1,9 +1,9 @@
-//! Crash safety: 200 orders flow while the orchestrator and the payment processor are killed with
-//! SIGKILL at random moments and restarted. At the end every order is terminal, nothing was charged
+//! Crash safety: 200 orders flow while the product service, the orchestrator and the payment
+//! processor are killed with SIGKILL at random moments and restarted. At the end every order is terminal, nothing was charged
 //! twice (captures − refunds = the COMPLETED amounts; at most one capture per order), no stock leaked
 //! or was oversold, and no process log holds a card number.
 //!
-//! The two services run as real child processes (their binaries), so a kill is a real crash.
+//! The three services run as real child processes (their binaries), so a kill is a real crash.
 
 use std::{
     collections::HashMap,
@@ -22,9 +22,8 @@ use futures::{StreamExt, stream};
 use rand::Rng;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
-use sagaway_common::{config::CommonConfig, kafka};
+use sagaway_common::kafka;
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
 const ORDERS: usize = 200;
 const CARDS: [&str; 3] = ["4242424242424242", "4000000000000002", "4000000000000341"];
@@ -85,10 +84,10 @@ async fn wait_ready(http: &reqwest::Client, url: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<()> {
+async fn orders_survive_kill_9_of_product_orchestrator_and_payment() -> anyhow::Result<()> {
     // Make sure the binaries match the code under test.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo).args(["build", "-q", "-p", "orchestrator", "-p", "payment"]).status()?;
+    let built = Command::new(cargo).args(["build", "-q", "-p", "product", "-p", "orchestrator", "-p", "payment"]).status()?;
     assert!(built.success(), "building the service binaries");
 
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
@@ -98,32 +97,11 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
     std::fs::create_dir_all(&logs)?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
 
-    // The product service stays up (in-process); its saga commands still flow through Kafka.
     let product_db = format!("product_t_{id}");
-    let product_common = CommonConfig::local(&product_db, &prefix);
     let cdc_topic = format!("{prefix}cdc.products");
-    kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
-    let product_app = product::Application::build(product::Config {
-        common: product_common,
-        reservation_ttl: Duration::from_secs(900),
-        expiry_interval: Duration::from_millis(500),
-        currency: sagaway_common::money::Currency::USD,
-        max_reservation_quantity: 10,
-        idempotency_ttl: Duration::from_secs(24 * 3600),
-        idempotency_lock: Duration::from_secs(15),
-        cdc_topic,
-        indexer_group: format!("{prefix}indexer"),
-        index_linger: std::time::Duration::ZERO,
-        search_backend: product::config::SearchBackendKind::Tantivy,
-        index_dir: "memory".into(),
-        es_url: String::new(),
-        es_index: String::new(),
-    })
-    .await?;
-    let product_url = format!("http://127.0.0.1:{}", product_app.port());
-    let stop_product = CancellationToken::new();
-    let product_task = tokio::spawn(product_app.run_until_stopped(stop_product.clone()));
-
+    kafka::ensure_topics(&stack.brokers(), &[(cdc_topic.clone(), 1)]).await?;
+    let product_port = free_port();
+    let product_url = format!("http://127.0.0.1:{product_port}");
     let orch_port = free_port();
     let pay_port = free_port();
     let orch_db = format!("orchestrator_t_{id}");
@@ -159,6 +137,22 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
         log: logs.join("payment.log"),
         child: None,
     }));
+    let product = Arc::new(Mutex::new(Proc {
+        bin: target_dir().join("product"),
+        env: shared(vec![
+            ("PRODUCT_PORT", product_port.to_string()),
+            ("PRODUCT_DATABASE_URL", stack.mysql_url(&product_db)),
+            ("PRODUCT_CDC_TOPIC", cdc_topic.clone()),
+            ("PRODUCT_INDEXER_GROUP", format!("{prefix}indexer")),
+            ("PRODUCT_INDEX_DIR", "memory".to_string()),
+            ("PRODUCT_EXPIRY_INTERVAL_MS", "500".to_string()),
+            ("PRODUCT_MAX_RESERVATION_QUANTITY", "10".to_string()),
+        ]),
+        log: logs.join("product.log"),
+        child: None,
+    }));
+    product.lock().unwrap().start();
+    wait_ready(&http, &product_url).await;
     let orch_url = format!("http://127.0.0.1:{orch_port}");
     let pay_url = format!("http://127.0.0.1:{pay_port}");
     orchestrator.lock().unwrap().start();
@@ -173,19 +167,19 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
         products.push(res.json::<Value>().await?["id"].as_u64().unwrap());
     }
 
-    // The killer: SIGKILL one of the two at random moments, restart it at once.
+    // The killer: SIGKILL one of the three at random moments, restart it at once.
     let stop_killing = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU32::new(0));
     let killer = {
-        let (stop, kills, orchestrator, payment) = (stop_killing.clone(), kills.clone(), orchestrator.clone(), payment.clone());
+        let (stop, kills, procs) = (stop_killing.clone(), kills.clone(), [product.clone(), orchestrator.clone(), payment.clone()]);
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let (pause, pick) = {
                     let mut rng = rand::rng();
-                    (rng.random_range(300..1200), rng.random_bool(0.5))
+                    (rng.random_range(300..1200), rng.random_range(0..procs.len()))
                 };
                 tokio::time::sleep(Duration::from_millis(pause)).await;
-                let target = if pick { &orchestrator } else { &payment };
+                let target = &procs[pick];
                 let mut p = target.lock().unwrap();
                 p.kill9();
                 p.start();
@@ -204,16 +198,28 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
                 tokio::time::sleep(Duration::from_millis(50 * i as u64)).await;
                 let user = format!("crash-user-{i}");
                 let qty = 1 + (i % 2) as i64;
-                let r: Value = http
-                    .post(format!("{product_url}/reserve"))
-                    .json(&json!({"product_id": product, "user_id": user, "quantity": qty}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let rid = r["id"].as_str().unwrap().to_string();
+                // Reserve with an Idempotency-Key, retrying through product crashes: a retry after a
+                // lost answer replays the first hold instead of making a second.
+                let deadline = Instant::now() + Duration::from_secs(120);
+                let rid = loop {
+                    assert!(Instant::now() < deadline, "reservation {i} never made");
+                    let sent = http
+                        .post(format!("{product_url}/reserve"))
+                        .header("Idempotency-Key", format!("crash-reserve-{i}"))
+                        .json(&json!({"product_id": product, "user_id": user, "quantity": qty}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(res) if res.status() == StatusCode::CREATED => {
+                            let r: Value = res.json().await.unwrap();
+                            break r["id"].as_str().unwrap().to_string();
+                        }
+                        Ok(res) if res.status().is_client_error() && res.status() != StatusCode::CONFLICT => {
+                            panic!("reservation {i} refused: {} {}", res.status(), res.text().await.unwrap_or_default())
+                        }
+                        _ => tokio::time::sleep(Duration::from_millis(100)).await, // down, in flight, or 5xx: retry
+                    }
+                };
                 let body = payment_body(&rid, &user, CARDS[i % CARDS.len()]);
                 let deadline = Instant::now() + Duration::from_secs(120);
                 loop {
@@ -239,6 +245,7 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
     killer.await?;
     let kills = kills.load(Ordering::Relaxed);
     assert!(kills >= 8, "the test must actually crash the services (only {kills} kills)");
+    wait_ready(&http, &product_url).await;
     wait_ready(&http, &orch_url).await;
     wait_ready(&http, &pay_url).await;
 
@@ -300,7 +307,7 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
     }
 
     // No process log holds a card number.
-    for log in ["orchestrator.log", "payment.log"] {
+    for log in ["product.log", "orchestrator.log", "payment.log"] {
         let text = std::fs::read_to_string(logs.join(log))?;
         for card in CARDS {
             assert!(!text.contains(card), "{log} contains card number {card}");
@@ -308,10 +315,9 @@ async fn orders_survive_kill_9_of_orchestrator_and_payment() -> anyhow::Result<(
     }
     println!("{ORDERS} orders, {kills} kills: {} completed, net captured {completed}", final_orders.values().filter(|o| o["status"] == "COMPLETED").count());
 
+    product.lock().unwrap().kill9();
     orchestrator.lock().unwrap().kill9();
     payment.lock().unwrap().kill9();
-    stop_product.cancel();
-    let _ = product_task.await;
     for db in [&product_db, &orch_db, &pay_db] {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`")).execute(&pay_pool).await;
     }
