@@ -85,6 +85,25 @@ async fn wait_ready(http: &reqwest::Client, url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn orders_survive_kill_9_of_product_orchestrator_and_payment() -> anyhow::Result<()> {
+    crash_run(false).await
+}
+
+/// The same in group mode (`KAFKA_CONSUMER_MODE=group`, 4 partitions): two replicas of each
+/// service share the partitions through the broker's group coordinator; one replica of each is
+/// killed and restarted at random, the other serves the clients throughout.
+///
+/// Ignored: it FAILS on the local tansu 0.6.0 broker (2026-12-01): after the first SIGKILL of a
+/// group member, the surviving replica of the same group stops receiving records (its last charge
+/// attempt was logged 4 s into the run) and orders stay PAYMENT_PENDING past the 180 s deadline —
+/// the group never finishes rebalancing, as docs/stack.md records. Run it against a broker with a
+/// working group coordinator: `cargo test -p e2e --test saga_crash group -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fails on tansu 0.6.0: a killed member's group never finishes rebalancing"]
+async fn orders_survive_kill_9_in_group_mode_with_two_replicas_each() -> anyhow::Result<()> {
+    crash_run(true).await
+}
+
+async fn crash_run(group: bool) -> anyhow::Result<()> {
     // Make sure the binaries match the code under test.
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = Command::new(cargo).args(["build", "-q", "-p", "product", "-p", "orchestrator", "-p", "payment"]).status()?;
@@ -100,10 +119,13 @@ async fn orders_survive_kill_9_of_product_orchestrator_and_payment() -> anyhow::
     let product_db = format!("product_t_{id}");
     let cdc_topic = format!("{prefix}cdc.products");
     kafka::ensure_topics(&stack.brokers(), &[(cdc_topic.clone(), 1)]).await?;
-    let product_port = free_port();
-    let product_url = format!("http://127.0.0.1:{product_port}");
-    let orch_port = free_port();
-    let pay_port = free_port();
+    // Replica A of each service is the one killed; in group mode replica B (same database, same
+    // consumer groups) stays up and serves the clients.
+    let replicas = if group { 2 } else { 1 };
+    let product_ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+    let orch_ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+    let pay_ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
+    let product_url = format!("http://127.0.0.1:{}", product_ports[replicas - 1]);
     let orch_db = format!("orchestrator_t_{id}");
     let pay_db = format!("payment_t_{id}");
     let shared = |extra: Vec<(&str, String)>| -> Vec<(String, String)> {
@@ -113,54 +135,59 @@ async fn orders_survive_kill_9_of_product_orchestrator_and_payment() -> anyhow::
             ("KAFKA_FETCH_WAIT_MAX_MS".to_string(), "50".to_string()),
             ("RUST_LOG".to_string(), "info".to_string()),
         ];
+        if group {
+            env.push(("KAFKA_CONSUMER_MODE".to_string(), "group".to_string()));
+            env.push(("KAFKA_TOPIC_PARTITIONS".to_string(), "4".to_string()));
+        }
         env.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
         env
     };
-    let orchestrator = Arc::new(Mutex::new(Proc {
-        bin: target_dir().join("orchestrator"),
-        env: shared(vec![
-            ("ORCHESTRATOR_PORT", orch_port.to_string()),
-            ("ORCHESTRATOR_DATABASE_URL", stack.mysql_url(&orch_db)),
-            ("PRODUCT_URL", product_url.clone()),
-        ]),
-        log: logs.join("orchestrator.log"),
-        child: None,
-    }));
-    let payment = Arc::new(Mutex::new(Proc {
-        bin: target_dir().join("payment"),
-        env: shared(vec![
-            ("PAYMENT_PORT", pay_port.to_string()),
-            ("PAYMENT_DATABASE_URL", stack.mysql_url(&pay_db)),
-            ("PAYMENT_RETRY_BASE_MS", "50".to_string()),
-            ("PAYMENT_RETRY_MAX_MS", "300".to_string()),
-        ]),
-        log: logs.join("payment.log"),
-        child: None,
-    }));
-    let product = Arc::new(Mutex::new(Proc {
-        bin: target_dir().join("product"),
-        env: shared(vec![
-            ("PRODUCT_PORT", product_port.to_string()),
+    let proc = |bin: &str, replica: usize, env: Vec<(&str, String)>| {
+        Arc::new(Mutex::new(Proc {
+            bin: target_dir().join(bin),
+            env: shared(env),
+            log: logs.join(format!("{bin}-{replica}.log")),
+            child: None,
+        }))
+    };
+    let mut products = Vec::new();
+    let mut orchestrators = Vec::new();
+    let mut payments = Vec::new();
+    for r in 0..replicas {
+        products.push(proc("product", r, vec![
+            ("PRODUCT_PORT", product_ports[r].to_string()),
             ("PRODUCT_DATABASE_URL", stack.mysql_url(&product_db)),
             ("PRODUCT_CDC_TOPIC", cdc_topic.clone()),
             ("PRODUCT_INDEXER_GROUP", format!("{prefix}indexer")),
             ("PRODUCT_INDEX_DIR", "memory".to_string()),
             ("PRODUCT_EXPIRY_INTERVAL_MS", "500".to_string()),
             ("PRODUCT_MAX_RESERVATION_QUANTITY", "10".to_string()),
-        ]),
-        log: logs.join("product.log"),
-        child: None,
-    }));
-    product.lock().unwrap().start();
-    wait_ready(&http, &product_url).await;
-    let orch_url = format!("http://127.0.0.1:{orch_port}");
-    let pay_url = format!("http://127.0.0.1:{pay_port}");
-    orchestrator.lock().unwrap().start();
-    payment.lock().unwrap().start();
-    wait_ready(&http, &orch_url).await;
-    wait_ready(&http, &pay_url).await;
+        ]));
+        orchestrators.push(proc("orchestrator", r, vec![
+            ("ORCHESTRATOR_PORT", orch_ports[r].to_string()),
+            ("ORCHESTRATOR_DATABASE_URL", stack.mysql_url(&orch_db)),
+            ("PRODUCT_URL", product_url.clone()),
+        ]));
+        payments.push(proc("payment", r, vec![
+            ("PAYMENT_PORT", pay_ports[r].to_string()),
+            ("PAYMENT_DATABASE_URL", stack.mysql_url(&pay_db)),
+            ("PAYMENT_RETRY_BASE_MS", "50".to_string()),
+            ("PAYMENT_RETRY_MAX_MS", "300".to_string()),
+        ]));
+    }
+    for r in 0..replicas {
+        // One at a time: the first of each creates its database and runs its migrations.
+        for (p, port) in [(&products[r], product_ports[r]), (&orchestrators[r], orch_ports[r]), (&payments[r], pay_ports[r])] {
+            p.lock().unwrap().start();
+            wait_ready(&http, &format!("http://127.0.0.1:{port}")).await;
+        }
+    }
+    let orch_url = format!("http://127.0.0.1:{}", orch_ports[replicas - 1]);
+    let pay_url = format!("http://127.0.0.1:{}", pay_ports[replicas - 1]);
+    let (product, orchestrator, payment) = (products[0].clone(), orchestrators[0].clone(), payments[0].clone());
 
     // Catalogue: 4 products with 100 each; 200 orders of 1 or 2 units.
+    let replica_procs: Vec<_> = products.iter().chain(&orchestrators).chain(&payments).cloned().collect();
     let mut products = Vec::new();
     for i in 0..4 {
         let res = http.post(format!("{product_url}/products")).json(&json!({"name": format!("crash {i}"), "price": "12.34", "stock": 100})).send().await?;
@@ -307,17 +334,19 @@ async fn orders_survive_kill_9_of_product_orchestrator_and_payment() -> anyhow::
     }
 
     // No process log holds a card number.
-    for log in ["product.log", "orchestrator.log", "payment.log"] {
-        let text = std::fs::read_to_string(logs.join(log))?;
+    for log in std::fs::read_dir(&logs)? {
+        let log = log?.path();
+        let text = std::fs::read_to_string(&log)?;
+        let log = log.display();
         for card in CARDS {
             assert!(!text.contains(card), "{log} contains card number {card}");
         }
     }
-    println!("{ORDERS} orders, {kills} kills: {} completed, net captured {completed}", final_orders.values().filter(|o| o["status"] == "COMPLETED").count());
+    println!("{} mode, {ORDERS} orders, {kills} kills: {} completed, net captured {completed}", if group { "group" } else { "assign" }, final_orders.values().filter(|o| o["status"] == "COMPLETED").count());
 
-    product.lock().unwrap().kill9();
-    orchestrator.lock().unwrap().kill9();
-    payment.lock().unwrap().kill9();
+    for p in &replica_procs {
+        p.lock().unwrap().kill9();
+    }
     for db in [&product_db, &orch_db, &pay_db] {
         let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{db}`")).execute(&pay_pool).await;
     }
