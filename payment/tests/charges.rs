@@ -196,3 +196,33 @@ async fn bad_http_input_gets_4xx_problem_json() {
     }
     app.stop().await;
 }
+
+/// Defect 4 (second half): a message that fails "transiently" every time while the database is up
+/// (here a trigger refuses its refund row) is retried in place a bounded number of times, then
+/// dead-lettered as `transient_exhausted` — and the same customer's next command goes through.
+/// Before the bound, it was retried in place forever and stalled everything keyed behind it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_message_that_always_fails_is_dead_lettered_after_bounded_retries_and_the_customer_goes_on() {
+    let app = spawn_app().await;
+    let replies = app.replies();
+    let dlq = app.dead_letters();
+    let pool = sqlx::MySqlPool::connect(&app.db_url).await.unwrap();
+    let (stuck, user) = (new_order_id(), new_id("user"));
+    sqlx::query(&format!(
+        "CREATE TRIGGER refuse_one_refund BEFORE INSERT ON refunds FOR EACH ROW \
+         IF NEW.order_id = '{stuck}' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refused by the test'; END IF"
+    ))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let poison_id = app.send(&user, &refund(&stuck, &user)).await;
+    let next = new_order_id();
+    app.send(&user, &charge(&next, &user, "5.00", APPROVED, "123")).await;
+
+    let dead = dlq.wait_for_n(1, |r| r.header("dlq.original.message_id") == Some(poison_id.as_str())).await;
+    assert_eq!(dead[0].header("dlq.error.class"), Some("transient_exhausted"));
+    assert_eq!(dead[0].header("dlq.attempts"), Some("8"));
+    assert!(dead[0].header("dlq.error.message").unwrap_or_default().contains("refused by the test"));
+    assert_eq!(replies.reply_for(&next).await["type"], "charged", "the customer's next command was not stalled");
+    app.stop().await;
+}
