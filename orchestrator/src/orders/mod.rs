@@ -163,11 +163,7 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
     let now = Utc::now();
     Ok(t.statuses
         .iter()
-        .map(|(status, reason)| {
-            metrics::counter!("order_transitions_total", "to" => status.as_str()).increment(1);
-            let event = OrderEvent { order_id: order.id.clone(), user_id: order.user_id.clone(), status: status.as_str().into(), reason: reason.clone(), at: now };
-            Outgoing::json(events_topic, &order.user_id, "order_status_changed", &event)
-        })
+        .map(|(status, reason)| status_event(events_topic, &order.id, &order.user_id, *status, reason.clone(), now))
         .collect())
 }
 
@@ -213,9 +209,14 @@ pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Resul
 pub async fn record_accepted(conn: &mut MySqlConnection, order_id: &str, user_id: &str, events_topic: &str) -> sqlx::Result<Outgoing> {
     let status = OrderStatus::Accepted;
     sqlx::query("INSERT INTO order_history (order_id, status) VALUES (?, ?)").bind(order_id).bind(status.as_str()).execute(&mut *conn).await?;
+    Ok(status_event(events_topic, order_id, user_id, status, None, Utc::now()))
+}
+
+/// The `order.events` message for one status entered (keyed by user), counted once here.
+fn status_event(events_topic: &str, order_id: &str, user_id: &str, status: OrderStatus, reason: Option<String>, at: DateTime<Utc>) -> Outgoing {
     metrics::counter!("order_transitions_total", "to" => status.as_str()).increment(1);
-    let event = OrderEvent { order_id: order_id.into(), user_id: user_id.into(), status: status.as_str().into(), reason: None, at: Utc::now() };
-    Ok(Outgoing::json(events_topic, user_id, "order_status_changed", &event))
+    let event = OrderEvent { order_id: order_id.into(), user_id: user_id.into(), status: status.as_str().into(), reason, at };
+    Outgoing::json(events_topic, user_id, "order_status_changed", &event)
 }
 
 fn truncate(s: &str, max: usize) -> &str {
