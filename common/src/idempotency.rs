@@ -61,6 +61,14 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
 
 /// Claims `key` for a request that hashes to `hash`.
 pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock: Duration) -> Result<Claim, ClaimError> {
+    claim_matching(pool, key, &[hash.to_string()], ttl, lock).await
+}
+
+/// [`claim`] for a request whose hash has several valid forms — a keyed hash under each configured
+/// key, so a retry that arrives after a key rotation still matches its record. The first is
+/// recorded for a new claim; a stored hash equal to any of them is the same request.
+pub async fn claim_matching(pool: &MySqlPool, key: &str, hashes: &[String], ttl: Duration, lock: Duration) -> Result<Claim, ClaimError> {
+    let hash = hashes.first().map(String::as_str).unwrap_or_default();
     for _ in 0..3 {
         // Records past their TTL no longer count: drop this key's if it has expired.
         sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND created_at < NOW(6) - INTERVAL ? SECOND")
@@ -92,7 +100,8 @@ pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock:
         let Some(row) = row else {
             continue; // released between our insert and our read: try again
         };
-        if row.get::<String, _>("request_hash") != hash {
+        let stored: String = row.get("request_hash");
+        if !hashes.contains(&stored) {
             return Err(ClaimError::Reused);
         }
         if row.get::<String, _>("state") == "done" {

@@ -448,7 +448,8 @@ async fn store_positions(conn: &mut MySqlConnection, msgs: &[Incoming]) -> sqlx:
     Ok(())
 }
 
-/// Builds the dead letter for `msg`: its payload (card-number-like digit runs redacted) and headers
+/// Builds the dead letter for `msg`: its payload (card-number-like digit runs redacted, no sealed
+/// CVC: [`crate::card::drop_sealed_cvcs`]) and headers
 /// naming where it came from and why it was given up.
 pub fn dead_letter_message(
     dlq_topic: &str,
@@ -464,7 +465,7 @@ pub fn dead_letter_message(
     Outgoing {
         topic: dlq_topic.to_string(),
         key: msg.key.clone().unwrap_or_default(),
-        payload: redact_digit_runs(msg.payload.as_deref().unwrap_or("")),
+        payload: redact_digit_runs(&crate::card::drop_sealed_cvcs(msg.payload.as_deref().unwrap_or(""))),
         headers: vec![
             ("dlq.original.topic".into(), msg.topic.clone()),
             ("dlq.original.partition".into(), msg.partition.to_string()),

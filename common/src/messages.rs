@@ -65,7 +65,8 @@ impl ProductReply {
 }
 
 /// What the payment processor may know of a card: display fields, a keyed fingerprint, and the
-/// PAN/CVC sealed with AES-GCM under the shared card key (never in clear on a topic).
+/// PAN (and, in the first charge command only, the CVC) sealed with AES-GCM under the shared card
+/// keys (never in clear on a topic). See [`crate::card`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardRef {
     pub brand: String,
@@ -73,8 +74,14 @@ pub struct CardRef {
     pub exp_month: u8,
     pub exp_year: u16,
     pub fingerprint: String,
-    /// base64(nonce ‖ AES-256-GCM ciphertext of `{"number":..,"cvc":..}`), bound to the order id as AAD.
+    /// The number: `v2.<key id>.<base64(nonce ‖ AES-256-GCM ciphertext of {"number":..})>`, bound
+    /// to the key id and the order id as AAD. (Unversioned base64 of `{"number":..,"cvc":..}` under
+    /// the raw key: the form before key versioning, still opened.)
     pub sealed: String,
+    /// The CVC, sealed the same way, apart: only the first charge command of an order carries it.
+    /// Retries, dead letters and replays never do (PCI DSS 3.2: no CVC once authorization was tried).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_cvc: Option<String>,
 }
 
 /// Commands on `payment.commands`.
@@ -209,7 +216,8 @@ impl Validate for CardRef {
         if self.fingerprint.len() != 64 || !self.fingerprint.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err("card.fingerprint must be 64 hex characters".into());
         }
-        check::text("card.sealed", &self.sealed, 4096)
+        check::text("card.sealed", &self.sealed, 4096)?;
+        self.sealed_cvc.as_deref().map_or(Ok(()), |c| check::text("card.sealed_cvc", c, 4096))
     }
 }
 

@@ -20,7 +20,9 @@ pub struct Config {
     /// An in-flight Idempotency-Key older than this is considered abandoned (`ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS`,
     /// default 15; a request normally answers in well under a second).
     pub idempotency_lock: Duration,
-    /// Seals card data and keys fingerprints (`CARD_KEY`, 64 hex characters).
+    /// Seals card data, keys fingerprints and `Idempotency-Key` body hashes (`CARD_KEYS=<id>:<64 hex>,...`,
+    /// the first active, or the file `CARD_KEYS_FILE`, or one `CARD_KEY`; see `sagaway_common::card`).
+    /// The built-in development key is refused unless `SAGAWAY_ENV=dev`.
     pub card_key: CardKey,
     /// Currency of every order (`ORCHESTRATOR_CURRENCY`, default USD).
     pub currency: String,

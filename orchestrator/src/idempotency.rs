@@ -1,7 +1,9 @@
 //! `Idempotency-Key` on `POST /payment` (the records: [`sagaway_common::idempotency`]).
 //!
-//! The body hash is an HMAC under the card key: the body holds a card number, and a plain hash of
-//! a PAN can be brute-forced.
+//! The body hash is an HMAC under the idempotency subkey of the card keys: the body holds a card
+//! number, and a plain hash of a PAN can be brute-forced. A body has one hash per configured key;
+//! the active key's is recorded, and a record matching any of them is the same body — so a retry
+//! after a key rotation replays instead of answering 422.
 
 use std::time::Duration;
 
@@ -20,14 +22,20 @@ pub fn key_from(headers: &HeaderMap) -> ApiResult<Option<String>> {
     records::key_from(headers).map_err(|m| ApiError::invalid("Idempotency-Key", m))
 }
 
-/// The keyed hash of a canonical JSON body (serde_json sorts object keys).
-pub fn body_hash(key: &CardKey, body: &serde_json::Value) -> String {
-    card::keyed_hash(key, body.to_string().as_bytes())
+/// The keyed hashes of a canonical JSON body (serde_json sorts object keys): under the active key
+/// first (the one recorded), then under every other configured key ([`card::idempotency_hashes`]).
+pub fn body_hashes(key: &CardKey, body: &serde_json::Value) -> Vec<String> {
+    card::idempotency_hashes(key, body.to_string().as_bytes())
 }
 
 /// Claims `key` for a request whose body hashes to `hash`.
 pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock: Duration) -> ApiResult<Claim> {
-    records::claim(pool, key, hash, ttl, lock).await.map_err(|e| match e {
+    claim_matching(pool, key, &[hash.to_string()], ttl, lock).await
+}
+
+/// Claims `key` for a request whose body hashes to any of `hashes` ([`body_hashes`]).
+pub async fn claim_matching(pool: &MySqlPool, key: &str, hashes: &[String], ttl: Duration, lock: Duration) -> ApiResult<Claim> {
+    records::claim_matching(pool, key, hashes, ttl, lock).await.map_err(|e| match e {
         ClaimError::Reused => ApiError::IdempotencyKeyReused,
         ClaimError::InFlight => ApiError::IdempotencyKeyInFlight,
         ClaimError::Database(e) => e.into(),

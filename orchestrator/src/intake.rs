@@ -111,8 +111,8 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, Api
     // 2. Idempotency.
     let mut claim = None;
     if let Some(key) = &key {
-        let hash = idempotency::body_hash(&app.config.card_key, &body);
-        match idempotency::claim(&app.pool, key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
+        let hashes = idempotency::body_hashes(&app.config.card_key, &body);
+        match idempotency::claim_matching(&app.pool, key, &hashes, app.config.idempotency_ttl, app.config.idempotency_lock).await {
             Ok(Claim::Fresh(ours)) => claim = Some(ours),
             Ok(Claim::Replay { status, body }) => return replayed(status, body),
             Err(e) => return e.into_response(),

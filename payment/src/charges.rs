@@ -9,6 +9,11 @@
 //!    declined → `declined`, no money moves; transient → a copy on `saga.retry` due after the
 //!    [`crate::retry_policy`] delay, or, once the budget is spent, a dead letter + `failed`.
 //!
+//! The CVC is used by the first attempt only (PCI DSS 3.2: it is not kept once an authorization
+//! has been attempted). Every copy of a charge this service writes — the retry on `saga.retry`, the
+//! dead letter — carries the card without it ([`without_cvc`]: the number resealed alone), so
+//! retries and replays are authorized without a CVC.
+//!
 //! Status: `pending` while retries are in flight, then `succeeded`, `declined` or `failed`. A
 //! `failed` charge was dead-lettered: a new charge command for the order (an operator's replay)
 //! starts a new round of attempts. `refunded` and `voided` are set by [`crate::refunds`].
@@ -20,9 +25,9 @@ use axum::{
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
-    card::{self, CardInput},
+    card,
     inbox::{self, HandleError, Incoming},
-    messages::{CardRef, PaymentReply},
+    messages::{CardRef, PaymentCommand, PaymentReply},
     money,
     outbox::Outgoing,
 };
@@ -67,7 +72,8 @@ struct Charge {
 /// The opened card. Deliberately not `Debug`: it must never reach a log line or an error.
 struct OpenedCard {
     digits: String,
-    cvc: String,
+    /// Only in the first charge command of an order.
+    cvc: Option<String>,
 }
 
 /// Applies one charge command; returns the messages to publish.
@@ -146,10 +152,10 @@ pub async fn handle(
         }
         (OnCharge::Start, _) => {
             if let Err(problem) = check_request(req) {
-                return permanent_failure(h, conn, msg, order_id, "invalid_command", &problem, None).await;
+                return permanent_failure(h, conn, msg, req, "invalid_command", &problem, None).await;
             }
             let Some(opened) = open_card(h, req) else {
-                return permanent_failure(h, conn, msg, order_id, "card_unreadable", UNREADABLE, None).await;
+                return permanent_failure(h, conn, msg, req, "card_unreadable", UNREADABLE, None).await;
             };
             let id = Uuid::now_v7().to_string();
             let last4 = &opened.digits[opened.digits.len().saturating_sub(4)..];
@@ -176,16 +182,36 @@ pub async fn handle(
     };
 
     let Some(opened) = open_card(h, req) else {
-        return permanent_failure(h, conn, msg, order_id, "card_unreadable", UNREADABLE, Some(&charge.id)).await;
+        return permanent_failure(h, conn, msg, req, "card_unreadable", UNREADABLE, Some(&charge.id)).await;
     };
     attempt(h, conn, msg, order_id, req, &charge, attempt_no, opened).await
 }
 
-const UNREADABLE: &str = "the sealed card does not open with this service's CARD_KEY for this order";
+const UNREADABLE: &str = "the sealed card does not open with this service's card keys (CARD_KEYS) for this order";
 
 fn open_card(h: &CommandHandler, req: &ChargeRequest) -> Option<OpenedCard> {
     // The error says nothing about the card; it is dropped rather than logged all the same.
     card::open(&h.card_key, &req.order_id, &req.card).ok().map(|(digits, cvc)| OpenedCard { digits, cvc })
+}
+
+/// `msg` as a copy of it may be kept or sent on once an authorization has been attempted (retry,
+/// dead letter): its card without the CVC — the number resealed alone under the active key, or,
+/// when the card does not open, no sealed data at all (`[redacted]`: a replay rebuilds the
+/// command from the order).
+fn without_cvc(h: &CommandHandler, msg: &Incoming, req: &ChargeRequest) -> Incoming {
+    if !card::may_hold_cvc(&req.card) {
+        return msg.clone();
+    }
+    let card = card::without_cvc(&h.card_key, &req.order_id, &req.card)
+        .unwrap_or_else(|| CardRef { sealed: "[redacted]".into(), sealed_cvc: None, ..req.card.clone() });
+    let command = PaymentCommand::Charge {
+        order_id: req.order_id.clone(),
+        user_id: req.user_id.clone(),
+        amount: req.amount,
+        currency: req.currency.clone(),
+        card,
+    };
+    Incoming { payload: Some(serde_json::to_string(&command).expect("commands serialise")), ..msg.clone() }
 }
 
 /// The command's own fields (not the card): a sender's bug, never the shopper's.
@@ -216,17 +242,18 @@ async fn attempt(
     opened: OpenedCard,
 ) -> Result<Vec<Outgoing>, HandleError> {
     let now = Utc::now();
-    let input = CardInput { number: opened.digits, exp_month: req.card.exp_month, exp_year: req.card.exp_year, cvc: opened.cvc };
-    let answer = match card::validate(&input, (now.year() as u16, now.month() as u8)) {
+    let today = (now.year() as u16, now.month() as u8);
+    let answer = match card::validate_stored(&opened.digits, req.card.exp_month, req.card.exp_year, opened.cvc.as_deref(), today) {
         Err(problem) => Answer::Declined(problem.code),
         Ok(()) => {
             let earlier: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM charge_attempts WHERE order_id = ?").bind(order_id).fetch_one(&mut *conn).await?;
             let down = outage::is_on(conn).await?;
-            acquirer::authorize(&input.number, u32::try_from(earlier).unwrap_or(u32::MAX).saturating_add(1), down)
+            let attempt_of_order = u32::try_from(earlier).unwrap_or(u32::MAX).saturating_add(1);
+            acquirer::authorize(&opened.digits, opened.cvc.as_deref(), attempt_of_order, down)
         }
     };
-    drop(input);
+    drop(opened);
 
     let (outcome, error) = match answer {
         Answer::Approved => ("approved", None),
@@ -261,14 +288,15 @@ async fn attempt(
             set_status(conn, &charge.id, "declined", Some(code), None).await?;
             Ok(vec![h.reply(msg, &PaymentReply::Declined { order_id: order_id.into(), reason: code.into() })])
         }
-        Answer::Transient(code) => match h.retry.decide(n) {
-            Decision::Retry { next_attempt, delay } => {
+        // Whatever is kept or sent on from here (the retry, the dead letter) carries the card without its CVC.
+        Answer::Transient(code) => match (h.retry.decide(n), &without_cvc(h, msg, req)) {
+            (Decision::Retry { next_attempt, delay }, msg) => {
                 sqlx::query("UPDATE charges SET failure_reason = ? WHERE id = ?").bind(code).bind(&charge.id).execute(&mut *conn).await?;
                 let due_at = Utc::now() + delay;
                 tracing::info!(order_id, next_attempt, delay_ms = delay.as_millis() as u64, "transient failure; retry scheduled");
                 Ok(vec![retry::retry_message(&h.retry_topic, msg, next_attempt, due_at)])
             }
-            Decision::GiveUp => {
+            (Decision::GiveUp, msg) => {
                 let reason = format!("{code}: the acquirer failed transiently on all {n} attempts");
                 set_status(conn, &charge.id, "failed", None, Some(&reason)).await?;
                 let first_failure: Option<DateTime<Utc>> = sqlx::query_scalar(
@@ -333,11 +361,14 @@ async fn permanent_failure(
     h: &CommandHandler,
     conn: &mut MySqlConnection,
     msg: &Incoming,
-    order_id: &str,
+    req: &ChargeRequest,
     error_class: &str,
     reason: &str,
     stored_charge_id: Option<&str>,
 ) -> Result<Vec<Outgoing>, HandleError> {
+    let order_id = req.order_id.as_str();
+    let kept = without_cvc(h, msg, req);
+    let msg = &kept;
     if let Some(charge_id) = stored_charge_id {
         set_status(conn, charge_id, "failed", None, Some(reason)).await?;
     }

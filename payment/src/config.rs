@@ -16,8 +16,10 @@ pub struct Config {
     /// (`mysql://sagaway:sagaway@127.0.0.1:3307/payment`), `PAYMENT_DB_MAX_CONNECTIONS` (16),
     /// `KAFKA_BROKERS` (127.0.0.1:9092), `TOPIC_PREFIX` (empty), `KAFKA_FETCH_WAIT_MAX_MS` (20).
     pub common: CommonConfig,
-    /// The AES-GCM / HMAC key cards are sealed with (`CARD_KEY`, 64 hex characters; default the
-    /// development key `common::card::DEV_CARD_KEY`). Must equal the orchestrator's.
+    /// The card keys (`CARD_KEYS=<id>:<64 hex>,...`, or the file `CARD_KEYS_FILE`, or one
+    /// `CARD_KEY`; see `sagaway_common::card`): open sealed cards, key fingerprints, reseal a card
+    /// without its CVC for retries. Must include every key the orchestrator seals with. The built-in
+    /// development key is refused unless `SAGAWAY_ENV=dev`.
     pub card_key: CardKey,
     /// Retries of transient acquirer errors: `PAYMENT_RETRY_BASE_MS` (200), `PAYMENT_RETRY_MAX_MS`
     /// (5000), `PAYMENT_MAX_ATTEMPTS` (5). See [`crate::retry_policy`].

@@ -36,15 +36,18 @@ pub struct Order {
     pub card_exp_month: u8,
     pub card_exp_year: u16,
     pub card_fingerprint: String,
+    /// The sealed card number, until the order is terminal (retries and replays charge it).
     pub card_sealed: Option<String>,
+    /// The sealed CVC, until the first charge command carries it away ([`forget_cvc`]).
+    pub card_cvc_sealed: Option<String>,
     pub compensating: i8,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const SELECT_ORDER: &str = "SELECT id, user_id, reservation_id, product_id, quantity, amount, currency, status, hold_state, \
-    capture_state, reason, card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, compensating, \
-    created_at, updated_at FROM orders";
+    capture_state, reason, card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, card_cvc_sealed, \
+    compensating, created_at, updated_at FROM orders";
 
 fn hold_name(h: Hold) -> &'static str {
     match h {
@@ -127,19 +130,20 @@ pub struct OrderEvent {
 }
 
 /// Stores what `t` decided for `order` (row, history) and returns the `order.events` messages.
-/// A terminal order erases its sealed card: nothing will charge it again.
+/// A terminal order erases its sealed card (number and any CVC): nothing will charge it again.
 pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transition, events_topic: &str) -> sqlx::Result<Vec<Outgoing>> {
     let s = &t.state;
     let erase_card = s.status.is_terminal();
     sqlx::query(
         "UPDATE orders SET status = ?, hold_state = ?, capture_state = ?, compensating = ?, reason = ?, \
-         card_sealed = IF(?, NULL, card_sealed) WHERE id = ?",
+         card_sealed = IF(?, NULL, card_sealed), card_cvc_sealed = IF(?, NULL, card_cvc_sealed) WHERE id = ?",
     )
     .bind(s.status.as_str())
     .bind(hold_name(s.hold))
     .bind(capture_name(s.capture))
     .bind(s.compensating)
     .bind(s.reason.as_deref().map(|r| truncate(r, 255)))
+    .bind(erase_card)
     .bind(erase_card)
     .bind(&order.id)
     .execute(&mut *conn)
@@ -151,6 +155,7 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
     order.reason = s.reason.clone();
     if erase_card {
         order.card_sealed = None;
+        order.card_cvc_sealed = None;
     }
     if t.statuses.is_empty() {
         return Ok(vec![]);
@@ -183,8 +188,8 @@ pub struct NewOrder<'a> {
 pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Result<()> {
     sqlx::query(
         "INSERT INTO orders (id, user_id, reservation_id, product_id, quantity, amount, currency, status, \
-         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, card_cvc_sealed) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(o.id)
     .bind(o.user_id)
@@ -200,8 +205,19 @@ pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Resul
     .bind(o.card.exp_year)
     .bind(&o.card.fingerprint)
     .bind(&o.card.sealed)
+    .bind(&o.card.sealed_cvc)
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// Erases the order's sealed CVC: called in the transaction that sends its first charge command,
+/// the only message that carries it (PCI DSS 3.2: no CVC is kept once authorization is attempted;
+/// retries and replays charge the number alone).
+pub async fn forget_cvc(conn: &mut MySqlConnection, order: &mut Order) -> sqlx::Result<()> {
+    if order.card_cvc_sealed.take().is_some() {
+        sqlx::query("UPDATE orders SET card_cvc_sealed = NULL WHERE id = ?").bind(&order.id).execute(conn).await?;
+    }
     Ok(())
 }
 

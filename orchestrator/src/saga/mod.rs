@@ -176,7 +176,13 @@ pub async fn drive(conn: &mut MySqlConnection, ctx: &SagaContext, mut order: Ord
         for command in &t.commands {
             match command {
                 Command::AssessRisk => next = Some(SagaEvent::RiskAssessed(risk::assess(conn, &ctx.risk, &order).await?)),
-                other => driven.messages.extend(message(&ctx.topics, &order, other)),
+                other => {
+                    driven.messages.extend(message(&ctx.topics, &order, other));
+                    if *other == Command::Charge {
+                        // The CVC leaves with this (first) charge command and is kept nowhere else.
+                        orders::forget_cvc(conn, &mut order).await?;
+                    }
+                }
             }
         }
     }
@@ -205,7 +211,8 @@ fn message(t: &SagaTopics, order: &Order, command: &Command) -> Option<Outgoing>
     })
 }
 
-/// The charge command for an order, or `None` when its sealed card is gone.
+/// The charge command for an order, or `None` when its sealed card is gone. It carries the sealed
+/// CVC only while the order still holds it: the first charge command ([`orders::forget_cvc`]).
 pub fn charge_command(order: &Order) -> Option<PaymentCommand> {
     Some(PaymentCommand::Charge {
         order_id: order.id.clone(),
@@ -219,6 +226,7 @@ pub fn charge_command(order: &Order) -> Option<PaymentCommand> {
             exp_year: order.card_exp_year,
             fingerprint: order.card_fingerprint.clone(),
             sealed: order.card_sealed.clone()?,
+            sealed_cvc: order.card_cvc_sealed.clone(),
         },
     })
 }
