@@ -22,11 +22,23 @@ pub struct SystemOptions {
     pub fixed_jitter: Option<f64>,
     /// Runs the saga's optional risk-check step with these rules.
     pub risk_check: Option<orchestrator::saga::risk::RiskPolicy>,
+    /// The card keys of the orchestrator and the payment processor, in the `CARD_KEYS` form
+    /// (`k2:<64 hex>,k1:<64 hex>`, the first active); `None`: the development key.
+    pub card_keys: Option<String>,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, card_keys: None }
+    }
+}
+
+impl SystemOptions {
+    fn card_key(&self) -> anyhow::Result<sagaway_common::card::CardKey> {
+        match &self.card_keys {
+            Some(list) => sagaway_common::card::CardKey::from_list(list),
+            None => sagaway_common::card::CardKey::from_hex(sagaway_common::card::DEV_CARD_KEY),
+        }
     }
 }
 
@@ -42,7 +54,16 @@ pub struct System {
     pub payment_db: sqlx::MySqlPool,
     /// The three test databases (product, orchestrator, payment).
     pub databases: Vec<String>,
+    id: String,
     shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// The services of one [`start_services`].
+struct Started {
+    product_url: String,
+    orchestrator_url: String,
+    payment_url: String,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -55,74 +76,8 @@ impl System {
         let id = unique();
         let prefix = format!("t{id}.");
         let shutdown = CancellationToken::new();
-        let mut tasks = Vec::new();
-        let mut databases = Vec::new();
-
-        // Product, with an in-memory index on its own (empty) CDC topic: these tests are about the saga.
-        let product_db = format!("product_t_{id}");
-        let product_common = CommonConfig::local(&product_db, &prefix);
-        let cdc_topic = format!("{prefix}cdc.products");
-        kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
-        let product_cfg = product::Config {
-            common: product_common,
-            reservation_ttl: opts.reservation_ttl,
-            expiry_interval: Duration::from_millis(200),
-            currency: sagaway_common::money::Currency::USD,
-            max_reservation_quantity: 1000,
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-            idempotency_lock: Duration::from_secs(15),
-            cdc_topic,
-            indexer_group: format!("{prefix}indexer"),
-            index_linger: std::time::Duration::ZERO,
-            search_backend: product::config::SearchBackendKind::Tantivy,
-            index_dir: "memory".into(),
-            es_url: String::new(),
-            es_index: String::new(),
-        };
-        let product_app = product::Application::build(product_cfg).await.context("building product")?;
-        let product_url = format!("http://127.0.0.1:{}", product_app.port());
-        tasks.push(tokio::spawn(product_app.run_until_stopped(shutdown.clone())));
-        databases.push(product_db.clone());
-
-        let orch_db = format!("orchestrator_t_{id}");
-        let orch_cfg = orchestrator::Config {
-            common: CommonConfig::local(&orch_db, &prefix),
-            product_url: product_url.clone(),
-            duplicate_window: opts.duplicate_window,
-            idempotency_ttl: Duration::from_secs(24 * 3600),
-            idempotency_lock: Duration::from_secs(60),
-            card_key: sagaway_common::card::CardKey::from_hex(sagaway_common::card::DEV_CARD_KEY)?,
-            currency: "USD".into(),
-            risk_check: opts.risk_check.is_some(),
-            risk: opts.risk_check.clone().unwrap_or_default(),
-        };
-        let orch_app = orchestrator::Application::build(orch_cfg).await.context("building orchestrator")?;
-        let orchestrator_url = format!("http://127.0.0.1:{}", orch_app.port());
-        tasks.push(tokio::spawn(orch_app.run_until_stopped(shutdown.clone())));
-        databases.push(orch_db.clone());
-
-        let pay_db = format!("payment_t_{id}");
-        let pay_common = CommonConfig::local(&pay_db, &prefix);
-        let pay_cfg = payment::Config {
-            card_key: sagaway_common::card::CardKey::from_hex(sagaway_common::card::DEV_CARD_KEY)?,
-            retry: payment::retry_policy::RetryPolicy {
-                base: opts.retry_base,
-                cap: opts.retry_base * 8,
-                max_attempts: opts.max_attempts,
-                jitter: match opts.fixed_jitter {
-                    Some(u) => std::sync::Arc::new(payment::retry_policy::FixedJitter(u)),
-                    None => std::sync::Arc::new(payment::retry_policy::RandomJitter),
-                },
-            },
-            commands_group: format!("{prefix}payment-commands"),
-            retry_group: format!("{prefix}payment-retry"),
-            common: pay_common,
-        };
-        let pay_app = payment::Application::build(pay_cfg).await.context("building payment")?;
-        let payment_url = format!("http://127.0.0.1:{}", pay_app.port());
-        tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
-        databases.push(pay_db.clone());
-
+        let Started { product_url, orchestrator_url, payment_url, tasks } = start_services(&id, &prefix, &opts, &shutdown).await?;
+        let databases = vec![format!("product_t_{id}"), format!("orchestrator_t_{id}"), format!("payment_t_{id}")];
         let stack = crate::StackAddr::from_env();
         Ok(Self {
             prefix,
@@ -130,13 +85,28 @@ impl System {
             orchestrator_url,
             payment_url,
             http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
-            product_db: sqlx::MySqlPool::connect(&stack.mysql_url(&product_db)).await?,
-            orchestrator_db: sqlx::MySqlPool::connect(&stack.mysql_url(&orch_db)).await?,
-            payment_db: sqlx::MySqlPool::connect(&stack.mysql_url(&pay_db)).await?,
+            product_db: sqlx::MySqlPool::connect(&stack.mysql_url(&databases[0])).await?,
+            orchestrator_db: sqlx::MySqlPool::connect(&stack.mysql_url(&databases[1])).await?,
+            payment_db: sqlx::MySqlPool::connect(&stack.mysql_url(&databases[2])).await?,
             databases,
+            id,
             shutdown,
             tasks,
         })
+    }
+
+    /// Stops the three services and starts them again, on new ports but with the same databases
+    /// and topics, configured by `opts` (other card keys, say): what a redeploy does.
+    pub async fn restart(&mut self, opts: SystemOptions) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        for t in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+        self.shutdown = CancellationToken::new();
+        let started = start_services(&self.id, &self.prefix, &opts, &self.shutdown).await?;
+        (self.product_url, self.orchestrator_url, self.payment_url) = (started.product_url, started.orchestrator_url, started.payment_url);
+        self.tasks = started.tasks;
+        Ok(())
     }
 
     /// Creates a product and returns its id.
@@ -253,6 +223,73 @@ impl Drop for System {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Starts product, orchestrator and payment for test `id` on its databases and topic `prefix`.
+async fn start_services(id: &str, prefix: &str, opts: &SystemOptions, shutdown: &CancellationToken) -> anyhow::Result<Started> {
+    let mut tasks = Vec::new();
+    // Product, with an in-memory index on its own (empty) CDC topic: these tests are about the saga.
+    let product_db = format!("product_t_{id}");
+    let product_common = CommonConfig::local(&product_db, prefix);
+    let cdc_topic = format!("{prefix}cdc.products");
+    kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
+    let product_cfg = product::Config {
+        common: product_common,
+        reservation_ttl: opts.reservation_ttl,
+        expiry_interval: Duration::from_millis(200),
+        currency: sagaway_common::money::Currency::USD,
+        max_reservation_quantity: 1000,
+        idempotency_ttl: Duration::from_secs(24 * 3600),
+        idempotency_lock: Duration::from_secs(15),
+        cdc_topic,
+        indexer_group: format!("{prefix}indexer"),
+        index_linger: std::time::Duration::ZERO,
+        search_backend: product::config::SearchBackendKind::Tantivy,
+        index_dir: "memory".into(),
+        es_url: String::new(),
+        es_index: String::new(),
+    };
+    let product_app = product::Application::build(product_cfg).await.context("building product")?;
+    let product_url = format!("http://127.0.0.1:{}", product_app.port());
+    tasks.push(tokio::spawn(product_app.run_until_stopped(shutdown.clone())));
+
+    let orch_db = format!("orchestrator_t_{id}");
+    let orch_cfg = orchestrator::Config {
+        common: CommonConfig::local(&orch_db, prefix),
+        product_url: product_url.clone(),
+        duplicate_window: opts.duplicate_window,
+        idempotency_ttl: Duration::from_secs(24 * 3600),
+        idempotency_lock: Duration::from_secs(60),
+        card_key: opts.card_key()?,
+        currency: "USD".into(),
+        risk_check: opts.risk_check.is_some(),
+        risk: opts.risk_check.clone().unwrap_or_default(),
+    };
+    let orch_app = orchestrator::Application::build(orch_cfg).await.context("building orchestrator")?;
+    let orchestrator_url = format!("http://127.0.0.1:{}", orch_app.port());
+    tasks.push(tokio::spawn(orch_app.run_until_stopped(shutdown.clone())));
+
+    let pay_db = format!("payment_t_{id}");
+    let pay_common = CommonConfig::local(&pay_db, prefix);
+    let pay_cfg = payment::Config {
+        card_key: opts.card_key()?,
+        retry: payment::retry_policy::RetryPolicy {
+            base: opts.retry_base,
+            cap: opts.retry_base * 8,
+            max_attempts: opts.max_attempts,
+            jitter: match opts.fixed_jitter {
+                Some(u) => std::sync::Arc::new(payment::retry_policy::FixedJitter(u)),
+                None => std::sync::Arc::new(payment::retry_policy::RandomJitter),
+            },
+        },
+        commands_group: format!("{prefix}payment-commands"),
+        retry_group: format!("{prefix}payment-retry"),
+        common: pay_common,
+    };
+    let pay_app = payment::Application::build(pay_cfg).await.context("building payment")?;
+    let payment_url = format!("http://127.0.0.1:{}", pay_app.port());
+    tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
+    Ok(Started { product_url, orchestrator_url, payment_url, tasks })
 }
 
 /// A payment body for `card`.

@@ -85,7 +85,7 @@ pub async fn handle(
 ) -> Result<Vec<Outgoing>, HandleError> {
     let order_id = req.order_id.as_str();
     let retry_attempt: Option<u32> = msg.header(RETRY_ATTEMPT).and_then(|v| v.parse().ok()).filter(|n| *n >= 1);
-    let existing = sqlx::query("SELECT id, user_id, status, amount, currency, decline_code, round FROM charges WHERE order_id = ? FOR UPDATE")
+    let existing = sqlx::query("SELECT id, CAST(user_id AS CHAR) AS user_id, status, amount, currency, decline_code, round FROM charges WHERE order_id = ? FOR UPDATE")
         .bind(order_id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -436,7 +436,7 @@ pub async fn get(State(app): State<AppState>, Path(order_id): Path<String>) -> A
     validate_id("order_id", &order_id)?;
     let mut conn = app.pool.acquire().await?;
     let row = sqlx::query(
-        "SELECT c.id, c.order_id, c.user_id, c.status, c.amount, c.currency, c.brand, c.last4, c.exp_month, c.exp_year, \
+        "SELECT c.id, c.order_id, CAST(c.user_id AS CHAR) AS user_id, c.status, c.amount, c.currency, c.brand, c.last4, c.exp_month, c.exp_year, \
                 c.fingerprint, c.decline_code, c.failure_reason, c.round, c.created_at, c.updated_at, r.amount AS refunded \
          FROM charges c LEFT JOIN refunds r ON r.order_id = c.order_id WHERE c.order_id = ?",
     )

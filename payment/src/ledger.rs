@@ -148,7 +148,7 @@ pub async fn summary(State(app): State<AppState>) -> ApiResult<Json<LedgerSummar
     let refunded_total: Decimal =
         sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS DECIMAL(19,4)) FROM refunds").fetch_one(&mut *conn).await?;
     let accounts = sqlx::query(
-        "SELECT a.id, a.kind, p.currency, CAST(SUM(p.amount) AS DECIMAL(19,4)) AS balance FROM accounts a \
+        "SELECT CAST(a.id AS CHAR) AS id, a.kind, p.currency, CAST(SUM(p.amount) AS DECIMAL(19,4)) AS balance FROM accounts a \
          JOIN postings p ON p.account_id = a.id GROUP BY a.id, a.kind, p.currency ORDER BY a.id, p.currency",
     )
     .fetch_all(&mut *conn)
@@ -213,7 +213,7 @@ pub struct CurrencyBalance {
 pub async fn account(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
     validate_id("id", &id)?;
     let mut conn = app.pool.acquire().await?;
-    let row = sqlx::query("SELECT id, kind, user_id, created_at FROM accounts WHERE id = ?")
+    let row = sqlx::query("SELECT CAST(id AS CHAR) AS id, kind, CAST(user_id AS CHAR) AS user_id, created_at FROM accounts WHERE id = ?")
         .bind(&id)
         .fetch_optional(&mut *conn)
         .await?

@@ -16,7 +16,7 @@ use crate::ledger;
 /// Applies a refund command in `conn`'s transaction and returns the reply.
 pub async fn refund(conn: &mut MySqlConnection, order_id: &str, user_id: &str, reason: &str) -> sqlx::Result<PaymentReply> {
     let nothing = || PaymentReply::Refunded { order_id: order_id.into(), amount: Decimal::new(0, 2) };
-    let charge = sqlx::query("SELECT id, user_id, status, amount, currency FROM charges WHERE order_id = ? FOR UPDATE")
+    let charge = sqlx::query("SELECT id, CAST(user_id AS CHAR) AS user_id, status, amount, currency FROM charges WHERE order_id = ? FOR UPDATE")
         .bind(order_id)
         .fetch_optional(&mut *conn)
         .await?;

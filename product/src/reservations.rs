@@ -65,7 +65,7 @@ pub struct ReserveRequest {
     pub quantity: i64,
 }
 
-const SELECT_RESERVATION: &str = "SELECT id, product_id, user_id, quantity, unit_price, total_price, status, order_id, \
+const SELECT_RESERVATION: &str = "SELECT id, product_id, CAST(user_id AS CHAR) AS user_id, quantity, unit_price, total_price, status, order_id, \
      expires_at, created_at, updated_at FROM reservations";
 
 /// A user id: 1–64 characters of letters, digits and `_ - . @ :`.
@@ -305,7 +305,7 @@ pub async fn expire_lapsed_notifying(pool: &sqlx::MySqlPool, limit: u32, notices
             expired += 1;
             if let Some(n) = notices {
                 let bound: Option<(Option<String>, String)> =
-                    sqlx::query_as("SELECT order_id, user_id FROM reservations WHERE id = ?").bind(&id).fetch_optional(&mut *tx).await?;
+                    sqlx::query_as("SELECT order_id, CAST(user_id AS CHAR) FROM reservations WHERE id = ?").bind(&id).fetch_optional(&mut *tx).await?;
                 if let Some((Some(order_id), user_id)) = bound {
                     let reply = ProductReply::ReservationReleased { order_id, reservation_id: id.clone(), status: "EXPIRED".into() };
                     outbox::enqueue(&mut tx, &Outgoing::json(&n.replies_topic, user_id, reply.kind(), &reply)).await?;

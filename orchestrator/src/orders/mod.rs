@@ -45,7 +45,7 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
-const SELECT_ORDER: &str = "SELECT id, user_id, reservation_id, product_id, quantity, amount, currency, status, hold_state, \
+const SELECT_ORDER: &str = "SELECT id, CAST(user_id AS CHAR) AS user_id, reservation_id, product_id, quantity, amount, currency, status, hold_state, \
     capture_state, reason, card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, card_cvc_sealed, \
     compensating, created_at, updated_at FROM orders";
 
