@@ -3,7 +3,8 @@
 //! Nothing here knows about orders, stock or money: it is the part every service needs the same way.
 //!
 //! # Layout
-//! - [`card`]: card validation, keyed fingerprints and AES-GCM sealing (no PAN/CVC in clear anywhere).
+//! - [`card`]: card validation, the card keys (HKDF subkeys of versioned master keys), keyed
+//!   fingerprints and AES-GCM sealing (no PAN/CVC in clear anywhere; no CVC after the first charge).
 //! - [`config`]: settings read from the environment, each with a default that works on the local stack.
 //! - [`telemetry`]: JSON `tracing` logs.
 //! - [`http`]: `/health/live`, `/health/ready`, `/metrics`, `application/problem+json` errors, the

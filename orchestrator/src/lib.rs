@@ -6,7 +6,7 @@
 //! adapter in [`saga`].
 //!
 //! # Layout
-//! - [`config`]: settings from the environment (`ORCHESTRATOR_*`, `PRODUCT_URL`, `CARD_KEY`, shared Kafka ones).
+//! - [`config`]: settings from the environment (`ORCHESTRATOR_*`, `PRODUCT_URL`, `CARD_KEYS`, shared Kafka ones).
 //! - [`intake`]: `POST /payment`.
 //! - [`guard`]: the two-minute duplicate rule.
 //! - [`idempotency`]: `Idempotency-Key` records.

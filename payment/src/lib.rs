@@ -2,7 +2,7 @@
 //! Kafka (`payment.commands` → `payment.replies`), with non-blocking retries and a dead-letter topic.
 //!
 //! # Layout
-//! - [`config`]: settings from the environment (`PAYMENT_*`, `CARD_KEY`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
+//! - [`config`]: settings from the environment (`PAYMENT_*`, `CARD_KEYS`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
 //! - [`commands`]: the saga participant: consumes charge/refund commands (inbox + effect + outbox in one transaction).
 //! - [`lifecycle`]: the charge lifecycle, pure: its statuses, their legal moves, and what a charge command does.
 //! - [`charges`]: carries a charge command out (validate, acquirer, capture / decline / retry / dead letter) and `GET /charges/{order_id}`.
