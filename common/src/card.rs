@@ -494,7 +494,13 @@ pub fn drop_sealed_cvcs(payload: &str) -> std::borrow::Cow<'_, str> {
                 }
                 changed
             }
-            serde_json::Value::Array(items) => items.iter_mut().fold(false, |changed, child| strip(child) || changed),
+            serde_json::Value::Array(items) => {
+                let mut changed = false;
+                for child in items {
+                    changed |= strip(child);
+                }
+                changed
+            }
             _ => false,
         }
     }

@@ -273,7 +273,7 @@ async fn the_services_refuse_the_development_card_key_outside_dev() -> anyhow::R
     for service in ["orchestrator", "payment"] {
         let db = format!("{service}_t_keys_{id}");
         let upper = service.to_uppercase();
-        let base = vec![
+        let base = [
             (format!("{upper}_DATABASE_URL"), stack.mysql_url(&db)),
             ("KAFKA_BROKERS".to_string(), stack.brokers()),
             ("TOPIC_PREFIX".to_string(), format!("t{id}.")),
