@@ -59,40 +59,13 @@ pub struct System {
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
-/// The services of one [`start_services`].
-struct Started {
-    product_url: String,
-    orchestrator_url: String,
-    payment_url: String,
-    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
 fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_string()
 }
 
 impl System {
     pub async fn spawn(opts: SystemOptions) -> anyhow::Result<Self> {
-        let id = unique();
-        let prefix = format!("t{id}.");
-        let shutdown = CancellationToken::new();
-        let Started { product_url, orchestrator_url, payment_url, tasks } = start_services(&id, &prefix, &opts, &shutdown).await?;
-        let databases = vec![format!("product_t_{id}"), format!("orchestrator_t_{id}"), format!("payment_t_{id}")];
-        let stack = crate::StackAddr::from_env();
-        Ok(Self {
-            prefix,
-            product_url,
-            orchestrator_url,
-            payment_url,
-            http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
-            product_db: sqlx::MySqlPool::connect(&stack.mysql_url(&databases[0])).await?,
-            orchestrator_db: sqlx::MySqlPool::connect(&stack.mysql_url(&databases[1])).await?,
-            payment_db: sqlx::MySqlPool::connect(&stack.mysql_url(&databases[2])).await?,
-            databases,
-            id,
-            shutdown,
-            tasks,
-        })
+        Self::spawn_as(unique(), opts).await
     }
 
     /// Stops the three services and starts them again, on new ports but with the same databases
@@ -102,11 +75,101 @@ impl System {
         for t in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
-        self.shutdown = CancellationToken::new();
-        let started = start_services(&self.id, &self.prefix, &opts, &self.shutdown).await?;
-        (self.product_url, self.orchestrator_url, self.payment_url) = (started.product_url, started.orchestrator_url, started.payment_url);
-        self.tasks = started.tasks;
+        let mut fresh = Self::spawn_as(self.id.clone(), opts).await?;
+        (self.product_url, self.orchestrator_url, self.payment_url) =
+            (fresh.product_url.clone(), fresh.orchestrator_url.clone(), fresh.payment_url.clone());
+        self.tasks = std::mem::take(&mut fresh.tasks);
+        std::mem::swap(&mut self.shutdown, &mut fresh.shutdown);
         Ok(())
+    }
+
+    /// Starts the services on the databases and topics of test `id` (created when missing).
+    async fn spawn_as(id: String, opts: SystemOptions) -> anyhow::Result<Self> {
+        let prefix = format!("t{id}.");
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let mut databases = Vec::new();
+
+        // Product, with an in-memory index on its own (empty) CDC topic: these tests are about the saga.
+        let product_db = format!("product_t_{id}");
+        let product_common = CommonConfig::local(&product_db, &prefix);
+        let cdc_topic = format!("{prefix}cdc.products");
+        kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
+        let product_cfg = product::Config {
+            common: product_common,
+            reservation_ttl: opts.reservation_ttl,
+            expiry_interval: Duration::from_millis(200),
+            currency: sagaway_common::money::Currency::USD,
+            max_reservation_quantity: 1000,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_lock: Duration::from_secs(15),
+            cdc_topic,
+            indexer_group: format!("{prefix}indexer"),
+            index_linger: std::time::Duration::ZERO,
+            search_backend: product::config::SearchBackendKind::Tantivy,
+            index_dir: "memory".into(),
+            es_url: String::new(),
+            es_index: String::new(),
+        };
+        let product_app = product::Application::build(product_cfg).await.context("building product")?;
+        let product_url = format!("http://127.0.0.1:{}", product_app.port());
+        tasks.push(tokio::spawn(product_app.run_until_stopped(shutdown.clone())));
+        databases.push(product_db.clone());
+
+        let orch_db = format!("orchestrator_t_{id}");
+        let orch_cfg = orchestrator::Config {
+            common: CommonConfig::local(&orch_db, &prefix),
+            product_url: product_url.clone(),
+            duplicate_window: opts.duplicate_window,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+            idempotency_lock: Duration::from_secs(60),
+            card_key: opts.card_key()?,
+            currency: "USD".into(),
+            risk_check: opts.risk_check.is_some(),
+            risk: opts.risk_check.clone().unwrap_or_default(),
+        };
+        let orch_app = orchestrator::Application::build(orch_cfg).await.context("building orchestrator")?;
+        let orchestrator_url = format!("http://127.0.0.1:{}", orch_app.port());
+        tasks.push(tokio::spawn(orch_app.run_until_stopped(shutdown.clone())));
+        databases.push(orch_db.clone());
+
+        let pay_db = format!("payment_t_{id}");
+        let pay_common = CommonConfig::local(&pay_db, &prefix);
+        let pay_cfg = payment::Config {
+            card_key: opts.card_key()?,
+            retry: payment::retry_policy::RetryPolicy {
+                base: opts.retry_base,
+                cap: opts.retry_base * 8,
+                max_attempts: opts.max_attempts,
+                jitter: match opts.fixed_jitter {
+                    Some(u) => std::sync::Arc::new(payment::retry_policy::FixedJitter(u)),
+                    None => std::sync::Arc::new(payment::retry_policy::RandomJitter),
+                },
+            },
+            commands_group: format!("{prefix}payment-commands"),
+            retry_group: format!("{prefix}payment-retry"),
+            common: pay_common,
+        };
+        let pay_app = payment::Application::build(pay_cfg).await.context("building payment")?;
+        let payment_url = format!("http://127.0.0.1:{}", pay_app.port());
+        tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
+        databases.push(pay_db.clone());
+
+        let stack = crate::StackAddr::from_env();
+        Ok(Self {
+            prefix,
+            product_url,
+            orchestrator_url,
+            payment_url,
+            http: reqwest::Client::builder().pool_max_idle_per_host(256).build()?,
+            product_db: sqlx::MySqlPool::connect(&stack.mysql_url(&product_db)).await?,
+            orchestrator_db: sqlx::MySqlPool::connect(&stack.mysql_url(&orch_db)).await?,
+            payment_db: sqlx::MySqlPool::connect(&stack.mysql_url(&pay_db)).await?,
+            databases,
+            id,
+            shutdown,
+            tasks,
+        })
     }
 
     /// Creates a product and returns its id.
@@ -223,73 +286,6 @@ impl Drop for System {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-/// Starts product, orchestrator and payment for test `id` on its databases and topic `prefix`.
-async fn start_services(id: &str, prefix: &str, opts: &SystemOptions, shutdown: &CancellationToken) -> anyhow::Result<Started> {
-    let mut tasks = Vec::new();
-    // Product, with an in-memory index on its own (empty) CDC topic: these tests are about the saga.
-    let product_db = format!("product_t_{id}");
-    let product_common = CommonConfig::local(&product_db, prefix);
-    let cdc_topic = format!("{prefix}cdc.products");
-    kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
-    let product_cfg = product::Config {
-        common: product_common,
-        reservation_ttl: opts.reservation_ttl,
-        expiry_interval: Duration::from_millis(200),
-        currency: sagaway_common::money::Currency::USD,
-        max_reservation_quantity: 1000,
-        idempotency_ttl: Duration::from_secs(24 * 3600),
-        idempotency_lock: Duration::from_secs(15),
-        cdc_topic,
-        indexer_group: format!("{prefix}indexer"),
-        index_linger: std::time::Duration::ZERO,
-        search_backend: product::config::SearchBackendKind::Tantivy,
-        index_dir: "memory".into(),
-        es_url: String::new(),
-        es_index: String::new(),
-    };
-    let product_app = product::Application::build(product_cfg).await.context("building product")?;
-    let product_url = format!("http://127.0.0.1:{}", product_app.port());
-    tasks.push(tokio::spawn(product_app.run_until_stopped(shutdown.clone())));
-
-    let orch_db = format!("orchestrator_t_{id}");
-    let orch_cfg = orchestrator::Config {
-        common: CommonConfig::local(&orch_db, prefix),
-        product_url: product_url.clone(),
-        duplicate_window: opts.duplicate_window,
-        idempotency_ttl: Duration::from_secs(24 * 3600),
-        idempotency_lock: Duration::from_secs(60),
-        card_key: opts.card_key()?,
-        currency: "USD".into(),
-        risk_check: opts.risk_check.is_some(),
-        risk: opts.risk_check.clone().unwrap_or_default(),
-    };
-    let orch_app = orchestrator::Application::build(orch_cfg).await.context("building orchestrator")?;
-    let orchestrator_url = format!("http://127.0.0.1:{}", orch_app.port());
-    tasks.push(tokio::spawn(orch_app.run_until_stopped(shutdown.clone())));
-
-    let pay_db = format!("payment_t_{id}");
-    let pay_common = CommonConfig::local(&pay_db, prefix);
-    let pay_cfg = payment::Config {
-        card_key: opts.card_key()?,
-        retry: payment::retry_policy::RetryPolicy {
-            base: opts.retry_base,
-            cap: opts.retry_base * 8,
-            max_attempts: opts.max_attempts,
-            jitter: match opts.fixed_jitter {
-                Some(u) => std::sync::Arc::new(payment::retry_policy::FixedJitter(u)),
-                None => std::sync::Arc::new(payment::retry_policy::RandomJitter),
-            },
-        },
-        commands_group: format!("{prefix}payment-commands"),
-        retry_group: format!("{prefix}payment-retry"),
-        common: pay_common,
-    };
-    let pay_app = payment::Application::build(pay_cfg).await.context("building payment")?;
-    let payment_url = format!("http://127.0.0.1:{}", pay_app.port());
-    tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
-    Ok(Started { product_url, orchestrator_url, payment_url, tasks })
 }
 
 /// A payment body for `card`.
