@@ -195,15 +195,18 @@ fn open_card(h: &CommandHandler, req: &ChargeRequest) -> Option<OpenedCard> {
 }
 
 /// `msg` as a copy of it may be kept or sent on once an authorization has been attempted (retry,
-/// dead letter): its card without the CVC — the number resealed alone under the active key, or,
-/// when the card does not open, no sealed data at all (`[redacted]`: a replay rebuilds the
-/// command from the order).
+/// dead letter): its card without the CVC — the number resealed alone under the active key. When
+/// the card does not open here, its `sealed_cvc` is dropped and a versioned `sealed` (the number
+/// alone) kept; an unversioned one (number and CVC together) becomes `[redacted]`, and a replay
+/// rebuilds the command from the order.
 fn without_cvc(h: &CommandHandler, msg: &Incoming, req: &ChargeRequest) -> Incoming {
     if !card::may_hold_cvc(&req.card) {
         return msg.clone();
     }
-    let card = card::without_cvc(&h.card_key, &req.order_id, &req.card)
-        .unwrap_or_else(|| CardRef { sealed: "[redacted]".into(), sealed_cvc: None, ..req.card.clone() });
+    let card = card::without_cvc(&h.card_key, &req.order_id, &req.card).unwrap_or_else(|| {
+        let sealed = if card::sealed_key_id(&req.card.sealed).is_some() { req.card.sealed.clone() } else { "[redacted]".into() };
+        CardRef { sealed, sealed_cvc: None, ..req.card.clone() }
+    });
     let command = PaymentCommand::Charge {
         order_id: req.order_id.clone(),
         user_id: req.user_id.clone(),
