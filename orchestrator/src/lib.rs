@@ -34,6 +34,7 @@ use axum::{
 };
 use rdkafka::consumer::Consumer;
 use sagaway_common::{
+    auth::Guards,
     http::Readiness,
     inbox::ConsumerLoop,
     kafka,
@@ -67,6 +68,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub product: product_client::ProductClient,
     pub relay: OutboxRelay,
+    /// Bearer-token checks and the per-user rate limit.
+    pub guards: Guards,
 }
 
 #[derive(OpenApi)]
@@ -81,14 +84,16 @@ pub struct AppState {
 )]
 pub struct ApiDoc;
 
+/// The routes, by who may call them: a signed-in customer (paying, rate-limited per user; their
+/// orders) or an admin (the dead-letter tools).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/payment", post(intake::create_payment))
-        .route("/orders", get(orders::api::list))
-        .route("/orders/{id}", get(orders::api::get))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .merge(dlq::api::routes())
-        .with_state(state)
+    let guards = state.guards.clone();
+    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let customer = guards
+        .signed_in_rate_limited(Router::new().route("/payment", post(intake::create_payment)))
+        .merge(guards.signed_in(Router::new().route("/orders", get(orders::api::list)).route("/orders/{id}", get(orders::api::get))));
+    let admin = guards.admin(dlq::api::routes());
+    public.merge(customer).merge(admin).with_state(state)
 }
 
 /// A built service, bound to its port, not yet serving.
@@ -107,6 +112,7 @@ impl Application {
         let state = AppState {
             pool: f.pool,
             product: product_client::ProductClient::new(&config.product_url),
+            guards: Guards::new(&config.common),
             config: Arc::new(config),
             relay,
         };

@@ -26,9 +26,10 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     extract::State,
-    routing::{get, post},
+    routing::{get, patch, post},
 };
 use sagaway_common::{
+    auth::Guards,
     http::{ApiQuery, Readiness},
     inbox::ConsumerLoop,
     kafka,
@@ -57,6 +58,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub search: Arc<dyn SearchBackend>,
     pub index_gate: indexer::IndexGate,
+    /// Bearer-token checks and the per-user rate limit.
+    pub guards: Guards,
 }
 
 #[derive(OpenApi)]
@@ -88,17 +91,25 @@ pub async fn reindex(State(app): State<AppState>) -> ApiResult<Json<indexer::Rei
     Ok(Json(report))
 }
 
+/// The routes, by who may call them: anyone (browsing the catalogue), a signed-in customer
+/// (reservations, rate-limited per user) or an admin (catalogue writes, reindexing).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", post(catalogue::seed))
-        .route("/products", post(catalogue::create))
-        .route("/products/{id}", get(catalogue::get).patch(catalogue::patch).delete(catalogue::delete))
-        .route("/reserve", post(reservations::reserve))
-        .route("/reservations/{id}", get(reservations::get))
+    let guards = state.guards.clone();
+    let public = Router::new()
         .route("/findAll", get(find_all))
-        .route("/admin/reindex", post(reindex))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .with_state(state)
+        .route("/products/{id}", get(catalogue::get))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let customer = guards
+        .signed_in_rate_limited(Router::new().route("/reserve", post(reservations::reserve)))
+        .merge(guards.signed_in(Router::new().route("/reservations/{id}", get(reservations::get))));
+    let admin = guards.admin(
+        Router::new()
+            .route("/", post(catalogue::seed))
+            .route("/products", post(catalogue::create))
+            .route("/products/{id}", patch(catalogue::patch).delete(catalogue::delete))
+            .route("/admin/reindex", post(reindex)),
+    );
+    public.merge(customer).merge(admin).with_state(state)
 }
 
 /// Opens the configured search backend.
@@ -127,6 +138,7 @@ impl Application {
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
+            guards: Guards::new(&config.common),
             config: Arc::new(config),
             search,
             index_gate: Arc::new(tokio::sync::Mutex::new(())),
