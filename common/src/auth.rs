@@ -406,6 +406,58 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// Routes of the services that need no token (the identity service's own are public by nature).
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("get", "/findAll"), ("get", "/products/{id}"), ("get", "/openapi.json")];
+
+/// Documents the bearer scheme in a service's OpenAPI document: the `bearer` security scheme
+/// (JWT), required by every operation except [`PUBLIC_ROUTES`], each of which may then answer 401.
+/// Use as `#[openapi(modifiers(&sagaway_common::auth::BearerAuth))]`.
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            ResponseBuilder,
+            security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An access token from the identity service (POST /auth/login) or the configured IdP. \
+                         Routes for operators (/admin/*, catalogue writes, the ledger summary) also need the admin role (403 otherwise).",
+                    ))
+                    .build(),
+            ),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                ("get", &mut item.get),
+                ("post", &mut item.post),
+                ("put", &mut item.put),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+            ];
+            for (method, op) in ops {
+                let Some(op) = op.as_mut() else { continue };
+                if PUBLIC_ROUTES.contains(&(method, path.as_str())) {
+                    op.security = None;
+                    continue;
+                }
+                op.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
+                op.responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| ResponseBuilder::new().description("no or invalid bearer token (problem+json)").build().into());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

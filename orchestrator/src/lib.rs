@@ -34,7 +34,7 @@ use axum::{
 };
 use rdkafka::consumer::Consumer;
 use sagaway_common::{
-    auth::Guards,
+    auth::{BearerAuth, Guards},
     http::Readiness,
     inbox::ConsumerLoop,
     kafka,
@@ -74,6 +74,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
     paths(intake::create_payment, orders::api::get, orders::api::list,
           dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),

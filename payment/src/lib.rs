@@ -35,7 +35,7 @@ use axum::{
 };
 use rdkafka::consumer::Consumer;
 use sagaway_common::{
-    auth::Guards,http::Readiness, inbox::ConsumerLoop, kafka, outbox::OutboxRelay, service, topics};
+    auth::{BearerAuth, Guards},http::Readiness, inbox::ConsumerLoop, kafka, outbox::OutboxRelay, service, topics};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -58,6 +58,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Sagaway payment processor", description = "Simulated acquirer, double-entry ledger and charge history. \
         Charges and refunds arrive over Kafka (`payment.commands`); this API inspects them and runs the outage switch."),
     paths(charges::get, ledger::summary, ledger::account, outage::get, outage::set),

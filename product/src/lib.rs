@@ -29,7 +29,7 @@ use axum::{
     routing::{get, patch, post},
 };
 use sagaway_common::{
-    auth::Guards,
+    auth::{BearerAuth, Guards},
     http::{ApiQuery, Readiness},
     inbox::ConsumerLoop,
     kafka,
@@ -64,6 +64,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Sagaway product service", description = "Catalogue, stock reservations and CDC-fed product search."),
     paths(catalogue::seed, catalogue::create, catalogue::get, catalogue::patch, catalogue::delete,
           reservations::reserve, reservations::get, find_all, reindex),
