@@ -99,12 +99,12 @@ pub enum Rotation {
 }
 
 /// Applies [`decide`] to `token` in one transaction holding its row lock (two concurrent uses of
-/// one token: the second sees it used).
+/// one token: the second sees it used). The username is read as text like [`users::find`](crate::users::find) does.
 pub async fn rotate(pool: &MySqlPool, token: &str, now: DateTime<Utc>, ttl: Duration) -> sqlx::Result<Rotation> {
     let hash = token_hash(token);
     let mut tx = pool.begin().await?;
     let row: Option<(String, String, DateTime<Utc>, bool, bool)> = sqlx::query_as(
-        "SELECT t.family_id, f.username, t.expires_at, t.used_at IS NOT NULL, f.revoked_at IS NOT NULL \
+        "SELECT t.family_id, CONVERT(f.username USING utf8mb4), t.expires_at, t.used_at IS NOT NULL, f.revoked_at IS NOT NULL \
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
          WHERE t.token_hash = ? FOR UPDATE",
     )

@@ -145,9 +145,15 @@ pub struct NewUser<'a> {
     pub is_admin: bool,
 }
 
+/// A username column as sqlx can read it: MariaDB flags a `utf8mb4_bin` column as binary, which sqlx
+/// refuses to decode as a `String`; the conversion drops the flag (comparisons still use the column's
+/// binary collation, as they are made on the column itself).
+pub(crate) const USERNAME_AS_TEXT: &str = "CONVERT(username USING utf8mb4)";
+
 /// The user named exactly `username` (byte for byte).
 pub async fn find(pool: &MySqlPool, username: &str) -> sqlx::Result<Option<User>> {
-    sqlx::query_as::<_, User>("SELECT username, display_name, password_hash, is_admin FROM users WHERE username = ?")
+    let sql = format!("SELECT {USERNAME_AS_TEXT} AS username, display_name, password_hash, is_admin FROM users WHERE username = ?");
+    sqlx::query_as::<_, User>(&sql)
         .bind(username)
         .fetch_optional(pool)
         .await
