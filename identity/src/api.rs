@@ -1,5 +1,5 @@
 //! `POST /auth/signup`, `/auth/login`, `/auth/refresh`, `/auth/logout`: thin adapters from HTTP to
-//! the rules ([`users`], [`throttle`], [`refresh`]) and the [`Issuer`](crate::tokens::Issuer).
+//! the rules (`users`, `throttle`, `refresh`) and the [`Issuer`](crate::tokens::Issuer).
 
 use axum::{
     Json,

@@ -5,7 +5,7 @@
 //! # Layout
 //! - [`config`]: settings from the environment (`IDENTITY_*`, `SAGAWAY_ENV`, `SAGAWAY_STATE_DIR`).
 //! - [`keys`]: Ed25519 signing keys (PKCS#8 PEM files, `kid` derivation, JWKs, `keygen`, the dev key).
-//! - [`tokens`]: the [`Issuer`](tokens::Issuer): claims and signing of access tokens, the JWKS.
+//! - [`tokens`]: the [`tokens::Issuer`]: claims and signing of access tokens, the JWKS.
 //! - [`users`]: username / password / display-name rules (pure), roles, the `users` table.
 //! - [`passwords`]: argon2id hashing and verification, off the async threads, bounded.
 //! - [`throttle`]: failed-login throttling per username: the rule (pure) and its table.
