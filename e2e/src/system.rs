@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use reqwest::{StatusCode, header::HeaderMap};
 use sagaway_common::{
+    auth::AuthConfig,
     auth_testing::TestIssuer,
     config::{CommonConfig, UserRate},
     kafka,
@@ -29,11 +30,14 @@ pub struct SystemOptions {
     /// The per-user rate limit of `POST /reserve` and `POST /payment` (tests that flood one user
     /// with requests need it high; the default here is).
     pub user_rate: UserRate,
+    /// Verify tokens of another issuer (a real identity service) instead of the test issuer's.
+    /// The helpers that mint tokens ([`System::token`], …) then do not open anything.
+    pub auth: Option<AuthConfig>,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, user_rate: UserRate { per_sec: 100_000.0, burst: 100_000 } }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, user_rate: UserRate { per_sec: 100_000.0, burst: 100_000 }, auth: None }
     }
 }
 
@@ -70,7 +74,8 @@ impl System {
         // Product, with an in-memory index on its own (empty) CDC topic: these tests are about the saga.
         let product_db = format!("product_t_{id}");
         let issuer = TestIssuer::start().await;
-        let local = |db: &str| CommonConfig { auth: issuer.auth_config(), user_rate: opts.user_rate, ..CommonConfig::local(db, &prefix) };
+        let auth = opts.auth.clone().unwrap_or_else(|| issuer.auth_config());
+        let local = |db: &str| CommonConfig { auth: auth.clone(), user_rate: opts.user_rate, ..CommonConfig::local(db, &prefix) };
         let product_common = local(&product_db);
         let cdc_topic = format!("{prefix}cdc.products");
         kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;

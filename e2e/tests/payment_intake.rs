@@ -116,7 +116,8 @@ async fn bad_payments_get_a_4xx_problem_and_create_nothing() -> anyhow::Result<(
         b
     };
     let cases: Vec<(&str, Value, StatusCode, &str)> = vec![
-        ("missing user", json!({"reservation_id": rid, "payment_method": good["payment_method"]}), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+        // No user_id: the token's subject (here a default user who does not hold this reservation) pays.
+        ("missing user, another token", json!({"reservation_id": rid, "payment_method": good["payment_method"]}), StatusCode::NOT_FOUND, "reservation_not_found"),
         ("quantity of wrong type", with(&["user_id"], json!(42)), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         ("number as a JSON number", with(&["payment_method", "card", "number"], json!(4242424242424242u64)), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
         ("unknown field", with(&["surprise"], json!(1)), StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
