@@ -13,7 +13,6 @@
 //! - [`api`]: `POST /auth/signup`, `/auth/login`, `/auth/refresh`, `/auth/logout`.
 //! - [`discovery`]: `/.well-known/jwks.json`, `/.well-known/openid-configuration`.
 //! - [`admin`]: `create-user`, `token` and `IDENTITY_BOOTSTRAP_ADMIN`.
-//! - [`ops`]: `/health/live`, `/health/ready` (database), `/metrics`.
 //! - [`error`]: errors as problem+json.
 //! - [`Application`]: wires it together and runs it until shutdown.
 
@@ -23,7 +22,6 @@ pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod keys;
-pub mod ops;
 pub mod passwords;
 pub mod refresh;
 pub mod throttle;
@@ -134,7 +132,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let purge = tokio::spawn(run_purge(self.state.pool.clone(), self.state.login_throttle, self.purge_interval, shutdown.clone()));
         tracing::info!(port = self.port, issuer = self.state.issuer.issuer(), kid = self.state.issuer.signing_kid(), "identity service listening");
-        let app = ops::with_operations(router(self.state.clone()), self.state.pool.clone());
+        let readiness = sagaway_common::http::Readiness { service: "identity", pool: self.state.pool.clone(), kafka: None };
+        let app = sagaway_common::http::with_operations(router(self.state.clone()), readiness);
         let stop = shutdown.clone();
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move { stop.cancelled().await })

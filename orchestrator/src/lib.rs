@@ -108,7 +108,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
-        let readiness = Readiness { service: "orchestrator", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let readiness = Readiness { service: "orchestrator", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,

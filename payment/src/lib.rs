@@ -93,7 +93,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
-        let readiness = Readiness { service: "payment", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let readiness = Readiness { service: "payment", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
         let relay = OutboxRelay::new(f.pool.clone(), f.producer);
         let state = AppState { pool: f.pool, guards: Guards::new(&config.common), config: Arc::new(config) };
         Ok(Self { port: f.port, state, readiness, listener: f.listener, relay })

@@ -135,7 +135,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
         let search = open_search(&config).await?;
-        let readiness = Readiness { service: "product", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let readiness = Readiness { service: "product", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
