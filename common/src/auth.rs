@@ -56,6 +56,9 @@ pub struct AuthConfig {
     pub leeway: Duration,
     /// At most one JWKS fetch per this interval when a token names an unknown key.
     pub refetch_interval: Duration,
+    /// Keys are fetched again once the cache is this old, so a key the issuer retired stops
+    /// opening anything within this time (if the issuer cannot be reached, the cached keys stay).
+    pub max_age: Duration,
 }
 
 impl AuthConfig {
@@ -77,6 +80,7 @@ impl AuthConfig {
             roles_claim: env_string("AUTH_ROLES_CLAIM", "roles"),
             leeway: Duration::from_secs(env_or("AUTH_LEEWAY_SECS", 30)?),
             refetch_interval: Duration::from_secs(env_or("AUTH_JWKS_REFETCH_SECS", 10)?),
+            max_age: Duration::from_secs(env_or("AUTH_JWKS_MAX_AGE_SECS", 300)?),
         })
     }
 
@@ -90,6 +94,7 @@ impl AuthConfig {
             roles_claim: "roles".into(),
             leeway: Duration::from_secs(5),
             refetch_interval: Duration::from_secs(1),
+            max_age: Duration::from_secs(300),
         }
     }
 }
@@ -205,17 +210,24 @@ impl Verifier {
         caller_from_claims(&data.claims, &self.config.roles_claim, token)
     }
 
-    /// The key `kid`, refetching the JWKS once when it is unknown (a key rotated in since the last fetch).
+    /// The key `kid`, refetching the JWKS when it is unknown (a key rotated in since the last
+    /// fetch; at most once per `refetch_interval`) or when the cache is older than `max_age` (a key
+    /// rotated out).
     async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
-        if let Some(k) = self.keys.read().await.by_kid.get(kid) {
-            return Ok(k.clone());
+        let fresh = |c: &KeyCache| c.fetched_at.is_some_and(|at| at.elapsed() < self.config.max_age);
+        {
+            let cache = self.keys.read().await;
+            if let Some(k) = cache.by_kid.get(kid).filter(|_| fresh(&cache)) {
+                return Ok(k.clone());
+            }
         }
         let mut cache = self.keys.write().await;
-        if let Some(k) = cache.by_kid.get(kid) {
+        let stale = !fresh(&cache);
+        if !stale && let Some(k) = cache.by_kid.get(kid) {
             return Ok(k.clone());
         }
         let recently = cache.fetched_at.is_some_and(|at| at.elapsed() < self.config.refetch_interval);
-        if !recently {
+        if stale || !recently {
             match self.fetch().await {
                 Ok(keys) => {
                     cache.by_kid = keys;

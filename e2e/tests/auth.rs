@@ -322,3 +322,40 @@ async fn the_dead_letter_audit_names_the_tokens_subject_not_a_header() -> anyhow
     sys.stop().await;
     Ok(())
 }
+
+/// The verifier follows the issuer's key set: a key rotated in is fetched when a token names it,
+/// and a key rotated out stops opening anything once the cache is older than its age limit.
+#[tokio::test]
+async fn the_verifier_follows_key_rotation_in_and_out() -> anyhow::Result<()> {
+    use sagaway_common::auth::{AuthConfig, AuthError, Verifier};
+    use std::sync::{Arc, Mutex};
+    let (a, b) = (TestKey::generate(), TestKey::generate());
+    let published = Arc::new(Mutex::new(json!({"keys": [a.jwk()]})));
+    let jwks = published.clone();
+    let app = axum::Router::new().route("/.well-known/jwks.json", axum::routing::get(move || {
+        let body = jwks.lock().unwrap().clone();
+        async move { axum::Json(body) }
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://127.0.0.1:{}", listener.local_addr()?.port());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let mut cfg = AuthConfig::local(&url, "https://issuer.test", "sagaway");
+    cfg.refetch_interval = Duration::ZERO;
+    cfg.max_age = Duration::from_millis(300);
+    let verifier = Verifier::new(cfg);
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": "https://issuer.test", "aud": "sagaway", "sub": "kim", "iat": now, "exp": now + 600, "roles": []});
+    let (token_a, token_b) = (a.sign(&claims), b.sign(&claims));
+
+    assert_eq!(verifier.verify(&token_a).await.unwrap().user_id, "kim");
+    assert!(matches!(verifier.verify(&token_b).await, Err(AuthError::Invalid(_))), "b is not published yet");
+    *published.lock().unwrap() = json!({"keys": [b.jwk(), a.jwk()]});
+    assert!(verifier.verify(&token_b).await.is_ok(), "a token of a newly published key is accepted at once");
+    assert!(verifier.verify(&token_a).await.is_ok(), "the old key still opens while it is published");
+    *published.lock().unwrap() = json!({"keys": [b.jwk()]});
+    assert!(verifier.verify(&token_a).await.is_ok(), "cached until the age limit");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(matches!(verifier.verify(&token_a).await, Err(AuthError::Invalid(_))), "a retired key stops opening anything");
+    assert!(verifier.verify(&token_b).await.is_ok());
+    Ok(())
+}
