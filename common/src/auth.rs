@@ -155,13 +155,12 @@ impl IntoResponse for AuthError {
 
 /// The user a request acts for: the caller. A body may name the user too (the contract's
 /// `user_id`, optional now); naming anyone else is 403 `user_mismatch`, never a silent override.
-pub fn acting_user(caller: &Caller, named: Option<&str>) -> Result<String, Problem> {
+pub fn acting_user(caller: &Caller, named: Option<&str>) -> Result<String, Box<Problem>> {
     match named {
-        Some(named) if named != caller.user_id => Err(forbidden(
-            "user_mismatch",
-            "user_id names another user than the bearer token's subject; omit it or send your own",
-        )
-        .with("field", "user_id")),
+        Some(named) if named != caller.user_id => Err(Box::new(
+            forbidden("user_mismatch", "user_id names another user than the bearer token's subject; omit it or send your own")
+                .with("field", "user_id"),
+        )),
         _ => Ok(caller.user_id.clone()),
     }
 }

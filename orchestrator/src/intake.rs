@@ -116,7 +116,7 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
     // 0. The caller is the user.
     match auth::acting_user(&caller, request.user_id.as_deref()) {
         Ok(user) => request.user_id = Some(user),
-        Err(p) => return p.into_response(),
+        Err(p) => return (*p).into_response(),
     }
     // The key is the caller's: the same body from another user never matches their record.
     let mut hashed = body.clone();

@@ -35,7 +35,13 @@ use axum::{
 };
 use rdkafka::consumer::Consumer;
 use sagaway_common::{
-    auth::{BearerAuth, Guards},http::Readiness, inbox::ConsumerLoop, kafka, outbox::OutboxRelay, service, topics};
+    auth::{BearerAuth, Guards},
+    http::Readiness,
+    inbox::ConsumerLoop,
+    kafka,
+    outbox::OutboxRelay,
+    service, topics,
+};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 

@@ -92,7 +92,7 @@ const SELECT_RESERVATION: &str = "SELECT id, product_id, user_id, quantity, unit
 pub async fn reserve(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(req): ApiJson<ReserveRequest>) -> Response {
     let user_id = match auth::acting_user(&caller, req.user_id.as_deref()) {
         Ok(u) => u,
-        Err(p) => return p.into_response(),
+        Err(p) => return (*p).into_response(),
     };
     // Validate before anything is recorded: invalid requests are never stored under a key.
     let quantity = match validate(&app, &req) {
