@@ -33,15 +33,16 @@ pub enum Command {
 /// Dead letters, through the orchestrator's admin API (`/admin/dlq`).
 #[derive(Debug, Args)]
 #[command(after_help = "The orchestrator is found at --url, else http://$ORCHESTRATOR_HOST:$ORCHESTRATOR_PORT \
-(default http://127.0.0.1:3334). --operator is recorded in the audit trail.\n\
+(default http://127.0.0.1:3334). Every call needs an admin's bearer token (--token or SAGAWAY_TOKEN; \
+on the local stack: `export SAGAWAY_TOKEN=$(scripts/stack token <you> --admin)`); the audit trail records its subject.\n\
 Exit codes: 0 all acted, 1 failure or any dead letter skipped / not found, 2 usage error.")]
 pub struct Dlq {
     /// The orchestrator's base URL.
     #[arg(long, global = true, help_heading = "Global options", value_name = "URL")]
     pub url: Option<String>,
-    /// Who is operating (sent as X-Operator, recorded in the audit trail).
-    #[arg(long, global = true, help_heading = "Global options", value_name = "NAME", default_value = "unknown")]
-    pub operator: String,
+    /// An admin's bearer token (the audit trail records its subject).
+    #[arg(long, global = true, help_heading = "Global options", value_name = "JWT", env = "SAGAWAY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// Print the server's JSON (a paced replay prints one response per line).
     #[arg(long, global = true, help_heading = "Global options")]
     pub json: bool,
@@ -243,10 +244,14 @@ pub async fn run(argv: &[String]) -> i32 {
         }
     };
     let Command::Dlq(dlq) = cli.command;
+    let Some(token) = dlq.token.clone().filter(|t| !t.trim().is_empty()) else {
+        eprintln!("error: an admin's bearer token is required: --token <JWT> or SAGAWAY_TOKEN (local stack: scripts/stack token <you> --admin)");
+        return 2;
+    };
     let client = Client {
         http: reqwest::Client::builder().timeout(Duration::from_secs(600)).build().expect("an HTTP client builds"),
         base: dlq.url.clone().unwrap_or_else(default_url).trim_end_matches('/').to_string(),
-        operator: dlq.operator.clone(),
+        token,
         json: dlq.json,
     };
     let done = match &dlq.command {
@@ -291,13 +296,13 @@ fn default_url() -> String {
 struct Client {
     http: reqwest::Client,
     base: String,
-    operator: String,
+    token: String,
     json: bool,
 }
 
 impl Client {
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<Value, String> {
-        let res = req.header("X-Operator", &self.operator).send().await.map_err(|e| format!("cannot reach the orchestrator at {}: {e}", self.base))?;
+        let res = req.bearer_auth(&self.token).send().await.map_err(|e| format!("cannot reach the orchestrator at {}: {e}", self.base))?;
         let status = res.status();
         let body: Value = res.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -635,8 +640,8 @@ mod tests {
 
     #[test]
     fn parses_a_filtered_rate_limited_replay() {
-        let d = dlq("dlq --operator alice replay --error-class processing_error --topic=payment.commands --rate 5 --limit 10 --yes").unwrap();
-        assert_eq!((d.operator.as_str(), d.url, d.json), ("alice", None, false));
+        let d = dlq("dlq --token t.a.b replay --error-class processing_error --topic=payment.commands --rate 5 --limit 10 --yes").unwrap();
+        assert_eq!((d.token.as_deref(), d.url, d.json), (Some("t.a.b"), None, false));
         let DlqCommand::Replay { selection, dry_run, rate, yes } = d.command else { panic!("{:?}", d.command) };
         assert_eq!(selection.filter.fields(), [("error_class".into(), "processing_error".into()), ("topic".into(), "payment.commands".into())]);
         assert_eq!((rate, selection.limit, dry_run, yes), (Some(5.0), Some(10), false, true));
@@ -645,10 +650,10 @@ mod tests {
 
     #[test]
     fn global_options_go_before_or_after_the_command() {
-        let d = dlq("dlq --url http://h:1 list --json --operator bob --status PENDING --page 2").unwrap();
-        assert_eq!((d.url.as_deref(), d.operator.as_str(), d.json), (Some("http://h:1"), "bob", true));
+        let d = dlq("dlq --url http://h:1 list --json --token x.y.z --status PENDING --page 2").unwrap();
+        assert_eq!((d.url.as_deref(), d.token.as_deref(), d.json), (Some("http://h:1"), Some("x.y.z"), true));
         assert!(matches!(d.command, DlqCommand::List { page: Some(2), per_page: None, ref filter } if filter.status.as_deref() == Some("PENDING")));
-        assert_eq!(dlq("dlq show 7").unwrap().operator, "unknown");
+
         assert!(matches!(dlq("dlq audit --id 3 --limit 5").unwrap().command, DlqCommand::Audit { id: Some(3), limit: Some(5) }));
     }
 

@@ -53,6 +53,34 @@ pub struct CommonConfig {
     /// partition costs broker CPU at every poll (docs/benchmarks.md), and one consumer per service
     /// reads all partitions anyway. Real Kafka (compose): 4.
     pub topic_partitions: i32,
+    /// How bearer tokens are checked (`AUTH_*`; see [`crate::auth::AuthConfig::from_env`]).
+    pub auth: crate::auth::AuthConfig,
+    /// Per-user limit on the write routes that start work (`POST /reserve`, `POST /payment`):
+    /// `USER_RATE_PER_SEC` (default 20) with bursts of `USER_RATE_BURST` (default 40). Generous:
+    /// a person never meets it; a runaway script does.
+    pub user_rate: UserRate,
+}
+
+/// A per-user token bucket's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct UserRate {
+    pub per_sec: f64,
+    pub burst: u32,
+}
+
+impl Default for UserRate {
+    fn default() -> Self {
+        Self { per_sec: 20.0, burst: 40 }
+    }
+}
+
+impl UserRate {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
+        let per_sec: f64 = env_or("USER_RATE_PER_SEC", d.per_sec)?;
+        anyhow::ensure!(per_sec.is_finite() && per_sec > 0.0, "USER_RATE_PER_SEC must be a positive number");
+        Ok(Self { per_sec, burst: env_or("USER_RATE_BURST", d.burst)? })
+    }
 }
 
 impl CommonConfig {
@@ -70,6 +98,8 @@ impl CommonConfig {
             fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
             consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
             topic_partitions: env_or("KAFKA_TOPIC_PARTITIONS", 1)?,
+            auth: crate::auth::AuthConfig::from_env()?,
+            user_rate: UserRate::from_env()?,
         })
     }
 
@@ -88,6 +118,9 @@ impl CommonConfig {
             fetch_wait_max_ms: 50,
             consumer_batch_max: 200,
             topic_partitions: 1,
+            // Tests that call protected routes point this at their own identity service.
+            auth: crate::auth::AuthConfig::local("http://127.0.0.1:3336", "http://127.0.0.1:3336", "sagaway"),
+            user_rate: UserRate::default(),
         }
     }
 

@@ -192,12 +192,12 @@ mod tests {
     }
 }
 
-/// What `/health/ready` checks: the service's database and the Kafka broker.
+/// What `/health/ready` checks: the service's database and, for services that use one, the Kafka broker.
 #[derive(Clone)]
 pub struct Readiness {
     pub service: &'static str,
     pub pool: MySqlPool,
-    pub kafka: Arc<rdkafka::producer::FutureProducer>,
+    pub kafka: Option<Arc<rdkafka::producer::FutureProducer>>,
 }
 
 /// `/health/live`, `/health/ready` and `/metrics`, plus request metrics for every route of `app`.
@@ -212,14 +212,17 @@ pub fn with_operations(app: Router, readiness: Readiness) -> Router {
 }
 
 /// `/health/ready`: `{"service", "status": "ready"|"not_ready", "checks": {"database": "up"|"down",
-/// "broker": "up"|"down"}}`, 503 when not ready. Why a dependency is down goes to the log only: the
+/// "broker": "up"|"down"}}` (no `broker` for a service without Kafka), 503 when not ready. Why a dependency is down goes to the log only: the
 /// probe is unauthenticated, and error text (hosts, ports, users, driver messages) is an internal.
 async fn ready(State(r): State<Readiness>) -> Response {
     let db = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&r.pool))
         .await
         .map_err(|_| "no answer within 2 s".to_string())
         .and_then(|res| res.map(|_| ()).map_err(|e| e.to_string()));
-    let broker = kafka::ping(r.kafka.clone()).await.map_err(|e| format!("{e:#}"));
+    let broker = match &r.kafka {
+        Some(k) => Some(kafka::ping(k.clone()).await.map_err(|e| format!("{e:#}"))),
+        None => None,
+    };
     let state = |dependency: &str, res: &Result<(), String>| match res {
         Ok(()) => "up",
         Err(e) => {
@@ -227,8 +230,11 @@ async fn ready(State(r): State<Readiness>) -> Response {
             "down"
         }
     };
-    let checks = json!({"database": state("database", &db), "broker": state("broker", &broker)});
-    let ok = db.is_ok() && broker.is_ok();
+    let mut checks = json!({"database": state("database", &db)});
+    if let Some(b) = &broker {
+        checks["broker"] = json!(state("broker", b));
+    }
+    let ok = db.is_ok() && broker.as_ref().is_none_or(Result::is_ok);
     let body = json!({
         "service": r.service,
         "status": if ok { "ready" } else { "not_ready" },
@@ -277,7 +283,7 @@ mod readiness_tests {
             .connect_lazy("mysql://sagaway:s3cret@127.0.0.1:1/product")
             .unwrap();
         let kafka = Arc::new(crate::kafka::producer("127.0.0.1:1").unwrap());
-        let res = ready(State(Readiness { service: "product", pool, kafka })).await;
+        let res = ready(State(Readiness { service: "product", pool, kafka: Some(kafka) })).await;
 
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();

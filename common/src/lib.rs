@@ -3,6 +3,7 @@
 //! Nothing here knows about orders, stock or money: it is the part every service needs the same way.
 //!
 //! # Layout
+//! - [`auth`]: bearer tokens (JWT checked against the issuer's JWKS), the [`auth::Caller`], admin-only routes.
 //! - [`card`]: card validation, the card keys (HKDF subkeys of versioned master keys), keyed
 //!   fingerprints and AES-GCM sealing (no PAN/CVC in clear anywhere; no CVC after the first charge).
 //! - [`config`]: settings read from the environment, each with a default that works on the local stack.
@@ -19,6 +20,9 @@
 //! - [`topics`]: the one list of topic names and partition counts.
 //! - [`service`]: the start-up and shutdown sequence all three services follow.
 
+pub mod auth;
+#[cfg(feature = "testing")]
+pub mod auth_testing;
 pub mod card;
 pub mod config;
 pub mod db;

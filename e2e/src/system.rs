@@ -5,7 +5,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::{StatusCode, header::HeaderMap};
-use sagaway_common::{config::CommonConfig, kafka};
+use sagaway_common::{
+    auth::AuthConfig,
+    auth_testing::TestIssuer,
+    config::{CommonConfig, UserRate},
+    kafka,
+};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -22,6 +27,12 @@ pub struct SystemOptions {
     pub fixed_jitter: Option<f64>,
     /// Runs the saga's optional risk-check step with these rules.
     pub risk_check: Option<orchestrator::saga::risk::RiskPolicy>,
+    /// The per-user rate limit of `POST /reserve` and `POST /payment` (tests that flood one user
+    /// with requests need it high; the default here is).
+    pub user_rate: UserRate,
+    /// Verify tokens of another issuer (a real identity service) instead of the test issuer's.
+    /// The helpers that mint tokens ([`System::token`], …) then do not open anything.
+    pub auth: Option<AuthConfig>,
     /// The card keys of the orchestrator and the payment processor, in the `CARD_KEYS` form
     /// (`k2:<64 hex>,k1:<64 hex>`, the first active); `None`: the development key.
     pub card_keys: Option<String>,
@@ -29,7 +40,7 @@ pub struct SystemOptions {
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, card_keys: None }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, user_rate: UserRate { per_sec: 100_000.0, burst: 100_000 }, auth: None, card_keys: None }
     }
 }
 
@@ -44,6 +55,8 @@ impl SystemOptions {
 
 /// The running services of one test.
 pub struct System {
+    /// Signs the bearer tokens of this test's requests; every service verifies them against its JWKS.
+    pub issuer: TestIssuer,
     pub prefix: String,
     pub product_url: String,
     pub orchestrator_url: String,
@@ -80,6 +93,8 @@ impl System {
             (fresh.product_url.clone(), fresh.orchestrator_url.clone(), fresh.payment_url.clone());
         self.tasks = std::mem::take(&mut fresh.tasks);
         std::mem::swap(&mut self.shutdown, &mut fresh.shutdown);
+        // The new services trust the new test issuer: tokens from here on are its.
+        std::mem::swap(&mut self.issuer, &mut fresh.issuer);
         Ok(())
     }
 
@@ -92,7 +107,10 @@ impl System {
 
         // Product, with an in-memory index on its own (empty) CDC topic: these tests are about the saga.
         let product_db = format!("product_t_{id}");
-        let product_common = CommonConfig::local(&product_db, &prefix);
+        let issuer = TestIssuer::start().await;
+        let auth = opts.auth.clone().unwrap_or_else(|| issuer.auth_config());
+        let local = |db: &str| CommonConfig { auth: auth.clone(), user_rate: opts.user_rate, ..CommonConfig::local(db, &prefix) };
+        let product_common = local(&product_db);
         let cdc_topic = format!("{prefix}cdc.products");
         kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
         let product_cfg = product::Config {
@@ -118,7 +136,7 @@ impl System {
 
         let orch_db = format!("orchestrator_t_{id}");
         let orch_cfg = orchestrator::Config {
-            common: CommonConfig::local(&orch_db, &prefix),
+            common: local(&orch_db),
             product_url: product_url.clone(),
             duplicate_window: opts.duplicate_window,
             idempotency_ttl: Duration::from_secs(24 * 3600),
@@ -134,7 +152,7 @@ impl System {
         databases.push(orch_db.clone());
 
         let pay_db = format!("payment_t_{id}");
-        let pay_common = CommonConfig::local(&pay_db, &prefix);
+        let pay_common = local(&pay_db);
         let pay_cfg = payment::Config {
             card_key: opts.card_key()?,
             retry: payment::retry_policy::RetryPolicy {
@@ -157,6 +175,7 @@ impl System {
 
         let stack = crate::StackAddr::from_env();
         Ok(Self {
+            issuer,
             prefix,
             product_url,
             orchestrator_url,
@@ -172,11 +191,27 @@ impl System {
         })
     }
 
-    /// Creates a product and returns its id.
+    /// A customer's bearer token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        self.issuer.token(user)
+    }
+
+    /// An admin's bearer token (`user` is who the audit trail names).
+    pub fn admin_token(&self, user: &str) -> String {
+        self.issuer.admin_token(user)
+    }
+
+    /// The token a request acting for the body's `user_id` carries (a default customer if none).
+    fn token_for_body(&self, body: &Value) -> String {
+        self.token(body["user_id"].as_str().filter(|u| sagaway_common::auth::valid_user_id(u)).unwrap_or("e2e-user"))
+    }
+
+    /// Creates a product (as an admin) and returns its id.
     pub async fn create_product(&self, price: &str, stock: i64) -> anyhow::Result<u64> {
         let res = self
             .http
             .post(format!("{}/products", self.product_url))
+            .bearer_auth(self.admin_token("e2e-admin"))
             .json(&json!({"name": format!("item {}", unique()), "price": price, "stock": stock}))
             .send()
             .await?;
@@ -189,6 +224,7 @@ impl System {
         let res = self
             .http
             .post(format!("{}/reserve", self.product_url))
+            .bearer_auth(self.token(user))
             .json(&json!({"product_id": product_id, "user_id": user, "quantity": quantity}))
             .send()
             .await?;
@@ -196,9 +232,14 @@ impl System {
         Ok(res.json().await?)
     }
 
-    /// `POST /payment` with a raw body; returns status, headers and JSON body.
+    /// `POST /payment` with a raw body, as the user the body names; returns status, headers and JSON body.
     pub async fn post_payment(&self, body: &Value, idempotency_key: Option<&str>) -> anyhow::Result<(StatusCode, HeaderMap, Value)> {
-        let mut req = self.http.post(format!("{}/payment", self.orchestrator_url)).json(body);
+        self.post_payment_as(&self.token_for_body(body), body, idempotency_key).await
+    }
+
+    /// `POST /payment` with a raw body and the bearer `token`.
+    pub async fn post_payment_as(&self, token: &str, body: &Value, idempotency_key: Option<&str>) -> anyhow::Result<(StatusCode, HeaderMap, Value)> {
+        let mut req = self.http.post(format!("{}/payment", self.orchestrator_url)).bearer_auth(token).json(body);
         if let Some(k) = idempotency_key {
             req = req.header("Idempotency-Key", k);
         }
@@ -210,8 +251,9 @@ impl System {
         Ok((status, headers, body))
     }
 
+    /// An order, read as an admin.
     pub async fn order(&self, order_id: &str) -> anyhow::Result<Value> {
-        Ok(self.http.get(format!("{}/orders/{order_id}", self.orchestrator_url)).send().await?.json().await?)
+        self.get_json(format!("{}/orders/{order_id}", self.orchestrator_url)).await
     }
 
     /// Polls the order until `done` accepts it, or fails after `within`.
@@ -229,8 +271,9 @@ impl System {
         }
     }
 
+    /// `GET url` as an admin.
     pub async fn get_json(&self, url: String) -> anyhow::Result<Value> {
-        Ok(self.http.get(url).send().await?.json().await?)
+        Ok(self.http.get(url).bearer_auth(self.admin_token("e2e-admin")).send().await?.json().await?)
     }
 
     /// Stock of a product as the database has it.

@@ -30,7 +30,7 @@ const K1: &str = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a
 const K2: &str = "c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3";
 
 async fn dlq_post(sys: &System, op: &str, body: Value) -> anyhow::Result<Value> {
-    let res = sys.http.post(format!("{}/admin/dlq/{op}", sys.orchestrator_url)).header("X-Operator", "e2e").json(&body).send().await?;
+    let res = sys.http.post(format!("{}/admin/dlq/{op}", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).json(&body).send().await?;
     anyhow::ensure!(res.status() == StatusCode::OK, "{op}: {} {}", res.status(), res.text().await?);
     Ok(res.json().await?)
 }
@@ -49,7 +49,7 @@ async fn dead_letter_of(sys: &System, order_id: &str) -> anyhow::Result<u64> {
 }
 
 async fn set_outage(sys: &System, enabled: bool) -> anyhow::Result<()> {
-    let res = sys.http.post(format!("{}/admin/outage", sys.payment_url)).json(&json!({"enabled": enabled})).send().await?;
+    let res = sys.http.post(format!("{}/admin/outage", sys.payment_url)).bearer_auth(sys.admin_token("e2e")).json(&json!({"enabled": enabled})).send().await?;
     anyhow::ensure!(res.status() == StatusCode::OK, "outage switch: {}", res.status());
     Ok(())
 }

@@ -17,21 +17,21 @@ const ALWAYS_FAILS: &str = "4000000000000119";
 
 
 async fn set_outage(sys: &System, enabled: bool) -> anyhow::Result<()> {
-    let res = sys.http.post(format!("{}/admin/outage", sys.payment_url)).json(&json!({"enabled": enabled})).send().await?;
+    let res = sys.http.post(format!("{}/admin/outage", sys.payment_url)).bearer_auth(sys.admin_token("e2e")).json(&json!({"enabled": enabled})).send().await?;
     anyhow::ensure!(res.status() == StatusCode::OK, "outage switch: {}", res.status());
     Ok(())
 }
 
 /// `GET /admin/dlq?query` → (status, body).
 async fn dlq_get(sys: &System, path_and_query: &str) -> anyhow::Result<(StatusCode, Value)> {
-    let res = sys.http.get(format!("{}/admin/dlq{path_and_query}", sys.orchestrator_url)).header("X-Operator", "e2e").send().await?;
+    let res = sys.http.get(format!("{}/admin/dlq{path_and_query}", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).send().await?;
     let status = res.status();
     Ok((status, res.json().await?))
 }
 
 /// `POST /admin/dlq/{op}` as `operator`.
 async fn dlq_post(sys: &System, op: &str, operator: &str, body: Value) -> anyhow::Result<Value> {
-    let res = sys.http.post(format!("{}/admin/dlq/{op}", sys.orchestrator_url)).header("X-Operator", operator).json(&body).send().await?;
+    let res = sys.http.post(format!("{}/admin/dlq/{op}", sys.orchestrator_url)).bearer_auth(sys.admin_token(operator)).json(&body).send().await?;
     anyhow::ensure!(res.status() == StatusCode::OK, "{op}: {} {}", res.status(), res.text().await?);
     Ok(res.json().await?)
 }
@@ -89,9 +89,9 @@ async fn produce_raw(sys: &System, logical: &str, key: &str, payload: &str) -> a
     Ok(())
 }
 
-/// `sagaway dlq --url … --operator … <rest>` as an argv for [`sagaway_cli::run`].
+/// `sagaway dlq --url … --token <operator's admin token> <rest>` as an argv for [`sagaway_cli::run`].
 fn cli(sys: &System, operator: &str, rest: &str) -> Vec<String> {
-    let mut args = vec!["sagaway".to_string(), "dlq".into(), "--url".into(), sys.orchestrator_url.clone(), "--operator".into(), operator.into()];
+    let mut args = vec!["sagaway".to_string(), "dlq".into(), "--url".into(), sys.orchestrator_url.clone(), "--token".into(), sys.admin_token(operator)];
     args.extend(rest.split_whitespace().map(str::to_string));
     args
 }
@@ -290,19 +290,19 @@ async fn list_and_show_filter_and_page_and_a_dry_run_changes_nothing() -> anyhow
         ("/0", 422),
         ("/999999", 404),
     ] {
-        let res = sys.http.get(format!("{}/admin/dlq{q}", sys.orchestrator_url)).send().await?;
+        let res = sys.http.get(format!("{}/admin/dlq{q}", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).send().await?;
         assert_eq!(res.status().as_u16(), code, "{q}");
         assert_eq!(res.headers()["content-type"], "application/problem+json", "{q}");
     }
     for body in [json!({}), json!({"ids": []}), json!({"filter": {}}), json!({"ids": [1], "all": true}), json!({"all": true, "rate": -1}), json!({"all": true, "bogus": 1})] {
-        let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).json(&body).send().await?;
+        let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).json(&body).send().await?;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     }
-    let res = sys.http.post(format!("{}/admin/dlq/abandon", sys.orchestrator_url)).json(&json!({"all": true, "dry_run": true})).send().await?;
+    let res = sys.http.post(format!("{}/admin/dlq/abandon", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).json(&json!({"all": true, "dry_run": true})).send().await?;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "abandon has no dry run");
-    let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).json(&json!({"all": true, "force": true})).send().await?;
+    let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).json(&json!({"all": true, "force": true})).send().await?;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "only purge takes force");
-    let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).header("content-type", "application/json").body("{").send().await?;
+    let res = sys.http.post(format!("{}/admin/dlq/replay", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).header("content-type", "application/json").body("{").send().await?;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
 
     // show
@@ -540,7 +540,7 @@ async fn insert_abandoned(sys: &System, n: usize) -> anyhow::Result<u64> {
 async fn a_twelve_thousand_letter_purge_answers_200_with_a_complete_audit() -> anyhow::Result<()> {
     let sys = System::spawn(SystemOptions::default()).await?;
     insert_abandoned(&sys, 12_000).await?;
-    let res = sys.http.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).header("X-Operator", "bulk").json(&json!({"all": true})).send().await?;
+    let res = sys.http.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).bearer_auth(sys.admin_token("bulk")).json(&json!({"all": true})).send().await?;
     assert_eq!(res.status(), StatusCode::OK);
     let result: Value = res.json().await?;
     assert_eq!(result["summary"]["purged"], 12_000, "{}", result["summary"]);
@@ -569,7 +569,7 @@ async fn a_purge_cut_off_part_way_has_exactly_its_committed_items_audited() -> a
         n
     };
     let client = reqwest::Client::builder().timeout(Duration::from_millis(1500)).build()?;
-    let cut = client.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).json(&json!({"all": true})).send().await;
+    let cut = client.post(format!("{}/admin/dlq/purge", sys.orchestrator_url)).bearer_auth(sys.admin_token("e2e")).json(&json!({"all": true})).send().await;
     assert!(cut.is_err(), "the purge was cut off by the client's timeout");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (before, audited_before) = (purged().await, audited_purges(&sys).await?);

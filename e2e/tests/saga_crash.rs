@@ -22,7 +22,7 @@ use futures::{StreamExt, stream};
 use rand::Rng;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
-use sagaway_common::kafka;
+use sagaway_common::{auth_testing::TestIssuer, kafka};
 use serde_json::{Value, json};
 
 const ORDERS: usize = 200;
@@ -128,8 +128,14 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
     let product_url = format!("http://127.0.0.1:{}", product_ports[replicas - 1]);
     let orch_db = format!("orchestrator_t_{id}");
     let pay_db = format!("payment_t_{id}");
+    // The services verify the clients' tokens against this issuer's JWKS.
+    let issuer = TestIssuer::start().await;
+    let admin = issuer.admin_token("crash-admin");
     let shared = |extra: Vec<(&str, String)>| -> Vec<(String, String)> {
         let mut env = vec![
+            ("AUTH_ISSUER".to_string(), issuer.issuer.clone()),
+            ("AUTH_JWKS_URL".to_string(), format!("{}/.well-known/jwks.json", issuer.url)),
+            ("SAGAWAY_ENV".to_string(), "dev".to_string()),
             ("KAFKA_BROKERS".to_string(), stack.brokers()),
             ("TOPIC_PREFIX".to_string(), prefix.clone()),
             ("KAFKA_FETCH_WAIT_MAX_MS".to_string(), "50".to_string()),
@@ -192,7 +198,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
     let replica_procs: Vec<_> = products.iter().chain(&orchestrators).chain(&payments).cloned().collect();
     let mut products = Vec::new();
     for i in 0..4 {
-        let res = http.post(format!("{product_url}/products")).json(&json!({"name": format!("crash {i}"), "price": "12.34", "stock": 100})).send().await?;
+        let res = http.post(format!("{product_url}/products")).bearer_auth(&admin).json(&json!({"name": format!("crash {i}"), "price": "12.34", "stock": 100})).send().await?;
         products.push(res.json::<Value>().await?["id"].as_u64().unwrap());
     }
 
@@ -222,6 +228,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
         .map(|i| {
             let (http, product_url, orch_url) = (http.clone(), product_url.clone(), orch_url.clone());
             let product = products[i % products.len()];
+            let token = issuer.token(&format!("crash-user-{i}"));
             async move {
                 // Spread the orders over ~10 s so crashes land in every phase of the saga.
                 tokio::time::sleep(Duration::from_millis(50 * i as u64)).await;
@@ -234,6 +241,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
                     assert!(Instant::now() < deadline, "reservation {i} never made");
                     let sent = http
                         .post(format!("{product_url}/reserve"))
+                        .bearer_auth(&token)
                         .header("Idempotency-Key", format!("crash-reserve-{i}"))
                         .json(&json!({"product_id": product, "user_id": user, "quantity": qty}))
                         .send()
@@ -253,7 +261,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
                 let deadline = Instant::now() + Duration::from_secs(120);
                 loop {
                     assert!(Instant::now() < deadline, "payment {i} never accepted");
-                    match http.post(format!("{orch_url}/payment")).header("Idempotency-Key", &rid).json(&body).send().await {
+                    match http.post(format!("{orch_url}/payment")).bearer_auth(&token).header("Idempotency-Key", &rid).json(&body).send().await {
                         Ok(res) if res.status() == StatusCode::ACCEPTED => {
                             let b: Value = res.json().await.unwrap();
                             return (b["order_id"].as_str().unwrap().to_string(), product, qty);
@@ -283,7 +291,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
     let mut final_orders: HashMap<String, Value> = HashMap::new();
     for (order_id, _, _) in &submitted {
         loop {
-            let o: Value = http.get(format!("{orch_url}/orders/{order_id}")).send().await?.json().await?;
+            let o: Value = http.get(format!("{orch_url}/orders/{order_id}")).bearer_auth(&admin).send().await?.json().await?;
             if matches!(o["status"].as_str(), Some("COMPLETED" | "COMPENSATED")) {
                 final_orders.insert(order_id.clone(), o);
                 break;
@@ -300,7 +308,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
         .filter(|o| o["status"] == "COMPLETED")
         .map(|o| Decimal::from_str(o["amount"].as_str().unwrap()).unwrap())
         .sum();
-    let ledger: Value = http.get(format!("{pay_url}/ledger/summary")).send().await?.json().await?;
+    let ledger: Value = http.get(format!("{pay_url}/ledger/summary")).bearer_auth(&admin).send().await?.json().await?;
     assert_eq!(ledger["balanced"], true, "{ledger}");
     let captured = Decimal::from_str(ledger["captured_total"].as_str().unwrap())?;
     let refunded = Decimal::from_str(ledger["refunded_total"].as_str().unwrap())?;

@@ -1,7 +1,7 @@
 //! The public HTTP API of a running stack, as a client sees it. Nothing here reaches into a
 //! database or a topic: the load generator drives what an outside client could drive.
 
-use std::{str::FromStr, time::Duration};
+use std::{path::Path, str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use rust_decimal::Decimal;
@@ -9,22 +9,58 @@ use serde_json::{Value, json};
 
 #[derive(Clone)]
 pub struct Api {
+    /// Sends an operator's token by default; customer requests set their own.
     pub http: reqwest::Client,
+    pub tokens: Arc<Tokens>,
     pub product: String,
     pub orchestrator: String,
     pub payment: String,
 }
 
+/// Bearer tokens for the simulated users and the operator, signed with the identity service's key.
+pub struct Tokens {
+    issuer: identity::tokens::Issuer,
+    admin: String,
+}
+
+impl Tokens {
+    pub fn load(signing_key: &Path, issuer_url: &str) -> anyhow::Result<Self> {
+        let key = identity::keys::SigningKey::load(signing_key).with_context(|| {
+            format!("reading the identity signing key {} (start the stack first, or pass --signing-key)", signing_key.display())
+        })?;
+        // Tokens outlive any run: a 6-hour soak must not see its tokens expire.
+        let issuer = identity::tokens::Issuer::new(vec![key], issuer_url, "sagaway", Duration::from_secs(6 * 3600))?;
+        let admin = issuer.access_token("loadgen-operator", &["customer", "admin"])?;
+        Ok(Self { issuer, admin })
+    }
+
+    /// A customer token for `user`.
+    pub fn user(&self, user: &str) -> String {
+        self.issuer.access_token(user, &["customer"]).expect("signing does not fail")
+    }
+}
+
+/// [`client`] that sends the operator's token unless a request names another.
+pub fn authed_client(timeout: Duration, tokens: &Tokens) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut admin = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", tokens.admin)).expect("a JWT is a header value");
+    admin.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, admin);
+    builder(timeout).default_headers(headers).build().expect("HTTP client")
+}
+
 /// An HTTP client tuned for load: keep-alive pool, no Nagle, bounded request time.
 pub fn client(timeout: Duration) -> reqwest::Client {
+    builder(timeout).build().expect("HTTP client")
+}
+
+fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
-        .build()
-        .expect("HTTP client")
 }
 
 /// `"reserve 409"`, `"payment 500"`, `"payment transport: timeout"`: the key errors are counted under.
@@ -51,9 +87,9 @@ pub fn decimal(v: &Value) -> Option<Decimal> {
 }
 
 impl Api {
-    pub fn new(http: reqwest::Client, product: &str, orchestrator: &str, payment: &str) -> Self {
+    pub fn new(http: reqwest::Client, tokens: Tokens, product: &str, orchestrator: &str, payment: &str) -> Self {
         let trim = |s: &str| s.trim_end_matches('/').to_string();
-        Self { http, product: trim(product), orchestrator: trim(orchestrator), payment: trim(payment) }
+        Self { http, tokens: Arc::new(tokens), product: trim(product), orchestrator: trim(orchestrator), payment: trim(payment) }
     }
 
     /// Waits (up to two minutes) until every named service answers `/health/ready`, then fails with

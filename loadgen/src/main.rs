@@ -52,6 +52,14 @@ struct Endpoints {
     /// Per-request timeout, seconds.
     #[arg(long, global = true, default_value_t = 30)]
     request_timeout: u64,
+    /// The identity service's signing key (PKCS#8 PEM). The load generator signs its simulated
+    /// users' bearer tokens with it, so a run measures the services, not thousands of logins —
+    /// a benchmark tool for a stack you run, never something to point at production.
+    #[arg(long, global = true, env = "LOADGEN_SIGNING_KEY", default_value = ".stack/identity/dev-signing-key.pem")]
+    signing_key: std::path::PathBuf,
+    /// The issuer (`iss`) the services expect.
+    #[arg(long, global = true, env = "LOADGEN_ISSUER", default_value = "http://127.0.0.1:3336")]
+    issuer: String,
 }
 
 #[derive(Args, Clone)]
@@ -216,7 +224,11 @@ fn print_errors(errors: &std::collections::BTreeMap<String, u64>) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let e = &cli.endpoints;
-    let api = api::Api::new(api::client(Duration::from_secs(e.request_timeout)), &e.product, &e.orchestrator, &e.payment);
+    // Only the commands that drive the stack's API need tokens (limits and summarize do not).
+    let stack_api = || -> anyhow::Result<api::Api> {
+        let tokens = api::Tokens::load(&e.signing_key, &e.issuer)?;
+        Ok(api::Api::new(api::authed_client(Duration::from_secs(e.request_timeout), &tokens), tokens, &e.product, &e.orchestrator, &e.payment))
+    };
     let at_start = machine();
     match cli.command {
         Command::Payments { load, products, stock, decline_pct, no_idempotency_keys, terminal_deadline, no_check } => {
@@ -231,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
                 terminal_deadline_secs: terminal_deadline,
                 check: !no_check,
             };
-            let r = payments::run(api, model, load.window(Duration::from_secs(e.request_timeout + 5))?, settings).await?;
+            let r = payments::run(stack_api()?, model, load.window(Duration::from_secs(e.request_timeout + 5))?, settings).await?;
             println!("payments ({model:?}, {:.0} s): {} operations, {} ok, {} failed", load.duration, r.driven.operations, r.driven.ok, r.driven.failed);
             let t = &r.throughput;
             println!(
@@ -253,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Search { load, catalogue } => {
             let model = driver::Model::from_args(load.rate, load.concurrency, 200.0)?;
-            let r = search::run(api, model, load.window(Duration::from_secs(e.request_timeout + 5))?, catalogue).await?;
+            let r = search::run(stack_api()?, model, load.window(Duration::from_secs(e.request_timeout + 5))?, catalogue).await?;
             println!("search ({model:?}, {:.0} s): {} queries, {:.1}/s", load.duration, r.driven.operations, r.queries_per_s);
             print_latencies(&r.latency);
             print_errors(&r.errors);
@@ -262,7 +274,7 @@ async fn main() -> anyhow::Result<()> {
         Command::CdcLag { load, products, poll_ms, timeout } => {
             let model = driver::Model::from_args(load.rate, load.concurrency, 5.0)?;
             let window = load.window(Duration::from_secs(timeout + 5))?;
-            let r = cdc::run(api, model, window, products, Duration::from_millis(poll_ms.max(1)), Duration::from_secs(timeout)).await?;
+            let r = cdc::run(stack_api()?, model, window, products, Duration::from_millis(poll_ms.max(1)), Duration::from_secs(timeout)).await?;
             println!("cdc-lag ({model:?}, {:.0} s): {} changes, poll every {poll_ms} ms", load.duration, r.driven.operations);
             print_latencies(&r.latency);
             print_errors(&r.errors);

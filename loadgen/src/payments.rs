@@ -165,10 +165,12 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
                 let product_id = products[(op.seq as usize) % products.len()];
                 // A deterministic, evenly spread mix: decline_pct % of operations use the declining card.
                 let declined_card = ((op.seq.wrapping_mul(7919)) % 10_000) as f64 / 100.0 < settings.decline_pct;
+                let token = api.tokens.user(&user);
                 let sent = Instant::now();
                 let r = api
                     .http
                     .post(format!("{}/reserve", api.product))
+                    .bearer_auth(&token)
                     .json(&json!({"product_id": product_id, "user_id": user, "quantity": 1}))
                     .send()
                     .await;
@@ -198,7 +200,7 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
                     return false;
                 };
                 let card = if declined_card { DECLINED_CARD } else { APPROVED_CARD };
-                let mut req = api.http.post(format!("{}/payment", api.orchestrator)).json(&json!({
+                let mut req = api.http.post(format!("{}/payment", api.orchestrator)).bearer_auth(&token).json(&json!({
                     "reservation_id": reservation_id,
                     "user_id": user,
                     "payment_method": {"type": "card", "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"}},

@@ -26,6 +26,9 @@ pub enum ApiError {
     IdempotencyKeyInFlight,
     #[error("product service unavailable: {0}")]
     ProductUnavailable(String),
+    /// An answer decided elsewhere (authorization: 403 `user_mismatch`).
+    #[error("{}", .0.detail)]
+    Refused(Box<Problem>),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -84,6 +87,7 @@ impl From<ApiError> for Problem {
                 tracing::warn!(error = %e, "product service unavailable");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "product_unavailable", "the product service is unavailable; retry shortly")
             }
+            ApiError::Refused(p) => *p,
             ApiError::Database(e) => Problem::internal(&e),
             ApiError::Internal(e) => Problem::internal(&format!("{e:#}")),
         }

@@ -1,8 +1,11 @@
 //! `POST /payment`: the front door. Read top-down, this is where an order begins:
 //!
+//! 0. the caller is the bearer token's subject (checked by the router's guard); a body `user_id`
+//!    naming anyone else is 403 `user_mismatch`;
 //! 1. validate the body (problem+json 422 naming the field; card number, expiry and CVC checked);
 //! 2. claim the `Idempotency-Key`, if any (replay / 422 / 409, see [`crate::idempotency`]);
-//! 3. read the reservation from the product service: it must exist, be the user's, be HELD and
+//! 3. read the reservation from the product service, as the caller (their token is relayed, so
+//!    another user's reservation is simply not found): it must exist, be the user's, be HELD and
 //!    unexpired; the amount is the reservation's total, never a client figure;
 //! 4. in ONE transaction: the two-minute duplicate guard, the order (card sealed, never in clear),
 //!    its first history entry, and the outbox rows for `order_queue` and `order.events`;
@@ -16,6 +19,7 @@ use axum::{
 };
 use chrono::Datelike;
 use sagaway_common::{
+    auth::{self, Caller},
     card::{self, CardInput},
     http::{ApiJson, Problem},
     outbox::{self, Outgoing},
@@ -42,7 +46,9 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     pub reservation_id: String,
-    pub user_id: String,
+    /// Optional; must equal the token's subject when present. Replaced by it after parsing.
+    #[serde(default)]
+    pub user_id: Option<String>,
     pub payment_method: PaymentMethod,
 }
 
@@ -59,7 +65,8 @@ pub struct PaymentMethod {
 #[allow(dead_code)]
 pub struct PaymentRequestDoc {
     reservation_id: String,
-    user_id: String,
+    /// Optional: the bearer token's subject is the user; if sent it must be that (403 `user_mismatch`).
+    user_id: Option<String>,
     payment_method: PaymentMethodDoc,
 }
 #[derive(ToSchema)]
@@ -93,16 +100,27 @@ pub struct PaymentAccepted {
 #[utoipa::path(post, path = "/payment", request_body = PaymentRequestDoc, tag = "payments",
     params(("Idempotency-Key" = Option<String>, Header, description = "Stripe-style idempotency key")),
     responses((status = 202, body = PaymentAccepted),
-              (status = 403, description = "the reservation belongs to another user"),
-              (status = 404, description = "no such reservation"),
+              (status = 401, description = "no or invalid bearer token"),
+              (status = 403, description = "user_id names another user (user_mismatch)"),
+              (status = 404, description = "no such reservation of yours"),
               (status = 409, description = "duplicate payment (names original_order_id), key in flight, or reservation not payable"),
-              (status = 422, description = "invalid body, or Idempotency-Key reused with another body")))]
-pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, ApiJson(body): ApiJson<serde_json::Value>) -> Response {
+              (status = 422, description = "invalid body, or Idempotency-Key reused with another body"),
+              (status = 429, description = "per-user rate limit; see Retry-After")),
+    security(("bearer" = [])))]
+pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(body): ApiJson<serde_json::Value>) -> Response {
     // 1. Validate before anything is recorded: invalid requests are never stored under a key.
-    let request = match parse(&body) {
+    let mut request = match parse(&body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    // 0. The caller is the user.
+    match auth::acting_user(&caller, request.user_id.as_deref()) {
+        Ok(user) => request.user_id = Some(user),
+        Err(p) => return (*p).into_response(),
+    }
+    // The key is the caller's: the same body from another user never matches their record.
+    let mut hashed = body.clone();
+    hashed["user_id"] = serde_json::Value::String(caller.user_id.clone());
     let key = match idempotency::key_from(&headers) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
@@ -111,7 +129,7 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, Api
     // 2. Idempotency.
     let mut claim = None;
     if let Some(key) = &key {
-        let hashes = idempotency::body_hashes(&app.config.card_key, &body);
+        let hashes = idempotency::body_hashes(&app.config.card_key, &hashed);
         match idempotency::claim_matching(&app.pool, key, &hashes, app.config.idempotency_ttl, app.config.idempotency_lock).await {
             Ok(Claim::Fresh(ours)) => claim = Some(ours),
             Ok(Claim::Replay { status, body }) => return replayed(status, body),
@@ -120,7 +138,7 @@ pub async fn create_payment(State(app): State<AppState>, headers: HeaderMap, Api
     }
 
     // 3–4.
-    let (status, body) = match accept(&app, &request, claim.as_ref()).await {
+    let (status, body) = match accept(&app, &caller, &request, claim.as_ref()).await {
         Ok(accepted) => (StatusCode::ACCEPTED, serde_json::to_string(&accepted).expect("serialises")),
         Err(e) => {
             let problem = Problem::from(e);
@@ -155,10 +173,6 @@ fn parse(body: &serde_json::Value) -> ApiResult<PaymentRequest> {
     if Uuid::parse_str(&r.reservation_id).is_err() {
         return Err(ApiError::invalid("reservation_id", "must be a reservation id (UUID)"));
     }
-    let user_ok = !r.user_id.is_empty() && r.user_id.len() <= 64 && r.user_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.@:".contains(c));
-    if !user_ok {
-        return Err(ApiError::invalid("user_id", "must be 1-64 characters of letters, digits and _ - . @ :"));
-    }
     if r.payment_method.kind != "card" {
         return Err(ApiError::invalid("payment_method.type", "only \"card\" is supported"));
     }
@@ -170,14 +184,14 @@ fn parse(body: &serde_json::Value) -> ApiResult<PaymentRequest> {
 }
 
 /// Steps 3–4: reservation checks, then the order and its outbox rows in one transaction.
-async fn accept(app: &AppState, r: &PaymentRequest, claim: Option<&idempotency::Claimed>) -> ApiResult<PaymentAccepted> {
+async fn accept(app: &AppState, caller: &Caller, r: &PaymentRequest, claim: Option<&idempotency::Claimed>) -> ApiResult<PaymentAccepted> {
     let reservation = app
         .product
-        .reservation(&r.reservation_id)
+        .reservation(&r.reservation_id, &caller.bearer())
         .await
         .map_err(ApiError::ProductUnavailable)?
         .ok_or_else(|| ApiError::ReservationNotFound(r.reservation_id.clone()))?;
-    if reservation.user_id != r.user_id {
+    if reservation.user_id != caller.user_id {
         return Err(ApiError::ReservationNotOwned(r.reservation_id.clone()));
     }
     let expired = reservation.expires_at <= chrono::Utc::now();
@@ -191,14 +205,14 @@ async fn accept(app: &AppState, r: &PaymentRequest, claim: Option<&idempotency::
     let mut attempt = 0;
     let order_id = loop {
         attempt += 1;
-        match record_order(app, r, &reservation, claim).await {
+        match record_order(app, &caller.user_id, r, &reservation, claim).await {
             Err(ApiError::Database(e)) if attempt < 8 && is_retryable_conflict(&e) => continue,
             other => break other?,
         }
     };
     app.relay.notify();
     metrics::counter!("payments_accepted_total").increment(1);
-    tracing::info!(order_id, user_id = %r.user_id, reservation_id = %r.reservation_id, "payment accepted");
+    tracing::info!(order_id, user_id = %caller.user_id, reservation_id = %r.reservation_id, "payment accepted");
     Ok(accepted_answer(&order_id))
 }
 
@@ -206,19 +220,19 @@ async fn accept(app: &AppState, r: &PaymentRequest, claim: Option<&idempotency::
 /// With an Idempotency-Key, its answer is recorded in the same transaction: a crash after the
 /// commit can never leave an accepted order behind a key that still looks unanswered (whose retry
 /// would then meet the duplicate rule instead of the replay).
-async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
+async fn record_order(app: &AppState, user_id: &str, r: &PaymentRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
     let order_id = Uuid::now_v7().to_string();
     let card = card::seal(&app.config.card_key, &order_id, &r.payment_method.card);
     let mut tx = app.pool.begin().await?;
 
-    if let guard::Guard::HeldBy(original_order_id) = guard::take(&mut tx, &r.user_id, reservation.product_id, &order_id, app.config.duplicate_window).await? {
+    if let guard::Guard::HeldBy(original_order_id) = guard::take(&mut tx, user_id, reservation.product_id, &order_id, app.config.duplicate_window).await? {
         tx.rollback().await?;
         metrics::counter!("payments_rejected_duplicate_total").increment(1);
         return Err(ApiError::DuplicatePayment { original_order_id });
     }
     let new_order = orders::NewOrder {
         id: &order_id,
-        user_id: &r.user_id,
+        user_id,
         reservation_id: &r.reservation_id,
         product_id: reservation.product_id,
         quantity: reservation.quantity,
@@ -228,12 +242,12 @@ async fn record_order(app: &AppState, r: &PaymentRequest, reservation: &Reservat
     };
     orders::insert(&mut tx, &new_order).await?;
     let cfg = &app.config.common;
-    let event = orders::record_accepted(&mut tx, &order_id, &r.user_id, &cfg.topic(topics::ORDER_EVENTS)).await?;
+    let event = orders::record_accepted(&mut tx, &order_id, user_id, &cfg.topic(topics::ORDER_EVENTS)).await?;
     let queued = Outgoing::json(
         cfg.topic(topics::ORDER_QUEUE),
-        &r.user_id,
+        user_id,
         "order_accepted",
-        &OrderAccepted { order_id: order_id.clone(), user_id: r.user_id.clone() },
+        &OrderAccepted { order_id: order_id.clone(), user_id: user_id.to_string() },
     );
     outbox::enqueue(&mut tx, &queued).await?;
     outbox::enqueue(&mut tx, &event).await?;

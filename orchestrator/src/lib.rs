@@ -34,6 +34,7 @@ use axum::{
 };
 use rdkafka::consumer::Consumer;
 use sagaway_common::{
+    auth::{BearerAuth, Guards},
     http::Readiness,
     inbox::ConsumerLoop,
     kafka,
@@ -67,10 +68,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub product: product_client::ProductClient,
     pub relay: OutboxRelay,
+    /// Bearer-token checks and the per-user rate limit.
+    pub guards: Guards,
 }
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
     paths(intake::create_payment, orders::api::get, orders::api::list,
           dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),
@@ -81,14 +85,16 @@ pub struct AppState {
 )]
 pub struct ApiDoc;
 
+/// The routes, by who may call them: a signed-in customer (paying, rate-limited per user; their
+/// orders) or an admin (the dead-letter tools).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/payment", post(intake::create_payment))
-        .route("/orders", get(orders::api::list))
-        .route("/orders/{id}", get(orders::api::get))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .merge(dlq::api::routes())
-        .with_state(state)
+    let guards = state.guards.clone();
+    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let customer = guards
+        .signed_in_rate_limited(Router::new().route("/payment", post(intake::create_payment)))
+        .merge(guards.signed_in(Router::new().route("/orders", get(orders::api::list)).route("/orders/{id}", get(orders::api::get))));
+    let admin = guards.admin(dlq::api::routes());
+    public.merge(customer).merge(admin).with_state(state)
 }
 
 /// A built service, bound to its port, not yet serving.
@@ -102,11 +108,12 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
-        let readiness = Readiness { service: "orchestrator", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let readiness = Readiness { service: "orchestrator", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
             product: product_client::ProductClient::new(&config.product_url),
+            guards: Guards::new(&config.common),
             config: Arc::new(config),
             relay,
         };

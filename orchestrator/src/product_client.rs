@@ -38,9 +38,16 @@ impl ProductClient {
         Self { http, base: base_url.trim_end_matches('/').to_string() }
     }
 
-    /// `Ok(None)` when the product service says the reservation does not exist.
-    pub async fn reservation(&self, id: &str) -> Result<Option<ReservationInfo>, String> {
-        let res = self.http.get(format!("{}/reservations/{id}", self.base)).send().await.map_err(|e| e.to_string())?;
+    /// Reads a reservation as the caller whose `Authorization` value (`Bearer …`) is relayed: `Ok(None)`
+    /// when the product service says it does not exist — or is not the caller's, which it hides the same way.
+    pub async fn reservation(&self, id: &str, authorization: &str) -> Result<Option<ReservationInfo>, String> {
+        let res = self
+            .http
+            .get(format!("{}/reservations/{id}", self.base))
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
         match res.status() {
             s if s.is_success() => res.json().await.map(Some).map_err(|e| e.to_string()),
             reqwest::StatusCode::NOT_FOUND => Ok(None),

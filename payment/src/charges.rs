@@ -25,6 +25,7 @@ use axum::{
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
+    auth::Caller,
     card,
     inbox::{self, HandleError, Incoming},
     messages::{CardRef, PaymentCommand, PaymentReply},
@@ -431,11 +432,14 @@ fn serialize_opt_money<S: serde::Serializer>(amount: &Option<Decimal>, s: S) -> 
     }
 }
 
-/// The charge of an order, with every attempt and its timestamp.
+/// The charge of one of your orders (admins: any), with every attempt and its timestamp. Another
+/// user's charge is 404, as if it did not exist.
 #[utoipa::path(get, path = "/charges/{order_id}", tag = "charges", params(("order_id" = String, Path, description = "the order's id")),
-    responses((status = 200, body = ChargeView), (status = 404, description = "no charge for this order"),
-              (status = 422, description = "malformed order id")))]
-pub async fn get(State(app): State<AppState>, Path(order_id): Path<String>) -> ApiResult<Json<ChargeView>> {
+    responses((status = 200, body = ChargeView), (status = 401, description = "no or invalid bearer token"),
+              (status = 404, description = "no charge of yours for this order"),
+              (status = 422, description = "malformed order id")),
+    security(("bearer" = [])))]
+pub async fn get(State(app): State<AppState>, caller: Caller, Path(order_id): Path<String>) -> ApiResult<Json<ChargeView>> {
     validate_id("order_id", &order_id)?;
     let mut conn = app.pool.acquire().await?;
     let row = sqlx::query(
@@ -446,6 +450,7 @@ pub async fn get(State(app): State<AppState>, Path(order_id): Path<String>) -> A
     .bind(&order_id)
     .fetch_optional(&mut *conn)
     .await?
+    .filter(|row| caller.may_see(row.get::<&str, _>("user_id")))
     .ok_or_else(|| ApiError::ChargeNotFound(order_id.clone()))?;
     let attempts = sqlx::query("SELECT round, attempt, at, outcome, error FROM charge_attempts WHERE order_id = ? ORDER BY id")
         .bind(&order_id)

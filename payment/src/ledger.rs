@@ -12,7 +12,7 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::money;
+use sagaway_common::{auth::Caller, money};
 use serde::Serialize;
 use sqlx::{MySqlConnection, Row};
 use utoipa::ToSchema;
@@ -124,7 +124,9 @@ pub struct LedgerSummary {
 }
 
 /// Balances of every account, and whether the books balance.
-#[utoipa::path(get, path = "/ledger/summary", tag = "ledger", responses((status = 200, body = LedgerSummary)))]
+#[utoipa::path(get, path = "/ledger/summary", tag = "ledger", responses((status = 200, body = LedgerSummary),
+    (status = 401, description = "no or invalid bearer token"), (status = 403, description = "admin only")),
+    security(("bearer" = [])))]
 pub async fn summary(State(app): State<AppState>) -> ApiResult<Json<LedgerSummary>> {
     let mut conn = app.pool.acquire().await?;
     let totals = sqlx::query(
@@ -207,16 +209,20 @@ pub struct CurrencyBalance {
 }
 
 /// An account with its balances and latest postings (`merchant`, `customer:<user_id>`).
+/// Customers see their own account; the merchant account and others' are admin-only (404 otherwise).
 #[utoipa::path(get, path = "/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "account id")),
-    responses((status = 200, body = AccountView), (status = 404, description = "no such account"),
-              (status = 422, description = "malformed account id")))]
-pub async fn account(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
+    responses((status = 200, body = AccountView), (status = 401, description = "no or invalid bearer token"),
+              (status = 404, description = "no such account of yours"),
+              (status = 422, description = "malformed account id")),
+    security(("bearer" = [])))]
+pub async fn account(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
     validate_id("id", &id)?;
     let mut conn = app.pool.acquire().await?;
     let row = sqlx::query("SELECT CAST(id AS CHAR) AS id, kind, CAST(user_id AS CHAR) AS user_id, created_at FROM accounts WHERE id = ?")
         .bind(&id)
         .fetch_optional(&mut *conn)
         .await?
+        .filter(|row| caller.is_admin() || row.get::<Option<&str>, _>("user_id") == Some(caller.user_id.as_str()))
         .ok_or_else(|| ApiError::AccountNotFound(id.clone()))?;
     let balances = sqlx::query(
         "SELECT currency, CAST(SUM(amount) AS DECIMAL(19,4)) AS balance FROM postings WHERE account_id = ? \

@@ -34,7 +34,14 @@ use axum::{
     routing::get,
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{http::Readiness, inbox::ConsumerLoop, kafka, outbox::OutboxRelay, service, topics};
+use sagaway_common::{
+    auth::{BearerAuth, Guards},
+    http::Readiness,
+    inbox::ConsumerLoop,
+    kafka,
+    outbox::OutboxRelay,
+    service, topics,
+};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -51,10 +58,13 @@ pub const TOPICS: &[&str] = &[topics::PAYMENT_COMMANDS, topics::PAYMENT_REPLIES,
 pub struct AppState {
     pub pool: sqlx::MySqlPool,
     pub config: Arc<Config>,
+    /// Bearer-token checks.
+    pub guards: Guards,
 }
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Sagaway payment processor", description = "Simulated acquirer, double-entry ledger and charge history. \
         Charges and refunds arrive over Kafka (`payment.commands`); this API inspects them and runs the outage switch."),
     paths(charges::get, ledger::summary, ledger::account, outage::get, outage::set),
@@ -63,14 +73,18 @@ pub struct AppState {
 )]
 pub struct ApiDoc;
 
+/// The routes, by who may call them: a signed-in customer (their charges and account) or an admin
+/// (the ledger summary, any account, the outage switch).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/charges/{order_id}", get(charges::get))
-        .route("/ledger/summary", get(ledger::summary))
-        .route("/accounts/{id}", get(ledger::account))
-        .route("/admin/outage", get(outage::get).post(outage::set))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .with_state(state)
+    let guards = state.guards.clone();
+    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let customer = guards.signed_in(
+        Router::new().route("/charges/{order_id}", get(charges::get)).route("/accounts/{id}", get(ledger::account)),
+    );
+    let admin = guards.admin(
+        Router::new().route("/ledger/summary", get(ledger::summary)).route("/admin/outage", get(outage::get).post(outage::set)),
+    );
+    public.merge(customer).merge(admin).with_state(state)
 }
 
 /// A built service, bound to its port, not yet serving.
@@ -85,9 +99,9 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
-        let readiness = Readiness { service: "payment", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let readiness = Readiness { service: "payment", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
         let relay = OutboxRelay::new(f.pool.clone(), f.producer);
-        let state = AppState { pool: f.pool, config: Arc::new(config) };
+        let state = AppState { pool: f.pool, guards: Guards::new(&config.common), config: Arc::new(config) };
         Ok(Self { port: f.port, state, readiness, listener: f.listener, relay })
     }
 

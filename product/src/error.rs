@@ -24,6 +24,9 @@ pub enum ApiError {
     IdempotencyKeyInFlight,
     #[error("search unavailable: {0}")]
     Search(anyhow::Error),
+    /// An answer decided elsewhere (authorization: 403 `user_mismatch`).
+    #[error("{}", .0.detail)]
+    Refused(Box<Problem>),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -73,6 +76,7 @@ impl From<ApiError> for Problem {
                 tracing::error!(error = %format!("{e:#}"), "search failed");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "search_unavailable", "search is temporarily unavailable")
             }
+            ApiError::Refused(p) => *p,
             ApiError::Database(e) => Problem::internal(&e),
             ApiError::Internal(e) => Problem::internal(&format!("{e:#}")),
         }

@@ -26,9 +26,10 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     Json, Router,
     extract::State,
-    routing::{get, post},
+    routing::{get, patch, post},
 };
 use sagaway_common::{
+    auth::{BearerAuth, Guards},
     http::{ApiQuery, Readiness},
     inbox::ConsumerLoop,
     kafka,
@@ -57,10 +58,13 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub search: Arc<dyn SearchBackend>,
     pub index_gate: indexer::IndexGate,
+    /// Bearer-token checks and the per-user rate limit.
+    pub guards: Guards,
 }
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
     info(title = "Sagaway product service", description = "Catalogue, stock reservations and CDC-fed product search."),
     paths(catalogue::seed, catalogue::create, catalogue::get, catalogue::patch, catalogue::delete,
           reservations::reserve, reservations::get, find_all, reindex),
@@ -88,17 +92,25 @@ pub async fn reindex(State(app): State<AppState>) -> ApiResult<Json<indexer::Rei
     Ok(Json(report))
 }
 
+/// The routes, by who may call them: anyone (browsing the catalogue), a signed-in customer
+/// (reservations, rate-limited per user) or an admin (catalogue writes, reindexing).
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/", post(catalogue::seed))
-        .route("/products", post(catalogue::create))
-        .route("/products/{id}", get(catalogue::get).patch(catalogue::patch).delete(catalogue::delete))
-        .route("/reserve", post(reservations::reserve))
-        .route("/reservations/{id}", get(reservations::get))
+    let guards = state.guards.clone();
+    let public = Router::new()
         .route("/findAll", get(find_all))
-        .route("/admin/reindex", post(reindex))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
-        .with_state(state)
+        .route("/products/{id}", get(catalogue::get))
+        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let customer = guards
+        .signed_in_rate_limited(Router::new().route("/reserve", post(reservations::reserve)))
+        .merge(guards.signed_in(Router::new().route("/reservations/{id}", get(reservations::get))));
+    let admin = guards.admin(
+        Router::new()
+            .route("/", post(catalogue::seed))
+            .route("/products", post(catalogue::create))
+            .route("/products/{id}", patch(catalogue::patch).delete(catalogue::delete))
+            .route("/admin/reindex", post(reindex)),
+    );
+    public.merge(customer).merge(admin).with_state(state)
 }
 
 /// Opens the configured search backend.
@@ -123,10 +135,11 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
         let search = open_search(&config).await?;
-        let readiness = Readiness { service: "product", pool: f.pool.clone(), kafka: f.producer.clone() };
+        let readiness = Readiness { service: "product", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
+            guards: Guards::new(&config.common),
             config: Arc::new(config),
             search,
             index_gate: Arc::new(tokio::sync::Mutex::new(())),

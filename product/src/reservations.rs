@@ -17,6 +17,7 @@ use axum::{
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
+    auth::{self, Caller},
     http::{ApiJson, Problem},
     messages::ProductReply,
     money,
@@ -56,25 +57,26 @@ pub struct Reservation {
     pub updated_at: DateTime<Utc>,
 }
 
-/// `POST /reserve` body.
+/// `POST /reserve` body. The user is the bearer token's subject; `user_id` may repeat it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
     pub product_id: u64,
-    pub user_id: String,
+    /// Optional: if present it must equal the token's subject (403 `user_mismatch` otherwise).
+    #[serde(default)]
+    pub user_id: Option<String>,
     pub quantity: i64,
+}
+
+/// A reservation request once its user is known.
+struct Hold<'a> {
+    product_id: u64,
+    user_id: &'a str,
+    quantity: i32,
 }
 
 const SELECT_RESERVATION: &str = "SELECT id, product_id, CAST(user_id AS CHAR) AS user_id, quantity, unit_price, total_price, status, order_id, \
      expires_at, created_at, updated_at FROM reservations";
-
-/// A user id: 1–64 characters of letters, digits and `_ - . @ :`.
-pub fn validate_user_id(user_id: &str) -> ApiResult<()> {
-    let ok = !user_id.is_empty()
-        && user_id.len() <= 64
-        && user_id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.@:".contains(c));
-    if ok { Ok(()) } else { Err(ApiError::invalid("user_id", "must be 1-64 characters of letters, digits and _ - . @ :")) }
-}
 
 /// Hold stock for a user. With an `Idempotency-Key`, a retry of the same request replays the first
 /// answer (header `Idempotent-Replayed: true`) instead of making a second hold; see [`idempotency`].
@@ -82,13 +84,22 @@ pub fn validate_user_id(user_id: &str) -> ApiResult<()> {
     params(("Idempotency-Key" = Option<String>, Header, description = "Stripe-style idempotency key (kept 24 h)")),
     responses((status = 201, body = Reservation), (status = 404, description = "no such product"),
               (status = 409, description = "insufficient stock, or Idempotency-Key still in flight"),
-              (status = 422, description = "invalid field, or Idempotency-Key reused with another body")))]
-pub async fn reserve(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<ReserveRequest>) -> Response {
+              (status = 401, description = "no or invalid bearer token"),
+              (status = 403, description = "user_id names another user"),
+              (status = 422, description = "invalid field, or Idempotency-Key reused with another body"),
+              (status = 429, description = "per-user rate limit; see Retry-After")),
+    security(("bearer" = [])))]
+pub async fn reserve(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(req): ApiJson<ReserveRequest>) -> Response {
+    let user_id = match auth::acting_user(&caller, req.user_id.as_deref()) {
+        Ok(u) => u,
+        Err(p) => return (*p).into_response(),
+    };
     // Validate before anything is recorded: invalid requests are never stored under a key.
     let quantity = match validate(&app, &req) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
     };
+    let req = Hold { product_id: req.product_id, user_id: &user_id, quantity };
     let key = match idempotency::key_from(&headers) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
@@ -103,7 +114,7 @@ pub async fn reserve(State(app): State<AppState>, headers: HeaderMap, ApiJson(re
             Err(e) => return e.into_response(),
         }
     }
-    let (status, body) = match hold(&app, &req, quantity, claim.as_ref()).await {
+    let (status, body) = match hold(&app, &req, claim.as_ref()).await {
         Ok(body) => (StatusCode::CREATED, body),
         Err(e) => {
             let taken_over = matches!(e, ApiError::IdempotencyKeyInFlight);
@@ -128,12 +139,11 @@ pub async fn reserve(State(app): State<AppState>, headers: HeaderMap, ApiJson(re
     respond(status, body, false)
 }
 
-/// The request's fields; the quantity as stored.
+/// The request's fields; the quantity as stored. (The user id is the token's, checked there.)
 fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
     if req.product_id == 0 {
         return Err(ApiError::invalid("product_id", "must be a positive integer"));
     }
-    validate_user_id(&req.user_id)?;
     let max = app.config.max_reservation_quantity as i64;
     if req.quantity < 1 || req.quantity > max {
         return Err(ApiError::invalid("quantity", format!("must be between 1 and {max}")));
@@ -143,7 +153,8 @@ fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
 
 /// Takes the stock and records the reservation (and, under a key, its answer) in one transaction;
 /// returns the answer's JSON body.
-async fn hold(app: &AppState, req: &ReserveRequest, quantity: i32, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
+async fn hold(app: &AppState, req: &Hold<'_>, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
+    let quantity = req.quantity;
     let id = Uuid::now_v7().to_string();
     let ttl = app.config.reservation_ttl.as_micros() as i64;
 
@@ -175,7 +186,7 @@ async fn hold(app: &AppState, req: &ReserveRequest, quantity: i32, claim: Option
          SELECT ?, id, ?, ?, price, price * ?, 'HELD', NOW(6) + INTERVAL ? MICROSECOND FROM products WHERE id = ?",
     )
     .bind(&id)
-    .bind(&req.user_id)
+    .bind(req.user_id)
     .bind(quantity)
     .bind(quantity)
     .bind(ttl)
@@ -206,15 +217,17 @@ fn respond(status: StatusCode, body: String, replayed: bool) -> Response {
     res
 }
 
-/// Read a reservation.
+/// Read one of your reservations (admins: any). Another user's reservation is 404, as if it did not exist.
 #[utoipa::path(get, path = "/reservations/{id}", tag = "reservations",
-    responses((status = 200, body = Reservation), (status = 404, description = "no such reservation")))]
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Reservation>> {
+    responses((status = 200, body = Reservation), (status = 401, description = "no or invalid bearer token"),
+              (status = 404, description = "no such reservation of yours")),
+    security(("bearer" = [])))]
+pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Reservation>> {
     if Uuid::parse_str(&id).is_err() {
         return Err(ApiError::ReservationNotFound(id));
     }
     let mut conn = app.pool.acquire().await?;
-    load_on(&mut conn, &id).await?.map(Json).ok_or(ApiError::ReservationNotFound(id))
+    load_on(&mut conn, &id).await?.filter(|r| caller.may_see(&r.user_id)).map(Json).ok_or(ApiError::ReservationNotFound(id))
 }
 
 pub async fn load_on(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Reservation>> {

@@ -29,10 +29,12 @@ async fn concurrent_reservations_sell_exactly_the_stock() -> anyhow::Result<()> 
     let requests = (0..500).map(|i| {
         let app = &app;
         async move {
+            let body = json!({"product_id": product_id, "user_id": format!("user-{i}"), "quantity": 1});
             let res = app
                 .http
                 .post(app.url("/reserve"))
-                .json(&json!({"product_id": product_id, "user_id": format!("user-{i}"), "quantity": 1}))
+                .bearer_auth(app.token_for(Some(&body)))
+                .json(&body)
                 .send()
                 .await
                 .expect("request sent");

@@ -16,7 +16,7 @@ struct Answer {
 }
 
 async fn reserve(app: &TestApp, key: Option<&str>, body: &Value) -> Answer {
-    let mut req = app.http.post(app.url("/reserve")).json(body);
+    let mut req = app.http.post(app.url("/reserve")).bearer_auth(app.token_for(Some(body))).json(body);
     if let Some(k) = key {
         req = req.header("Idempotency-Key", k);
     }

@@ -15,7 +15,8 @@ struct Answer {
 }
 
 async fn send(app: &common::TestApp, method: &str, path: &str, body: Option<&str>) -> Answer {
-    let mut req = app.http.request(method.parse().unwrap(), app.url(path));
+    let parsed = body.and_then(|b| serde_json::from_str::<Value>(b).ok());
+    let mut req = app.http.request(method.parse().unwrap(), app.url(path)).bearer_auth(app.token_for(parsed.as_ref()));
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b.to_string());
     }
@@ -60,7 +61,8 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
         ("product_id negative", "POST", "/reserve".into(), reserve(json!({"product_id": -1, "user_id": "u", "quantity": 1})), 422, Some("product_id")),
         ("product_id zero", "POST", "/reserve".into(), reserve(json!({"product_id": 0, "user_id": "u", "quantity": 1})), 422, Some("product_id")),
         ("user_id number", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": 7, "quantity": 1})), 422, Some("user_id")),
-        ("user_id empty", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": "", "quantity": 1})), 422, Some("user_id")),
+        // The user is the token's subject: a body naming anyone else (even "") is refused.
+        ("user_id empty", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": "", "quantity": 1})), 403, Some("user_id")),
         ("missing quantity", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": "u"})), 422, Some("quantity")),
         ("unknown field", "POST", "/reserve".into(), reserve(json!({"product_id": cheap, "user_id": "u", "quantity": 1, "coupon": "X"})), 422, Some("coupon")),
         ("array body", "POST", "/reserve".into(), Some("[1,2]".into()), 422, Some("body")),

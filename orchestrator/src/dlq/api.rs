@@ -1,5 +1,6 @@
-//! The admin HTTP API under `/admin/dlq`. Every call is audited with the operator named by the
-//! `X-Operator` header ("unknown" when absent). Errors are problem documents; bad input is a 4xx.
+//! The admin HTTP API under `/admin/dlq` (admin role required; see [`crate::router`]). Every call is
+//! audited with the operator's user id, the bearer token's subject (an `X-Operator` header, which
+//! anyone could write, is ignored). Errors are problem documents; bad input is a 4xx.
 
 // Handlers answer a `Problem` directly; its size only matters on the (cold) error path.
 #![allow(clippy::result_large_err)]
@@ -9,11 +10,11 @@ use std::collections::BTreeMap;
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::HeaderMap,
     routing::{get, post},
 };
 use chrono::{DateTime, Utc};
 use sagaway_common::{
+    auth::Caller,
     http::{ApiJson, ApiQuery, Problem},
     rate::TokenBucket,
 };
@@ -25,8 +26,6 @@ use utoipa::{IntoParams, ToSchema};
 use super::{Outcome, PENDING, abandon, audit, purge, replay, store};
 use crate::{AppState, error::ApiError, orders, saga::SagaContext};
 
-/// The header naming who runs an operation.
-pub const OPERATOR_HEADER: &str = "x-operator";
 const MAX_IDS: usize = 10_000;
 /// Dead letters purged per transaction.
 const PURGE_CHUNK: usize = 100;
@@ -41,6 +40,7 @@ fn invalid(field: &str, message: impl Into<String>) -> Problem {
     ApiError::invalid(field, message).into()
 }
 
+/// The dead-letter routes (mounted behind the admin guard by [`crate::router`]).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/dlq", get(list))
@@ -49,16 +49,6 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/dlq/abandon", post(abandon))
         .route("/admin/dlq/purge", post(purge))
         .route("/admin/dlq/{id}", get(show))
-}
-
-/// Who is calling: `X-Operator`, 1-128 printable characters, or "unknown".
-fn operator(headers: &HeaderMap) -> DlqResult<String> {
-    let Some(value) = headers.get(OPERATOR_HEADER) else { return Ok("unknown".into()) };
-    let name = value.to_str().map_err(|_| invalid("X-Operator", "must be printable ASCII"))?.trim();
-    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
-        return Err(invalid("X-Operator", "must be 1-128 printable characters"));
-    }
-    Ok(name.to_string())
 }
 
 /// `GET /admin/dlq` parameters: the filter plus paging.
@@ -92,10 +82,10 @@ pub struct DeadLetterPage {
 }
 
 /// Dead letters matching the filter, oldest first (payloads left out; see `show`).
-#[utoipa::path(get, path = "/admin/dlq", tag = "dlq", params(ListParams, ("X-Operator" = Option<String>, Header, description = "who is asking (audited)")),
+#[utoipa::path(get, path = "/admin/dlq", tag = "dlq", params(ListParams),
     responses((status = 200, body = DeadLetterPage), (status = 422, description = "invalid filter or paging")))]
-pub async fn list(State(app): State<AppState>, headers: HeaderMap, ApiQuery(p): ApiQuery<ListParams>) -> DlqResult<Json<DeadLetterPage>> {
-    let who = operator(&headers)?;
+pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQuery<ListParams>) -> DlqResult<Json<DeadLetterPage>> {
+    let who = caller.user_id.clone();
     let page = p.page.unwrap_or(1);
     let per_page = p.per_page.unwrap_or(50);
     if page == 0 || page > 1_000_000 {
@@ -138,8 +128,8 @@ fn parse_id(raw: &str) -> DlqResult<u64> {
 /// One dead letter, with its payload (redacted of card numbers; a charge's card is only sealed).
 #[utoipa::path(get, path = "/admin/dlq/{id}", tag = "dlq", params(("id" = u64, Path, description = "dead letter id")),
     responses((status = 200, body = DeadLetterDetail), (status = 404, description = "no such dead letter"), (status = 422, description = "malformed id")))]
-pub async fn show(State(app): State<AppState>, headers: HeaderMap, Path(raw): Path<String>) -> DlqResult<Json<DeadLetterDetail>> {
-    let who = operator(&headers)?;
+pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> DlqResult<Json<DeadLetterDetail>> {
+    let who = caller.user_id.clone();
     let id = parse_id(&raw)?;
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let found = store::load(&mut conn, id).await.map_err(db)?;
@@ -271,10 +261,9 @@ async fn finish(
 /// Replays dead letters onto their original topics (PENDING ones only; terminal orders are
 /// recorded no-ops). `dry_run` changes nothing; `rate` paces the replays.
 #[utoipa::path(post, path = "/admin/dlq/replay", tag = "dlq", request_body = OperationRequest,
-    params(("X-Operator" = Option<String>, Header, description = "who is replaying (audited)")),
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
-pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
-    let who = operator(&headers)?;
+pub async fn replay(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    let who = caller.user_id.clone();
     req.validate("replay")?;
     let t = SagaContext::new(&app.config);
     let mut conn = app.pool.acquire().await.map_err(db)?;
@@ -305,10 +294,9 @@ pub async fn replay(State(app): State<AppState>, headers: HeaderMap, ApiJson(req
 
 /// Abandons dead letters: their parked (FAILED) orders are compensated (→ COMPENSATED).
 #[utoipa::path(post, path = "/admin/dlq/abandon", tag = "dlq", request_body = OperationRequest,
-    params(("X-Operator" = Option<String>, Header, description = "who is abandoning (audited)")),
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
-pub async fn abandon(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
-    let who = operator(&headers)?;
+pub async fn abandon(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    let who = caller.user_id.clone();
     req.validate("abandon")?;
     let t = SagaContext::new(&app.config);
     let mut conn = app.pool.acquire().await.map_err(db)?;
@@ -333,10 +321,9 @@ pub async fn abandon(State(app): State<AppState>, headers: HeaderMap, ApiJson(re
 /// a running or parked order is what an operator still needs to act on). `dry_run` says what would
 /// happen. Records on the Kafka topic itself stay until retention removes them.
 #[utoipa::path(post, path = "/admin/dlq/purge", tag = "dlq", request_body = OperationRequest,
-    params(("X-Operator" = Option<String>, Header, description = "who is purging (audited)")),
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
-pub async fn purge(State(app): State<AppState>, headers: HeaderMap, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
-    let who = operator(&headers)?;
+pub async fn purge(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    let who = caller.user_id.clone();
     req.validate("purge")?;
     let mut conn = app.pool.acquire().await.map_err(db)?;
     let ids = req.resolve(&mut conn, None, &app.config.common.topic_prefix).await.map_err(db)?;

@@ -1,4 +1,5 @@
-//! The read API over orders: `GET /orders/{id}` and `GET /orders?user_id=`.
+//! The read API over orders: `GET /orders/{id}` and `GET /orders`. A customer sees their own
+//! orders only (another user's order is 404, as if it did not exist); an admin sees anyone's.
 
 use axum::{
     Json,
@@ -6,7 +7,11 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{http::ApiQuery, money};
+use sagaway_common::{
+    auth::{self, Caller},
+    http::ApiQuery,
+    money,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -64,29 +69,37 @@ fn view(o: Order, history: Vec<HistoryEntry>) -> OrderView {
     }
 }
 
-/// An order with its full history.
+/// One of your orders (admins: any) with its full history.
 #[utoipa::path(get, path = "/orders/{id}", tag = "orders",
-    responses((status = 200, body = OrderView), (status = 404, description = "no such order")))]
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
+    responses((status = 200, body = OrderView), (status = 401, description = "no or invalid bearer token"),
+              (status = 404, description = "no such order of yours")),
+    security(("bearer" = [])))]
+pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<OrderView>> {
     let mut conn = app.pool.acquire().await?;
-    let order = load(&mut conn, &id).await?.ok_or_else(|| ApiError::OrderNotFound(id.clone()))?;
+    let order = load(&mut conn, &id).await?.filter(|o| caller.may_see(&o.user_id)).ok_or_else(|| ApiError::OrderNotFound(id.clone()))?;
     let history = history(&mut conn, &order.id).await?;
     Ok(Json(view(order, history)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
-    /// Whose orders (required).
+    /// Whose orders: yours by default; naming another user is for admins only (403 `user_mismatch`).
     pub user_id: Option<String>,
     /// At most this many, newest first (1–100, default 20).
     pub limit: Option<u32>,
 }
 
-/// A user's orders, newest first.
+/// Your orders (admins: any user's, with `user_id`), newest first.
 #[utoipa::path(get, path = "/orders", params(ListParams), tag = "orders",
-    responses((status = 200, body = [OrderView]), (status = 422, description = "missing or invalid user_id")))]
-pub async fn list(State(app): State<AppState>, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Vec<OrderView>>> {
-    let user_id = p.user_id.filter(|u| !u.trim().is_empty()).ok_or_else(|| ApiError::invalid("user_id", "is required"))?;
+    responses((status = 200, body = [OrderView]), (status = 401, description = "no or invalid bearer token"),
+              (status = 403, description = "user_id names another user"), (status = 422, description = "invalid limit")),
+    security(("bearer" = [])))]
+pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Vec<OrderView>>> {
+    let named = p.user_id.filter(|u| !u.is_empty());
+    let user_id = match named {
+        Some(other) if caller.is_admin() => other,
+        named => auth::acting_user(&caller, named.as_deref()).map_err(ApiError::Refused)?,
+    };
     let limit = p.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be between 1 and 100"));

@@ -20,6 +20,7 @@ use rdkafka::{
 };
 use rust_decimal::Decimal;
 use sagaway_common::{
+    auth_testing::TestIssuer,
     card::{self, CardInput, CardKey, DEV_CARD_KEY},
     config::CommonConfig,
     messages::PaymentCommand,
@@ -54,7 +55,9 @@ impl Default for Options {
 /// One running payment service with its own database and topics.
 pub struct TestApp {
     pub base_url: String,
+    /// Sends an admin's bearer token with every request.
     pub http: reqwest::Client,
+    pub issuer: TestIssuer,
     pub prefix: String,
     pub db_url: String,
     producer: FutureProducer,
@@ -71,7 +74,10 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     sagaway_common::telemetry::init("payment-test");
     let id = Uuid::new_v4().simple().to_string();
     let prefix = format!("t{}.", &id[..8]);
+    // Every request of these tests is an admin's (the service's routes are reads and the outage switch).
+    let issuer = TestIssuer::start().await;
     let common = CommonConfig {
+        auth: issuer.auth_config(),
         db_max_connections: 8,
         fetch_wait_max_ms: 10,
         ..CommonConfig::local(&format!("payment_t_{id}"), &prefix)
@@ -96,7 +102,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let app = TestApp {
         base_url,
-        http: reqwest::Client::new(),
+        http: admin_client(&issuer),
+        issuer,
         prefix,
         db_url,
         producer: sagaway_common::kafka::producer(&brokers()).unwrap(),
@@ -106,6 +113,12 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     };
     app.warm_up_retry_path().await;
     app
+}
+
+fn admin_client(issuer: &TestIssuer) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {}", issuer.admin_token("test-admin")).parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
 
 /// A charge command for `order_id`, the card sealed as the orchestrator seals it.

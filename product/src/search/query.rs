@@ -95,10 +95,10 @@ impl SearchQuery {
         };
         let min_price = price("min_price", &p.min_price)?;
         let max_price = price("max_price", &p.max_price)?;
-        if let (Some(lo), Some(hi)) = (min_price, max_price) {
-            if lo > hi {
-                return Err(ApiError::invalid("min_price", "must not be greater than max_price"));
-            }
+        if let (Some(lo), Some(hi)) = (min_price, max_price)
+            && lo > hi
+        {
+            return Err(ApiError::invalid("min_price", "must not be greater than max_price"));
         }
         let text = non_empty(&p.q);
         if text.as_ref().is_some_and(|t| t.chars().count() > 200) {

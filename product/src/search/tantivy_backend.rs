@@ -169,7 +169,7 @@ impl TantivyBackend {
         )
     }
 
-    fn from_document(&self, doc: &TantivyDocument) -> ProductDoc {
+    fn product_doc(&self, doc: &TantivyDocument) -> ProductDoc {
         let f = self.f;
         let text = |field| doc.get_first(field).and_then(|v| v.as_str()).unwrap_or_default().to_string();
         ProductDoc {
@@ -251,7 +251,7 @@ impl TantivyBackend {
         let mut items = Vec::with_capacity(addrs.len());
         for a in addrs {
             let doc: TantivyDocument = searcher.doc(a)?;
-            items.push(self.from_document(&doc));
+            items.push(self.product_doc(&doc));
         }
         Ok(SearchPage { total, page: q.page, per_page: q.per_page, items })
     }

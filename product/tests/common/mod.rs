@@ -24,6 +24,7 @@ use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer},
 };
+use sagaway_common::auth_testing::TestIssuer;
 use sagaway_common::config::CommonConfig;
 use serde_json::{Value, json};
 use sqlx::MySqlPool;
@@ -87,6 +88,8 @@ pub struct TestApp {
     pub config: Config,
     pub database: String,
     pub search: Arc<dyn SearchBackend>,
+    /// Signs the tokens this test's requests carry (the app verifies them against its JWKS).
+    pub issuer: TestIssuer,
     shutdown: CancellationToken,
     connector: Option<Connector>,
 }
@@ -104,6 +107,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
     // Debezium names its topic `<topic.prefix>.<db>.<table>`.
     let cdc_prefix = format!("t{short}cdc");
     let cdc_topic = format!("{cdc_prefix}.{database}.products");
+    let issuer = TestIssuer::start().await;
     let config = Config {
         common: CommonConfig {
             http_host: "127.0.0.1".into(),
@@ -115,6 +119,8 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
             fetch_wait_max_ms: 10,
             consumer_batch_max: 200,
             topic_partitions: 1,
+            auth: issuer.auth_config(),
+            user_rate: Default::default(),
         },
         reservation_ttl: opts.reservation_ttl,
         expiry_interval: opts.expiry_interval,
@@ -139,7 +145,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
     tokio::spawn(app.run_until_stopped(shutdown.clone()));
     let pool = MySqlPool::connect(&config.common.database_url).await?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
-    let mut test_app = TestApp { address, http, pool, config, database, search, shutdown, connector: None };
+    let mut test_app = TestApp { address, http, pool, config, database, search, issuer, shutdown, connector: None };
     if opts.cdc {
         test_app.connector = Some(Connector::register(&cdc_prefix, &test_app.database).await?);
         test_app.warm_up_cdc().await?;
@@ -152,21 +158,30 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The bearer token a request with `body` carries: the customer the body's `user_id` names
+    /// (when it is a valid user id), otherwise an admin (catalogue writes, reads of anything).
+    pub fn token_for(&self, body: Option<&Value>) -> String {
+        match body.and_then(|b| b["user_id"].as_str()).filter(|u| sagaway_common::auth::valid_user_id(u)) {
+            Some(user) => self.issuer.token(user),
+            None => self.issuer.admin_token("test-admin"),
+        }
+    }
+
     pub async fn get_json(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let res = self.http.get(self.url(path)).send().await?;
+        let res = self.http.get(self.url(path)).bearer_auth(self.token_for(None)).send().await?;
         let status = res.status().as_u16();
         let body = res.json::<Value>().await.unwrap_or(Value::Null);
         Ok((status, body))
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let res = self.http.post(self.url(path)).json(body).send().await?;
+        let res = self.http.post(self.url(path)).bearer_auth(self.token_for(Some(body))).json(body).send().await?;
         let status = res.status().as_u16();
         Ok((status, res.json::<Value>().await.unwrap_or(Value::Null)))
     }
 
     pub async fn http_patch(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-        let res = self.http.patch(self.url(path)).json(body).send().await?;
+        let res = self.http.patch(self.url(path)).bearer_auth(self.token_for(None)).json(body).send().await?;
         let status = res.status().as_u16();
         Ok((status, res.json::<Value>().await.unwrap_or(Value::Null)))
     }

@@ -59,7 +59,7 @@ pub async fn crud_is_visible_within(app: &TestApp, within: Duration) -> anyhow::
     let all = app.all_docs().await?;
     assert_eq!(all.iter().filter(|d| d["id"] == json!(id)).count(), 1);
 
-    let res = app.http.delete(app.url(&format!("/products/{id}"))).send().await?;
+    let res = app.http.delete(app.url(&format!("/products/{id}"))).bearer_auth(app.token_for(None)).send().await?;
     anyhow::ensure!(res.status().as_u16() == 204, "delete: {}", res.status());
     let t = Instant::now();
     poll_until(within, || async { app.find_all(&q).await.ok().filter(|b| b["total"] == json!(0)) })
@@ -109,7 +109,7 @@ pub async fn replays_do_not_regress_and_reindex_matches(app: &TestApp) -> anyhow
         }
     }
     for id in &ids[..2] {
-        app.http.delete(app.url(&format!("/products/{id}"))).send().await?.error_for_status()?;
+        app.http.delete(app.url(&format!("/products/{id}"))).bearer_auth(app.token_for(None)).send().await?.error_for_status()?;
     }
     let (status, r) = app.post_json("/reserve", &json!({"product_id": ids[2], "user_id": "replayer", "quantity": 2})).await?;
     anyhow::ensure!(status == 201, "{r}");

@@ -1,0 +1,160 @@
+//! `POST /auth/signup`, `/auth/login`, `/auth/refresh`, `/auth/logout`: thin adapters from HTTP to
+//! the rules (`users`, `throttle`, `refresh`) and the [`Issuer`](crate::tokens::Issuer).
+
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use chrono::Utc;
+use sagaway_common::http::ApiJson;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::{
+    AppState,
+    error::{ApiError, ApiResult},
+    passwords::Password,
+    refresh::{self, Rotation},
+    throttle,
+    users::{self, NewUser, Role, User},
+};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    /// 1–64 letters, digits and `_ - . @ :`; case matters (`alice` and `Alice` are two users).
+    #[schema(example = "alice")]
+    pub username: String,
+    /// 10–1024 characters, not the username.
+    #[schema(value_type = String, min_length = 10, max_length = 1024, example = "correct horse battery staple")]
+    pub password: Password,
+    /// Shown to people; defaults to the username.
+    #[schema(example = "Alice Liddell")]
+    pub display_name: Option<String>,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserView {
+    pub username: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        Self { username: u.username.clone(), display_name: u.display_name.clone(), roles: u.roles() }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "alice")]
+    pub username: String,
+    #[schema(value_type = String, example = "correct horse battery staple")]
+    pub password: Password,
+}
+
+/// A refresh token (never logged: no `Debug`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// What login and refresh answer (with `Cache-Control: no-store`).
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// An EdDSA-signed JWT; send it as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[schema(example = 900)]
+    pub expires_in: u64,
+    /// Single use: `POST /auth/refresh` exchanges it for a new pair.
+    pub refresh_token: String,
+}
+
+/// Create an account. Every new user has the role `customer`.
+#[utoipa::path(post, path = "/auth/signup", request_body = SignupRequest, tag = "auth",
+    responses((status = 201, body = UserView),
+              (status = 409, description = "`username_taken`"),
+              (status = 422, description = "`weak_password` (field `password`) or `validation_failed` naming the field; unknown fields are refused")))]
+pub async fn signup(State(app): State<AppState>, ApiJson(req): ApiJson<SignupRequest>) -> ApiResult<impl IntoResponse> {
+    users::check_username(&req.username)?;
+    users::check_password(req.password.expose(), &req.username)?;
+    let display_name = users::display_name(req.display_name.as_deref(), &req.username)?;
+    let password_hash = app.passwords.hash(&req.password).await?;
+    let user = NewUser { username: &req.username, display_name: &display_name, password_hash: &password_hash, is_admin: false };
+    if !users::insert(&app.pool, &user).await? {
+        return Err(ApiError::UsernameTaken);
+    }
+    tracing::info!(username = %req.username, "user signed up");
+    let view = UserView { username: req.username, display_name, roles: users::roles(false) };
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Exchange a username and password for an access token and a refresh token.
+#[utoipa::path(post, path = "/auth/login", request_body = LoginRequest, tag = "auth",
+    responses((status = 200, body = TokenResponse),
+              (status = 401, description = "`invalid_credentials` (unknown user or wrong password: one answer)"),
+              (status = 429, description = "`too_many_attempts`: too many failed logins for this username; see `Retry-After`")))]
+pub async fn login(State(app): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<impl IntoResponse> {
+    let now = Utc::now();
+    let plausible = users::check_username(&req.username).is_ok()
+        && req.password.expose().chars().count() <= users::PASSWORD_MAX_CHARS;
+    if !plausible {
+        // No such user can exist: answer as for an unknown user, at the same cost.
+        app.passwords.verify(&req.password, None).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    if let Err(retry_after) = throttle::count_attempt(&app.pool, &req.username, now, app.login_throttle).await? {
+        tracing::info!(username = %req.username, retry_after_secs = retry_after.as_secs(), "login refused: too many failures");
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let user = users::find(&app.pool, &req.username).await?;
+    let matched = app.passwords.verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    let Some(user) = user.filter(|_| matched) else {
+        tracing::info!(username = %req.username, "login failed");
+        return Err(ApiError::InvalidCredentials);
+    };
+    throttle::reset(&app.pool, &user.username).await?;
+    let refresh_token = refresh::start_family(&app.pool, &user.username, now, app.refresh_ttl).await?;
+    tracing::info!(username = %user.username, "logged in");
+    token_response(&app, &user, refresh_token)
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token. Each refresh token
+/// works once; presenting one again revokes every token of its login.
+#[utoipa::path(post, path = "/auth/refresh", request_body = RefreshRequest, tag = "auth",
+    responses((status = 200, body = TokenResponse),
+              (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked) or `refresh_token_reused` (the login is now revoked)")))]
+pub async fn refresh(State(app): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<impl IntoResponse> {
+    match refresh::rotate(&app.pool, &req.refresh_token, Utc::now(), app.refresh_ttl).await? {
+        Rotation::Rotated { username, token } => {
+            let user = users::find(&app.pool, &username).await?.ok_or(ApiError::InvalidRefreshToken)?;
+            token_response(&app, &user, token)
+        }
+        Rotation::Reused => Err(ApiError::RefreshTokenReused),
+        Rotation::Invalid => Err(ApiError::InvalidRefreshToken),
+    }
+}
+
+/// Revoke the login a refresh token belongs to (every refresh token of it). Access tokens already
+/// issued stay valid until they expire. Unknown tokens are accepted too.
+#[utoipa::path(post, path = "/auth/logout", request_body = RefreshRequest, tag = "auth",
+    responses((status = 204, description = "revoked (or nothing to revoke)")))]
+pub async fn logout(State(app): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+    refresh::revoke(&app.pool, &req.refresh_token, Utc::now()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn token_response(app: &AppState, user: &User, refresh_token: String) -> ApiResult<impl IntoResponse + use<>> {
+    let access_token = app.issuer.access_token(&user.username, &user.role_names())?;
+    let body = TokenResponse { access_token, token_type: "Bearer", expires_in: app.issuer.access_ttl().as_secs(), refresh_token };
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
+}
