@@ -140,8 +140,6 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
             ("TOPIC_PREFIX".to_string(), prefix.clone()),
             ("KAFKA_FETCH_WAIT_MAX_MS".to_string(), "50".to_string()),
             ("RUST_LOG".to_string(), "info".to_string()),
-            // The services refuse the built-in development card key anywhere else.
-            ("SAGAWAY_ENV".to_string(), "dev".to_string()),
         ];
         if group {
             env.push(("KAFKA_CONSUMER_MODE".to_string(), "group".to_string()));
