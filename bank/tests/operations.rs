@@ -57,6 +57,7 @@ async fn a_hundred_concurrent_withdrawals_of_ten_from_five_hundred_apply_fifty()
 #[tokio::test]
 async fn the_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
     let app = spawn().await;
+    let events = app.watch(sagaway_common::topics::BANK_EVENTS);
     let id = app.open("alice").await["id"].as_str().unwrap().to_string();
     let path = format!("/accounts/{id}/operations");
     let body = json!({"type": "deposit", "amount": "12.50"});
@@ -72,6 +73,12 @@ async fn the_idempotency_key_replays_the_first_answer_and_refuses_another_body()
     assert_eq!((s4, missing["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("Idempotency-Key")));
     app.settled_operation("alice", first["operation_id"].as_str().unwrap()).await;
     assert_eq!(app.account("alice", &id).await["available"], "12.50", "one deposit for one key");
+    // Each status change is an event on bank.events, keyed by the user.
+    let op_id = first["operation_id"].as_str().unwrap();
+    let seen = events.wait_for(2, |e| e["id"] == op_id).await;
+    assert_eq!(seen.iter().map(|e| e["status"].as_str().unwrap()).collect::<Vec<_>>(), ["QUEUED", "APPLIED"]);
+    assert!(seen.iter().all(|e| e["type"] == "operation" && e["account_id"] == id.as_str() && e["at"].is_string()));
+    assert!(events.all().iter().filter(|(_, e)| e["id"] == op_id).all(|(k, _)| k.as_deref() == Some("alice")));
 
     for (body, field) in [
         (json!({"type": "deposit", "amount": "0"}), "amount"),

@@ -276,9 +276,12 @@ where
     }
 }
 
+/// A message seen on a topic: its key and its JSON payload.
+pub type Seen = (Option<String>, Value);
+
 /// Reads a topic from its beginning on a background thread; tests poll what it collected.
 pub struct Watcher {
-    seen: Arc<Mutex<Vec<(Option<String>, Value)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -311,7 +314,7 @@ impl Watcher {
         Self { seen, stop }
     }
 
-    pub fn all(&self) -> Vec<(Option<String>, Value)> {
+    pub fn all(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
     }
 
