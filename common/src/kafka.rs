@@ -13,10 +13,98 @@ use rdkafka::{
     types::RDKafkaErrorCode,
 };
 
+/// How clients authenticate to the broker: plaintext on the local stack; SASL (SCRAM) with one
+/// principal per service where the broker demands it (compose: docs/kafka-security.md).
+/// `KAFKA_SECURITY_PROTOCOL` (default `plaintext`), `KAFKA_SASL_MECHANISM`, `KAFKA_SASL_USERNAME`,
+/// and the password in `KAFKA_SASL_PASSWORD_FILE` (a secret file; trailing newline trimmed) or
+/// `KAFKA_SASL_PASSWORD`.
+#[derive(Clone, Default)]
+pub struct Security {
+    protocol: Option<String>,
+    mechanism: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for Security {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Security")
+            .field("protocol", &self.protocol)
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl Security {
+    pub fn from_env() -> anyhow::Result<Self> {
+        use crate::config::env_string;
+        let set = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        let password = match set(env_string("KAFKA_SASL_PASSWORD_FILE", "")) {
+            Some(path) => Some(
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("KAFKA_SASL_PASSWORD_FILE={path}: cannot read it"))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            None => set(env_string("KAFKA_SASL_PASSWORD", "")),
+        };
+        let s = Self {
+            protocol: set(env_string("KAFKA_SECURITY_PROTOCOL", "")),
+            mechanism: set(env_string("KAFKA_SASL_MECHANISM", "")),
+            username: set(env_string("KAFKA_SASL_USERNAME", "")),
+            password,
+        };
+        let sasl = s.protocol.as_deref().is_some_and(|p| p.to_ascii_uppercase().starts_with("SASL"));
+        if sasl {
+            anyhow::ensure!(
+                s.mechanism.is_some() && s.username.is_some() && s.password.is_some(),
+                "KAFKA_SECURITY_PROTOCOL={} needs KAFKA_SASL_MECHANISM, KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD_FILE (or KAFKA_SASL_PASSWORD)",
+                s.protocol.as_deref().unwrap_or_default()
+            );
+        }
+        Ok(s)
+    }
+
+    /// The process's settings, read once from the environment.
+    pub fn global() -> &'static Security {
+        static SECURITY: std::sync::OnceLock<Security> = std::sync::OnceLock::new();
+        SECURITY.get_or_init(|| {
+            Security::from_env().unwrap_or_else(|e| {
+                // A misconfigured broker login must stop the service, not silently fall back to plaintext.
+                eprintln!("error: {e:#}");
+                std::process::exit(2)
+            })
+        })
+    }
+
+    fn apply(&self, cfg: &mut ClientConfig) {
+        for (key, value) in [
+            ("security.protocol", &self.protocol),
+            ("sasl.mechanism", &self.mechanism),
+            ("sasl.username", &self.username),
+            ("sasl.password", &self.password),
+        ] {
+            if let Some(v) = value {
+                cfg.set(key, v);
+            }
+        }
+    }
+}
+
+/// A client configuration for `brokers` with the process's broker login ([`Security`]): every
+/// Kafka client of the services starts from this.
+pub fn client_config(brokers: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", brokers);
+    Security::global().apply(&mut cfg);
+    cfg
+}
+
 /// The idempotent producer (acks=all, retries without duplicates or reordering).
 pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    client_config(brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         .set("linger.ms", "2")
@@ -27,8 +115,7 @@ pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
 
 /// A group consumer that never auto-commits: offsets are committed after the DB transaction.
 pub fn consumer(brokers: &str, group: &str, fetch_wait_max_ms: u32) -> anyhow::Result<StreamConsumer> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    client_config(brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
@@ -42,8 +129,7 @@ pub fn consumer(brokers: &str, group: &str, fetch_wait_max_ms: u32) -> anyhow::R
 
 /// Creates the topics that do not exist yet; existing topics are left as they are.
 pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers)
         .create()
         .context("creating the Kafka admin client")?;
     let new: Vec<NewTopic> = topics
@@ -75,4 +161,28 @@ pub async fn ping(producer: Arc<FutureProducer>) -> anyhow::Result<()> {
     })
     .await
     .context("metadata task")?
+}
+
+#[cfg(test)]
+mod security_tests {
+    use super::Security;
+
+    #[test]
+    fn sasl_settings_reach_the_client_and_the_password_never_prints() {
+        let s = Security {
+            protocol: Some("SASL_PLAINTEXT".into()),
+            mechanism: Some("SCRAM-SHA-512".into()),
+            username: Some("payment".into()),
+            password: Some("s3cret".into()),
+        };
+        let mut cfg = rdkafka::ClientConfig::new();
+        s.apply(&mut cfg);
+        assert_eq!(cfg.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(cfg.get("sasl.username"), Some("payment"));
+        assert_eq!(cfg.get("sasl.password"), Some("s3cret"));
+        assert!(!format!("{s:?}").contains("s3cret"));
+        let mut plain = rdkafka::ClientConfig::new();
+        Security::default().apply(&mut plain);
+        assert_eq!(plain.get("security.protocol"), None, "plaintext by default (the local stack)");
+    }
 }

@@ -18,6 +18,16 @@ pub const SAGA_RETRY: &str = "saga.retry";
 pub const PAYMENT_DLQ: &str = "payment_dlq";
 /// Every order status change, for live views.
 pub const ORDER_EVENTS: &str = "order.events";
+/// The bank's per-account operation queue (deposits, withdrawals), keyed by account id.
+pub const BANK_OPERATIONS: &str = "bank.operations";
+/// Every status change of a bank operation, transfer or payment hold, keyed by user id.
+pub const BANK_EVENTS: &str = "bank.events";
+/// Commands to the bank for paying orders from an account (hold / capture / void / refund).
+pub const BANK_COMMANDS: &str = "bank.commands";
+/// The bank's replies to `bank.commands`.
+pub const BANK_REPLIES: &str = "bank.replies";
+/// The bank's dead letters (messages its consumers can never apply).
+pub const BANK_DLQ: &str = "bank.dlq";
 /// Debezium's change stream of `product.products` (topic prefix `shop`).
 pub const CDC_PRODUCTS: &str = "shop.product.products";
 
@@ -39,6 +49,11 @@ pub fn all() -> Vec<(&'static str, bool)> {
         (PAYMENT_DLQ, false),
         (ORDER_EVENTS, true),
         (CDC_PRODUCTS, false),
+        (BANK_OPERATIONS, true),
+        (BANK_EVENTS, true),
+        (BANK_COMMANDS, true),
+        (BANK_REPLIES, true),
+        (BANK_DLQ, false),
     ]
 }
 

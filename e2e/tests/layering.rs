@@ -14,6 +14,10 @@ const WIRING: &[&str] = &["lib.rs", "error.rs"];
 const NOT_YET_SPLIT: &[&str] = &[
     "common/src/http.rs",
     "common/src/service.rs",
+    // The bank's handlers still run their SQL inline (its rules are pure: bank/src/rules/).
+    "bank/src/accounts.rs",
+    "bank/src/operations.rs",
+    "bank/src/transfers.rs",
     "loadgen/src/limits.rs",
     "orchestrator/src/dlq/api.rs",
     "payment/src/charges.rs",
@@ -24,7 +28,11 @@ const NOT_YET_SPLIT: &[&str] = &[
 ];
 
 /// Pure modules: no database, broker or HTTP.
-const PURE: &[&str] = &["orchestrator/src/saga/machine.rs", "orchestrator/src/saga/machine_tests.rs"];
+const PURE: &[&str] = &[
+    "orchestrator/src/saga/machine.rs",
+    "orchestrator/src/saga/machine_tests.rs",
+    "bank/src/rules/account_number.rs", "bank/src/rules/calendar.rs", "bank/src/rules/documents.rs", "bank/src/rules/ledger.rs", "bank/src/rules/mask.rs", "bank/src/rules/mod.rs", "bank/src/rules/states.rs",
+];
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()

@@ -1,0 +1,222 @@
+//! Paying orders from an account: the consumer of `bank.commands`, answering on `bank.replies`.
+//!
+//! | command | effect | reply |
+//! | --- | --- | --- |
+//! | `{type: hold, payment_id, account_id, amount, currency, user_id}` | available → held | `held`, or `declined {reason: insufficient_funds \| unknown_account \| not_holder \| currency_mismatch}` |
+//! | `{type: capture, payment_id}` | held → the bank's merchant account of the currency | `captured` |
+//! | `{type: void, payment_id}` | held → available | `voided` |
+//! | `{type: refund, payment_id}` | merchant → the account's available | `refunded` |
+//!
+//! Each is idempotent per `payment_id` ([`crate::rules::states::decide_hold`]): a command seen again
+//! answers what the first answered and moves no money; a command that does not fit the hold's state
+//! answers `rejected {reason}` (`unknown_payment`, `not_held`, `not_captured`, `already_captured`).
+//! Each runs in the inbox consumer's transaction, so the effect and the reply commit together.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sagaway_common::{
+    inbox::{HandleError, Handler, Incoming},
+    messages::Validate,
+    money,
+    outbox::Outgoing,
+};
+use serde::{Deserialize, Serialize};
+use sqlx::MySqlConnection;
+
+use crate::{
+    accounts,
+    clock::SharedClock,
+    events::{self, Change},
+    ledger,
+    rules::{
+        ledger as legs,
+        states::{HoldCommand, HoldDecision, HoldReply, HoldStatus, decide_hold},
+    },
+};
+
+/// A message of `bank.commands`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BankCommand {
+    Hold {
+        payment_id: String,
+        account_id: String,
+        #[serde(serialize_with = "money::serialize", deserialize_with = "money::deserialize")]
+        amount: Decimal,
+        currency: String,
+        user_id: String,
+    },
+    Capture { payment_id: String },
+    Void { payment_id: String },
+    Refund { payment_id: String },
+}
+
+impl BankCommand {
+    pub fn payment_id(&self) -> &str {
+        match self {
+            BankCommand::Hold { payment_id, .. }
+            | BankCommand::Capture { payment_id }
+            | BankCommand::Void { payment_id }
+            | BankCommand::Refund { payment_id } => payment_id,
+        }
+    }
+
+    fn command(&self) -> HoldCommand {
+        match self {
+            BankCommand::Hold { .. } => HoldCommand::Hold,
+            BankCommand::Capture { .. } => HoldCommand::Capture,
+            BankCommand::Void { .. } => HoldCommand::Void,
+            BankCommand::Refund { .. } => HoldCommand::Refund,
+        }
+    }
+}
+
+impl Validate for BankCommand {
+    fn validate(&self) -> Result<(), String> {
+        let id = self.payment_id();
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("payment_id must be 1-64 visible ASCII characters".into());
+        }
+        if let BankCommand::Hold { account_id, amount, currency, user_id, .. } = self {
+            if account_id.is_empty() || account_id.len() > 36 {
+                return Err("account_id must be 1-36 characters".into());
+            }
+            let c: money::Currency = currency.parse()?;
+            c.check_price(*amount).map_err(|e| format!("amount {e}"))?;
+            if !sagaway_common::auth::valid_user_id(user_id) {
+                return Err("user_id is not a user id".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A message of `bank.replies`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankReply {
+    /// held, declined, captured, voided, refunded or rejected.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payment_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+pub struct CommandHandler {
+    pub replies_topic: String,
+    pub events_topic: String,
+    pub clock: SharedClock,
+}
+
+impl Handler for CommandHandler {
+    async fn handle(&self, conn: &mut MySqlConnection, msg: &Incoming) -> Result<Vec<Outgoing>, HandleError> {
+        let command: BankCommand = msg.json()?;
+        let (reply, mut out) = apply(conn, &self.events_topic, self.clock.now(), &command).await?;
+        let key = msg.key.clone().unwrap_or_else(|| command.payment_id().to_string());
+        out.push(Outgoing::json(&self.replies_topic, key, &reply.kind, &reply));
+        Ok(out)
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct HoldRow {
+    account_id: Option<String>,
+    user_id: String,
+    amount: Decimal,
+    currency: String,
+    status: String,
+    reason: Option<String>,
+}
+
+fn reply(payment_id: &str, r: HoldReply, stored_reason: Option<String>) -> BankReply {
+    let (kind, reason) = match r {
+        HoldReply::Held => ("held", None),
+        HoldReply::Declined => ("declined", stored_reason),
+        HoldReply::Captured => ("captured", None),
+        HoldReply::Voided => ("voided", None),
+        HoldReply::Refunded => ("refunded", None),
+        HoldReply::Rejected(why) => ("rejected", Some(why.to_string())),
+    };
+    BankReply { kind: kind.into(), payment_id: payment_id.into(), reason }
+}
+
+/// Applies one command in `conn`'s transaction; returns the reply and the events to publish.
+pub async fn apply(conn: &mut MySqlConnection, events_topic: &str, now: DateTime<Utc>, command: &BankCommand) -> sqlx::Result<(BankReply, Vec<Outgoing>)> {
+    let payment_id = command.payment_id();
+    let hold: Option<HoldRow> = sqlx::query_as("SELECT account_id, user_id, amount, currency, status, reason FROM payment_holds WHERE payment_id = ? FOR UPDATE")
+        .bind(payment_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let state = match &hold {
+        Some(h) => Some(HoldStatus::parse(&h.status).ok_or_else(|| sqlx::Error::Protocol(format!("payment hold {payment_id}: status {:?}", h.status)))?),
+        None => None,
+    };
+    match decide_hold(state, command.command()) {
+        HoldDecision::Answer(r) => Ok((reply(payment_id, r, hold.and_then(|h| h.reason)), vec![])),
+        HoldDecision::Place => {
+            let BankCommand::Hold { account_id, amount, currency, user_id, .. } = command else {
+                return Err(sqlx::Error::Protocol("only a hold places a hold".into()));
+            };
+            place(conn, events_topic, now, payment_id, account_id, *amount, currency, user_id).await
+        }
+        HoldDecision::Move(to) => {
+            let h = hold.ok_or_else(|| sqlx::Error::Protocol("a move needs a hold".into()))?;
+            let account = h.account_id.clone().ok_or_else(|| sqlx::Error::Protocol(format!("payment hold {payment_id} has no account")))?;
+            let merchant = ledger::merchant_account(&h.currency);
+            let (kind, entry) = match to {
+                HoldStatus::Captured => ("payment_capture", legs::settle_held(&account, &merchant, h.amount)),
+                HoldStatus::Voided => ("payment_void", legs::release(&account, h.amount)),
+                HoldStatus::Refunded => ("payment_refund", legs::transfer(&merchant, &account, h.amount)),
+                other => return Err(sqlx::Error::Protocol(format!("no money moves into {other}"))),
+            };
+            let from = state.expect("a move has a state");
+            from.move_to(to).map_err(|e| sqlx::Error::Protocol(format!("payment hold {payment_id}: {e}")))?;
+            ledger::lock(conn, &[&account, &merchant]).await?;
+            ledger::post(conn, kind, payment_id, now, &entry).await?;
+            sqlx::query("UPDATE payment_holds SET status = ?, updated_at = ? WHERE payment_id = ?").bind(to.as_str()).bind(now).bind(payment_id).execute(&mut *conn).await?;
+            let event = events::record(conn, events_topic, &Change { kind: "payment", id: payment_id, account_id: &account, user_id: &h.user_id, status: to.as_str(), reason: None, at: now }).await?;
+            Ok((reply(payment_id, to.reply(), None), vec![event]))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn place(
+    conn: &mut MySqlConnection,
+    events_topic: &str,
+    now: DateTime<Utc>,
+    payment_id: &str,
+    account_id: &str,
+    amount: Decimal,
+    currency: &str,
+    user_id: &str,
+) -> sqlx::Result<(BankReply, Vec<Outgoing>)> {
+    let locked = ledger::lock(conn, &[account_id]).await?.pop().flatten().filter(|a| accounts::CUSTOMER_KINDS.contains(&a.kind.as_str()));
+    let decline = match &locked {
+        None => Some("unknown_account"),
+        Some(_) if !accounts::is_holder(&mut *conn, account_id, user_id).await? => Some("not_holder"),
+        Some(a) if !a.currency.eq_ignore_ascii_case(currency) => Some("currency_mismatch"),
+        Some(a) if a.available < amount => Some("insufficient_funds"),
+        Some(_) => None,
+    };
+    let status = if decline.is_some() { HoldStatus::Declined } else { HoldStatus::Held };
+    if decline.is_none() {
+        ledger::post(conn, "payment_hold", payment_id, now, &legs::hold(account_id, amount)).await?;
+    }
+    sqlx::query(
+        "INSERT INTO payment_holds (payment_id, account_id, user_id, amount, currency, status, reason, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(payment_id)
+    .bind(locked.as_ref().map(|a| a.id.clone()))
+    .bind(user_id)
+    .bind(amount)
+    .bind(currency.to_ascii_uppercase())
+    .bind(status.as_str())
+    .bind(decline)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    let event = events::record(conn, events_topic, &Change { kind: "payment", id: payment_id, account_id, user_id, status: status.as_str(), reason: decline, at: now }).await?;
+    Ok((reply(payment_id, status.reply(), decline.map(str::to_string)), vec![event]))
+}

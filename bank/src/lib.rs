@@ -1,0 +1,206 @@
+//! The bank: accounts on a double-entry ledger, a per-account operation queue (deposits and
+//! withdrawals applied exactly once, in acceptance order), instant and business-hours transfers
+//! with a durable scheduler, and holds for paying orders from an account over Kafka.
+//!
+//! # Layout
+//! - [`rules`]: the pure rules — account numbers (mod-11 check digit), CPF/CNPJ, business hours and
+//!   the night limit ([`rules::calendar`]), the ledger's legs, masking, and the lifecycles
+//!   ([`rules::states`]: operation, transfer, payment hold). No I/O; unit and property tests.
+//! - [`clock`]: the injectable [`clock::Clock`] (system clock; a settable [`clock::TestClock`]).
+//! - [`config`]: settings from the environment (`BANK_*`, plus the shared ones).
+//! - [`ledger`]: journal + postings in SQL, balances, account locks, the bank's own accounts.
+//! - [`accounts`]: `POST/GET /accounts`, `GET /accounts/{id}`, statement, lookup.
+//! - [`operations`]: `POST /accounts/{id}/operations`, `GET /operations/{id}`, and the queue consumer.
+//! - [`transfers`]: `POST /transfers`, `GET/DELETE /transfers/{id}`; [`scheduler`] settles the due ones.
+//! - [`commands`]: `bank.commands` → `bank.replies` (hold / capture / void / refund of order payments).
+//! - [`events`]: status history and `bank.events`; [`idempotency`]: `Idempotency-Key`.
+//! - [`Application`]: wires it together and runs it until shutdown.
+
+pub mod accounts;
+pub mod clock;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod ledger;
+pub mod operations;
+pub mod rules;
+pub mod scheduler;
+pub mod transfers;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    routing::{get, post},
+};
+use rdkafka::consumer::Consumer;
+use sagaway_common::{
+    auth::{BearerAuth, Guards},
+    http::Readiness,
+    inbox::ConsumerLoop,
+    kafka,
+    outbox::OutboxRelay,
+    service, topics,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+
+pub use config::Config;
+
+/// Migrations of the `bank` database, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The topics this service produces or consumes (logical names; the prefix is added at creation).
+pub const TOPICS: &[&str] = &[topics::BANK_OPERATIONS, topics::BANK_EVENTS, topics::BANK_COMMANDS, topics::BANK_REPLIES, topics::BANK_DLQ];
+
+/// Full topic names (with the configured prefix).
+#[derive(Clone, Debug)]
+pub struct TopicNames {
+    pub operations: String,
+    pub events: String,
+    pub commands: String,
+    pub replies: String,
+    pub dlq: String,
+}
+
+impl TopicNames {
+    fn new(common: &sagaway_common::config::CommonConfig) -> Self {
+        Self {
+            operations: common.topic(topics::BANK_OPERATIONS),
+            events: common.topic(topics::BANK_EVENTS),
+            commands: common.topic(topics::BANK_COMMANDS),
+            replies: common.topic(topics::BANK_REPLIES),
+            dlq: common.topic(topics::BANK_DLQ),
+        }
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::MySqlPool,
+    pub config: Arc<Config>,
+    pub guards: Guards,
+    pub relay: OutboxRelay,
+    pub topics: TopicNames,
+    /// Wakes the scheduler when a transfer is due now.
+    pub scheduler_wake: Arc<Notify>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    modifiers(&BearerAuth),
+    info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers."),
+    paths(accounts::create, accounts::list, accounts::get, accounts::statement, accounts::lookup,
+          operations::enqueue, operations::get, transfers::create, transfers::get, transfers::cancel),
+    components(schemas(accounts::Account, accounts::NewAccount, accounts::Statement, accounts::StatementEntry, accounts::Recipient,
+                       operations::NewOperation, operations::Accepted, operations::Operation, events::HistoryEntry,
+                       transfers::NewTransfer, transfers::Destination, transfers::Transfer))
+)]
+pub struct ApiDoc;
+
+/// Every route needs a signed-in caller; the writes that start work are rate-limited per user.
+pub fn router(state: AppState) -> Router {
+    let guards = state.guards.clone();
+    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let limited = guards.signed_in_rate_limited(
+        Router::new().route("/accounts/{id}/operations", post(operations::enqueue)).route("/transfers", post(transfers::create)),
+    );
+    let signed_in = guards.signed_in(
+        Router::new()
+            .route("/accounts", post(accounts::create).get(accounts::list))
+            .route("/accounts/lookup", get(accounts::lookup))
+            .route("/accounts/{id}", get(accounts::get))
+            .route("/accounts/{id}/statement", get(accounts::statement))
+            .route("/operations/{id}", get(operations::get))
+            .route("/transfers/{id}", get(transfers::get).delete(transfers::cancel)),
+    );
+    public.merge(limited).merge(signed_in).with_state(state)
+}
+
+/// A built service, bound to its port, not yet serving.
+pub struct Application {
+    port: u16,
+    state: AppState,
+    readiness: Readiness,
+    listener: tokio::net::TcpListener,
+    producer: Arc<rdkafka::producer::FutureProducer>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        anyhow::ensure!(config::valid_code(&config.code), "the bank code must be 3 digits");
+        let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
+        ledger::ensure_bank_accounts(&f.pool, config.clock.now()).await?;
+        let readiness = Readiness { service: "bank", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
+        let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
+        let state = AppState {
+            pool: f.pool,
+            guards: Guards::new(&config.common),
+            topics: TopicNames::new(&config.common),
+            config: Arc::new(config),
+            relay,
+            scheduler_wake: Arc::new(Notify::new()),
+        };
+        Ok(Self { port: f.port, state, readiness, listener: f.listener, producer: f.producer })
+    }
+
+    /// The bound port (useful when the configured port was 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops background work.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let cfg = self.state.config.clone();
+        let common = &cfg.common;
+        let topics = self.state.topics.clone();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(self.state.relay.clone().run(shutdown.clone()));
+
+        let consumer_loop = |name: &str, topic: &str| -> anyhow::Result<ConsumerLoop> {
+            let consumer = kafka::consumer(&common.kafka_brokers, &format!("{}bank-{name}", common.topic_prefix), common.fetch_wait_max_ms)?;
+            consumer.subscribe(&[topic])?;
+            Ok(ConsumerLoop {
+                service: "bank",
+                consumer,
+                pool: self.state.pool.clone(),
+                relay: self.state.relay.clone(),
+                dlq_topic: topics.dlq.clone(),
+                max_batch: common.consumer_batch_max,
+            })
+        };
+        let operations = operations::OperationHandler { events_topic: topics.events.clone(), clock: cfg.clock.clone() };
+        tasks.spawn(consumer_loop("operations", &topics.operations)?.run(operations, shutdown.clone()));
+        let commands = commands::CommandHandler { replies_topic: topics.replies.clone(), events_topic: topics.events.clone(), clock: cfg.clock.clone() };
+        tasks.spawn(consumer_loop("commands", &topics.commands)?.run(commands, shutdown.clone()));
+
+        let scheduler = scheduler::Scheduler {
+            pool: self.state.pool.clone(),
+            clock: cfg.clock.clone(),
+            relay: self.state.relay.clone(),
+            events_topic: topics.events.clone(),
+            interval: cfg.scheduler_interval,
+            wake: self.state.scheduler_wake.clone(),
+        };
+        tasks.spawn(scheduler.run(shutdown.clone()));
+        tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(600), shutdown.clone()));
+
+        tracing::info!(port = self.port, bank = %cfg.code, "bank listening");
+        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        shutdown.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
+        drop(self.producer);
+        served
+    }
+}
+
+/// The `migrate` command: creates the database and topics, runs migrations, opens the bank's own accounts, exits.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let pool = service::migrate(&config.common, &MIGRATOR, TOPICS).await?;
+    ledger::ensure_bank_accounts(&pool, config.clock.now()).await?;
+    Ok(())
+}
