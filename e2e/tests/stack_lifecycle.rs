@@ -19,7 +19,7 @@ use std::{
 use e2e::{StackAddr, TopicWatcher};
 use serde_json::Value;
 
-const COMPONENTS: &[&str] = &["mariadb", "broker", "connect", "product", "orchestrator", "payment"];
+const COMPONENTS: &[&str] = &["mariadb", "broker", "connect", "identity", "product", "orchestrator", "payment", "bank"];
 
 struct Stack {
     state: PathBuf,
