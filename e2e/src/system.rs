@@ -194,13 +194,13 @@ impl System {
         tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
         databases.push(pay_db.clone());
 
-        let mut bank = None;
+        let mut bank_process = None;
         if opts.bank {
             let bank_db = format!("bank_t_{id}");
             let mut config = bank::Config::from_env().context("the bank's settings")?;
             config.common = local(&bank_db);
             config.code = "001".into();
-            bank = Some(BankProcess { config, running: None });
+            bank_process = Some(BankProcess { config, running: None });
             databases.push(bank_db);
         }
 
@@ -220,7 +220,7 @@ impl System {
             id,
             shutdown,
             tasks,
-            bank,
+            bank: bank_process,
         };
         if sys.bank.is_some() {
             sys.start_bank().await?;
