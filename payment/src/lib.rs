@@ -54,8 +54,14 @@ pub use config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The topics this service produces or consumes (logical names; the prefix is added at creation).
-pub const TOPICS: &[&str] =
-    &[topics::PAYMENT_COMMANDS, topics::PAYMENT_REPLIES, topics::SAGA_RETRY, topics::PAYMENT_DLQ, topics::BANK_COMMANDS, topics::BANK_REPLIES];
+pub const TOPICS: &[&str] = &[
+    topics::PAYMENT_COMMANDS,
+    topics::PAYMENT_REPLIES,
+    topics::SAGA_RETRY,
+    topics::PAYMENT_DLQ,
+    topics::BANK_COMMANDS,
+    topics::BANK_REPLIES,
+];
 
 /// What every handler can reach.
 #[derive(Clone)]
