@@ -16,11 +16,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
     inbox::{HandleError, Handler, Incoming},
-    messages::Validate,
-    money,
     outbox::Outgoing,
 };
-use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 
 use crate::{
@@ -34,72 +31,18 @@ use crate::{
     },
 };
 
-/// A message of `bank.commands`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum BankCommand {
-    Hold {
-        payment_id: String,
-        account_id: String,
-        #[serde(serialize_with = "money::serialize", deserialize_with = "money::deserialize")]
-        amount: Decimal,
-        currency: String,
-        user_id: String,
-    },
-    Capture { payment_id: String },
-    Void { payment_id: String },
-    Refund { payment_id: String },
-}
+/// The messages of `bank.commands` and `bank.replies`: one contract, shared with their sender
+/// (the payment processor), in `sagaway_common::messages`.
+pub use sagaway_common::messages::{BankCommand, BankReply};
 
-impl BankCommand {
-    pub fn payment_id(&self) -> &str {
-        match self {
-            BankCommand::Hold { payment_id, .. }
-            | BankCommand::Capture { payment_id }
-            | BankCommand::Void { payment_id }
-            | BankCommand::Refund { payment_id } => payment_id,
-        }
+/// The lifecycle's view of a command.
+fn hold_command(command: &BankCommand) -> HoldCommand {
+    match command {
+        BankCommand::Hold { .. } => HoldCommand::Hold,
+        BankCommand::Capture { .. } => HoldCommand::Capture,
+        BankCommand::Void { .. } => HoldCommand::Void,
+        BankCommand::Refund { .. } => HoldCommand::Refund,
     }
-
-    fn command(&self) -> HoldCommand {
-        match self {
-            BankCommand::Hold { .. } => HoldCommand::Hold,
-            BankCommand::Capture { .. } => HoldCommand::Capture,
-            BankCommand::Void { .. } => HoldCommand::Void,
-            BankCommand::Refund { .. } => HoldCommand::Refund,
-        }
-    }
-}
-
-impl Validate for BankCommand {
-    fn validate(&self) -> Result<(), String> {
-        let id = self.payment_id();
-        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_graphic()) {
-            return Err("payment_id must be 1-64 visible ASCII characters".into());
-        }
-        if let BankCommand::Hold { account_id, amount, currency, user_id, .. } = self {
-            if account_id.is_empty() || account_id.len() > 36 {
-                return Err("account_id must be 1-36 characters".into());
-            }
-            let c: money::Currency = currency.parse()?;
-            c.check_price(*amount).map_err(|e| format!("amount {e}"))?;
-            if !sagaway_common::auth::valid_user_id(user_id) {
-                return Err("user_id is not a user id".into());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A message of `bank.replies`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BankReply {
-    /// held, declined, captured, voided, refunded or rejected.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub payment_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 pub struct CommandHandler {
@@ -151,7 +94,7 @@ pub async fn apply(conn: &mut MySqlConnection, events_topic: &str, now: DateTime
         Some(h) => Some(HoldStatus::parse(&h.status).ok_or_else(|| sqlx::Error::Protocol(format!("payment hold {payment_id}: status {:?}", h.status)))?),
         None => None,
     };
-    match decide_hold(state, command.command()) {
+    match decide_hold(state, hold_command(command)) {
         HoldDecision::Answer(r) => Ok((reply(payment_id, r, hold.and_then(|h| h.reason)), vec![])),
         HoldDecision::Place => {
             let BankCommand::Hold { account_id, amount, currency, user_id, .. } = command else {

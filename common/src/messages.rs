@@ -84,18 +84,37 @@ pub struct CardRef {
     pub sealed_cvc: Option<String>,
 }
 
+/// A bank account an order is paid from: the bank's 3-digit code and the account's id there (a
+/// UUID). The payment processor asks that bank over `bank.commands` (hold → capture).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRef {
+    pub bank: String,
+    pub account_id: String,
+}
+
+/// How a charge is paid: exactly one of a charge command's `card` and `account`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MethodRef<'a> {
+    Card(&'a CardRef),
+    Account(&'a AccountRef),
+}
+
 /// Commands on `payment.commands`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PaymentCommand {
-    /// Capture `amount` from the card for the order. Idempotent per order.
+    /// Capture `amount` for the order from its card or its bank account (exactly one of the two).
+    /// Idempotent per order. A card charge's JSON is what it always was (`card`, no `account`).
     Charge {
         order_id: String,
         user_id: String,
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
         currency: String,
-        card: CardRef,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<CardRef>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<AccountRef>,
     },
     /// Return a capture of the order (compensation). Idempotent; a no-op when nothing was captured.
     Refund { order_id: String, user_id: String, reason: String },
@@ -107,6 +126,16 @@ impl PaymentCommand {
             Self::Charge { .. } => "charge",
             Self::Refund { .. } => "refund",
         }
+    }
+}
+
+/// What a charge is paid with, when it names exactly one method.
+pub fn charge_method<'a>(card: Option<&'a CardRef>, account: Option<&'a AccountRef>) -> Result<MethodRef<'a>, String> {
+    match (card, account) {
+        (Some(c), None) => Ok(MethodRef::Card(c)),
+        (None, Some(a)) => Ok(MethodRef::Account(a)),
+        (None, None) => Err("a charge needs a card or an account".into()),
+        (Some(_), Some(_)) => Err("a charge has a card or an account, not both".into()),
     }
 }
 
@@ -221,6 +250,15 @@ impl Validate for CardRef {
     }
 }
 
+impl Validate for AccountRef {
+    fn validate(&self) -> Result<(), String> {
+        if self.bank.len() != 3 || !self.bank.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("account.bank must be a 3-digit bank code".into());
+        }
+        check::uuid("account.account_id", &self.account_id)
+    }
+}
+
 impl Validate for ProductCommand {
     fn validate(&self) -> Result<(), String> {
         match self {
@@ -279,12 +317,15 @@ impl Validate for ProductReply {
 impl Validate for PaymentCommand {
     fn validate(&self) -> Result<(), String> {
         match self {
-            Self::Charge { order_id, user_id, amount, currency, card } => {
+            Self::Charge { order_id, user_id, amount, currency, card, account } => {
                 check::uuid("order_id", order_id)?;
                 check::text("user_id", user_id, 64)?;
                 check::amount("amount", *amount)?;
                 check::currency("currency", currency)?;
-                card.validate()
+                match charge_method(card.as_ref(), account.as_ref())? {
+                    MethodRef::Card(c) => c.validate(),
+                    MethodRef::Account(a) => a.validate(),
+                }
             }
             Self::Refund { order_id, user_id, reason } => {
                 check::uuid("order_id", order_id)?;
@@ -318,6 +359,96 @@ impl Validate for PaymentReply {
                 check::amount("amount", *amount)
             }
         }
+    }
+}
+
+/// Commands on `bank.commands`: paying an order from a bank account. `payment_id` is the order id;
+/// each command is idempotent per payment at the bank. Sent keyed by the account id, so one
+/// account's hold, capture, void and refund reach the bank in the order they were sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BankCommand {
+    /// Set `amount` aside on the account (available → held), if `user_id` holds it and it has the funds.
+    Hold {
+        payment_id: String,
+        account_id: String,
+        #[serde(serialize_with = "crate::money::serialize", deserialize_with = "crate::money::deserialize")]
+        amount: Decimal,
+        currency: String,
+        user_id: String,
+    },
+    /// Move the held amount to the bank's merchant account.
+    Capture { payment_id: String },
+    /// Give the held amount back to the account's available balance.
+    Void { payment_id: String },
+    /// Give a captured amount back from the merchant account.
+    Refund { payment_id: String },
+}
+
+impl BankCommand {
+    pub fn payment_id(&self) -> &str {
+        match self {
+            BankCommand::Hold { payment_id, .. }
+            | BankCommand::Capture { payment_id }
+            | BankCommand::Void { payment_id }
+            | BankCommand::Refund { payment_id } => payment_id,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BankCommand::Hold { .. } => "hold",
+            BankCommand::Capture { .. } => "capture",
+            BankCommand::Void { .. } => "void",
+            BankCommand::Refund { .. } => "refund",
+        }
+    }
+}
+
+impl Validate for BankCommand {
+    fn validate(&self) -> Result<(), String> {
+        let id = self.payment_id();
+        if id.is_empty() || id.len() > 64 || !id.chars().all(|c| c.is_ascii_graphic()) {
+            return Err("payment_id must be 1-64 visible ASCII characters".into());
+        }
+        if let BankCommand::Hold { account_id, amount, currency, user_id, .. } = self {
+            if account_id.is_empty() || account_id.len() > 36 {
+                return Err("account_id must be 1-36 characters".into());
+            }
+            let c: crate::money::Currency = currency.parse()?;
+            c.check_price(*amount).map_err(|e| format!("amount {e}"))?;
+            if !crate::auth::valid_user_id(user_id) {
+                return Err("user_id is not a user id".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replies on `bank.replies`, keyed like the command they answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BankReply {
+    /// held, declined, captured, voided, refunded or rejected.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub payment_id: String,
+    /// Why a hold was declined (`insufficient_funds`, `unknown_account`, `not_holder`,
+    /// `currency_mismatch`) or a command rejected (`unknown_payment`, `not_held`, `not_captured`,
+    /// `already_captured`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The kinds of [`BankReply`].
+pub const BANK_REPLY_KINDS: &[&str] = &["held", "declined", "captured", "voided", "refunded", "rejected"];
+
+impl Validate for BankReply {
+    fn validate(&self) -> Result<(), String> {
+        if !BANK_REPLY_KINDS.contains(&self.kind.as_str()) {
+            return Err(format!("type must be one of {BANK_REPLY_KINDS:?}, got {:?}", self.kind));
+        }
+        check::text("payment_id", &self.payment_id, 64)?;
+        self.reason.as_deref().map_or(Ok(()), |r| check::note("reason", r, REASON_MAX))
     }
 }
 
@@ -358,5 +489,58 @@ mod validation_tests {
         let charged = |c: &str| PaymentReply::Charged { order_id: ORDER.into(), charge_id: "c1".into(), amount: Decimal::ONE, currency: Some(c.into()) };
         assert!(charged("USD").validate().is_ok());
         assert!(charged("usd").validate().is_err());
+    }
+
+    #[test]
+    fn a_charge_names_exactly_one_method_and_card_charges_keep_their_json() {
+        let account = AccountRef { bank: "001".into(), account_id: ORDER.into() };
+        let charge = |card: Option<CardRef>, account: Option<AccountRef>| PaymentCommand::Charge {
+            order_id: ORDER.into(),
+            user_id: "alice".into(),
+            amount: Decimal::ONE,
+            currency: "USD".into(),
+            card,
+            account,
+        };
+        let card = CardRef {
+            brand: "visa".into(),
+            last4: "4242".into(),
+            exp_month: 12,
+            exp_year: 2034,
+            fingerprint: "a".repeat(64),
+            sealed: "v2.k1.x".into(),
+            sealed_cvc: None,
+        };
+        assert_eq!(charge(None, Some(account.clone())).validate(), Ok(()));
+        assert_eq!(charge(Some(card.clone()), None).validate(), Ok(()));
+        assert!(charge(None, None).validate().unwrap_err().contains("card or an account"));
+        assert!(charge(Some(card.clone()), Some(account.clone())).validate().is_err());
+        let bad_bank = AccountRef { bank: "1".into(), ..account.clone() };
+        assert!(charge(None, Some(bad_bank)).validate().unwrap_err().contains("bank"));
+        let bad_id = AccountRef { account_id: "merchant-USD".into(), ..account.clone() };
+        assert!(charge(None, Some(bad_id)).validate().unwrap_err().contains("account_id"));
+
+        // A card charge as it was written before accounts existed still reads, and writes the same.
+        let old = serde_json::json!({"type": "charge", "order_id": ORDER, "user_id": "alice", "amount": "1", "currency": "USD",
+            "card": {"brand": "visa", "last4": "4242", "exp_month": 12, "exp_year": 2034, "fingerprint": "a".repeat(64), "sealed": "v2.k1.x"}});
+        let parsed: PaymentCommand = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(parsed, charge(Some(card), None));
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), old);
+        let json = serde_json::to_value(charge(None, Some(account))).unwrap();
+        assert_eq!(json["account"], serde_json::json!({"bank": "001", "account_id": ORDER}));
+        assert!(json.get("card").is_none());
+    }
+
+    #[test]
+    fn bank_messages_read_as_the_bank_writes_them() {
+        let hold: BankCommand = serde_json::from_value(serde_json::json!(
+            {"type": "hold", "payment_id": ORDER, "account_id": ORDER, "amount": "39.98", "currency": "USD", "user_id": "alice"}))
+        .unwrap();
+        assert_eq!(hold.validate(), Ok(()));
+        assert_eq!(serde_json::to_value(&hold).unwrap()["amount"], "39.98");
+        let reply: BankReply = serde_json::from_value(serde_json::json!({"type": "declined", "payment_id": ORDER, "reason": "insufficient_funds"})).unwrap();
+        assert_eq!(reply.validate(), Ok(()));
+        let odd = BankReply { kind: "maybe".into(), payment_id: ORDER.into(), reason: None };
+        assert!(odd.validate().is_err());
     }
 }

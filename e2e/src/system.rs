@@ -1,5 +1,7 @@
 //! Runs the Sagaway services in-process, each on port 0 with its own fresh database and one topic
-//! prefix shared by the three, against the real MariaDB and broker of the local stack.
+//! prefix shared by the three, against the real MariaDB and broker of the local stack. With
+//! `SystemOptions { bank: true, .. }` a bank (code `001`) runs beside them, for orders paid from an
+//! account.
 
 use std::time::{Duration, Instant};
 
@@ -36,11 +38,15 @@ pub struct SystemOptions {
     /// The card keys of the orchestrator and the payment processor, in the `CARD_KEYS` form
     /// (`k2:<64 hex>,k1:<64 hex>`, the first active); `None`: the development key.
     pub card_keys: Option<String>,
+    /// Also run a bank (code `001`, its own fresh database, the same topic prefix and token
+    /// issuer): orders may then be paid from its accounts. Off by default: the other tests do not
+    /// pay for it.
+    pub bank: bool,
 }
 
 impl Default for SystemOptions {
     fn default() -> Self {
-        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, user_rate: UserRate { per_sec: 100_000.0, burst: 100_000 }, auth: None, card_keys: None }
+        Self { duplicate_window: Duration::from_secs(120), reservation_ttl: Duration::from_secs(900), max_attempts: 5, retry_base: Duration::from_millis(50), fixed_jitter: None, risk_check: None, user_rate: UserRate { per_sec: 100_000.0, burst: 100_000 }, auth: None, card_keys: None, bank: false }
     }
 }
 
@@ -65,11 +71,21 @@ pub struct System {
     pub product_db: sqlx::MySqlPool,
     pub orchestrator_db: sqlx::MySqlPool,
     pub payment_db: sqlx::MySqlPool,
-    /// The three test databases (product, orchestrator, payment).
+    /// The test databases (product, orchestrator, payment, and the bank's when it runs).
     pub databases: Vec<String>,
+    /// The bank's base URL (`SystemOptions::bank`; empty without one, or while it is stopped).
+    pub bank_url: String,
     id: String,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    bank: Option<BankProcess>,
+}
+
+/// The in-process bank: its settings (to start it again on the same database and topics) and, while
+/// it runs, its stop switch and task.
+struct BankProcess {
+    config: bank::Config,
+    running: Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
 }
 
 fn unique() -> String {
@@ -85,7 +101,8 @@ impl System {
     /// and topics, configured by `opts` (other card keys, say): what a redeploy does.
     pub async fn restart(&mut self, opts: SystemOptions) -> anyhow::Result<()> {
         self.shutdown.cancel();
-        for t in self.tasks.drain(..) {
+        let bank = self.bank_task();
+        for t in self.tasks.drain(..).chain(bank) {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
         let mut fresh = Self::spawn_as(self.id.clone(), opts).await?;
@@ -93,6 +110,8 @@ impl System {
             (fresh.product_url.clone(), fresh.orchestrator_url.clone(), fresh.payment_url.clone());
         self.tasks = std::mem::take(&mut fresh.tasks);
         std::mem::swap(&mut self.shutdown, &mut fresh.shutdown);
+        std::mem::swap(&mut self.bank, &mut fresh.bank);
+        std::mem::swap(&mut self.bank_url, &mut fresh.bank_url);
         // The new services trust the new test issuer: tokens from here on are its.
         std::mem::swap(&mut self.issuer, &mut fresh.issuer);
         Ok(())
@@ -143,6 +162,7 @@ impl System {
             idempotency_lock: Duration::from_secs(60),
             card_key: opts.card_key()?,
             currency: "USD".into(),
+            banks: vec!["001".into()],
             risk_check: opts.risk_check.is_some(),
             risk: opts.risk_check.clone().unwrap_or_default(),
         };
@@ -166,6 +186,7 @@ impl System {
             },
             commands_group: format!("{prefix}payment-commands"),
             retry_group: format!("{prefix}payment-retry"),
+            bank_replies_group: format!("{prefix}payment-bank-replies"),
             common: pay_common,
         };
         let pay_app = payment::Application::build(pay_cfg).await.context("building payment")?;
@@ -173,8 +194,18 @@ impl System {
         tasks.push(tokio::spawn(pay_app.run_until_stopped(shutdown.clone())));
         databases.push(pay_db.clone());
 
+        let mut bank_process = None;
+        if opts.bank {
+            let bank_db = format!("bank_t_{id}");
+            let mut config = bank::Config::from_env().context("the bank's settings")?;
+            config.common = local(&bank_db);
+            config.code = "001".into();
+            bank_process = Some(BankProcess { config, running: None });
+            databases.push(bank_db);
+        }
+
         let stack = crate::StackAddr::from_env();
-        Ok(Self {
+        let mut sys = Self {
             issuer,
             prefix,
             product_url,
@@ -185,10 +216,43 @@ impl System {
             orchestrator_db: sqlx::MySqlPool::connect(&stack.mysql_url(&orch_db)).await?,
             payment_db: sqlx::MySqlPool::connect(&stack.mysql_url(&pay_db)).await?,
             databases,
+            bank_url: String::new(),
             id,
             shutdown,
             tasks,
-        })
+            bank: bank_process,
+        };
+        if sys.bank.is_some() {
+            sys.start_bank().await?;
+        }
+        Ok(sys)
+    }
+
+    /// Starts the bank (again: same database, topics and settings, a new port). It picks its
+    /// consumers up where they stopped.
+    pub async fn start_bank(&mut self) -> anyhow::Result<()> {
+        let process = self.bank.as_mut().context("no bank: spawn with SystemOptions { bank: true, .. }")?;
+        anyhow::ensure!(process.running.is_none(), "the bank is running");
+        let app = bank::Application::build(process.config.clone()).await.context("building the bank")?;
+        self.bank_url = format!("http://127.0.0.1:{}", app.port());
+        let stop = self.shutdown.child_token();
+        process.running = Some((stop.clone(), tokio::spawn(app.run_until_stopped(stop))));
+        Ok(())
+    }
+
+    /// The running bank's task, taken (to wait for it once it is told to stop).
+    fn bank_task(&mut self) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        self.bank.as_mut()?.running.take().map(|(_, task)| task)
+    }
+
+    /// Stops the bank (its database and topics stay): commands to it wait on `bank.commands`.
+    pub async fn stop_bank(&mut self) -> anyhow::Result<()> {
+        let process = self.bank.as_mut().context("no bank")?;
+        let (stop, task) = process.running.take().context("the bank is not running")?;
+        stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
+        self.bank_url.clear();
+        Ok(())
     }
 
     /// A customer's bearer token for `user`.
@@ -313,7 +377,8 @@ impl System {
     /// Stops the services and drops their databases.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        for t in self.tasks.drain(..) {
+        let bank = self.bank_task();
+        for t in self.tasks.drain(..).chain(bank) {
             let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
         }
         let admin = sqlx::MySqlPool::connect(&crate::StackAddr::from_env().mysql_url("mysql")).await;
@@ -329,6 +394,71 @@ impl Drop for System {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+impl System {
+    /// Opens an individual account at the bank for `user` in `currency`; returns its id.
+    pub async fn open_account(&self, user: &str, currency: &str) -> anyhow::Result<String> {
+        let res = self
+            .http
+            .post(format!("{}/accounts", self.bank_url))
+            .bearer_auth(self.token(user))
+            .json(&json!({"type": "individual", "currency": currency, "document": "529.982.247-25"}))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == StatusCode::CREATED, "open account: {}", res.status());
+        Ok(res.json::<Value>().await?["id"].as_str().context("account id")?.to_string())
+    }
+
+    /// Deposits `amount` into `user`'s account and waits until the deposit is APPLIED.
+    pub async fn deposit(&self, user: &str, account: &str, amount: &str) -> anyhow::Result<()> {
+        let res = self
+            .http
+            .post(format!("{}/accounts/{account}/operations", self.bank_url))
+            .bearer_auth(self.token(user))
+            .header("Idempotency-Key", unique())
+            .json(&json!({"type": "deposit", "amount": amount}))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status() == StatusCode::ACCEPTED, "deposit: {}", res.status());
+        let op = res.json::<Value>().await?["operation_id"].as_str().context("operation id")?.to_string();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let o: Value = self.http.get(format!("{}/operations/{op}", self.bank_url)).bearer_auth(self.token(user)).send().await?.json().await?;
+            match o["status"].as_str() {
+                Some("APPLIED") => return Ok(()),
+                Some("QUEUED") | None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+                _ => bail!("deposit {op} did not apply: {o}"),
+            }
+        }
+    }
+
+    /// A bank account (`id`: a customer's, or the bank's own such as `merchant-USD`), read as an admin.
+    pub async fn bank_account(&self, id: &str) -> anyhow::Result<Value> {
+        self.get_json(format!("{}/accounts/{id}", self.bank_url)).await
+    }
+
+    /// Every statement entry of a bank account, newest first, read as an admin.
+    pub async fn bank_statement(&self, id: &str) -> anyhow::Result<Vec<Value>> {
+        let s = self.get_json(format!("{}/accounts/{id}/statement?limit=200", self.bank_url)).await?;
+        Ok(s["entries"].as_array().context("statement entries")?.clone())
+    }
+
+    /// `POST /payment` of reservation `reservation_id` from `user`'s bank account `account_id`.
+    pub async fn pay_from_account(&self, reservation_id: &str, user: &str, account_id: &str) -> anyhow::Result<String> {
+        let (status, _, b) = self.post_payment(&account_payment_body(reservation_id, user, "001", account_id), None).await?;
+        anyhow::ensure!(status == StatusCode::ACCEPTED, "payment not accepted: {status} {b}");
+        Ok(b["order_id"].as_str().context("order id")?.to_string())
+    }
+}
+
+/// A payment body paying from bank `bank`'s account `account_id`.
+pub fn account_payment_body(reservation_id: &str, user: &str, bank: &str, account_id: &str) -> Value {
+    json!({
+        "reservation_id": reservation_id,
+        "user_id": user,
+        "payment_method": {"type": "account", "bank": bank, "account_id": account_id}
+    })
 }
 
 /// A payment body for `card`.

@@ -423,6 +423,7 @@ const KAFKA_USES: &[KafkaUse] = &[
         reads: &[
             ("PAYMENT_COMMANDS", "let commands_topic = common.topic(topics::PAYMENT_COMMANDS);"),
             ("SAGA_RETRY", "retries.subscribe(&[&common.topic(topics::SAGA_RETRY)])"),
+            ("BANK_REPLIES", "bank_replies.subscribe(&[&common.topic(topics::BANK_REPLIES)])"),
         ],
         writes: &[
             ("PAYMENT_REPLIES", "replies_topic: common.topic(topics::PAYMENT_REPLIES)"),
@@ -430,10 +431,12 @@ const KAFKA_USES: &[KafkaUse] = &[
             ("PAYMENT_DLQ", "dlq_topic: common.topic(topics::PAYMENT_DLQ)"),
             // the retry forwarder puts a due retry back on its original topic
             ("PAYMENT_COMMANDS", "RetryForwarder { own_topics: vec![commands_topic]"),
+            ("BANK_COMMANDS", "bank_commands_topic: common.topic(topics::BANK_COMMANDS)"),
         ],
         groups: &[
             ("payment-commands", "literal", "format!(\"{}payment-commands\", common.topic_prefix)"),
             ("payment-retry", "literal", "format!(\"{}payment-retry\", common.topic_prefix)"),
+            ("payment-bank-replies", "literal", "format!(\"{}payment-bank-replies\", common.topic_prefix)"),
         ],
     },
 ];
@@ -555,7 +558,7 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
         }
         assert_eq!(group_grants(&acls, svc), groups, "{svc}: Read on exactly its consumer groups");
     }
-    for var in ["PRODUCT_INDEXER_GROUP", "PAYMENT_COMMANDS_GROUP", "PAYMENT_RETRY_GROUP", "TOPIC_PREFIX"] {
+    for var in ["PRODUCT_INDEXER_GROUP", "PAYMENT_COMMANDS_GROUP", "PAYMENT_RETRY_GROUP", "PAYMENT_BANK_REPLIES_GROUP", "TOPIC_PREFIX"] {
         for svc in ["product", "orchestrator", "payment"] {
             assert!(!env_of(&compose, svc).contains_key(var), "{svc} sets {var}: the group/topic names of acls.conf would change");
         }

@@ -26,6 +26,9 @@ pub struct Config {
     pub card_key: CardKey,
     /// Currency of every order (`ORCHESTRATOR_CURRENCY`, default USD).
     pub currency: String,
+    /// The codes of the banks an order may be paid from (`ORCHESTRATOR_BANKS`, comma-separated
+    /// 3-digit codes, default `001`; empty: no account payments). Another code is 422 `unknown_bank`.
+    pub banks: Vec<String>,
     /// The optional risk-check step (`ORCHESTRATOR_RISK_CHECK`, default false) and its rules
     /// (`ORCHESTRATOR_RISK_MAX_AMOUNT`, default 1000.00; `ORCHESTRATOR_RISK_MAX_ORDERS_PER_MINUTE`, default 10).
     pub risk_check: bool,
@@ -42,11 +45,38 @@ impl Config {
             idempotency_lock: Duration::from_secs(env_or("ORCHESTRATOR_IDEMPOTENCY_LOCK_SECS", 15)?),
             card_key: CardKey::from_env()?,
             currency: env_string("ORCHESTRATOR_CURRENCY", "USD"),
+            banks: parse_banks(&env_string("ORCHESTRATOR_BANKS", "001"))?,
             risk_check: env_or("ORCHESTRATOR_RISK_CHECK", false)?,
             risk: RiskPolicy {
                 max_amount: env_or("ORCHESTRATOR_RISK_MAX_AMOUNT", RiskPolicy::default().max_amount)?,
                 max_orders_per_minute: env_or("ORCHESTRATOR_RISK_MAX_ORDERS_PER_MINUTE", RiskPolicy::default().max_orders_per_minute)?,
             },
         })
+    }
+}
+
+/// `ORCHESTRATOR_BANKS`: comma-separated 3-digit bank codes (blanks ignored).
+pub fn parse_banks(list: &str) -> anyhow::Result<Vec<String>> {
+    let mut banks = Vec::new();
+    for code in list.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+        anyhow::ensure!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()), "ORCHESTRATOR_BANKS: {code:?} is not a 3-digit bank code");
+        if !banks.iter().any(|b| b == code) {
+            banks.push(code.to_string());
+        }
+    }
+    Ok(banks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_banks;
+
+    #[test]
+    fn bank_codes_are_three_digits() {
+        assert_eq!(parse_banks("001").unwrap(), ["001"]);
+        assert_eq!(parse_banks(" 001, 237 ,001,").unwrap(), ["001", "237"]);
+        assert!(parse_banks("").unwrap().is_empty());
+        assert!(parse_banks("1").is_err());
+        assert!(parse_banks("abc").is_err());
     }
 }

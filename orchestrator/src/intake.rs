@@ -2,12 +2,15 @@
 //!
 //! 0. the caller is the bearer token's subject (checked by the router's guard); a body `user_id`
 //!    naming anyone else is 403 `user_mismatch`;
-//! 1. validate the body (problem+json 422 naming the field; card number, expiry and CVC checked);
+//! 1. validate the body (problem+json 422 naming the field; card number, expiry and CVC checked, or
+//!    for an account payment the bank — one of `ORCHESTRATOR_BANKS`, else `unknown_bank` — and the
+//!    account id's form; whether the account exists, is the user's and has the funds is the bank's
+//!    to say, when the charge asks it: a refusal declines the order);
 //! 2. claim the `Idempotency-Key`, if any (replay / 422 / 409, see [`crate::idempotency`]);
 //! 3. read the reservation from the product service, as the caller (their token is relayed, so
 //!    another user's reservation is simply not found): it must exist, be the user's, be HELD and
 //!    unexpired; the amount is the reservation's total, never a client figure;
-//! 4. in ONE transaction: the two-minute duplicate guard, the order (card sealed, never in clear),
+//! 4. in ONE transaction: the two-minute duplicate guard, the order (card sealed, never in clear; or the account),
 //!    its first history entry, and the outbox rows for `order_queue` and `order.events`;
 //! 5. answer 202 `{order_id, status, status_url}`. The saga takes it from there
 //!    ([`crate::saga`]).
@@ -22,6 +25,7 @@ use sagaway_common::{
     auth::{self, Caller},
     card::{self, CardInput},
     http::{ApiJson, Problem},
+    messages::{AccountRef, MethodRef},
     outbox::{self, Outgoing},
     topics,
 };
@@ -52,12 +56,33 @@ pub struct PaymentRequest {
     pub payment_method: PaymentMethod,
 }
 
+/// A request that passed [`parse`].
+#[derive(Debug)]
+pub struct ValidRequest {
+    pub reservation_id: String,
+    pub user_id: Option<String>,
+    pub method: Method,
+}
+
+/// `{type: "card", card: {...}}` or `{type: "account", bank, account_id}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentMethod {
     #[serde(rename = "type")]
     pub kind: String,
-    pub card: CardInput,
+    #[serde(default)]
+    pub card: Option<CardInput>,
+    #[serde(default)]
+    pub bank: Option<String>,
+    #[serde(default)]
+    pub account_id: Option<String>,
+}
+
+/// A validated payment method.
+#[derive(Debug)]
+pub enum Method {
+    Card(CardInput),
+    Account(AccountRef),
 }
 
 /// Documentation shape of the body (the real type keeps card data out of `Debug`).
@@ -72,10 +97,17 @@ pub struct PaymentRequestDoc {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct PaymentMethodDoc {
-    /// Always `card`.
+    /// `card` (with `card`) or `account` (with `bank` and `account_id`).
     #[schema(rename = "type", example = "card")]
     kind: String,
-    card: CardDoc,
+    /// Type `card` only.
+    card: Option<CardDoc>,
+    /// Type `account` only: the bank's 3-digit code, one the orchestrator knows (`ORCHESTRATOR_BANKS`;
+    /// another is 422 `unknown_bank`).
+    #[schema(example = "001")]
+    bank: Option<String>,
+    /// Type `account` only: the account's id at that bank (a UUID, as `POST /accounts` answers it).
+    account_id: Option<String>,
 }
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -109,7 +141,7 @@ pub struct PaymentAccepted {
     security(("bearer" = [])))]
 pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(body): ApiJson<serde_json::Value>) -> Response {
     // 1. Validate before anything is recorded: invalid requests are never stored under a key.
-    let mut request = match parse(&body) {
+    let mut request = match parse(&body, &app.config.banks) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -163,28 +195,63 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
     respond(status, body, false)
 }
 
-fn parse(body: &serde_json::Value) -> ApiResult<PaymentRequest> {
+fn parse(body: &serde_json::Value, banks: &[String]) -> ApiResult<ValidRequest> {
     let request: PaymentRequest = serde_path_to_error::deserialize(body).map_err(|e| {
         let field = e.path().to_string();
         let message = sagaway_common::inbox::redact_digit_runs(&e.inner().to_string());
         ApiError::invalid(if field == "." { "body" } else { &field }, message)
     })?;
-    let r = &request;
-    if Uuid::parse_str(&r.reservation_id).is_err() {
+    if Uuid::parse_str(&request.reservation_id).is_err() {
         return Err(ApiError::invalid("reservation_id", "must be a reservation id (UUID)"));
     }
-    if r.payment_method.kind != "card" {
-        return Err(ApiError::invalid("payment_method.type", "only \"card\" is supported"));
+    let PaymentRequest { reservation_id, user_id, payment_method: m } = request;
+    let method = match m.kind.as_str() {
+        "card" => {
+            for (field, given) in [("payment_method.bank", m.bank.is_some()), ("payment_method.account_id", m.account_id.is_some())] {
+                if given {
+                    return Err(ApiError::invalid(field, "only for a payment method of type \"account\""));
+                }
+            }
+            let card = m.card.ok_or_else(|| ApiError::invalid("payment_method.card", "a card payment needs the card"))?;
+            let now = chrono::Utc::now();
+            if let Err(p) = card::validate(&card, (now.year() as u16, now.month() as u8)) {
+                return Err(ApiError::Invalid { field: p.field.to_string(), code: p.code, message: p.message.to_string() });
+            }
+            Method::Card(card)
+        }
+        "account" => Method::Account(account(m, banks)?),
+        _ => return Err(ApiError::invalid("payment_method.type", "must be \"card\" or \"account\"")),
+    };
+    Ok(ValidRequest { reservation_id, user_id, method })
+}
+
+/// An account payment method: a bank this orchestrator knows, and an account id of the form the
+/// banks issue (a UUID, kept in its canonical lower-case form).
+fn account(m: PaymentMethod, banks: &[String]) -> ApiResult<AccountRef> {
+    if m.card.is_some() {
+        return Err(ApiError::invalid("payment_method.card", "only for a payment method of type \"card\""));
     }
-    let now = chrono::Utc::now();
-    if let Err(p) = card::validate(&r.payment_method.card, (now.year() as u16, now.month() as u8)) {
-        return Err(ApiError::Invalid { field: p.field.to_string(), code: p.code, message: p.message.to_string() });
+    let bank = m.bank.ok_or_else(|| ApiError::invalid("payment_method.bank", "an account payment needs the bank's 3-digit code"))?;
+    if bank.len() != 3 || !bank.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid("payment_method.bank", "must be a 3-digit bank code"));
     }
-    Ok(request)
+    if !banks.contains(&bank) {
+        return Err(ApiError::Invalid {
+            field: "payment_method.bank".into(),
+            code: "unknown_bank",
+            message: format!("bank {bank} is not a bank orders can be paid from"),
+        });
+    }
+    let account_id = m.account_id.ok_or_else(|| ApiError::invalid("payment_method.account_id", "an account payment needs the account's id"))?;
+    let account_id = match Uuid::parse_str(&account_id) {
+        Ok(id) if account_id.len() == 36 => id.to_string(),
+        _ => return Err(ApiError::invalid("payment_method.account_id", "must be an account id (a UUID, as the bank answers it)")),
+    };
+    Ok(AccountRef { bank, account_id })
 }
 
 /// Steps 3–4: reservation checks, then the order and its outbox rows in one transaction.
-async fn accept(app: &AppState, caller: &Caller, r: &PaymentRequest, claim: Option<&idempotency::Claimed>) -> ApiResult<PaymentAccepted> {
+async fn accept(app: &AppState, caller: &Caller, r: &ValidRequest, claim: Option<&idempotency::Claimed>) -> ApiResult<PaymentAccepted> {
     let reservation = app
         .product
         .reservation(&r.reservation_id, &caller.bearer())
@@ -211,8 +278,12 @@ async fn accept(app: &AppState, caller: &Caller, r: &PaymentRequest, claim: Opti
         }
     };
     app.relay.notify();
-    metrics::counter!("payments_accepted_total").increment(1);
-    tracing::info!(order_id, user_id = %caller.user_id, reservation_id = %r.reservation_id, "payment accepted");
+    let method = match &r.method {
+        Method::Card(_) => "card",
+        Method::Account(_) => "account",
+    };
+    metrics::counter!("payments_accepted_total", "method" => method).increment(1);
+    tracing::info!(order_id, user_id = %caller.user_id, reservation_id = %r.reservation_id, method, "payment accepted");
     Ok(accepted_answer(&order_id))
 }
 
@@ -220,9 +291,16 @@ async fn accept(app: &AppState, caller: &Caller, r: &PaymentRequest, claim: Opti
 /// With an Idempotency-Key, its answer is recorded in the same transaction: a crash after the
 /// commit can never leave an accepted order behind a key that still looks unanswered (whose retry
 /// would then meet the duplicate rule instead of the replay).
-async fn record_order(app: &AppState, user_id: &str, r: &PaymentRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
+async fn record_order(app: &AppState, user_id: &str, r: &ValidRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
     let order_id = Uuid::now_v7().to_string();
-    let card = card::seal(&app.config.card_key, &order_id, &r.payment_method.card);
+    let sealed;
+    let method = match &r.method {
+        Method::Card(input) => {
+            sealed = card::seal(&app.config.card_key, &order_id, input);
+            MethodRef::Card(&sealed)
+        }
+        Method::Account(account) => MethodRef::Account(account),
+    };
     let mut tx = app.pool.begin().await?;
 
     if let guard::Guard::HeldBy(original_order_id) = guard::take(&mut tx, user_id, reservation.product_id, &order_id, app.config.duplicate_window).await? {
@@ -238,7 +316,7 @@ async fn record_order(app: &AppState, user_id: &str, r: &PaymentRequest, reserva
         quantity: reservation.quantity,
         amount: reservation.total_price,
         currency: &app.config.currency,
-        card: &card,
+        method,
     };
     orders::insert(&mut tx, &new_order).await?;
     let cfg = &app.config.common;

@@ -59,6 +59,9 @@ pub const TOPICS: &[&str] = &[
     topics::SAGA_RETRY,
     topics::PAYMENT_DLQ,
     topics::ORDER_EVENTS,
+    // Not consumed or produced by the saga: a dead letter of the payment processor's bank-answer
+    // consumer is replayed onto it (the dead-letter tools republish on the original topic).
+    topics::BANK_REPLIES,
 ];
 
 /// What every handler can reach.

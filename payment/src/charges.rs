@@ -17,6 +17,10 @@
 //! Status: `pending` while retries are in flight, then `succeeded`, `declined` or `failed`. A
 //! `failed` charge was dead-lettered: a new charge command for the order (an operator's replay)
 //! starts a new round of attempts. `refunded` and `voided` are set by [`crate::refunds`].
+//!
+//! A charge paid from a bank account (`account` instead of `card`) goes the same way up to step 1;
+//! then, instead of the acquirer, [`crate::bank`] records it `pending` and asks the bank for a hold,
+//! and the bank's answers carry it on (`bank.replies`).
 
 use axum::{
     Json,
@@ -28,7 +32,7 @@ use sagaway_common::{
     auth::Caller,
     card,
     inbox::{self, HandleError, Incoming},
-    messages::{CardRef, PaymentCommand, PaymentReply},
+    messages::{AccountRef, CardRef, PaymentCommand, PaymentReply},
     money,
     outbox::Outgoing,
 };
@@ -58,7 +62,23 @@ pub struct ChargeRequest {
     pub user_id: String,
     pub amount: Decimal,
     pub currency: String,
-    pub card: CardRef,
+    pub method: Method,
+}
+
+/// What a charge is paid with.
+pub enum Method {
+    Card(CardRef),
+    Account(AccountRef),
+}
+
+impl ChargeRequest {
+    /// The card of a card charge.
+    fn card(&self) -> Option<&CardRef> {
+        match &self.method {
+            Method::Card(c) => Some(c),
+            Method::Account(_) => None,
+        }
+    }
 }
 
 /// The stored charge an attempt works on.
@@ -119,7 +139,7 @@ pub async fn handle(
     };
 
     let (charge, attempt_no) = match (lifecycle::on_charge_command(status, refunded_before, retry_attempt, attempts), charge) {
-        (OnCharge::Reanswer(ChargeStatus::Succeeded | ChargeStatus::Refunded), Some(charge)) => {
+        (OnCharge::Reanswer(ChargeStatus::Succeeded | ChargeStatus::Refunding | ChargeStatus::Refunded), Some(charge)) => {
             tracing::info!(order_id, "charge already captured; re-answering");
             let reply = PaymentReply::Charged {
                 order_id: order_id.into(),
@@ -142,6 +162,17 @@ pub async fn handle(
             tracing::info!(order_id, attempt = ?retry_attempt, attempts, why, "charge command dropped");
             return Ok(vec![]);
         }
+        (OnCharge::Attempt(_) | OnCharge::NewRound, _) if req.card().is_none() => {
+            // An account charge has no attempts to retry or replay: the bank's answer carries it on.
+            tracing::info!(order_id, "retry or replay of an account charge dropped; the bank's answer settles it");
+            return Ok(vec![]);
+        }
+        (OnCharge::Start, _) if req.card().is_none() => {
+            if let Err(problem) = check_request(req) {
+                return permanent_failure(h, conn, msg, req, "invalid_command", &problem, None).await;
+            }
+            return Ok(crate::bank::start(h, conn, req).await?);
+        }
         (OnCharge::Attempt(n), Some(charge)) => (charge, n),
         (OnCharge::NewRound, Some(charge)) => {
             sqlx::query("UPDATE charges SET status = 'pending', round = round + 1, failure_reason = NULL WHERE id = ?")
@@ -155,7 +186,7 @@ pub async fn handle(
             if let Err(problem) = check_request(req) {
                 return permanent_failure(h, conn, msg, req, "invalid_command", &problem, None).await;
             }
-            let Some(opened) = open_card(h, req) else {
+            let (Some(card), Some(opened)) = (req.card(), open_card(h, req)) else {
                 return permanent_failure(h, conn, msg, req, "card_unreadable", UNREADABLE, None).await;
             };
             let id = Uuid::now_v7().to_string();
@@ -171,8 +202,8 @@ pub async fn handle(
             .bind(&req.currency)
             .bind(card::brand(&opened.digits))
             .bind(last4)
-            .bind(req.card.exp_month)
-            .bind(req.card.exp_year)
+            .bind(card.exp_month)
+            .bind(card.exp_year)
             .bind(card::fingerprint(&h.card_key, &opened.digits))
             .execute(&mut *conn)
             .await?;
@@ -192,7 +223,7 @@ const UNREADABLE: &str = "the sealed card does not open with this service's card
 
 fn open_card(h: &CommandHandler, req: &ChargeRequest) -> Option<OpenedCard> {
     // The error says nothing about the card; it is dropped rather than logged all the same.
-    card::open(&h.card_key, &req.order_id, &req.card).ok().map(|(digits, cvc)| OpenedCard { digits, cvc })
+    card::open(&h.card_key, &req.order_id, req.card()?).ok().map(|(digits, cvc)| OpenedCard { digits, cvc })
 }
 
 /// `msg` as a copy of it may be kept or sent on once an authorization has been attempted (retry,
@@ -201,19 +232,20 @@ fn open_card(h: &CommandHandler, req: &ChargeRequest) -> Option<OpenedCard> {
 /// alone) kept; an unversioned one (number and CVC together) becomes `[redacted]`, and a replay
 /// rebuilds the command from the order.
 fn without_cvc(h: &CommandHandler, msg: &Incoming, req: &ChargeRequest) -> Incoming {
-    if !card::may_hold_cvc(&req.card) {
+    let Some(given) = req.card().filter(|c| card::may_hold_cvc(c)) else {
         return msg.clone();
-    }
-    let card = card::without_cvc(&h.card_key, &req.order_id, &req.card).unwrap_or_else(|| {
-        let sealed = if card::sealed_key_id(&req.card.sealed).is_some() { req.card.sealed.clone() } else { "[redacted]".into() };
-        CardRef { sealed, sealed_cvc: None, ..req.card.clone() }
+    };
+    let card = card::without_cvc(&h.card_key, &req.order_id, given).unwrap_or_else(|| {
+        let sealed = if card::sealed_key_id(&given.sealed).is_some() { given.sealed.clone() } else { "[redacted]".into() };
+        CardRef { sealed, sealed_cvc: None, ..given.clone() }
     });
     let command = PaymentCommand::Charge {
         order_id: req.order_id.clone(),
         user_id: req.user_id.clone(),
         amount: req.amount,
         currency: req.currency.clone(),
-        card,
+        card: Some(card),
+        account: None,
     };
     Incoming { payload: Some(serde_json::to_string(&command).expect("commands serialise")), ..msg.clone() }
 }
@@ -247,7 +279,8 @@ async fn attempt(
 ) -> Result<Vec<Outgoing>, HandleError> {
     let now = Utc::now();
     let today = (now.year() as u16, now.month() as u8);
-    let answer = match card::validate_stored(&opened.digits, req.card.exp_month, req.card.exp_year, opened.cvc.as_deref(), today) {
+    let (exp_month, exp_year) = req.card().map(|c| (c.exp_month, c.exp_year)).unwrap_or_default();
+    let answer = match card::validate_stored(&opened.digits, exp_month, exp_year, opened.cvc.as_deref(), today) {
         Err(problem) => Answer::Declined(problem.code),
         Ok(()) => {
             let earlier: i64 =
@@ -394,24 +427,42 @@ pub struct AttemptView {
     pub error: Option<String>,
 }
 
-/// A charge. Card fields are display-only: the PAN and CVC are never stored.
+/// The bank account a charge is paid from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BankAccountView {
+    /// The bank's 3-digit code.
+    pub bank: String,
+    pub account_id: String,
+}
+
+/// A charge. Card fields are display-only: the PAN and CVC are never stored. A charge paid from a
+/// bank account (`method: "account"`) has `account` instead of the card fields.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChargeView {
     pub charge_id: String,
     pub order_id: String,
     pub user_id: String,
-    /// `pending`, `succeeded`, `declined`, `failed`, `refunded` or `voided`.
+    /// `pending`, `succeeded`, `declined`, `failed`, `refunding` (account charges), `refunded` or `voided`.
     pub status: String,
+    /// `card` or `account`.
+    pub method: String,
     #[serde(serialize_with = "money::serialize")]
     #[schema(value_type = String, example = "19.99")]
     pub amount: Decimal,
     pub currency: String,
-    pub brand: String,
-    pub last4: String,
-    pub exp_month: u8,
-    pub exp_year: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brand: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last4: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp_month: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp_year: Option<u16>,
     /// Keyed HMAC of the card number: equal cards match, the number cannot be recovered.
-    pub fingerprint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<BankAccountView>,
     pub decline_code: Option<String>,
     pub failure_reason: Option<String>,
     /// Amount refunded, when a refund has been recorded.
@@ -443,8 +494,8 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(order_id): Pa
     validate_id("order_id", &order_id)?;
     let mut conn = app.pool.acquire().await?;
     let row = sqlx::query(
-        "SELECT c.id, c.order_id, CAST(c.user_id AS CHAR) AS user_id, c.status, c.amount, c.currency, c.brand, c.last4, c.exp_month, c.exp_year, \
-                c.fingerprint, c.decline_code, c.failure_reason, c.round, c.created_at, c.updated_at, r.amount AS refunded \
+        "SELECT c.id, c.order_id, CAST(c.user_id AS CHAR) AS user_id, c.status, c.method, c.amount, c.currency, c.brand, c.last4, c.exp_month, c.exp_year, \
+                c.fingerprint, c.account_bank, c.account_id, c.decline_code, c.failure_reason, c.round, c.created_at, c.updated_at, r.amount AS refunded \
          FROM charges c LEFT JOIN refunds r ON r.order_id = c.order_id WHERE c.order_id = ?",
     )
     .bind(&order_id)
@@ -464,6 +515,7 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(order_id): Pa
         order_id: row.get("order_id"),
         user_id: row.get("user_id"),
         status: row.get("status"),
+        method: row.get("method"),
         amount: row.get("amount"),
         currency: row.get("currency"),
         brand: row.get("brand"),
@@ -471,6 +523,10 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(order_id): Pa
         exp_month: row.get("exp_month"),
         exp_year: row.get("exp_year"),
         fingerprint: row.get("fingerprint"),
+        account: match (row.get::<Option<String>, _>("account_bank"), row.get::<Option<String>, _>("account_id")) {
+            (Some(bank), Some(account_id)) => Some(BankAccountView { bank, account_id }),
+            _ => None,
+        },
         decline_code: row.get("decline_code"),
         failure_reason: row.get("failure_reason"),
         refunded_amount: row.get("refunded"),

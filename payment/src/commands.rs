@@ -3,11 +3,14 @@
 //! runs [`CommandHandler`] inside one transaction per message (inbox + effect + outbox), so a
 //! redelivered message is a no-op; each operation is also idempotent per order on its own, so a
 //! *new* message for an order already charged or refunded re-answers instead of moving money again.
+//!
+//! A charge or refund paid from a bank account is answered later: its command asks the bank
+//! (`bank.commands`), and [`crate::bank::BankReplyHandler`] answers the saga when the bank has.
 
 use sagaway_common::{
     card::CardKey,
     inbox::{HandleError, Handler, Incoming},
-    messages::{PaymentCommand, PaymentReply},
+    messages::{MethodRef, PaymentCommand, PaymentReply, charge_method},
     outbox::Outgoing,
 };
 use sqlx::MySqlConnection;
@@ -23,6 +26,8 @@ pub struct CommandHandler {
     pub replies_topic: String,
     pub retry_topic: String,
     pub dlq_topic: String,
+    /// Where account charges ask the bank (`bank.commands`).
+    pub bank_commands_topic: String,
     pub card_key: CardKey,
     pub retry: RetryPolicy,
 }
@@ -38,14 +43,16 @@ impl Handler for CommandHandler {
     async fn handle(&self, conn: &mut MySqlConnection, msg: &Incoming) -> Result<Vec<Outgoing>, HandleError> {
         let command: PaymentCommand = msg.json()?;
         match command {
-            PaymentCommand::Charge { order_id, user_id, amount, currency, card } => {
-                let request = charges::ChargeRequest { order_id, user_id, amount, currency, card };
+            PaymentCommand::Charge { order_id, user_id, amount, currency, card, account } => {
+                // (`Incoming::json` has validated that exactly one is there.)
+                let method = match charge_method(card.as_ref(), account.as_ref()).map_err(HandleError::Malformed)? {
+                    MethodRef::Card(c) => charges::Method::Card(c.clone()),
+                    MethodRef::Account(a) => charges::Method::Account(a.clone()),
+                };
+                let request = charges::ChargeRequest { order_id, user_id, amount, currency, method };
                 charges::handle(self, conn, msg, &request).await
             }
-            PaymentCommand::Refund { order_id, user_id, reason } => {
-                let reply = refunds::refund(conn, &order_id, &user_id, &reason).await?;
-                Ok(vec![self.reply(msg, &reply)])
-            }
+            PaymentCommand::Refund { order_id, user_id, reason } => refunds::refund(self, conn, msg, &order_id, &user_id, &reason).await,
         }
     }
 }

@@ -30,6 +30,9 @@ pub struct Config {
     /// Consumer group of the retry forwarder on `saga.retry` (`PAYMENT_RETRY_GROUP`, default
     /// `<TOPIC_PREFIX>payment-retry`). Its own group: waiting for a due time never stalls commands.
     pub retry_group: String,
+    /// Consumer group reading `bank.replies`, the bank's answers for account charges
+    /// (`PAYMENT_BANK_REPLIES_GROUP`, default `<TOPIC_PREFIX>payment-bank-replies`).
+    pub bank_replies_group: String,
 }
 
 impl Config {
@@ -48,6 +51,7 @@ impl Config {
             retry,
             commands_group: env_string("PAYMENT_COMMANDS_GROUP", &format!("{}payment-commands", common.topic_prefix)),
             retry_group: env_string("PAYMENT_RETRY_GROUP", &format!("{}payment-retry", common.topic_prefix)),
+            bank_replies_group: env_string("PAYMENT_BANK_REPLIES_GROUP", &format!("{}payment-bank-replies", common.topic_prefix)),
             common,
         })
     }

@@ -7,6 +7,8 @@
 //! - [`lifecycle`]: the charge lifecycle, pure: its statuses, their legal moves, and what a charge command does.
 //! - [`charges`]: carries a charge command out (validate, acquirer, capture / decline / retry / dead letter) and `GET /charges/{order_id}`.
 //! - [`refunds`]: compensation of a capture, idempotent per order.
+//! - [`bank`]: charges paid from a bank account — hold and capture (or void, refund) asked of the
+//!   bank over `bank.commands`, its answers consumed from `bank.replies`.
 //! - [`acquirer`]: the simulated acquirer and its test cards.
 //! - [`retry_policy`]: which errors are retried, how often and when (the whole policy, one module).
 //! - [`retry`]: the `saga.retry` forwarder that puts due retries back on `payment.commands`.
@@ -16,6 +18,7 @@
 //! - [`Application`]: wires it together and runs it until shutdown.
 
 pub mod acquirer;
+pub mod bank;
 pub mod charges;
 pub mod commands;
 pub mod config;
@@ -51,7 +54,14 @@ pub use config::Config;
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The topics this service produces or consumes (logical names; the prefix is added at creation).
-pub const TOPICS: &[&str] = &[topics::PAYMENT_COMMANDS, topics::PAYMENT_REPLIES, topics::SAGA_RETRY, topics::PAYMENT_DLQ];
+pub const TOPICS: &[&str] = &[
+    topics::PAYMENT_COMMANDS,
+    topics::PAYMENT_REPLIES,
+    topics::SAGA_RETRY,
+    topics::PAYMENT_DLQ,
+    topics::BANK_COMMANDS,
+    topics::BANK_REPLIES,
+];
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -68,7 +78,7 @@ pub struct AppState {
     info(title = "Sagaway payment processor", description = "Simulated acquirer, double-entry ledger and charge history. \
         Charges and refunds arrive over Kafka (`payment.commands`); this API inspects them and runs the outage switch."),
     paths(charges::get, ledger::summary, ledger::account, outage::get, outage::set),
-    components(schemas(charges::ChargeView, charges::AttemptView, ledger::LedgerSummary, ledger::AccountBalance,
+    components(schemas(charges::ChargeView, charges::AttemptView, charges::BankAccountView, ledger::LedgerSummary, ledger::AccountBalance,
                        ledger::AccountView, ledger::PostingView, ledger::CurrencyBalance, outage::OutageState, outage::OutageRequest))
 )]
 pub struct ApiDoc;
@@ -124,6 +134,7 @@ impl Application {
             replies_topic: common.topic(topics::PAYMENT_REPLIES),
             retry_topic: common.topic(topics::SAGA_RETRY),
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            bank_commands_topic: common.topic(topics::BANK_COMMANDS),
             card_key: cfg.card_key.clone(),
             retry: cfg.retry.clone(),
         };
@@ -150,6 +161,23 @@ impl Application {
         };
         let forwarder = retry::RetryForwarder { own_topics: vec![commands_topic], shutdown: shutdown.clone() };
         tasks.spawn(retry_loop.run(forwarder, shutdown.clone()));
+
+        // The bank's answers for account charges: a loop of their own, like the commands'.
+        let bank_replies = kafka::consumer(&common.kafka_brokers, &cfg.bank_replies_group, common.fetch_wait_max_ms)?;
+        bank_replies.subscribe(&[&common.topic(topics::BANK_REPLIES)])?;
+        let bank_loop = ConsumerLoop {
+            service: commands::SERVICE,
+            consumer: bank_replies,
+            pool: self.state.pool.clone(),
+            relay: self.relay.clone(),
+            dlq_topic: common.topic(topics::PAYMENT_DLQ),
+            max_batch: common.consumer_batch_max,
+        };
+        let bank_handler = bank::BankReplyHandler {
+            replies_topic: common.topic(topics::PAYMENT_REPLIES),
+            bank_commands_topic: common.topic(topics::BANK_COMMANDS),
+        };
+        tasks.spawn(bank_loop.run(bank_handler, shutdown.clone()));
 
         tracing::info!(port = self.port, "payment service listening");
         let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;

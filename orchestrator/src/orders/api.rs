@@ -21,13 +21,27 @@ use crate::{
     error::{ApiError, ApiResult},
 };
 
-/// Card details an order may show.
+/// How an order is paid, as it may be shown: a card's display fields (`type: "card"`), or the
+/// bank and account it is paid from (`type: "account"`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PaymentView {
-    pub brand: String,
-    pub last4: String,
-    pub exp_month: u8,
-    pub exp_year: u16,
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PaymentView {
+    Card { brand: String, last4: String, exp_month: u8, exp_year: u16 },
+    Account { bank: String, account_id: String },
+}
+
+impl PaymentView {
+    fn of(o: &Order) -> Self {
+        match o.account() {
+            Some(a) => Self::Account { bank: a.bank, account_id: a.account_id },
+            None => Self::Card {
+                brand: o.card_brand.clone().unwrap_or_default(),
+                last4: o.card_last4.clone().unwrap_or_default(),
+                exp_month: o.card_exp_month.unwrap_or_default(),
+                exp_year: o.card_exp_year.unwrap_or_default(),
+            },
+        }
+    }
 }
 
 /// An order as the API shows it.
@@ -52,6 +66,7 @@ pub struct OrderView {
 }
 
 fn view(o: Order, history: Vec<HistoryEntry>) -> OrderView {
+    let payment = PaymentView::of(&o);
     OrderView {
         id: o.id,
         status: o.status,
@@ -62,7 +77,7 @@ fn view(o: Order, history: Vec<HistoryEntry>) -> OrderView {
         amount: o.amount,
         currency: o.currency,
         reason: o.reason,
-        payment: PaymentView { brand: o.card_brand, last4: o.card_last4, exp_month: o.card_exp_month, exp_year: o.card_exp_year },
+        payment,
         history,
         created_at: o.created_at,
         updated_at: o.updated_at,

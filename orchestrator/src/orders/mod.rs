@@ -17,7 +17,8 @@ use utoipa::ToSchema;
 
 use crate::saga::machine::{Capture, Hold, OrderStatus, SagaState, Transition};
 
-/// An order row (card columns limited to what may be kept).
+/// An order row (card columns limited to what may be kept). `payment_type` says how it is paid:
+/// `card` (the card columns are set) or `account` (`account_bank` and `account_id` are).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Order {
     pub id: String,
@@ -31,23 +32,33 @@ pub struct Order {
     pub hold_state: String,
     pub capture_state: String,
     pub reason: Option<String>,
-    pub card_brand: String,
-    pub card_last4: String,
-    pub card_exp_month: u8,
-    pub card_exp_year: u16,
-    pub card_fingerprint: String,
+    /// `card` or `account`.
+    pub payment_type: String,
+    pub card_brand: Option<String>,
+    pub card_last4: Option<String>,
+    pub card_exp_month: Option<u8>,
+    pub card_exp_year: Option<u16>,
+    pub card_fingerprint: Option<String>,
     /// The sealed card number, until the order is terminal (retries and replays charge it).
     pub card_sealed: Option<String>,
     /// The sealed CVC, until the first charge command carries it away ([`forget_cvc`]).
     pub card_cvc_sealed: Option<String>,
+    /// The paying bank's code and the account's id there (account orders).
+    pub account_bank: Option<String>,
+    pub account_id: Option<String>,
     pub compensating: i8,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 const SELECT_ORDER: &str = "SELECT id, CAST(user_id AS CHAR) AS user_id, reservation_id, product_id, quantity, amount, currency, status, hold_state, \
-    capture_state, reason, card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, card_cvc_sealed, \
-    compensating, created_at, updated_at FROM orders";
+    capture_state, reason, payment_type, card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, \
+    card_cvc_sealed, account_bank, account_id, compensating, created_at, updated_at FROM orders";
+
+/// `orders.payment_type` of an order paid by card.
+pub const PAID_BY_CARD: &str = "card";
+/// `orders.payment_type` of an order paid from a bank account.
+pub const PAID_FROM_ACCOUNT: &str = "account";
 
 fn hold_name(h: Hold) -> &'static str {
     match h {
@@ -85,6 +96,16 @@ impl Order {
         self.status().is_some_and(OrderStatus::is_terminal)
     }
 
+    /// The bank account an account order is paid from (`None` for card orders).
+    pub fn account(&self) -> Option<sagaway_common::messages::AccountRef> {
+        match (self.payment_type.as_str(), &self.account_bank, &self.account_id) {
+            (PAID_FROM_ACCOUNT, Some(bank), Some(account_id)) => {
+                Some(sagaway_common::messages::AccountRef { bank: bank.clone(), account_id: account_id.clone() })
+            }
+            _ => None,
+        }
+    }
+
     /// The row as the state machine sees it.
     pub fn saga_state(&self) -> Result<SagaState, CorruptOrder> {
         let corrupt = |what: String| CorruptOrder { order_id: self.id.clone(), what };
@@ -105,7 +126,7 @@ impl Order {
             capture,
             compensating: self.compensating == 1,
             reason: self.reason.clone(),
-            card_on_file: self.card_sealed.is_some(),
+            card_on_file: self.card_sealed.is_some() || self.account().is_some(),
         })
     }
 }
@@ -181,15 +202,20 @@ pub struct NewOrder<'a> {
     pub quantity: i32,
     pub amount: Decimal,
     pub currency: &'a str,
-    pub card: &'a sagaway_common::messages::CardRef,
+    pub method: sagaway_common::messages::MethodRef<'a>,
 }
 
 /// Inserts an ACCEPTED order (then call [`record_accepted`] for its history and event).
 pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Result<()> {
+    use sagaway_common::messages::MethodRef;
+    let (card, account) = match o.method {
+        MethodRef::Card(c) => (Some(c), None),
+        MethodRef::Account(a) => (None, Some(a)),
+    };
     sqlx::query(
-        "INSERT INTO orders (id, user_id, reservation_id, product_id, quantity, amount, currency, status, \
-         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, card_cvc_sealed) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders (id, user_id, reservation_id, product_id, quantity, amount, currency, status, payment_type, \
+         card_brand, card_last4, card_exp_month, card_exp_year, card_fingerprint, card_sealed, card_cvc_sealed, account_bank, account_id) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(o.id)
     .bind(o.user_id)
@@ -199,13 +225,16 @@ pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Resul
     .bind(o.amount)
     .bind(o.currency)
     .bind(OrderStatus::Accepted.as_str())
-    .bind(&o.card.brand)
-    .bind(&o.card.last4)
-    .bind(o.card.exp_month)
-    .bind(o.card.exp_year)
-    .bind(&o.card.fingerprint)
-    .bind(&o.card.sealed)
-    .bind(&o.card.sealed_cvc)
+    .bind(if account.is_some() { PAID_FROM_ACCOUNT } else { PAID_BY_CARD })
+    .bind(card.map(|c| &c.brand))
+    .bind(card.map(|c| &c.last4))
+    .bind(card.map(|c| c.exp_month))
+    .bind(card.map(|c| c.exp_year))
+    .bind(card.map(|c| &c.fingerprint))
+    .bind(card.map(|c| &c.sealed))
+    .bind(card.and_then(|c| c.sealed_cvc.as_ref()))
+    .bind(account.map(|a| &a.bank))
+    .bind(account.map(|a| &a.account_id))
     .execute(conn)
     .await?;
     Ok(())

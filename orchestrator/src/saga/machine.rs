@@ -114,7 +114,8 @@ pub struct SagaState {
     pub compensating: bool,
     /// Why the order left the happy path (the latest status that gave a reason).
     pub reason: Option<String>,
-    /// The sealed card is still on file (it is erased when the order ends).
+    /// The payment method is still on file: the sealed card (erased when the order ends), or the
+    /// bank account of an order paid from one.
     pub card_on_file: bool,
 }
 

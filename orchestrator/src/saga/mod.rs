@@ -202,8 +202,8 @@ fn message(t: &SagaTopics, order: &Order, command: &Command) -> Option<Outgoing>
         Command::Charge => match charge_command(order) {
             Some(cmd) => payment(cmd),
             None => {
-                // The machine never charges without a card on file; a row that says otherwise is a bug.
-                tracing::error!(order_id = %order.id, "charge without a sealed card; not sent");
+                // The machine never charges without a payment method on file; a row that says otherwise is a bug.
+                tracing::error!(order_id = %order.id, "charge without a sealed card or an account; not sent");
                 return None;
             }
         },
@@ -211,22 +211,31 @@ fn message(t: &SagaTopics, order: &Order, command: &Command) -> Option<Outgoing>
     })
 }
 
-/// The charge command for an order, or `None` when its sealed card is gone. It carries the sealed
-/// CVC only while the order still holds it: the first charge command ([`orders::forget_cvc`]).
+/// The charge command for an order: from its bank account, or from its card — `None` when its
+/// sealed card is gone. A card charge carries the sealed CVC only while the order still holds it:
+/// the first charge command ([`orders::forget_cvc`]).
 pub fn charge_command(order: &Order) -> Option<PaymentCommand> {
+    let (card, account) = match order.account() {
+        Some(account) => (None, Some(account)),
+        None => (
+            Some(CardRef {
+                brand: order.card_brand.clone()?,
+                last4: order.card_last4.clone()?,
+                exp_month: order.card_exp_month?,
+                exp_year: order.card_exp_year?,
+                fingerprint: order.card_fingerprint.clone()?,
+                sealed: order.card_sealed.clone()?,
+                sealed_cvc: order.card_cvc_sealed.clone(),
+            }),
+            None,
+        ),
+    };
     Some(PaymentCommand::Charge {
         order_id: order.id.clone(),
         user_id: order.user_id.clone(),
         amount: order.amount,
         currency: order.currency.clone(),
-        card: CardRef {
-            brand: order.card_brand.clone(),
-            last4: order.card_last4.clone(),
-            exp_month: order.card_exp_month,
-            exp_year: order.card_exp_year,
-            fingerprint: order.card_fingerprint.clone(),
-            sealed: order.card_sealed.clone()?,
-            sealed_cvc: order.card_cvc_sealed.clone(),
-        },
+        card,
+        account,
     })
 }

@@ -94,6 +94,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         },
         commands_group: format!("{prefix}payment-commands"),
         retry_group: format!("{prefix}payment-retry"),
+        bank_replies_group: format!("{prefix}payment-bank-replies"),
         common,
     };
     let app = payment::Application::build(config).await.expect("the payment service builds");
@@ -130,7 +131,8 @@ pub fn charge(order_id: &str, user_id: &str, amount: &str, number: &str, cvc: &s
         user_id: user_id.into(),
         amount: amount.parse::<Decimal>().unwrap(),
         currency: "EUR".into(),
-        card: card::seal(&key, order_id, &input),
+        card: Some(card::seal(&key, order_id, &input)),
+        account: None,
     }
 }
 

@@ -1,0 +1,186 @@
+//! Charges paid from a bank account: the payment processor asks the bank over Kafka instead of the
+//! acquirer, and answers the saga when the bank has answered.
+//!
+//! | saga command | here | to the bank (`bank.commands`, keyed by account id) | the bank's answer → here → the saga |
+//! | --- | --- | --- | --- |
+//! | `charge` with `account` | the charge row, `pending`, method `account` | `hold` (payment id = order id) | `held` → `capture`; `declined {reason}` → charge `declined`, `declined {reason}` |
+//! | | | `capture` | `captured` → charge `succeeded`, ledger capture, `charged {amount, currency}` |
+//! | `refund` of a succeeded charge | `refunding` | `refund` | `refunded` → charge `refunded`, ledger refund, `refunded {amount}` |
+//! | `refund` of a pending charge | `voided`, `refunded {0.00}` at once | `void` | a `captured` that got there first → `refund` (a late capture; the saga hears nothing more) |
+//!
+//! Every step runs in an inbox consumer's transaction with its outbox messages, so a redelivered
+//! command or answer is a no-op; what an answer does is decided by the pure
+//! [`crate::lifecycle::on_bank_reply`] on the charge's stored status, so a repeated or late answer
+//! moves nothing (and the bank is idempotent per payment id on its side). Commands of one account
+//! share its key, hence its partition: the bank sees hold, capture, void and refund in the order they
+//! were sent. One bank is reachable (the one consuming `bank.commands`); the orchestrator accepts
+//! only the bank codes it is configured with.
+
+use rust_decimal::Decimal;
+use sagaway_common::{
+    inbox::{HandleError, Handler, Incoming},
+    messages::{BankCommand, BankReply, PaymentReply},
+    outbox::Outgoing,
+};
+use sqlx::{MySqlConnection, Row};
+use uuid::Uuid;
+
+use crate::{
+    charges::{ChargeRequest, Method},
+    commands::CommandHandler,
+    ledger,
+    lifecycle::{self, BankAnswer, ChargeStatus, OnBankReply},
+    refunds,
+};
+
+/// `charges.method` of a charge paid from a bank account.
+pub const METHOD: &str = "account";
+
+/// A command to the bank about the payment of order `order_id` from account `account_id`.
+fn command(topic: &str, account_id: &str, command: &BankCommand) -> Outgoing {
+    metrics::counter!("payment_bank_commands_total", "command" => command.kind()).increment(1);
+    Outgoing::json(topic, account_id, command.kind(), command)
+}
+
+/// Starts an account charge (no charge for the order yet): records it `pending` and asks the bank
+/// for the hold. Nothing answers the saga until the bank has.
+pub async fn start(h: &CommandHandler, conn: &mut MySqlConnection, req: &ChargeRequest) -> sqlx::Result<Vec<Outgoing>> {
+    let Method::Account(account) = &req.method else {
+        return Err(sqlx::Error::Protocol("bank::start is for account charges".into()));
+    };
+    sqlx::query(
+        "INSERT INTO charges (id, order_id, user_id, amount, currency, status, method, account_bank, account_id) \
+         VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+    )
+    .bind(Uuid::now_v7().to_string())
+    .bind(&req.order_id)
+    .bind(&req.user_id)
+    .bind(req.amount)
+    .bind(&req.currency)
+    .bind(METHOD)
+    .bind(&account.bank)
+    .bind(&account.account_id)
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(order_id = %req.order_id, bank = %account.bank, "account charge: hold asked of the bank");
+    let hold = BankCommand::Hold {
+        payment_id: req.order_id.clone(),
+        account_id: account.account_id.clone(),
+        amount: req.amount,
+        currency: req.currency.clone(),
+        user_id: req.user_id.clone(),
+    };
+    Ok(vec![command(&h.bank_commands_topic, &account.account_id, &hold)])
+}
+
+/// The bank's `void` of the hold of order `order_id` (its charge was voided before any capture).
+pub fn void(h: &CommandHandler, order_id: &str, account_id: &str) -> Outgoing {
+    command(&h.bank_commands_topic, account_id, &BankCommand::Void { payment_id: order_id.into() })
+}
+
+/// The bank's `refund` of the capture of order `order_id`.
+pub fn refund(h: &CommandHandler, order_id: &str, account_id: &str) -> Outgoing {
+    command(&h.bank_commands_topic, account_id, &BankCommand::Refund { payment_id: order_id.into() })
+}
+
+/// Consumes `bank.replies`: carries each account charge on and answers the saga.
+pub struct BankReplyHandler {
+    /// `payment.replies` (full name).
+    pub replies_topic: String,
+    /// `bank.commands` (full name).
+    pub bank_commands_topic: String,
+}
+
+impl BankReplyHandler {
+    /// A reply to the orchestrator, keyed by the order's user like every `payment.replies` message.
+    fn reply(&self, user_id: &str, reply: &PaymentReply) -> Outgoing {
+        Outgoing::json(&self.replies_topic, user_id, reply.kind(), reply)
+    }
+}
+
+impl Handler for BankReplyHandler {
+    async fn handle(&self, conn: &mut MySqlConnection, msg: &Incoming) -> Result<Vec<Outgoing>, HandleError> {
+        let answer: BankReply = msg.json()?;
+        let kind = BankAnswer::parse(&answer.kind).ok_or_else(|| HandleError::Malformed(format!("bank answer {:?}", answer.kind)))?;
+        let order_id = answer.payment_id.as_str();
+        let row = sqlx::query(
+            "SELECT id, CAST(user_id AS CHAR) AS user_id, status, method, account_id, amount, currency, refund_reason \
+             FROM charges WHERE order_id = ? FOR UPDATE",
+        )
+        .bind(order_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        let row = row.filter(|r| r.get::<String, _>("method") == METHOD);
+        let status = match &row {
+            Some(r) => {
+                let raw: String = r.get("status");
+                Some(ChargeStatus::parse(&raw).ok_or_else(|| HandleError::Transient(anyhow::anyhow!("charge of order {order_id} in an unknown status {raw:?}")))?)
+            }
+            None => None,
+        };
+        let decision = lifecycle::on_bank_reply(status, kind);
+        metrics::counter!("payment_bank_replies_total", "answer" => kind_name(kind)).increment(1);
+        let (Some(row), OnBankReply::Capture | OnBankReply::Succeed | OnBankReply::Decline | OnBankReply::RefundLateCapture | OnBankReply::FinishRefund) =
+            (row, decision)
+        else {
+            if let OnBankReply::Ignore(why) = decision {
+                if kind == BankAnswer::Rejected {
+                    tracing::warn!(order_id, reason = answer.reason.as_deref().unwrap_or_default(), why, "the bank rejected a command; nothing to do");
+                } else {
+                    tracing::info!(order_id, answer = %answer.kind, why, "bank answer skipped");
+                }
+            }
+            return Ok(vec![]);
+        };
+        let charge_id: String = row.get("id");
+        let user_id: String = row.get("user_id");
+        let account_id: String = row.get::<Option<String>, _>("account_id").unwrap_or_default();
+        let amount: Decimal = row.get("amount");
+        let currency: String = row.get("currency");
+        Ok(match decision {
+            OnBankReply::Capture => {
+                vec![command(&self.bank_commands_topic, &account_id, &BankCommand::Capture { payment_id: order_id.into() })]
+            }
+            OnBankReply::Succeed => {
+                let customer = ledger::ensure_customer(conn, &user_id).await?;
+                ledger::transfer(conn, order_id, "capture", &currency, &customer, ledger::MERCHANT, amount).await?;
+                sqlx::query("UPDATE charges SET status = 'succeeded' WHERE id = ?").bind(&charge_id).execute(&mut *conn).await?;
+                tracing::info!(order_id, "account charge captured by the bank");
+                let reply = PaymentReply::Charged { order_id: order_id.into(), charge_id, amount: ledger::canonical(amount), currency: Some(currency) };
+                vec![self.reply(&user_id, &reply)]
+            }
+            OnBankReply::Decline => {
+                let reason = answer.reason.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "declined_by_bank".into());
+                sqlx::query("UPDATE charges SET status = 'declined', decline_code = ? WHERE id = ?")
+                    .bind(reason.chars().take(64).collect::<String>())
+                    .bind(&charge_id)
+                    .execute(&mut *conn)
+                    .await?;
+                tracing::info!(order_id, reason, "account charge declined by the bank");
+                vec![self.reply(&user_id, &PaymentReply::Declined { order_id: order_id.into(), reason })]
+            }
+            OnBankReply::RefundLateCapture => {
+                tracing::warn!(order_id, "the bank captured a charge voided meanwhile; asking it to refund");
+                metrics::counter!("payment_late_captures_refunded_total").increment(1);
+                vec![command(&self.bank_commands_topic, &account_id, &BankCommand::Refund { payment_id: order_id.into() })]
+            }
+            OnBankReply::FinishRefund => {
+                let reason: String = row.get::<Option<String>, _>("refund_reason").unwrap_or_else(|| "compensation".into());
+                let reply = refunds::settle(conn, order_id, &charge_id, &user_id, amount, &currency, &reason).await?;
+                vec![self.reply(&user_id, &reply)]
+            }
+            OnBankReply::Ignore(_) => vec![],
+        })
+    }
+}
+
+fn kind_name(kind: BankAnswer) -> &'static str {
+    match kind {
+        BankAnswer::Held => "held",
+        BankAnswer::Declined => "declined",
+        BankAnswer::Captured => "captured",
+        BankAnswer::Voided => "voided",
+        BankAnswer::Refunded => "refunded",
+        BankAnswer::Rejected => "rejected",
+    }
+}
