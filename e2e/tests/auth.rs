@@ -105,11 +105,11 @@ async fn call(http: &reqwest::Client, method: &str, url: &str, token: Option<&st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_bad_tokens_and_customers_on_admin_routes() -> anyhow::Result<()> {
-    let sys = System::spawn(SystemOptions::default()).await?;
+    let sys = System::spawn(SystemOptions { bank: true, ..Default::default() }).await?;
     let bad = bad_tokens(&sys);
     let customer = sys.token("carol");
     let mut table = Vec::new();
-    for base in [&sys.product_url, &sys.orchestrator_url, &sys.payment_url] {
+    for base in [&sys.product_url, &sys.orchestrator_url, &sys.payment_url, &sys.bank_url] {
         for (method, path, documents_bearer) in documented_routes(&sys.http, base).await? {
             let url = format!("{base}{}", concrete(&path));
             let public = PUBLIC.contains(&(method.as_str(), path.as_str()));
@@ -153,6 +153,7 @@ async fn every_route_in_the_source_is_in_the_openapi_documents() -> anyhow::Resu
         ("product", serde_json::to_value(<product::ApiDoc as utoipa::OpenApi>::openapi())?),
         ("orchestrator", serde_json::to_value(<orchestrator::ApiDoc as utoipa::OpenApi>::openapi())?),
         ("payment", serde_json::to_value(<payment::ApiDoc as utoipa::OpenApi>::openapi())?),
+        ("bank", serde_json::to_value(<bank::ApiDoc as utoipa::OpenApi>::openapi())?),
     ];
     let route = regex_lite_route();
     for (service, doc) in documented {
