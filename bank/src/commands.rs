@@ -11,6 +11,7 @@
 //! answers what the first answered and moves no money; a command that does not fit the hold's state
 //! answers `rejected {reason}` (`unknown_payment`, `not_held`, `not_captured`, `already_captured`).
 //! Each runs in the inbox consumer's transaction, so the effect and the reply commit together.
+//! A hold that cannot be processed at all (dead-lettered) is answered `declined {reason: bank_error}`.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -59,6 +60,30 @@ impl Handler for CommandHandler {
         out.push(Outgoing::json(&self.replies_topic, key, &reply.kind, &reply));
         Ok(out)
     }
+
+    /// A hold the bank could not process is declined (`bank_error`), so the payment is decided at
+    /// once instead of waiting for its reservation to expire. Nothing was held: the handler's
+    /// transaction rolled back. Should the dead letter be replayed and the hold placed after all,
+    /// the payment processor voids a hold that arrives for a declined charge.
+    fn on_dead_letter(&self, msg: &Incoming) -> Vec<Outgoing> {
+        decline_dead_hold(msg.payload.as_deref())
+            .map(|reply| {
+                let key = msg.key.clone().unwrap_or_else(|| reply.payment_id.clone());
+                Outgoing::json(&self.replies_topic, key, &reply.kind, &reply)
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
+/// The reply to a dead-lettered command, if it was a hold with a usable payment id.
+fn decline_dead_hold(payload: Option<&str>) -> Option<BankReply> {
+    let v: serde_json::Value = serde_json::from_str(payload?).ok()?;
+    if v["type"] != "hold" {
+        return None;
+    }
+    let reply = BankReply { kind: "declined".into(), payment_id: v["payment_id"].as_str()?.to_string(), reason: Some("bank_error".into()) };
+    sagaway_common::messages::Validate::validate(&reply).is_ok().then_some(reply)
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -162,4 +187,20 @@ async fn place(
     .await?;
     let event = events::record(conn, events_topic, &Change { kind: "payment", id: payment_id, account_id, user_id, status: status.as_str(), reason: decline, at: now }).await?;
     Ok((reply(payment_id, status.reply(), decline.map(str::to_string)), vec![event]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_dead_hold_with_a_valid_payment_id_is_declined() {
+        let reply = decline_dead_hold(Some(r#"{"type":"hold","payment_id":"p-1","amount":"-1"}"#)).unwrap();
+        assert_eq!((reply.kind.as_str(), reply.payment_id.as_str(), reply.reason.as_deref()), ("declined", "p-1", Some("bank_error")));
+        assert_eq!(decline_dead_hold(Some(r#"{"type":"capture","payment_id":"p-1"}"#)), None, "only a hold waits on a decline");
+        assert_eq!(decline_dead_hold(Some(r#"{"type":"hold"}"#)), None);
+        assert_eq!(decline_dead_hold(Some(&format!(r#"{{"type":"hold","payment_id":"{}"}}"#, "x".repeat(65)))), None, "an id too long for a reply");
+        assert_eq!(decline_dead_hold(Some("not json")), None);
+        assert_eq!(decline_dead_hold(None), None);
+    }
 }

@@ -78,5 +78,13 @@ async fn holds_capture_void_and_refund_once_per_payment() {
     app.command("alice", &json!({"type": "capture", "payment_id": p6})).await;
     assert_eq!(reply(p6.clone(), 1).await[0], json!({"type": "rejected", "payment_id": p6, "reason": "unknown_payment"}));
     assert_eq!(app.account("alice", &a).await["available"], "100.00");
+
+    // a hold the bank cannot process is dead-lettered and declined `bank_error` at once (the
+    // payment does not wait for its reservation to expire); nothing is held
+    let p7 = Uuid::now_v7().to_string();
+    app.command("alice", &hold(&p7, &a, "1.001", "alice")).await;
+    assert_eq!(reply(p7.clone(), 1).await[0], json!({"type": "declined", "payment_id": p7, "reason": "bank_error"}));
+    let acct = app.account("alice", &a).await;
+    assert_eq!((acct["available"].as_str(), acct["held"].as_str()), (Some("100.00"), Some("0.00")));
     app.stop().await;
 }

@@ -116,6 +116,14 @@ pub trait Handler: Send + Sync + 'static {
         conn: &mut MySqlConnection,
         msg: &Incoming,
     ) -> impl Future<Output = Result<Vec<Outgoing>, HandleError>> + Send;
+
+    /// Messages to publish when `msg` is dead-lettered, in the dead letter's own transaction — for
+    /// a sender waiting on an answer that would otherwise never come (the bank declines a hold it
+    /// could not process, so the payment does not wait for the reservation to expire).
+    fn on_dead_letter(&self, msg: &Incoming) -> Vec<Outgoing> {
+        let _ = msg;
+        Vec::new()
+    }
 }
 
 /// How many times one message is retried in place (backoff from 50 ms, doubling: ≈ 6 s in all)
@@ -301,7 +309,7 @@ impl ConsumerLoop {
                 Ok(()) => return true,
                 Err(HandleError::Malformed(reason)) => {
                     tracing::warn!(service = self.service, topic = %msg.topic, offset = msg.offset, %reason, "dead-lettering a malformed message");
-                    match self.dead_letter(msg, "malformed", &reason, attempts, first_failure).await {
+                    match self.dead_letter(handler, msg, "malformed", &reason, attempts, first_failure).await {
                         Ok(()) => return true,
                         Err(e) => tracing::warn!(error = %e, "writing the dead letter failed; retrying"),
                     }
@@ -314,7 +322,7 @@ impl ConsumerLoop {
                         // message's own: dead-letter it and let the customers behind it go on.
                         // While the database is down, every message would fail: keep waiting.
                         if sqlx::query("SELECT 1").execute(&self.pool).await.is_ok() {
-                            match self.dead_letter(msg, "transient_exhausted", &error, attempts, first_failure).await {
+                            match self.dead_letter(handler, msg, "transient_exhausted", &error, attempts, first_failure).await {
                                 Ok(()) => return true,
                                 Err(e) => tracing::warn!(error = %e, "writing the dead letter failed; retrying"),
                             }
@@ -374,8 +382,9 @@ impl ConsumerLoop {
     }
 
     /// Parks `msg` on the dead-letter topic, recording its id so it is dead-lettered once.
-    async fn dead_letter(
+    async fn dead_letter<H: Handler>(
         &self,
+        handler: &H,
         msg: &Incoming,
         error_class: &str,
         error: &str,
@@ -391,6 +400,9 @@ impl ConsumerLoop {
         store_positions(&mut tx, std::slice::from_ref(msg)).await?;
         let dead = dead_letter_message(&self.dlq_topic, self.service, msg, error_class, error, attempts, first_failure);
         outbox::enqueue(&mut tx, &dead).await?;
+        for answer in handler.on_dead_letter(msg) {
+            outbox::enqueue(&mut tx, &answer).await?;
+        }
         tx.commit().await?;
         self.relay.notify();
         metrics::counter!("dead_letters_total", "service" => self.service, "class" => error_class.to_string()).increment(1);

@@ -120,8 +120,10 @@ impl Handler for BankReplyHandler {
         };
         let decision = lifecycle::on_bank_reply(status, kind);
         metrics::counter!("payment_bank_replies_total", "answer" => kind_name(kind)).increment(1);
-        let (Some(row), OnBankReply::Capture | OnBankReply::Succeed | OnBankReply::Decline | OnBankReply::RefundLateCapture | OnBankReply::FinishRefund) =
-            (row, decision)
+        let (
+            Some(row),
+            OnBankReply::Capture | OnBankReply::Succeed | OnBankReply::Decline | OnBankReply::RefundLateCapture | OnBankReply::VoidLateHold | OnBankReply::FinishRefund,
+        ) = (row, decision)
         else {
             if let OnBankReply::Ignore(why) = decision {
                 if kind == BankAnswer::Rejected {
@@ -163,6 +165,11 @@ impl Handler for BankReplyHandler {
                 tracing::warn!(order_id, "the bank captured a charge voided meanwhile; asking it to refund");
                 metrics::counter!("payment_late_captures_refunded_total").increment(1);
                 vec![command(&self.bank_commands_topic, &account_id, &BankCommand::Refund { payment_id: order_id.into() })]
+            }
+            OnBankReply::VoidLateHold => {
+                tracing::warn!(order_id, "the bank held money for a charge declined meanwhile; asking it to void");
+                metrics::counter!("payment_late_holds_voided_total").increment(1);
+                vec![command(&self.bank_commands_topic, &account_id, &BankCommand::Void { payment_id: order_id.into() })]
             }
             OnBankReply::FinishRefund => {
                 let reason: String = row.get::<Option<String>, _>("refund_reason").unwrap_or_else(|| "compensation".into());

@@ -125,6 +125,9 @@ pub enum OnBankReply {
     /// A capture landed for a charge voided meanwhile (its order's refund came first): give the
     /// money back at the bank; the saga, already answered, hears nothing more.
     RefundLateCapture,
+    /// A hold landed for a charge already declined (the bank had dead-lettered its first hold and
+    /// the letter was replayed): release it at the bank; the saga heard its answer long ago.
+    VoidLateHold,
     /// The refund landed: the charge is refunded (ledger, `refunded`).
     FinishRefund,
     /// Nothing to do (why, for the log): a duplicate, a late or an unexpected answer.
@@ -141,6 +144,9 @@ pub fn on_bank_reply(charge: Option<ChargeStatus>, answer: BankAnswer) -> OnBank
         (Some(Pending), A::Captured) => OnBankReply::Succeed,
         (Some(Pending), A::Declined) => OnBankReply::Decline,
         (Some(Voided), A::Captured) => OnBankReply::RefundLateCapture,
+        // Declined here (the bank dead-lettered the hold) yet held later (the dead letter replayed):
+        // nothing will capture it, so it is voided.
+        (Some(Declined), A::Held) => OnBankReply::VoidLateHold,
         (Some(Refunding), A::Refunded) => OnBankReply::FinishRefund,
         // A void answers `rejected already_captured` when the capture got there first: its
         // `captured` came before it and was refunded as a late capture.
@@ -189,10 +195,19 @@ mod tests {
         assert_eq!(on_bank_reply(Some(Pending), A::Declined), OnBankReply::Decline);
         for done in [Succeeded, Declined, Refunding, Refunded] {
             for answer in [A::Held, A::Captured, A::Declined] {
+                if (done, answer) == (Declined, A::Held) {
+                    continue;
+                }
                 assert!(matches!(on_bank_reply(Some(done), answer), OnBankReply::Ignore(_)), "{answer:?} on a {done:?} charge moves nothing");
             }
         }
         assert!(matches!(on_bank_reply(None, A::Captured), OnBankReply::Ignore(_)));
+    }
+
+    #[test]
+    fn a_hold_that_lands_after_the_charge_was_declined_is_voided() {
+        // The bank declined a hold it dead-lettered (`bank_error`); a replay of the letter holds.
+        assert_eq!(on_bank_reply(Some(Declined), BankAnswer::Held), OnBankReply::VoidLateHold);
     }
 
     #[test]
