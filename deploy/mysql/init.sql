@@ -6,5 +6,6 @@ GRANT ALL PRIVILEGES ON `product`.* TO 'sagaway'@'%';
 GRANT ALL PRIVILEGES ON `orchestrator`.* TO 'sagaway'@'%';
 GRANT ALL PRIVILEGES ON `payment`.* TO 'sagaway'@'%';
 GRANT ALL PRIVILEGES ON `identity`.* TO 'sagaway'@'%';
+GRANT ALL PRIVILEGES ON `bank`.* TO 'sagaway'@'%';
 CREATE USER IF NOT EXISTS 'debezium'@'%' IDENTIFIED BY 'dbz';
 GRANT SELECT, RELOAD, SHOW DATABASES, REPLICATION SLAVE, REPLICATION CLIENT, LOCK TABLES ON *.* TO 'debezium'@'%';

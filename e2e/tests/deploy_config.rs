@@ -2,8 +2,9 @@
 //! and consistent with what the services read, every variable the services read is documented, the
 //! standalone and distributed Connect configurations describe the same connector, the identity
 //! service runs with its key as a secret and every service trusts it, each Kafka principal's ACLs
-//! (deploy/kafka/acls.conf) grant exactly the topics and groups its code uses, and the Dockerfile
-//! builds every service binary.
+//! (deploy/kafka/acls.conf) grant exactly the topics and groups its code uses, the bank runs beside
+//! the saga services as one of the orchestrator's banks, and the Dockerfile builds every service
+//! binary.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -25,7 +26,7 @@ fn read(rel: &str) -> String {
 fn variables_read_by_services() -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
     let mut files = Vec::new();
-    for dir in ["common/src", "product/src", "orchestrator/src", "payment/src"] {
+    for dir in ["common/src", "product/src", "orchestrator/src", "payment/src", "bank/src"] {
         collect_rs(&repo().join(dir), &mut files);
     }
     for f in files {
@@ -40,7 +41,7 @@ fn variables_read_by_services() -> BTreeSet<String> {
             }
         }
     }
-    for svc in ["PRODUCT", "ORCHESTRATOR", "PAYMENT"] {
+    for svc in ["PRODUCT", "ORCHESTRATOR", "PAYMENT", "BANK"] {
         for suffix in ["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"] {
             vars.insert(format!("{svc}_{suffix}"));
         }
@@ -62,13 +63,18 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_variable_the_services_read_is_documented() {
     let docs = read("docs/configuration.md");
+    // docs/configuration.md sends the bank's own settings (`BANK_*`) to bank/README.md.
+    let bank_readme = read("bank/README.md");
+    assert!(docs.contains("(`BANK_*`") && docs.contains("bank/README.md"), "docs/configuration.md points to the bank's settings");
     let vars = variables_read_by_services();
     assert!(vars.len() > 20, "the scan found the services' variables: {vars:?}");
+    assert!(vars.contains("BANK_CODE") && vars.contains("BANK_TIME_ZONE"), "the scan covers the bank");
     let undocumented: Vec<_> = vars
         .iter()
         .filter(|v| {
             let generic = ["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"].iter().any(|s| v.ends_with(s) && docs.contains(&format!("`<SVC>_{s}`")));
-            !docs.contains(&format!("`{v}`")) && !generic
+            let bank = v.starts_with("BANK_") && bank_readme.contains(&format!("`{v}`"));
+            !docs.contains(&format!("`{v}`")) && !generic && !bank
         })
         .collect();
     assert!(undocumented.is_empty(), "not in docs/configuration.md: {undocumented:?}");
@@ -96,7 +102,7 @@ fn compose_services_have_an_image_a_healthcheck_and_the_settings_the_services_ex
             assert_eq!(dep.1["condition"], wanted, "{name} → {dep_name} must wait for {wanted}");
         }
     }
-    for (svc, port) in [("product", 3333), ("orchestrator", 3334), ("payment", 3335)] {
+    for (svc, port) in [("product", 3333), ("orchestrator", 3334), ("payment", 3335), ("bank", 3340)] {
         let s = &services[svc];
         let env: BTreeMap<String, String> = s["environment"]
             .as_mapping()
@@ -124,7 +130,7 @@ fn compose_services_have_an_image_a_healthcheck_and_the_settings_the_services_ex
         assert!(services[profile_svc]["profiles"].as_sequence().is_some_and(|p| !p.is_empty()), "{profile_svc} is optional");
     }
     let prometheus = read("deploy/prometheus.yml");
-    for target in ["identity:3336", "product:3333", "orchestrator:3334", "payment:3335"] {
+    for target in ["identity:3336", "product:3333", "orchestrator:3334", "payment:3335", "bank:3340"] {
         assert!(prometheus.contains(target), "prometheus scrapes {target}");
     }
 }
@@ -300,7 +306,64 @@ fn compose_runs_the_identity_service_with_its_key_as_a_secret_and_every_service_
         }
         assert_eq!(depends_on(&compose, name, "identity").as_deref(), Some("service_healthy"), "{name} waits for identity");
     }
-    assert_eq!(verifiers, 3, "product, orchestrator and payment verify tokens");
+    assert_eq!(verifiers, 4, "product, orchestrator, payment and the bank verify tokens");
+}
+
+// ---- the bank -----------------------------------------------------------------------------------
+
+#[test]
+fn compose_runs_the_bank_as_one_of_the_orchestrators_banks() {
+    let compose = compose();
+    let bank = &compose["services"]["bank"];
+    assert_eq!(bank["image"], "sagaway:latest", "the bank runs from the services' image");
+    assert_eq!(strings(&bank["command"]), ["bank", "serve"]);
+    let env = env_of(&compose, "bank");
+    assert_eq!(env["BANK_HOST"], "0.0.0.0", "the bank listens on all interfaces");
+    assert_eq!(env["BANK_PORT"], "3340");
+    assert!(strings(&bank["ports"]).contains(&"3340:3340".to_string()), "the bank publishes 3340");
+    assert!(env["BANK_DATABASE_URL"].ends_with("@mysql:3306/bank"), "the bank has its own database on the mysql service");
+    assert!(read("deploy/mysql/init.sql").contains("ON `bank`.*"), "deploy/mysql/init.sql grants the bank database");
+    for dep in ["mysql", "kafka", "identity"] {
+        assert_eq!(depends_on(&compose, "bank", dep).as_deref(), Some("service_healthy"), "the bank waits for {dep}");
+    }
+    assert!(strings(&bank["healthcheck"]["test"]).iter().any(|t| t.contains("localhost:3340/health/ready")), "the bank's healthcheck is its readiness");
+
+    // The orchestrator accepts account payments at exactly the banks compose runs: this one.
+    let code = &env["BANK_CODE"];
+    assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()), "BANK_CODE {code:?} is 3 digits");
+    let banks: Vec<String> = env_of(&compose, "orchestrator")
+        .get("ORCHESTRATOR_BANKS")
+        .expect("compose sets ORCHESTRATOR_BANKS")
+        .split(',')
+        .map(|b| b.trim().to_string())
+        .filter(|b| !b.is_empty())
+        .collect();
+    assert_eq!(banks, [code.clone()], "ORCHESTRATOR_BANKS names the bank compose runs");
+    assert!(env.contains_key("BANK_TIME_ZONE"), "business hours are in an explicit time zone");
+
+    // Every variable compose gives the bank is one it (or common) reads and is documented: the
+    // bank's own in bank/README.md, the shared ones in docs/configuration.md.
+    let mut known = variables_read_in(&["bank/src", "common/src"]);
+    // CommonConfig::from_env derives BANK_HOST, BANK_PORT, ... from the prefix.
+    assert!(read("bank/src/config.rs").contains("CommonConfig::from_env(\"BANK\", 3340, \"bank\")"), "the bank's prefix, port and database");
+    known.extend(["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"].map(|s| format!("BANK_{s}")));
+    let readme = read("bank/README.md");
+    let docs = read("docs/configuration.md");
+    for var in env.keys() {
+        assert!(known.contains(var) || var == "RUST_LOG", "the bank is given {var}, which it does not read");
+        assert!(readme.contains(&format!("`{var}`")) || docs.contains(&format!("`{var}`")) || var == "RUST_LOG", "{var} is documented nowhere");
+    }
+    // No card data at the bank: no card keys mounted, nothing of the card key is read by its code.
+    assert!(!crate_source("bank").contains("CardKey"), "the bank handles no card data");
+    assert!(!secrets_of(&compose, "bank").contains("card_keys"), "the bank mounts no card keys");
+    // A value compose takes from the environment is listed in .env.example.
+    let example = read(".env.example");
+    for (var, value) in &env {
+        if let Some(i) = value.find("${") {
+            let name = value[i + 2..].split([':', '}']).next().unwrap();
+            assert!(example.lines().any(|l| l.starts_with(&format!("{name}="))), "{var} reads ${{{name}}}, which .env.example does not list");
+        }
+    }
 }
 
 // ---- Kafka principals and ACLs ------------------------------------------------------------------
@@ -439,6 +502,26 @@ const KAFKA_USES: &[KafkaUse] = &[
             ("payment-bank-replies", "literal", "format!(\"{}payment-bank-replies\", common.topic_prefix)"),
         ],
     },
+    KafkaUse {
+        service: "bank",
+        reads: &[
+            // the per-account queue: accepted operations are produced (outbox) and applied by the bank itself
+            ("BANK_OPERATIONS", "consumer_loop(\"operations\", &topics.operations)"),
+            ("BANK_COMMANDS", "consumer_loop(\"commands\", &topics.commands)"),
+        ],
+        writes: &[
+            ("BANK_OPERATIONS", "Outgoing::json(&app.topics.operations, account_id, \"operation_queued\""),
+            ("BANK_EVENTS", "Outgoing::json(events_topic, change.user_id"),
+            ("BANK_REPLIES", "out.push(Outgoing::json(&self.replies_topic, key, &reply.kind, &reply));"),
+            // its consumers' dead letters go to its own topic, which no replay reads
+            ("BANK_DLQ", "dlq_topic: topics.dlq.clone()"),
+        ],
+        groups: &[
+            // `consumer_loop(name, …)`: one group per consumer, `<TOPIC_PREFIX>bank-<name>`
+            ("bank-operations", "literal", "&format!(\"{}bank-{name}\", common.topic_prefix)"),
+            ("bank-commands", "literal", "&format!(\"{}bank-{name}\", common.topic_prefix)"),
+        ],
+    },
 ];
 
 /// Operations Kafka accepts per resource type (kafka-acls.sh refuses others).
@@ -504,12 +587,23 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
         assert_ne!(a.principal, "admin", "admin is a super user: no ACL lines");
     }
     let principals: BTreeSet<String> = acls.iter().map(|a| a.principal.clone()).collect();
-    assert_eq!(principals, set(&["product", "orchestrator", "payment", "connect"]), "one principal per Kafka client");
+    assert_eq!(principals, set(&["product", "orchestrator", "payment", "bank", "connect"]), "one principal per Kafka client");
 
-    // Every topic some Sagaway consumer reads (a dead letter's original topic can be any of them,
-    // and the orchestrator's replay republishes it there), the CDC topic excepted (Debezium's).
-    let consumed_by_sagaway: BTreeSet<String> =
-        KAFKA_USES.iter().flat_map(|u| u.reads.iter().map(|(c, _)| topic(c))).filter(|t| *t != cdc).collect();
+    // Every topic read by a Sagaway consumer that dead-letters into payment_dlq (a dead letter's
+    // original topic can be any of them, and the orchestrator's replay republishes it there), the CDC
+    // topic excepted (Debezium's). The bank's consumers dead-letter into bank.dlq, which nothing
+    // reads, so its topics are not among them.
+    let dead_letters_to_payment_dlq = |u: &&KafkaUse| u.writes.iter().any(|(c, _)| *c == "PAYMENT_DLQ");
+    let consumed_by_sagaway: BTreeSet<String> = KAFKA_USES
+        .iter()
+        .filter(dead_letters_to_payment_dlq)
+        .flat_map(|u| u.reads.iter().map(|(c, _)| topic(c)))
+        .filter(|t| *t != cdc)
+        .collect();
+    for u in KAFKA_USES.iter().filter(|u| !dead_letters_to_payment_dlq(u)) {
+        assert!(u.writes.iter().any(|(c, _)| *c == "BANK_DLQ"), "{}: where do its dead letters go?", u.service);
+    }
+    assert!(KAFKA_USES.iter().all(|u| u.reads.iter().all(|(c, _)| *c != "BANK_DLQ")), "no replay reads bank.dlq");
     assert!(crate_source("orchestrator").contains("let mut copy = Outgoing { topic, key, payload, headers: vec![] };"), "replay republishes to the original topic");
 
     for u in KAFKA_USES {
@@ -559,7 +653,7 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
         assert_eq!(group_grants(&acls, svc), groups, "{svc}: Read on exactly its consumer groups");
     }
     for var in ["PRODUCT_INDEXER_GROUP", "PAYMENT_COMMANDS_GROUP", "PAYMENT_RETRY_GROUP", "PAYMENT_BANK_REPLIES_GROUP", "TOPIC_PREFIX"] {
-        for svc in ["product", "orchestrator", "payment"] {
+        for svc in ["product", "orchestrator", "payment", "bank"] {
             assert!(!env_of(&compose, svc).contains_key(var), "{svc} sets {var}: the group/topic names of acls.conf would change");
         }
     }
@@ -623,7 +717,7 @@ fn kafka_in_compose_authenticates_every_client_with_its_own_credential() {
     for s in &init_secrets {
         assert!(secret_file(&compose, s).ends_with(&format!("/{s}")), "secret {s} is the file of the same name");
     }
-    for svc in ["product", "orchestrator", "payment"] {
+    for svc in ["product", "orchestrator", "payment", "bank"] {
         let env = env_of(&compose, svc);
         assert_eq!(env["KAFKA_SECURITY_PROTOCOL"], "SASL_PLAINTEXT", "{svc}");
         assert_eq!(env["KAFKA_SASL_MECHANISM"], "SCRAM-SHA-512", "{svc}");
@@ -631,7 +725,7 @@ fn kafka_in_compose_authenticates_every_client_with_its_own_credential() {
         assert_eq!(env["KAFKA_SASL_PASSWORD_FILE"], format!("/run/secrets/kafka_{svc}_password"));
         assert!(!env.contains_key("KAFKA_SASL_PASSWORD"), "{svc}: the password is a file, not a value");
         let mut own = BTreeSet::from([format!("kafka_{svc}_password")]);
-        if svc != "product" {
+        if svc == "orchestrator" || svc == "payment" {
             own.insert("card_keys".to_string()); // the card keys: CARD_KEYS_FILE
         }
         assert_eq!(secrets_of(&compose, svc), own, "{svc} mounts its own password (and the card keys) only");
@@ -699,7 +793,7 @@ fn the_dockerfile_loads_the_whole_workspace_and_ships_every_service_binary() {
         assert!(cargo.0.contains(&binary), "{name:?} runs {binary}, a workspace member");
         binaries.insert(binary);
     }
-    assert_eq!(binaries, set(&["identity", "product", "orchestrator", "payment"]));
+    assert_eq!(binaries, set(&["identity", "product", "orchestrator", "payment", "bank"]));
     for b in &binaries {
         assert_eq!(dockerfile.matches(&format!("-p {b}")).count(), 2, "both cargo builds of the Dockerfile build {b}");
         assert!(dockerfile.contains(&format!("target/release/{b}")), "the Dockerfile copies {b} into the image");
