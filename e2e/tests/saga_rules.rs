@@ -98,3 +98,55 @@ async fn a_declined_order_does_not_block_paying_again_but_a_completed_one_does()
     sys.stop().await;
     Ok(())
 }
+
+/// Defect 5: the orchestrator checks a `charged` reply's amount and currency against the order.
+/// A forged reply (another amount) lands while the real charge is still being retried: the order
+/// is compensated `charge_mismatch` (hold released, the capture refunded), the reply is
+/// dead-lettered with class `saga_alert`, and nothing stays captured. Before the fix the order
+/// completed on the forged figure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_charged_reply_for_another_amount_is_dead_lettered_and_compensated() -> anyhow::Result<()> {
+    use rdkafka::{
+        message::{Header, OwnedHeaders},
+        producer::FutureRecord,
+    };
+    // Card 0119 fails transiently on every attempt: the charge stays pending through slow retries.
+    let sys = System::spawn(SystemOptions { retry_base: Duration::from_secs(5), fixed_jitter: Some(1.0), ..SystemOptions::default() }).await?;
+    let product = sys.create_product("12.00", 4).await?;
+    let (order_id, rid) = sys.pay(product, "forged", "4000000000000119").await?;
+    sys.wait_order(&order_id, WITHIN, |o| o["status"] == "PAYMENT_PENDING").await?;
+
+    let forged = serde_json::json!({"type": "charged", "order_id": order_id, "charge_id": "forged-1", "amount": "1.00", "currency": "USD"}).to_string();
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let headers = OwnedHeaders::new().insert(Header { key: "message_id", value: Some(&message_id) }).insert(Header { key: "type", value: Some("charged") });
+    let topic = format!("{}payment.replies", sys.prefix);
+    sagaway_common::kafka::producer(&e2e::StackAddr::from_env().brokers())?
+        .send(FutureRecord::to(&topic).key("forged").payload(&forged).headers(headers), Duration::from_secs(10))
+        .await
+        .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;
+
+    let order = sys.wait_order(&order_id, WITHIN, |o| o["status"] == "COMPENSATED").await?;
+    assert_eq!(order["reason"], "charge_mismatch", "{order}");
+    assert!(!statuses(&order).contains(&"COMPLETED".to_string()), "{order}");
+    let reservation = sys.get_json(format!("{}/reservations/{rid}", sys.product_url)).await?;
+    assert_eq!(reservation["status"], "RELEASED");
+    assert_eq!(sys.stock(product).await?, 4, "the hold came back");
+
+    let deadline = std::time::Instant::now() + WITHIN;
+    let letters = loop {
+        let letters = sys.get_json(format!("{}/admin/dlq?order_id={order_id}", sys.orchestrator_url)).await.unwrap_or_default();
+        let alert = letters["items"].as_array().is_some_and(|items| items.iter().any(|l| l["error_class"] == "saga_alert"));
+        if alert || std::time::Instant::now() > deadline {
+            break letters;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let alert = letters["items"].as_array().and_then(|items| items.iter().find(|l| l["error_class"] == "saga_alert").cloned());
+    let alert = alert.unwrap_or_else(|| panic!("the forged reply is dead-lettered as a saga alert: {letters}"));
+    assert!(alert["error_message"].as_str().unwrap_or_default().starts_with("charge_mismatch"), "{alert}");
+
+    let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
+    assert_eq!(ledger["captured_total"], ledger["refunded_total"], "nothing stays captured: {ledger}");
+    sys.stop().await;
+    Ok(())
+}
