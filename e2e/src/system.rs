@@ -280,7 +280,7 @@ impl System {
             .send()
             .await?;
         anyhow::ensure!(res.status() == StatusCode::CREATED, "create product: {}", res.status());
-        Ok(res.json::<Value>().await?["id"].as_u64().context("product id")?)
+        res.json::<Value>().await?["id"].as_u64().context("product id")
     }
 
     /// Reserves and returns the reservation JSON.
