@@ -338,7 +338,7 @@ fn compose_runs_the_bank_as_one_of_the_orchestrators_banks() {
         .map(|b| b.trim().to_string())
         .filter(|b| !b.is_empty())
         .collect();
-    assert_eq!(banks.as_slice(), std::slice::from_ref(&code), "ORCHESTRATOR_BANKS names the bank compose runs");
+    assert_eq!(banks.as_slice(), std::slice::from_ref(code), "ORCHESTRATOR_BANKS names the bank compose runs");
     assert!(env.contains_key("BANK_TIME_ZONE"), "business hours are in an explicit time zone");
 
     // Every variable compose gives the bank is one it (or common) reads and is documented: the
