@@ -5,8 +5,8 @@ use e2e::StackAddr;
 use sqlx::{Connection, MySqlConnection, migrate::Migrator};
 
 /// The services that consume with `inbox::ConsumerLoop`, which keeps its positions in `consumer_offsets`.
-fn consumers() -> [(&'static str, &'static Migrator); 3] {
-    [("product", &product::MIGRATOR), ("orchestrator", &orchestrator::MIGRATOR), ("payment", &payment::MIGRATOR)]
+fn consumers() -> [(&'static str, &'static Migrator); 4] {
+    [("product", &product::MIGRATOR), ("orchestrator", &orchestrator::MIGRATOR), ("payment", &payment::MIGRATOR), ("bank", &bank::MIGRATOR)]
 }
 
 /// The table as the services created it at run time before it moved into the migrations.
@@ -68,4 +68,25 @@ async fn consumer_offsets_comes_from_each_consuming_services_migrations() -> any
         assert_eq!(kept, Some(42), "{service}: the stored positions survive the migration");
     }
     Ok(())
+}
+
+/// The shared tables' DDL lives once, in common/migrations: every consumer service embeds exactly
+/// those files (its migrations directory links to them), so the copies cannot drift apart.
+#[test]
+fn the_shared_tables_come_from_common_migrations_in_every_consumer() {
+    let shared = [
+        ("inbox outbox", include_str!("../../common/migrations/inbox_outbox.sql")),
+        ("consumer offsets", include_str!("../../common/migrations/consumer_offsets.sql")),
+    ];
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (service, migrator) in consumers() {
+        for (description, sql) in shared {
+            let found: Vec<_> = migrator.iter().filter(|m| m.description == description).collect();
+            assert_eq!(found.len(), 1, "{service} has one {description:?} migration");
+            assert_eq!(found[0].sql.as_ref(), sql, "{service}: {description:?} is common/migrations' file");
+            let file = root.join(format!("{service}/migrations/{}_{}.sql", found[0].version, description.replace(' ', "_")));
+            let meta = std::fs::symlink_metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            assert!(meta.file_type().is_symlink(), "{} links to common/migrations instead of copying it", file.display());
+        }
+    }
 }
