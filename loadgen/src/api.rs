@@ -15,6 +15,7 @@ pub struct Api {
     pub product: String,
     pub orchestrator: String,
     pub payment: String,
+    pub bank: String,
 }
 
 /// Bearer tokens for the simulated users and the operator, signed with the identity service's key.
@@ -87,9 +88,9 @@ pub fn decimal(v: &Value) -> Option<Decimal> {
 }
 
 impl Api {
-    pub fn new(http: reqwest::Client, tokens: Tokens, product: &str, orchestrator: &str, payment: &str) -> Self {
+    pub fn new(http: reqwest::Client, tokens: Tokens, product: &str, orchestrator: &str, payment: &str, bank: &str) -> Self {
         let trim = |s: &str| s.trim_end_matches('/').to_string();
-        Self { http, tokens: Arc::new(tokens), product: trim(product), orchestrator: trim(orchestrator), payment: trim(payment) }
+        Self { http, tokens: Arc::new(tokens), product: trim(product), orchestrator: trim(orchestrator), payment: trim(payment), bank: trim(bank) }
     }
 
     /// Waits (up to two minutes) until every named service answers `/health/ready`, then fails with
@@ -101,6 +102,7 @@ impl Api {
             let base = match *w {
                 "product" => &self.product,
                 "orchestrator" => &self.orchestrator,
+                "bank" => &self.bank,
                 _ => &self.payment,
             };
             loop {

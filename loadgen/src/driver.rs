@@ -35,7 +35,7 @@ impl Model {
     pub fn from_args(rate: Option<f64>, concurrency: Option<usize>, default_rate: f64) -> anyhow::Result<Self> {
         match (rate, concurrency) {
             (Some(_), Some(_)) => anyhow::bail!("give either --rate (open model) or --concurrency (closed model), not both"),
-            (_, Some(c)) if c == 0 => anyhow::bail!("--concurrency must be at least 1"),
+            (_, Some(0)) => anyhow::bail!("--concurrency must be at least 1"),
             (_, Some(c)) => Ok(Model::Closed { concurrency: c }),
             (Some(r), _) if r <= 0.0 => anyhow::bail!("--rate must be positive"),
             (Some(r), _) => Ok(Model::Open { rate: r }),

@@ -1,11 +1,12 @@
 //! `loadgen`: Sagaway's load generator and machine-limit benchmarks.
 //!
 //! It drives only the public HTTP API of a running stack (product :3333, orchestrator :3334,
-//! payment :3335 by default). See `docs/benchmarks.md` for the standard suite (`scripts/bench`).
+//! payment :3335, bank :3340 by default). See `docs/benchmarks.md` for the standard suite (`scripts/bench`).
 //!
 //! ```text
 //! loadgen payments --rate 500 --duration 30          # open model: fixed arrival rate
 //! loadgen payments --concurrency 64 --duration 30    # closed model: fixed concurrency
+//! loadgen bank     --rate 100 --duration 20 --accounts 20   # deposits, withdrawals, instant transfers
 //! loadgen search   --rate 500 --duration 20 --catalogue 2000
 //! loadgen cdc-lag  --rate 5 --duration 30
 //! loadgen limits   --duration 5
@@ -15,6 +16,7 @@
 //! writes its full results as JSON with `--json-out FILE`.
 
 mod api;
+mod bank;
 mod cdc;
 mod driver;
 mod limits;
@@ -49,6 +51,9 @@ struct Endpoints {
     /// Payment processor base URL.
     #[arg(long, global = true, env = "LOADGEN_PAYMENT_URL", default_value = "http://127.0.0.1:3335")]
     payment: String,
+    /// Bank base URL.
+    #[arg(long, global = true, env = "LOADGEN_BANK_URL", default_value = "http://127.0.0.1:3340")]
+    bank: String,
     /// Per-request timeout, seconds.
     #[arg(long, global = true, default_value_t = 30)]
     request_timeout: u64,
@@ -118,6 +123,44 @@ enum Command {
         /// Seconds to wait after the load for every order to be terminal.
         #[arg(long, default_value_t = 180)]
         terminal_deadline: u64,
+        /// Skip the correctness check.
+        #[arg(long)]
+        no_check: bool,
+    },
+    /// Deposits, withdrawals (the per-account queue) and instant transfers between the run's own
+    /// accounts, then the exactly-once and conservation checks.
+    Bank {
+        #[command(flatten)]
+        load: Load,
+        /// Users opened for the run, one individual BRL account each. Operations go round robin over
+        /// them, so each user sends rate/accounts requests per second (the bank's default per-user
+        /// limit is 20/s with bursts of 40: 429s beyond it are counted as `rate_limited`).
+        #[arg(long, default_value_t = 20)]
+        accounts: usize,
+        /// Each account's first deposit (waited for until APPLIED).
+        #[arg(long, default_value = "10000.00")]
+        initial_deposit: String,
+        /// Percent of operations that are deposits.
+        #[arg(long, default_value_t = 30.0)]
+        deposit_pct: f64,
+        /// Percent that are withdrawals (the rest are instant transfers).
+        #[arg(long, default_value_t = 30.0)]
+        withdrawal_pct: f64,
+        /// Percent of withdrawals asking 999 999.00, more than any balance (REJECTED insufficient_funds).
+        #[arg(long, default_value_t = 2.0)]
+        oversized_withdrawal_pct: f64,
+        /// Accepted requests sent again with their Idempotency-Key after the load (must replay the first answer).
+        #[arg(long, default_value_t = 20)]
+        replays: usize,
+        /// Seconds to wait after the load for every queued operation to be APPLIED or REJECTED.
+        #[arg(long, default_value_t = 180)]
+        terminal_deadline: u64,
+        /// The stack's pid files (`<component>.pid`), for CPU per request; "" to skip.
+        #[arg(long, default_value = ".stack/pids")]
+        pids_dir: PathBuf,
+        /// Seconds of idle CPU measured before the load and subtracted from the load's CPU.
+        #[arg(long, default_value_t = 3.0)]
+        cpu_idle_secs: f64,
         /// Skip the correctness check.
         #[arg(long)]
         no_check: bool,
@@ -227,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
     // Only the commands that drive the stack's API need tokens (limits and summarize do not).
     let stack_api = || -> anyhow::Result<api::Api> {
         let tokens = api::Tokens::load(&e.signing_key, &e.issuer)?;
-        Ok(api::Api::new(api::authed_client(Duration::from_secs(e.request_timeout), &tokens), tokens, &e.product, &e.orchestrator, &e.payment))
+        Ok(api::Api::new(api::authed_client(Duration::from_secs(e.request_timeout), &tokens), tokens, &e.product, &e.orchestrator, &e.payment, &e.bank))
     };
     let at_start = machine();
     match cli.command {
@@ -257,6 +300,68 @@ async fn main() -> anyhow::Result<()> {
             print_errors(&r.errors);
             if let Some(c) = &r.correctness {
                 payments::print_check(c);
+            }
+            write_json(&load.json_out, &r, at_start)?;
+            if r.correctness.as_ref().is_some_and(|c| !c.ok) {
+                std::process::exit(3);
+            }
+        }
+        Command::Bank {
+            load,
+            accounts,
+            initial_deposit,
+            deposit_pct,
+            withdrawal_pct,
+            oversized_withdrawal_pct,
+            replays,
+            terminal_deadline,
+            pids_dir,
+            cpu_idle_secs,
+            no_check,
+        } => {
+            anyhow::ensure!(accounts >= 2, "--accounts must be at least 2 (transfers go between them)");
+            anyhow::ensure!(deposit_pct >= 0.0 && withdrawal_pct >= 0.0 && deposit_pct + withdrawal_pct <= 100.0, "--deposit-pct + --withdrawal-pct must be within 0..=100");
+            anyhow::ensure!((0.0..=100.0).contains(&oversized_withdrawal_pct), "--oversized-withdrawal-pct is a percentage");
+            let model = driver::Model::from_args(load.rate, load.concurrency, 100.0)?;
+            let settings = bank::Settings {
+                accounts,
+                initial_deposit,
+                deposit_pct,
+                withdrawal_pct,
+                transfer_pct: 100.0 - deposit_pct - withdrawal_pct,
+                oversized_withdrawal_pct,
+                replays,
+                terminal_deadline_secs: terminal_deadline,
+                check: !no_check,
+                pids_dir,
+                cpu_idle_secs,
+            };
+            let r = bank::run(stack_api()?, model, load.window(Duration::from_secs(e.request_timeout + 5))?, settings).await?;
+            println!(
+                "bank ({model:?}, {:.0} s, {accounts} accounts): {} requests, {} ok, {} failed; {} rate-limited (429)",
+                load.duration, r.driven.operations, r.driven.ok, r.driven.failed, r.rate_limited
+            );
+            let t = &r.throughput;
+            println!(
+                "throughput: started {:.1}/s, accepted {:.1}/s {:?}; queued operations terminal in window {:.1}/s; drain after load {:.2} s",
+                t.started_per_s, t.accepted_per_s, t.accepted_per_s_by_kind, t.terminal_per_s_in_window, t.drain_after_load_s
+            );
+            println!("latency (max generator lateness {:.1} ms):", r.driven.max_schedule_lag_ms);
+            print_latencies(&r.latency);
+            if !r.refused.is_empty() {
+                println!("refused (422, business rules): {:?}", r.refused);
+            }
+            print_errors(&r.errors);
+            if let Some(c) = &r.cpu {
+                println!(
+                    "cpu over {:.1} s (load start → last operation terminal), net of idle: {:.2} CPU-ms per accepted request; CPU-s {:?}",
+                    c.seconds,
+                    c.net_cpu_ms_per_request,
+                    c.net_cpu_s.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>()
+                );
+            }
+            if let Some(c) = &r.correctness {
+                bank::print_check(c);
             }
             write_json(&load.json_out, &r, at_start)?;
             if r.correctness.as_ref().is_some_and(|c| !c.ok) {

@@ -39,6 +39,23 @@ fn figures(scenario: &str, v: &Value) -> Vec<(String, String)> {
             f.push(s("correctness OK (1 = yes)", "/correctness_ok"));
             f
         }
+        "bank" => {
+            let mut f = vec![
+                s("started requests/s", "/throughput/started_per_s"),
+                s("accepted (202/201) /s", "/throughput/accepted_per_s"),
+                s("queued ops terminal/s in window", "/throughput/terminal_per_s_in_window"),
+                s("drain after load (s)", "/throughput/drain_after_load_s"),
+            ];
+            f.extend(lat("deposit accept", "accept deposit"));
+            f.extend(lat("withdrawal accept", "accept withdrawal"));
+            f.extend(lat("instant transfer", "accept transfer"));
+            f.extend(lat("queued → APPLIED", "queued_to_applied"));
+            f.push(s("net CPU-ms per request", "/cpu/net_cpu_ms_per_request"));
+            f.push(s("rate limited (429)", "/rate_limited"));
+            f.push(s("errors", "/error_total"));
+            f.push(s("correctness OK (1 = yes)", "/correctness_ok"));
+            f
+        }
         "search" => {
             let mut f = vec![s("queries/s", "/queries_per_s")];
             f.extend(lat("/findAll", "search"));
