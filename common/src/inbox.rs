@@ -36,7 +36,10 @@ use serde::de::DeserializeOwned;
 use sqlx::{MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::outbox::{self, MESSAGE_ID, Outgoing, OutboxRelay};
+use crate::{
+    outbox::{self, MESSAGE_ID, Outgoing, OutboxRelay},
+    retry::Backoff,
+};
 
 /// A consumed message, detached from the consumer.
 #[derive(Debug, Clone)]
@@ -182,14 +185,12 @@ impl ConsumerLoop {
 
     /// (Re)assigns until it succeeds or shutdown; false on shutdown.
     async fn ensure_assigned(&self, topics: &[String], shutdown: &CancellationToken) -> bool {
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         while let Err(e) = self.assign_from_db(topics).await {
             tracing::warn!(service = self.service, error = %format!("{e:#}"), "cannot assign partitions yet; retrying");
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.pause(shutdown).await {
+                return false;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
         true
     }
@@ -300,7 +301,7 @@ impl ConsumerLoop {
 
     /// Applies one message; returns false only when shutdown interrupted a retry.
     async fn process<H: Handler>(&self, handler: &H, msg: &Incoming, shutdown: &CancellationToken) -> bool {
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
         let first_failure = Utc::now();
         let mut attempts = 0u32;
         loop {
@@ -332,11 +333,9 @@ impl ConsumerLoop {
                     }
                 }
             }
-            tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                _ = tokio::time::sleep(backoff) => {}
+            if !backoff.pause(shutdown).await {
+                return false;
             }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 

@@ -17,6 +17,7 @@
 //! - [`messages`]: the saga command/reply contract between the services.
 //! - [`money`]: exact amounts (parse, format, serde).
 //! - [`rate`]: a token bucket (dead-letter replays are paced with it, server and CLI).
+//! - [`retry`]: backoff with jitter for every retrying loop (one schedule, testable without sleeping).
 //! - [`topics`]: the one list of topic names and partition counts.
 //! - [`service`]: the start-up and shutdown sequence all three services follow.
 
@@ -34,6 +35,7 @@ pub mod messages;
 pub mod money;
 pub mod outbox;
 pub mod rate;
+pub mod retry;
 pub mod service;
 pub mod topics;
 pub mod telemetry;

@@ -17,15 +17,12 @@
 //! - **Where:** retries never block the consumer of `payment.commands`: the command is written to
 //!   `saga.retry` with its due time and [`crate::retry`] puts it back when due.
 //!
-//! The randomness comes from a [`Jitter`] source so tests can make it deterministic.
+//! The windows and the jitter are the shared backoff's ([`sagaway_common::retry`]); the randomness
+//! comes from a [`Jitter`] source so tests can make it deterministic.
 
-use std::{
-    fmt,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use sagaway_common::retry;
 
 /// The `error_class` of a charge that gave up on transient acquirer errors.
 pub const ERROR_CLASS: &str = "processing_error";
@@ -35,46 +32,8 @@ pub fn is_transient(code: &str) -> bool {
     matches!(code, "processing_error" | "acquirer_unavailable")
 }
 
-/// A source of jitter: a number in `[0, 1]`.
-pub trait Jitter: Send + Sync + fmt::Debug {
-    fn unit(&self) -> f64;
-}
-
-/// Jitter from the thread-local RNG (production).
-#[derive(Debug, Default)]
-pub struct RandomJitter;
-
-impl Jitter for RandomJitter {
-    fn unit(&self) -> f64 {
-        rand::rng().random_range(0.0..=1.0)
-    }
-}
-
-/// Always the same point of the window (tests; `1.0` = no jitter, the window's top).
-#[derive(Debug)]
-pub struct FixedJitter(pub f64);
-
-impl Jitter for FixedJitter {
-    fn unit(&self) -> f64 {
-        self.0.clamp(0.0, 1.0)
-    }
-}
-
-/// A reproducible random sequence (tests).
-#[derive(Debug)]
-pub struct SeededJitter(Mutex<StdRng>);
-
-impl SeededJitter {
-    pub fn new(seed: u64) -> Self {
-        Self(Mutex::new(StdRng::seed_from_u64(seed)))
-    }
-}
-
-impl Jitter for SeededJitter {
-    fn unit(&self) -> f64 {
-        self.0.lock().expect("jitter lock").random_range(0.0..=1.0)
-    }
-}
+/// The jitter sources live with the shared backoff ([`sagaway_common::retry`]).
+pub use sagaway_common::retry::{FixedJitter, Jitter, RandomJitter, SeededJitter};
 
 /// What to do after a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,15 +81,12 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// The backoff window after failed attempt `attempt` (1-based): `min(cap, base · 2^(attempt-1))`.
     pub fn window(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(31));
-        self.base.saturating_mul(factor).min(self.cap)
+        retry::window(self.base, self.cap, attempt)
     }
 
     /// The jittered delay after failed attempt `attempt`: in `[window/2, window]`.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let window = self.window(attempt);
-        let half = window / 2;
-        half + half.mul_f64(self.jitter.unit())
+        retry::equal_jitter(self.window(attempt), self.jitter.unit())
     }
 
     /// Retry or give up after failed attempt `attempt`.

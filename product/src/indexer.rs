@@ -8,6 +8,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use sagaway_common::retry::Backoff;
 use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer},
@@ -97,7 +98,7 @@ pub async fn run(
             }
         }
         let _guard = gate.lock().await;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
         loop {
             match backend.apply(changes.clone()).await {
                 Ok(applied) => {
@@ -106,11 +107,9 @@ pub async fn run(
                 }
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "indexer: applying a batch failed; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.pause(&shutdown).await {
+                        return;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
         }
