@@ -9,9 +9,15 @@
 //! - [`clock`]: the injectable [`clock::Clock`] (system clock; a settable [`clock::TestClock`]).
 //! - [`config`]: settings from the environment (`BANK_*`, plus the shared ones).
 //! - [`ledger`]: journal + postings in SQL, balances, account locks, the bank's own accounts.
-//! - [`accounts`]: `POST/GET /accounts`, `GET /accounts/{id}`, statement, lookup.
-//! - [`operations`]: `POST /accounts/{id}/operations`, `GET /operations/{id}`, and the queue consumer.
-//! - [`transfers`]: `POST /transfers`, `GET/DELETE /transfers/{id}`; [`scheduler`] settles the due ones.
+//! - [`accounts`]: account rows, views and queries; [`accounts::api`]: `POST/GET /accounts`,
+//!   `GET /accounts/{id}`, statement, lookup.
+//! - [`operations`]: accepting and applying operations, and the queue consumer; [`operations::api`]:
+//!   `POST /accounts/{id}/operations`, `GET /operations/{id}`.
+//! - [`transfers`]: planning, making, canceling and settling transfers; [`transfers::api`]:
+//!   `POST /transfers`, `GET/DELETE /transfers/{id}`; [`scheduler`] settles the due ones.
+//!
+//! SQL stays in those modules, HTTP handlers in their `api` submodules (`lib.rs` and `error.rs`
+//! are the only places where both meet).
 //! - [`commands`]: `bank.commands` → `bank.replies` (hold / capture / void / refund of order payments).
 //! - [`events`]: status history and `bank.events`; [`idempotency`]: `Idempotency-Key`.
 //! - [`Application`]: wires it together and runs it until shutdown.
@@ -94,8 +100,8 @@ pub struct AppState {
 #[openapi(
     modifiers(&BearerAuth),
     info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers."),
-    paths(accounts::create, accounts::list, accounts::get, accounts::statement, accounts::lookup,
-          operations::enqueue, operations::get, transfers::create, transfers::get, transfers::cancel),
+    paths(accounts::api::create, accounts::api::list, accounts::api::get, accounts::api::statement, accounts::api::lookup,
+          operations::api::enqueue, operations::api::get, transfers::api::create, transfers::api::get, transfers::api::cancel),
     components(schemas(accounts::Account, accounts::NewAccount, accounts::Statement, accounts::StatementEntry, accounts::Recipient,
                        operations::NewOperation, operations::Accepted, operations::Operation, events::HistoryEntry,
                        transfers::NewTransfer, transfers::Destination, transfers::Transfer))
@@ -107,16 +113,16 @@ pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
     let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
     let limited = guards.signed_in_rate_limited(
-        Router::new().route("/accounts/{id}/operations", post(operations::enqueue)).route("/transfers", post(transfers::create)),
+        Router::new().route("/accounts/{id}/operations", post(operations::api::enqueue)).route("/transfers", post(transfers::api::create)),
     );
     let signed_in = guards.signed_in(
         Router::new()
-            .route("/accounts", post(accounts::create).get(accounts::list))
-            .route("/accounts/lookup", get(accounts::lookup))
-            .route("/accounts/{id}", get(accounts::get))
-            .route("/accounts/{id}/statement", get(accounts::statement))
-            .route("/operations/{id}", get(operations::get))
-            .route("/transfers/{id}", get(transfers::get).delete(transfers::cancel)),
+            .route("/accounts", post(accounts::api::create).get(accounts::api::list))
+            .route("/accounts/lookup", get(accounts::api::lookup))
+            .route("/accounts/{id}", get(accounts::api::get))
+            .route("/accounts/{id}/statement", get(accounts::api::statement))
+            .route("/operations/{id}", get(operations::api::get))
+            .route("/transfers/{id}", get(transfers::api::get).delete(transfers::api::cancel)),
     );
     public.merge(limited).merge(signed_in).with_state(state)
 }

@@ -14,10 +14,6 @@ const WIRING: &[&str] = &["lib.rs", "error.rs"];
 const NOT_YET_SPLIT: &[&str] = &[
     "common/src/http.rs",
     "common/src/service.rs",
-    // The bank's handlers still run their SQL inline (its rules are pure: bank/src/rules/).
-    "bank/src/accounts.rs",
-    "bank/src/operations.rs",
-    "bank/src/transfers.rs",
     "loadgen/src/limits.rs",
     "orchestrator/src/dlq/api.rs",
     "payment/src/charges.rs",

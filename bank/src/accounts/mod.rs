@@ -1,29 +1,24 @@
-//! Accounts: open one (`POST /accounts`), list mine, read one, its statement (newest first, opaque
-//! cursor), and the recipient check by number (`GET /accounts/lookup?number=`: bank, type and the
-//! holder masked). Another user's account answers 404, exactly like a missing one.
+//! Accounts: their rows, views and queries. The HTTP API — open one (`POST /accounts`), list mine,
+//! read one, its statement (newest first, opaque cursor), and the recipient check by number
+//! (`GET /accounts/lookup?number=`: bank, type and the holder masked) — is [`api`], over the
+//! functions here. Another user's account answers 404, exactly like a missing one.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
+pub mod api;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
     auth::{self, Caller},
-    http::{ApiJson, ApiQuery},
     money::{self, Currency},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::{MySqlConnection, MySqlPool};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    AppState,
     error::{ApiError, ApiResult},
-    rules::{account_number, account_number::AccountNumber, documents, mask},
+    rules::{account_number, account_number::AccountNumber, documents},
 };
 
 /// An account as its holders see it.
@@ -156,17 +151,13 @@ fn validate(caller: &Caller, req: &NewAccount) -> ApiResult<Opening> {
     Ok(Opening { kind, currency, holders, document })
 }
 
-/// Open an account.
-#[utoipa::path(post, path = "/accounts", request_body = NewAccount, tag = "accounts",
-    responses((status = 201, body = Account), (status = 422, description = "invalid field (problem+json names it)")),
-    security(("bearer" = [])))]
-pub async fn create(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<NewAccount>) -> ApiResult<(StatusCode, Json<Account>)> {
-    let opening = validate(&caller, &req)?;
-    let now = app.config.clock.now();
+/// Inserts the account of a validated request (its holders and its operation counter with it) and
+/// returns its id. The number is drawn at random; a number already taken is drawn again.
+async fn open(pool: &MySqlPool, owner: &str, opening: &Opening, now: DateTime<Utc>) -> sqlx::Result<String> {
     let id = Uuid::now_v7().to_string();
     for attempt in 0.. {
         let number = AccountNumber::random(rand::random);
-        let mut tx = app.pool.begin().await?;
+        let mut tx = pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO accounts (id, number, kind, currency, owner_user, document, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
@@ -174,7 +165,7 @@ pub async fn create(State(app): State<AppState>, caller: Caller, ApiJson(req): A
         .bind(number.digits())
         .bind(opening.kind)
         .bind(opening.currency.code())
-        .bind(&caller.user_id)
+        .bind(owner)
         .bind(&opening.document)
         .bind(now)
         .execute(&mut *tx)
@@ -183,7 +174,7 @@ pub async fn create(State(app): State<AppState>, caller: Caller, ApiJson(req): A
             Ok(_) => {}
             // The random number is taken: draw another.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 10 => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
         for h in &opening.holders {
             sqlx::query("INSERT INTO account_holders (account_id, user_id) VALUES (?, ?)").bind(&id).bind(h).execute(&mut *tx).await?;
@@ -193,32 +184,22 @@ pub async fn create(State(app): State<AppState>, caller: Caller, ApiJson(req): A
         tracing::info!(account_id = %id, kind = opening.kind, document = %opening.document.as_deref().map(documents::mask).unwrap_or_default(), "account opened");
         break;
     }
-    let account = load(&app.pool, &app.config.code, &id).await?.ok_or(ApiError::NotFound("account"))?;
-    Ok((StatusCode::CREATED, Json(account)))
+    Ok(id)
 }
 
-/// The caller's accounts (every account they hold), oldest first.
-#[utoipa::path(get, path = "/accounts", tag = "accounts", responses((status = 200, body = [Account])), security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Account>>> {
+/// The customer accounts `user_id` holds, oldest first.
+async fn of_holder(pool: &MySqlPool, bank: &str, user_id: &str) -> sqlx::Result<Vec<Account>> {
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT a.id FROM accounts a JOIN account_holders h ON h.account_id = a.id WHERE h.user_id = ? AND a.kind IN ('individual', 'joint', 'business') ORDER BY a.created_at, a.id",
     )
-    .bind(&caller.user_id)
-    .fetch_all(&app.pool)
+    .bind(user_id)
+    .fetch_all(pool)
     .await?;
     let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        out.extend(load(&app.pool, &app.config.code, &id).await?);
+        out.extend(load(pool, bank, &id).await?);
     }
-    Ok(Json(out))
-}
-
-/// One account (its holders, or an admin; anyone else 404).
-#[utoipa::path(get, path = "/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
-    responses((status = 200, body = Account), (status = 404, description = "no such account (or not yours)")), security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Account>> {
-    may_see(&app.pool, &caller, &id).await?;
-    Ok(Json(load(&app.pool, &app.config.code, &id).await?.ok_or(ApiError::NotFound("account"))?))
+    Ok(out)
 }
 
 /// Loads an account's view.
@@ -276,13 +257,10 @@ pub async fn by_number(conn: &mut MySqlConnection, number: &AccountNumber) -> sq
     Ok(row.filter(AccountRow::is_customer))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StatementParams {
-    /// From `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// 1-200, default 50.
-    pub limit: Option<u32>,
+/// [`by_number`] on a connection of `pool`.
+pub async fn by_number_in(pool: &MySqlPool, number: &AccountNumber) -> sqlx::Result<Option<AccountRow>> {
+    let mut conn = pool.acquire().await?;
+    by_number(&mut conn, number).await
 }
 
 /// One posting on an account.
@@ -311,57 +289,17 @@ pub struct Statement {
     pub next_cursor: Option<String>,
 }
 
-/// The account's postings, newest first.
-#[utoipa::path(get, path = "/accounts/{id}/statement", tag = "accounts", params(("id" = String, Path), StatementParams),
-    responses((status = 200, body = Statement), (status = 404, description = "no such account (or not yours)"),
-              (status = 422, description = "invalid cursor or limit")), security(("bearer" = [])))]
-pub async fn statement(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiQuery(params): ApiQuery<StatementParams>,
-) -> ApiResult<Json<Statement>> {
-    may_see(&app.pool, &caller, &id).await?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
-    }
-    let before = match params.cursor.as_deref() {
-        None | Some("") => u64::MAX,
-        Some(c) => decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API issued"))?,
-    };
-    let mut entries: Vec<StatementEntry> = sqlx::query_as(
+/// Up to `limit` postings of account `id` older than posting `before`, newest first.
+async fn postings(pool: &MySqlPool, id: &str, before: u64, limit: u32) -> sqlx::Result<Vec<StatementEntry>> {
+    sqlx::query_as(
         "SELECT p.id AS posting_id, j.created_at AS at, j.kind, j.reference, p.bucket, p.amount \
          FROM postings p JOIN journal j ON j.id = p.journal_id WHERE p.account_id = ? AND p.id < ? ORDER BY p.id DESC LIMIT ?",
     )
-    .bind(&id)
+    .bind(id)
     .bind(before)
-    .bind(limit + 1)
-    .fetch_all(&app.pool)
-    .await?;
-    let next_cursor = if entries.len() > limit as usize {
-        entries.truncate(limit as usize);
-        entries.last().map(|e| encode_cursor(e.posting_id))
-    } else {
-        None
-    };
-    Ok(Json(Statement { entries, next_cursor }))
-}
-
-fn encode_cursor(posting_id: u64) -> String {
-    B64.encode(format!("p:{posting_id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<u64> {
-    let text = String::from_utf8(B64.decode(cursor).ok()?).ok()?;
-    text.strip_prefix("p:")?.parse().ok()
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct LookupParams {
-    /// The account number (`12345678-5`).
-    pub number: String,
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }
 
 /// What a payer may know of a recipient before paying.
@@ -374,27 +312,4 @@ pub struct Recipient {
     pub currency: String,
     /// The holder's user id, masked (`al***e`).
     pub holder: String,
-}
-
-/// Check a recipient by account number.
-#[utoipa::path(get, path = "/accounts/lookup", tag = "accounts", params(LookupParams),
-    responses((status = 200, body = Recipient), (status = 404, description = "no such account"),
-              (status = 422, description = "not an account number")), security(("bearer" = [])))]
-pub async fn lookup(State(app): State<AppState>, _caller: Caller, ApiQuery(params): ApiQuery<LookupParams>) -> ApiResult<Json<Recipient>> {
-    let number = AccountNumber::parse(&params.number).map_err(|e| ApiError::invalid("number", e))?;
-    let mut conn = app.pool.acquire().await?;
-    let row = by_number(&mut conn, &number).await?.ok_or(ApiError::NotFound("account"))?;
-    Ok(Json(Recipient { bank: app.config.code.clone(), number: number.display(), kind: row.kind, currency: row.currency, holder: mask::holder(&row.owner_user) }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{decode_cursor, encode_cursor};
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
-        assert_eq!(decode_cursor("nonsense"), None);
-        assert_eq!(decode_cursor(""), None);
-    }
 }

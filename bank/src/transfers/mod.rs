@@ -1,4 +1,6 @@
-//! Transfers between accounts of this bank.
+//! Transfers between accounts of this bank. Their HTTP API (`POST /transfers`,
+//! `GET/DELETE /transfers/{id}`) is [`api`], over the functions here; [`settle_one`] is the
+//! scheduler's part.
 //!
 //! - `instant`: 24/7; debited and credited in one transaction (201 SETTLED). Individual accounts may
 //!   move at most the night limit per transfer during the night window.
@@ -9,22 +11,17 @@
 //! A transfer to another bank answers 422 `unknown_bank` for now; the `to_bank` column and the
 //! status enum are where inter-bank transfers (2PC, a PREPARED state) will go.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
-};
+pub mod api;
+
 use chrono::{DateTime, Utc};
+use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{
     auth::Caller,
-    http::ApiJson,
     money,
     outbox::{self, Outgoing},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -150,8 +147,7 @@ async fn plan(app: &AppState, caller: &Caller, req: &NewTransfer) -> ApiResult<P
     if req.to.bank != app.config.code {
         return Err(ApiError::refused("unknown_bank", Some("to.bank"), format!("bank {} is not reachable from bank {}", req.to.bank, app.config.code)));
     }
-    let mut conn = app.pool.acquire().await?;
-    let to = accounts::by_number(&mut conn, &to_number)
+    let to = accounts::by_number_in(&app.pool, &to_number)
         .await?
         .ok_or_else(|| ApiError::refused("unknown_account", Some("to.account_number"), "no account with this number in this bank"))?;
     if to.id == from.id {
@@ -170,39 +166,8 @@ async fn plan(app: &AppState, caller: &Caller, req: &NewTransfer) -> ApiResult<P
     Ok(Plan { kind, from, to, to_number, amount: req.amount, description: req.description.clone() })
 }
 
-/// Make a transfer. Needs an `Idempotency-Key`.
-#[utoipa::path(post, path = "/transfers", request_body = NewTransfer, tag = "transfers",
-    params(("Idempotency-Key" = String, Header, description = "required; kept 24 h")),
-    responses((status = 201, body = Transfer, description = "instant: SETTLED"),
-              (status = 202, body = Transfer, description = "business_hours: PROCESSING or SCHEDULED"),
-              (status = 404, description = "no such from_account (or not yours)"),
-              (status = 409, description = "Idempotency-Key still in flight"),
-              (status = 422, description = "invalid field; insufficient_funds, limit_exceeded, unknown_bank, unknown_account, currency_mismatch"),
-              (status = 429, description = "per-user rate limit")),
-    security(("bearer" = [])))]
-pub async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(req): ApiJson<NewTransfer>) -> Response {
-    let plan = match plan(&app, &caller, &req).await {
-        Ok(p) => p,
-        Err(e) => return e.into_response(),
-    };
-    let request = json!({
-        "route": "transfers", "kind": req.kind, "from_account": req.from_account, "to_bank": req.to.bank,
-        "to_account": plan.to_number.digits(), "amount": money::format(req.amount), "description": req.description,
-    });
-    let (app2, user) = (app.clone(), caller.user_id.clone());
-    idempotency::run(&app, &caller.user_id, &headers, request, |claim| async move {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match execute(&app2, &user, &plan, &claim).await {
-                Err(e) if e.is_retryable() && attempt < 4 => continue,
-                other => return other,
-            }
-        }
-    })
-    .await
-}
-
+/// Makes a planned transfer in one transaction: the ledger's legs (paid, or held), its row, its
+/// history and events (outbox), and the Idempotency-Key answer (the returned status and body).
 async fn execute(app: &AppState, user_id: &str, plan: &Plan, claim: &idempotency::Claimed) -> ApiResult<(StatusCode, String)> {
     let now = app.config.clock.now();
     let id = Uuid::now_v7().to_string();
@@ -298,29 +263,25 @@ async fn visible(app: &AppState, caller: &Caller, row: &TransferRow) -> ApiResul
     })
 }
 
-/// One transfer (holders of either account, or an admin; anyone else 404).
-#[utoipa::path(get, path = "/transfers/{id}", tag = "transfers", params(("id" = String, Path)),
-    responses((status = 200, body = Transfer), (status = 404, description = "no such transfer (or not yours)")), security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Transfer>> {
+/// Transfer `id` as the caller may see it (holders of either account, or an admin; anyone else 404).
+async fn load_visible(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Transfer> {
     let mut conn = app.pool.acquire().await?;
-    let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ?")).bind(&id).fetch_optional(&mut *conn).await?;
+    let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ?")).bind(id).fetch_optional(&mut *conn).await?;
     let row = row.ok_or(ApiError::NotFound("transfer"))?;
-    if !visible(&app, &caller, &row).await? {
+    if !visible(app, caller, &row).await? {
         return Err(ApiError::NotFound("transfer"));
     }
-    let history = events::history(&mut *conn, &id).await?;
-    Ok(Json(view(row, history)))
+    let history = events::history(&mut *conn, id).await?;
+    Ok(view(row, history))
 }
 
-/// Cancel a SCHEDULED transfer (holders of the paying account): the hold is released.
-#[utoipa::path(delete, path = "/transfers/{id}", tag = "transfers", params(("id" = String, Path)),
-    responses((status = 200, body = Transfer, description = "CANCELED"), (status = 404, description = "no such transfer (or not yours)"),
-              (status = 409, description = "not_cancelable: it is no longer SCHEDULED")), security(("bearer" = [])))]
-pub async fn cancel(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Transfer>> {
+/// Cancels a SCHEDULED transfer of the caller's (holders of the paying account): the hold is
+/// released, in one transaction. Returns the transfer as it is now (CANCELED).
+async fn cancel_scheduled(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Transfer> {
     let now = app.config.clock.now();
     let mut tx = app.pool.begin().await?;
     // Waits for the scheduler if it holds the row (it then finds it SETTLED: 409).
-    let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ? FOR UPDATE")).bind(&id).fetch_optional(&mut *tx).await?;
+    let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ? FOR UPDATE")).bind(id).fetch_optional(&mut *tx).await?;
     let row = row.ok_or(ApiError::NotFound("transfer"))?;
     if !accounts::is_holder(&mut *tx, &row.from_account, &caller.user_id).await? {
         return Err(ApiError::NotFound("transfer"));
@@ -328,14 +289,14 @@ pub async fn cancel(State(app): State<AppState>, caller: Caller, Path(id): Path<
     let status = TransferStatus::parse(&row.status).ok_or_else(|| anyhow::anyhow!("transfer {id} has status {:?}", row.status))?;
     let to = status.move_to(TransferStatus::Canceled).map_err(|_| ApiError::NotCancelable(row.status.clone()))?;
     ledger::lock(&mut tx, &[&row.from_account]).await?;
-    ledger::post(&mut tx, "transfer_release", &id, now, &legs::release(&row.from_account, row.amount)).await?;
-    sqlx::query("UPDATE transfers SET status = ?, updated_at = ? WHERE id = ?").bind(to.as_str()).bind(now).bind(&id).execute(&mut *tx).await?;
-    let event = events::record(&mut tx, &app.topics.events, &Change { kind: "transfer", id: &id, account_id: &row.from_account, user_id: &row.user_id, status: to.as_str(), reason: None, at: now }).await?;
+    ledger::post(&mut tx, "transfer_release", id, now, &legs::release(&row.from_account, row.amount)).await?;
+    sqlx::query("UPDATE transfers SET status = ?, updated_at = ? WHERE id = ?").bind(to.as_str()).bind(now).bind(id).execute(&mut *tx).await?;
+    let event = events::record(&mut tx, &app.topics.events, &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: to.as_str(), reason: None, at: now }).await?;
     outbox::enqueue(&mut tx, &event).await?;
-    let transfer = load_on(&mut tx, &id).await?.ok_or(ApiError::NotFound("transfer"))?;
+    let transfer = load_on(&mut tx, id).await?.ok_or(ApiError::NotFound("transfer"))?;
     tx.commit().await?;
     app.relay.notify();
-    Ok(Json(transfer))
+    Ok(transfer)
 }
 
 /// Settles one due business-hours transfer, if it is still due and nobody else holds it:

@@ -1,4 +1,5 @@
-//! The per-account operation queue.
+//! The per-account operation queue. Its HTTP API (`POST /accounts/{id}/operations`,
+//! `GET /operations/{id}`) is [`api`], over the functions here.
 //!
 //! `POST /accounts/{id}/operations` only *accepts*: in one transaction it takes the account's next
 //! sequence number, inserts the operation (QUEUED), its history, its `bank.events` event and its
@@ -11,30 +12,24 @@
 //! change and its event in the consumer's transaction, with the inbox entry. So operations apply in
 //! acceptance order and exactly once even if the relay published two messages out of order or twice.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::{HeaderMap, StatusCode},
-    response::Response,
-};
+pub mod api;
+
 use chrono::{DateTime, Utc};
+use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{
-    auth::Caller,
-    http::ApiJson,
     inbox::{HandleError, Handler, Incoming},
     messages::Validate,
     money,
     outbox::{self, Outgoing},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sqlx::MySqlConnection;
+use sqlx::{MySqlConnection, MySqlPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    AppState, accounts,
+    AppState,
     error::{ApiError, ApiResult},
     events::{self, Change, HistoryEntry},
     idempotency, ledger,
@@ -123,45 +118,6 @@ impl Validate for QueueMessage {
     }
 }
 
-/// Queue a deposit or a withdrawal. Needs an `Idempotency-Key`; answers 202 once the operation is
-/// durably queued.
-#[utoipa::path(post, path = "/accounts/{id}/operations", request_body = NewOperation, tag = "operations",
-    params(("id" = String, Path), ("Idempotency-Key" = String, Header, description = "required; kept 24 h")),
-    responses((status = 202, body = Accepted), (status = 404, description = "no such account (or not yours)"),
-              (status = 409, description = "Idempotency-Key still in flight"),
-              (status = 422, description = "invalid field, or Idempotency-Key reused with another body"),
-              (status = 429, description = "per-user rate limit")),
-    security(("bearer" = [])))]
-pub async fn enqueue(
-    State(app): State<AppState>,
-    caller: Caller,
-    Path(account_id): Path<String>,
-    headers: HeaderMap,
-    ApiJson(req): ApiJson<NewOperation>,
-) -> Response {
-    let checked = async {
-        let account = accounts::operable(&app.pool, &caller, &account_id).await?;
-        let kind = match req.kind.as_str() {
-            "deposit" => "deposit",
-            "withdrawal" => "withdrawal",
-            _ => return Err(ApiError::invalid("type", "must be deposit or withdrawal")),
-        };
-        check_amount(&app, &account.currency(), req.amount)?;
-        Ok((account, kind))
-    };
-    let (account, kind) = match checked.await {
-        Ok(v) => v,
-        Err(e) => return axum::response::IntoResponse::into_response(e),
-    };
-    let request = json!({"route": "operations", "account_id": account.id, "type": kind, "amount": money::format(req.amount)});
-    let (app2, user) = (app.clone(), caller.user_id.clone());
-    idempotency::run(&app, &caller.user_id, &headers, request, |claim| async move {
-        let accepted = accept(&app2, &user, &account.id, kind, req.amount, &claim).await?;
-        Ok((StatusCode::ACCEPTED, accepted))
-    })
-    .await
-}
-
 /// More than zero, no finer than the currency's minor unit, at most the configured maximum.
 pub fn check_amount(app: &AppState, currency: &money::Currency, amount: Decimal) -> ApiResult<()> {
     currency.check_price(amount).map_err(|e| ApiError::invalid("amount", e))?;
@@ -171,6 +127,8 @@ pub fn check_amount(app: &AppState, currency: &money::Currency, amount: Decimal)
     Ok(())
 }
 
+/// Accepts a checked operation in one transaction: its `seq`, its row, its history, its event and
+/// queue message (outbox), and the Idempotency-Key answer (202 and the returned body).
 async fn accept(app: &AppState, user_id: &str, account_id: &str, kind: &str, amount: Decimal, claim: &idempotency::Claimed) -> ApiResult<String> {
     let now = app.config.clock.now();
     let id = Uuid::now_v7().to_string();
@@ -204,15 +162,15 @@ async fn accept(app: &AppState, user_id: &str, account_id: &str, kind: &str, amo
     Ok(body)
 }
 
-/// One operation (holders of its account, or an admin; anyone else 404).
-#[utoipa::path(get, path = "/operations/{id}", tag = "operations", params(("id" = String, Path)),
-    responses((status = 200, body = Operation), (status = 404, description = "no such operation (or not yours)")), security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Operation>> {
-    let row: Option<OperationRow> = sqlx::query_as(&format!("{SELECT_OPERATION} WHERE id = ?")).bind(&id).fetch_optional(&app.pool).await?;
-    let row = row.ok_or(ApiError::NotFound("operation"))?;
-    accounts::may_see(&app.pool, &caller, &row.account_id).await.map_err(|_| ApiError::NotFound("operation"))?;
-    let history = events::history(&app.pool, &row.id).await?;
-    Ok(Json(Operation {
+/// An operation's row, if there is one.
+async fn find(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<OperationRow>> {
+    sqlx::query_as(&format!("{SELECT_OPERATION} WHERE id = ?")).bind(id).fetch_optional(pool).await
+}
+
+/// An operation's view: its row and its history.
+async fn view(pool: &MySqlPool, row: OperationRow) -> sqlx::Result<Operation> {
+    let history = events::history(pool, &row.id).await?;
+    Ok(Operation {
         id: row.id,
         account_id: row.account_id,
         seq: row.seq,
@@ -222,7 +180,7 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
         reason: row.reason,
         created_at: row.created_at,
         history,
-    }))
+    })
 }
 
 /// Applies queued operations (the consumer of `bank.operations`).
