@@ -27,7 +27,7 @@ const NOT_YET_SPLIT: &[&str] = &[
 const PURE: &[&str] = &[
     "orchestrator/src/saga/machine.rs",
     "orchestrator/src/saga/machine_tests.rs",
-    "bank/src/rules/account_number.rs", "bank/src/rules/calendar.rs", "bank/src/rules/documents.rs", "bank/src/rules/ledger.rs", "bank/src/rules/mask.rs", "bank/src/rules/mod.rs", "bank/src/rules/states.rs",
+    "bank/src/rules/account_number.rs", "bank/src/rules/calendar.rs", "bank/src/rules/documents.rs", "bank/src/rules/interbank.rs", "bank/src/rules/interbank_tests.rs", "bank/src/rules/interbank_auth.rs", "bank/src/rules/ledger.rs", "bank/src/rules/mask.rs", "bank/src/rules/mod.rs", "bank/src/rules/states.rs",
 ];
 
 fn workspace() -> PathBuf {

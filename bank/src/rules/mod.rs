@@ -5,6 +5,8 @@
 pub mod account_number;
 pub mod calendar;
 pub mod documents;
+pub mod interbank;
+pub mod interbank_auth;
 pub mod ledger;
 pub mod mask;
 pub mod states;
