@@ -1,6 +1,6 @@
 //! Acceptance 6: bad input is a 4xx problem+json naming the field, never a 5xx.
 
-mod common;
+use crate::common;
 
 use common::{Options, spawn_app};
 use serde_json::{Value, json};

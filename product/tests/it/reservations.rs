@@ -1,6 +1,6 @@
 //! Stock is never oversold, and comes back exactly once however its holds end.
 
-mod common;
+use crate::common;
 
 use std::{collections::HashMap, time::Duration};
 

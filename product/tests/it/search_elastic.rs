@@ -2,7 +2,7 @@
 //! for this test binary; `scripts/install-noida` installs it), fed by the same CDC pipeline.
 //! Without noida-db the tests fail, saying how to install it.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

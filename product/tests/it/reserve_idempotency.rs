@@ -1,7 +1,7 @@
 //! `POST /reserve` honours `Idempotency-Key` with the semantics of `POST /payment` (Stripe's): a
 //! client retrying after a timeout gets the first answer replayed, never a second hold.
 
-mod common;
+use crate::common;
 
 use common::{Options, TestApp, spawn_app};
 use futures::future::join_all;

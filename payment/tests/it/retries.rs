@@ -1,7 +1,7 @@
 //! Transient acquirer errors: non-blocking retries with growing gaps, the dead-letter topic after
 //! the budget, and the outage switch, against the real MariaDB and broker.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! `/health/ready` answers a status per dependency and nothing else (the detail of a failure is
 //! logged; common/src/http.rs tests the not-ready side without a stack).
 
-mod common;
+use crate::common;
 
 use common::{Options, spawn_app};
 use serde_json::json;

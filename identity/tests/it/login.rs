@@ -1,6 +1,6 @@
 //! `POST /auth/login`: tokens, one answer for unknown users and wrong passwords, throttling.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! poison message or a redelivery inside a batch changes nothing for its neighbours. Alone in its
 //! test binary, so the process-wide metrics it reads are this test's own.
 
-mod common;
+use crate::common;
 
 use common::{charge, new_id, new_order_id, spawn_app};
 use futures::future::join_all;

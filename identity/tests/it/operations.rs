@@ -1,7 +1,7 @@
 //! The service around the API: OpenAPI, health, refusing to start without keys, and the operator
 //! commands of the binary (`keygen`, `create-user`, `token`).
 
-mod common;
+use crate::common;
 
 use std::{
     io::Write,

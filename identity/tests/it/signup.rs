@@ -1,6 +1,6 @@
 //! `POST /auth/signup`: accounts, the password and username rules, byte-exact usernames.
 
-mod common;
+use crate::common;
 
 use serde_json::json;
 

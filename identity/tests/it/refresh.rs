@@ -1,7 +1,7 @@
 //! `POST /auth/refresh` and `/auth/logout`: single-use rotating refresh tokens, reuse revokes the
 //! family, logout revokes it, only hashes are stored.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Acceptance 5: full-text, filters, sorts, pagination and totals on 10 000 generated products,
 //! indexed through the real CDC pipeline, checked against SQL.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Charges, declines, idempotency, refunds, poison messages and the HTTP API, against the real
 //! MariaDB and broker.
 
-mod common;
+use crate::common;
 
 use common::{charge, new_id, new_order_id, refund, spawn_app};
 use serde_json::{Value, json};

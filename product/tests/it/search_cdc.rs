@@ -1,6 +1,6 @@
 //! The CDC-fed tantivy index: MariaDB → Debezium (the test's own connector) → indexer → `/findAll`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

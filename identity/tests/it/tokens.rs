@@ -1,7 +1,7 @@
 //! Access tokens verify against the JWKS served, carry the documented claims, and survive a key
 //! rotation; discovery documents.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,0 +1,9 @@
+//! The payment crate's integration tests as one test binary: each module below used to be a binary
+//! of its own, and every binary links the whole service and its dependencies again (about 10 s of
+//! compiling and linking each on this 2-core machine). Run one file's tests with a filter:
+//! `cargo test -p payment --test it <module>::`.
+
+mod common;
+mod batching;
+mod charges;
+mod retries;
