@@ -1,7 +1,7 @@
 //! Paying orders from an account over Kafka: hold / capture / void / refund on `bank.commands`,
 //! answered on `bank.replies`, each idempotent per payment id.
 
-mod common;
+use crate::common;
 
 use common::spawn;
 use serde_json::{Value, json};

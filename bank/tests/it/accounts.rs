@@ -1,6 +1,6 @@
 //! Opening accounts, validation, holders (joint accounts), lookups, statements and 404s for others.
 
-mod common;
+use crate::common;
 
 use common::spawn;
 use reqwest::{Method, StatusCode};

@@ -1,7 +1,7 @@
 //! The per-account operation queue: durable acceptance, exactly-once application in acceptance
 //! order, insufficient funds, idempotency, and money conservation under concurrency.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashMap};
 

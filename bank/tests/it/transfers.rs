@@ -2,7 +2,7 @@
 //! business hours (PROCESSING → SETTLED in the window; SCHEDULED for the next opening outside it,
 //! holidays skipped, cancelable, durable across a restart). The bank's clock is a TestClock.
 
-mod common;
+use crate::common;
 
 use common::{Options, TestApp, local, spawn, spawn_with};
 use reqwest::{Method, StatusCode};

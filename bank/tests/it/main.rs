@@ -1,0 +1,11 @@
+//! The bank crate's integration tests as one test binary: each module below used to be a binary
+//! of its own, and every binary links the whole service and its dependencies again (about 10 s of
+//! compiling and linking each on this 2-core machine). Run one file's tests with a filter:
+//! `cargo test -p bank --test it <module>::`.
+
+mod common;
+mod accounts;
+mod commands;
+mod crash;
+mod operations;
+mod transfers;
