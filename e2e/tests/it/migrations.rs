@@ -75,8 +75,8 @@ async fn consumer_offsets_comes_from_each_consuming_services_migrations() -> any
 #[test]
 fn the_shared_tables_come_from_common_migrations_in_every_consumer() {
     let shared = [
-        ("inbox outbox", include_str!("../../common/migrations/inbox_outbox.sql")),
-        ("consumer offsets", include_str!("../../common/migrations/consumer_offsets.sql")),
+        ("inbox outbox", include_str!("../../../common/migrations/inbox_outbox.sql")),
+        ("consumer offsets", include_str!("../../../common/migrations/consumer_offsets.sql")),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for (service, migrator) in consumers() {
