@@ -10,7 +10,7 @@
 //!
 //! Both processes are real children (the bank's binary, the `tansu` binary of `scripts/stack`), so a
 //! kill is a real crash; the broker gets its own port and SQLite store so killing it disturbs no
-//! other test. Modelled on e2e/tests/saga_crash.rs.
+//! other test. Modelled on e2e/tests/it/saga_crash.rs.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
