@@ -9,7 +9,7 @@
 //! bulk loads slow: ~100–400 rows/s under shared load). Needs the stack (`scripts/stack up --infra`).
 //! Results go into docs/benchmarks.md ("Search").
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use std::time::{Duration, Instant};
