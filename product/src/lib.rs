@@ -66,8 +66,8 @@ pub struct AppState {
 #[openapi(
     modifiers(&BearerAuth),
     info(title = "Sagaway product service", description = "Catalogue, stock reservations and CDC-fed product search."),
-    paths(catalogue::seed, catalogue::create, catalogue::get, catalogue::patch, catalogue::delete,
-          reservations::reserve, reservations::get, find_all, reindex),
+    paths(catalogue::api::seed, catalogue::api::create, catalogue::api::get, catalogue::api::patch, catalogue::api::delete,
+          reservations::api::reserve, reservations::api::get, find_all, reindex),
     components(schemas(catalogue::Product, catalogue::NewProduct, catalogue::ProductPatch, catalogue::SeedResult,
                        reservations::Reservation, reservations::ReserveRequest, search::SearchPage, search::ProductDoc,
                        indexer::ReindexReport))
@@ -98,16 +98,16 @@ pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
     let public = Router::new()
         .route("/findAll", get(find_all))
-        .route("/products/{id}", get(catalogue::get))
+        .route("/products/{id}", get(catalogue::api::get))
         .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
     let customer = guards
-        .signed_in_rate_limited(Router::new().route("/reserve", post(reservations::reserve)))
-        .merge(guards.signed_in(Router::new().route("/reservations/{id}", get(reservations::get))));
+        .signed_in_rate_limited(Router::new().route("/reserve", post(reservations::api::reserve)))
+        .merge(guards.signed_in(Router::new().route("/reservations/{id}", get(reservations::api::get))));
     let admin = guards.admin(
         Router::new()
-            .route("/", post(catalogue::seed))
-            .route("/products", post(catalogue::create))
-            .route("/products/{id}", patch(catalogue::patch).delete(catalogue::delete))
+            .route("/", post(catalogue::api::seed))
+            .route("/products", post(catalogue::api::create))
+            .route("/products/{id}", patch(catalogue::api::patch).delete(catalogue::api::delete))
             .route("/admin/reindex", post(reindex)),
     );
     public.merge(customer).merge(admin).with_state(state)

@@ -19,8 +19,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "payment/src/charges.rs",
     "payment/src/ledger.rs",
     "payment/src/outage.rs",
-    "product/src/catalogue.rs",
-    "product/src/reservations.rs",
 ];
 
 /// Pure modules: no database, broker or HTTP.

@@ -5,26 +5,22 @@
 //! oversold, however many requests race. Every way out of HELD (confirm, release, expire) is a
 //! conditional UPDATE on `status = 'HELD'`, so whichever of a racing release and expiry commits
 //! first returns the stock and the other finds nothing to do: stock comes back exactly once.
+//!
+//! This module keeps the `reservations` table; the HTTP handlers are in [`api`].
+
+pub mod api;
 
 use std::time::Duration;
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
+use http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
-    auth::{self, Caller},
-    http::{ApiJson, Problem},
     messages::ProductReply,
     money,
     outbox::{self, OutboxRelay, Outgoing},
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -32,7 +28,7 @@ use uuid::Uuid;
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
-    idempotency::{self, Claim},
+    idempotency,
 };
 
 /// A reservation as the API shows it.
@@ -69,78 +65,17 @@ pub struct ReserveRequest {
 }
 
 /// A reservation request once its user is known.
-struct Hold<'a> {
-    product_id: u64,
-    user_id: &'a str,
-    quantity: i32,
+pub struct Hold<'a> {
+    pub product_id: u64,
+    pub user_id: &'a str,
+    pub quantity: i32,
 }
 
 const SELECT_RESERVATION: &str = "SELECT id, product_id, CAST(user_id AS CHAR) AS user_id, quantity, unit_price, total_price, status, order_id, \
      expires_at, created_at, updated_at FROM reservations";
 
-/// Hold stock for a user. With an `Idempotency-Key`, a retry of the same request replays the first
-/// answer (header `Idempotent-Replayed: true`) instead of making a second hold; see [`idempotency`].
-#[utoipa::path(post, path = "/reserve", request_body = ReserveRequest, tag = "reservations",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Stripe-style idempotency key (kept 24 h)")),
-    responses((status = 201, body = Reservation), (status = 404, description = "no such product"),
-              (status = 409, description = "insufficient stock, or Idempotency-Key still in flight"),
-              (status = 401, description = "no or invalid bearer token"),
-              (status = 403, description = "user_id names another user"),
-              (status = 422, description = "invalid field, or Idempotency-Key reused with another body"),
-              (status = 429, description = "per-user rate limit; see Retry-After")),
-    security(("bearer" = [])))]
-pub async fn reserve(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(req): ApiJson<ReserveRequest>) -> Response {
-    let user_id = match auth::acting_user(&caller, req.user_id.as_deref()) {
-        Ok(u) => u,
-        Err(p) => return (*p).into_response(),
-    };
-    // Validate before anything is recorded: invalid requests are never stored under a key.
-    let quantity = match validate(&app, &req) {
-        Ok(q) => q,
-        Err(e) => return e.into_response(),
-    };
-    let req = Hold { product_id: req.product_id, user_id: &user_id, quantity };
-    let key = match idempotency::key_from(&headers) {
-        Ok(k) => k,
-        Err(e) => return e.into_response(),
-    };
-    let mut claim = None;
-    if let Some(key) = &key {
-        let canonical = json!({"product_id": req.product_id, "user_id": req.user_id, "quantity": quantity});
-        let hash = idempotency::request_hash(&canonical);
-        match idempotency::claim(&app.pool, key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
-            Ok(Claim::Fresh(ours)) => claim = Some(ours),
-            Ok(Claim::Replay { status, body }) => return respond(status, body, true),
-            Err(e) => return e.into_response(),
-        }
-    }
-    let (status, body) = match hold(&app, &req, claim.as_ref()).await {
-        Ok(body) => (StatusCode::CREATED, body),
-        Err(e) => {
-            let taken_over = matches!(e, ApiError::IdempotencyKeyInFlight);
-            let problem = Problem::from(e);
-            let body = serde_json::to_string(&problem).expect("serialises");
-            if let Some(claim) = claim.as_ref().filter(|_| !taken_over) {
-                // (A 201's answer was stored in the reservation's own transaction.)
-                let stored = if problem.status_code().is_server_error() {
-                    idempotency::release(&app.pool, claim).await
-                } else {
-                    idempotency::complete(&app.pool, claim, problem.status_code(), &body).await
-                };
-                match stored {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!("the idempotency claim was taken over meanwhile; its new owner answers"),
-                    Err(e) => tracing::error!(error = %e, "could not record the idempotent response"),
-                }
-            }
-            (problem.status_code(), body)
-        }
-    };
-    respond(status, body, false)
-}
-
 /// The request's fields; the quantity as stored. (The user id is the token's, checked there.)
-fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
+pub fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
     if req.product_id == 0 {
         return Err(ApiError::invalid("product_id", "must be a positive integer"));
     }
@@ -153,7 +88,7 @@ fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
 
 /// Takes the stock and records the reservation (and, under a key, its answer) in one transaction;
 /// returns the answer's JSON body.
-async fn hold(app: &AppState, req: &Hold<'_>, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
+pub async fn hold(app: &AppState, req: &Hold<'_>, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
     let quantity = req.quantity;
     let id = Uuid::now_v7().to_string();
     let ttl = app.config.reservation_ttl.as_micros() as i64;
@@ -205,29 +140,6 @@ async fn hold(app: &AppState, req: &Hold<'_>, claim: Option<&idempotency::Claime
     tx.commit().await?;
     metrics::counter!("reservations_created_total").increment(1);
     Ok(body)
-}
-
-fn respond(status: StatusCode, body: String, replayed: bool) -> Response {
-    let content_type = if status.is_success() { "application/json" } else { "application/problem+json" };
-    let mut res = (status, body).into_response();
-    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if replayed {
-        res.headers_mut().insert(idempotency::REPLAYED_HEADER, HeaderValue::from_static("true"));
-    }
-    res
-}
-
-/// Read one of your reservations (admins: any). Another user's reservation is 404, as if it did not exist.
-#[utoipa::path(get, path = "/reservations/{id}", tag = "reservations",
-    responses((status = 200, body = Reservation), (status = 401, description = "no or invalid bearer token"),
-              (status = 404, description = "no such reservation of yours")),
-    security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Reservation>> {
-    if Uuid::parse_str(&id).is_err() {
-        return Err(ApiError::ReservationNotFound(id));
-    }
-    let mut conn = app.pool.acquire().await?;
-    load_on(&mut conn, &id).await?.filter(|r| caller.may_see(&r.user_id)).map(Json).ok_or(ApiError::ReservationNotFound(id))
 }
 
 pub async fn load_on(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Reservation>> {

@@ -1,24 +1,19 @@
 //! The catalogue: products with exact prices and non-negative stock.
 //!
 //! Search is NOT served from here: `/findAll` reads the index that the CDC indexer keeps in sync
-//! (see [`crate::search`]). These handlers only touch the `products` table.
+//! (see [`crate::search`]). This module validates products and keeps the `products` table; the
+//! HTTP handlers are in [`api`].
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+pub mod api;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{http::ApiJson, money};
+use sagaway_common::money;
 use serde::{Deserialize, Serialize};
+use sqlx::MySqlPool;
 use utoipa::ToSchema;
 
-use crate::{
-    AppState,
-    error::{ApiError, ApiResult},
-
-};
+use crate::error::{ApiError, ApiResult};
 
 /// The largest stock a product may carry.
 pub const MAX_STOCK: i64 = 1_000_000_000;
@@ -124,7 +119,7 @@ pub fn parse_product_id(raw: &str) -> ApiResult<u64> {
     }
 }
 
-pub async fn load(pool: &sqlx::MySqlPool, id: u64) -> ApiResult<Product> {
+pub async fn load(pool: &MySqlPool, id: u64) -> ApiResult<Product> {
     sqlx::query_as::<_, Product>(&format!("{SELECT_PRODUCT} WHERE id = ?"))
         .bind(id)
         .fetch_optional(pool)
@@ -132,17 +127,15 @@ pub async fn load(pool: &sqlx::MySqlPool, id: u64) -> ApiResult<Product> {
         .ok_or(ApiError::ProductNotFound(id))
 }
 
-/// Create a product.
-#[utoipa::path(post, path = "/products", request_body = NewProduct, tag = "catalogue",
-    responses((status = 201, body = Product), (status = 422, description = "invalid field (problem+json names it)")))]
-pub async fn create(State(app): State<AppState>, ApiJson(body): ApiJson<NewProduct>) -> ApiResult<(StatusCode, Json<Product>)> {
+/// Validates a new product and inserts it.
+pub async fn insert(pool: &MySqlPool, currency: money::Currency, body: &NewProduct) -> ApiResult<Product> {
     let name = validate_name(&body.name)?;
     let description = validate_description(body.description.as_deref().unwrap_or(""))?;
     let category = match body.category.as_deref() {
         Some(c) => validate_category(c)?,
         None => "general".to_string(),
     };
-    let price = validate_price(&body.price, app.config.currency)?;
+    let price = validate_price(&body.price, currency)?;
     let stock = validate_stock(body.stock)?;
     let id = sqlx::query("INSERT INTO products (name, description, category, price, stock) VALUES (?, ?, ?, ?, ?)")
         .bind(&name)
@@ -150,29 +143,14 @@ pub async fn create(State(app): State<AppState>, ApiJson(body): ApiJson<NewProdu
         .bind(&category)
         .bind(price)
         .bind(stock)
-        .execute(&app.pool)
+        .execute(pool)
         .await?
         .last_insert_id();
-    Ok((StatusCode::CREATED, Json(load(&app.pool, id).await?)))
+    load(pool, id).await
 }
 
-/// Read a product from the database (authoritative, not the search index).
-#[utoipa::path(get, path = "/products/{id}", tag = "catalogue",
-    responses((status = 200, body = Product), (status = 404, description = "no such product")))]
-pub async fn get(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Product>> {
-    let id = parse_product_id(&id)?;
-    Ok(Json(load(&app.pool, id).await?))
-}
-
-/// Change some fields of a product.
-#[utoipa::path(patch, path = "/products/{id}", request_body = ProductPatch, tag = "catalogue",
-    responses((status = 200, body = Product), (status = 404, description = "no such product"), (status = 422, description = "invalid field")))]
-pub async fn patch(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<ProductPatch>,
-) -> ApiResult<Json<Product>> {
-    let id = parse_product_id(&id)?;
+/// Validates the given fields and changes them.
+pub async fn update(pool: &MySqlPool, currency: money::Currency, id: u64, body: &ProductPatch) -> ApiResult<Product> {
     let mut sets: Vec<&str> = Vec::new();
     let mut args: Vec<PatchArg> = Vec::new();
     if let Some(n) = &body.name {
@@ -189,7 +167,7 @@ pub async fn patch(
     }
     if let Some(p) = &body.price {
         sets.push("price = ?");
-        args.push(PatchArg::Money(validate_price(p, app.config.currency)?));
+        args.push(PatchArg::Money(validate_price(p, currency)?));
     }
     if let Some(s) = body.stock {
         sets.push("stock = ?");
@@ -207,9 +185,9 @@ pub async fn patch(
             PatchArg::Int(i) => q.bind(i),
         };
     }
-    q.bind(id).execute(&app.pool).await?;
+    q.bind(id).execute(pool).await?;
     // rows_affected is 0 both for "no such row" and "no change"; the read tells them apart.
-    Ok(Json(load(&app.pool, id).await?))
+    load(pool, id).await
 }
 
 enum PatchArg {
@@ -218,12 +196,9 @@ enum PatchArg {
     Int(i32),
 }
 
-/// Delete a product. Refused (409) while any reservation of it is still HELD.
-#[utoipa::path(delete, path = "/products/{id}", tag = "catalogue",
-    responses((status = 204), (status = 404, description = "no such product"), (status = 409, description = "reservations still held")))]
-pub async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let id = parse_product_id(&id)?;
-    let mut tx = app.pool.begin().await?;
+/// Deletes a product; refused while any reservation of it is still HELD.
+pub async fn remove(pool: &MySqlPool, id: u64) -> ApiResult<()> {
+    let mut tx = pool.begin().await?;
     let exists = sqlx::query("SELECT id FROM products WHERE id = ? FOR UPDATE").bind(id).fetch_optional(&mut *tx).await?;
     if exists.is_none() {
         return Err(ApiError::ProductNotFound(id));
@@ -237,7 +212,7 @@ pub async fn delete(State(app): State<AppState>, Path(id): Path<String>) -> ApiR
     }
     sqlx::query("DELETE FROM products WHERE id = ?").bind(id).execute(&mut *tx).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Result of seeding the demo catalogue.
@@ -249,12 +224,10 @@ pub struct SeedResult {
     pub demo_products: u64,
 }
 
-/// Seed the demo catalogue. Idempotent: each demo product has a seed key, so calling it again creates nothing.
-#[utoipa::path(post, path = "/", tag = "catalogue", responses((status = 201, body = SeedResult)))]
-pub async fn seed(State(app): State<AppState>) -> ApiResult<(StatusCode, Json<SeedResult>)> {
+/// Inserts the demo catalogue once: each demo product has a seed key, so seeding again creates nothing.
+pub async fn seed_demo(pool: &MySqlPool, currency: money::Currency) -> ApiResult<SeedResult> {
     let mut created = 0;
-    let currency = app.config.currency;
-    let mut tx = app.pool.begin().await?;
+    let mut tx = pool.begin().await?;
     for (i, p) in demo_catalogue().iter().enumerate() {
         // The demo prices are in cents: whole units for a currency without a minor unit (JPY).
         let price = p.price.round_dp(currency.minor_units()).max(currency.minor_unit());
@@ -272,9 +245,8 @@ pub async fn seed(State(app): State<AppState>) -> ApiResult<(StatusCode, Json<Se
         .rows_affected();
     }
     tx.commit().await?;
-    let demo_products: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE seed_key IS NOT NULL").fetch_one(&app.pool).await?;
-    Ok((StatusCode::CREATED, Json(SeedResult { created, demo_products: demo_products as u64 })))
+    let demo_products: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM products WHERE seed_key IS NOT NULL").fetch_one(pool).await?;
+    Ok(SeedResult { created, demo_products: demo_products as u64 })
 }
 
 /// A product to seed or generate.
