@@ -5,15 +5,16 @@
 //! - [`config`]: settings from the environment (`PAYMENT_*`, `CARD_KEYS`, plus the shared `KAFKA_BROKERS`, `TOPIC_PREFIX`).
 //! - [`commands`]: the saga participant: consumes charge/refund commands (inbox + effect + outbox in one transaction).
 //! - [`lifecycle`]: the charge lifecycle, pure: its statuses, their legal moves, and what a charge command does.
-//! - [`charges`]: carries a charge command out (validate, acquirer, capture / decline / retry / dead letter) and `GET /charges/{order_id}`.
+//! - [`charges`]: carries a charge command out (validate, acquirer, capture / decline / retry / dead letter);
+//!   `GET /charges/{order_id}` in [`charges::api`].
 //! - [`refunds`]: compensation of a capture, idempotent per order.
 //! - [`bank`]: charges paid from a bank account — hold and capture (or void, refund) asked of the
 //!   bank over `bank.commands`, its answers consumed from `bank.replies`.
 //! - [`acquirer`]: the simulated acquirer and its test cards.
 //! - [`retry_policy`]: which errors are retried, how often and when (the whole policy, one module).
 //! - [`retry`]: the `saga.retry` forwarder that puts due retries back on `payment.commands`.
-//! - [`ledger`]: accounts, journal entries and postings; `GET /ledger/summary`, `GET /accounts/{id}`.
-//! - [`outage`]: the acquirer outage switch (`GET`/`POST /admin/outage`).
+//! - [`ledger`]: accounts, journal entries and postings; `GET /ledger/summary`, `GET /accounts/{id}` in [`ledger::api`].
+//! - [`outage`]: the acquirer outage switch; `GET`/`POST /admin/outage` in [`outage::api`].
 //! - [`error`]: the HTTP error type (problem+json).
 //! - [`Application`]: wires it together and runs it until shutdown.
 
@@ -77,7 +78,7 @@ pub struct AppState {
     modifiers(&BearerAuth),
     info(title = "Sagaway payment processor", description = "Simulated acquirer, double-entry ledger and charge history. \
         Charges and refunds arrive over Kafka (`payment.commands`); this API inspects them and runs the outage switch."),
-    paths(charges::get, ledger::summary, ledger::account, outage::get, outage::set),
+    paths(charges::api::get, ledger::api::summary, ledger::api::account, outage::api::get, outage::api::set),
     components(schemas(charges::ChargeView, charges::AttemptView, charges::BankAccountView, ledger::LedgerSummary, ledger::AccountBalance,
                        ledger::AccountView, ledger::PostingView, ledger::CurrencyBalance, outage::OutageState, outage::OutageRequest))
 )]
@@ -89,10 +90,10 @@ pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
     let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
     let customer = guards.signed_in(
-        Router::new().route("/charges/{order_id}", get(charges::get)).route("/accounts/{id}", get(ledger::account)),
+        Router::new().route("/charges/{order_id}", get(charges::api::get)).route("/accounts/{id}", get(ledger::api::account)),
     );
     let admin = guards.admin(
-        Router::new().route("/ledger/summary", get(ledger::summary)).route("/admin/outage", get(outage::get).post(outage::set)),
+        Router::new().route("/ledger/summary", get(ledger::api::summary)).route("/admin/outage", get(outage::api::get).post(outage::api::set)),
     );
     public.merge(customer).merge(admin).with_state(state)
 }

@@ -16,9 +16,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "common/src/service.rs",
     "loadgen/src/limits.rs",
     "orchestrator/src/dlq/api.rs",
-    "payment/src/charges.rs",
-    "payment/src/ledger.rs",
-    "payment/src/outage.rs",
 ];
 
 /// Pure modules: no database, broker or HTTP.

@@ -1,4 +1,5 @@
-//! Charges: one row per order (UNIQUE order_id), its attempts, and `GET /charges/{order_id}`.
+//! Charges: one row per order (UNIQUE order_id), its attempts, and `GET /charges/{order_id}`
+//! (the handler is in [`api`], over [`load_view`]).
 //!
 //! A charge command, inside the consumer's transaction:
 //! 1. locks the order's charge row; a final outcome (succeeded, declined) is re-answered as it was,
@@ -22,10 +23,8 @@
 //! then, instead of the acquirer, [`crate::bank`] records it `pending` and asks the bank for a hold,
 //! and the bank's answers carry it on (`bank.replies`).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+pub mod api;
+
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
@@ -37,15 +36,13 @@ use sagaway_common::{
     outbox::Outgoing,
 };
 use serde::Serialize;
-use sqlx::{MySqlConnection, Row};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::{
-    AppState,
     acquirer::{self, Answer},
     commands::{CommandHandler, SERVICE},
-    error::{ApiError, ApiResult, validate_id},
     ledger,
     lifecycle::{self, ChargeStatus, OnCharge},
     outage,
@@ -483,34 +480,30 @@ fn serialize_opt_money<S: serde::Serializer>(amount: &Option<Decimal>, s: S) -> 
     }
 }
 
-/// The charge of one of your orders (admins: any), with every attempt and its timestamp. Another
-/// user's charge is 404, as if it did not exist.
-#[utoipa::path(get, path = "/charges/{order_id}", tag = "charges", params(("order_id" = String, Path, description = "the order's id")),
-    responses((status = 200, body = ChargeView), (status = 401, description = "no or invalid bearer token"),
-              (status = 404, description = "no charge of yours for this order"),
-              (status = 422, description = "malformed order id")),
-    security(("bearer" = [])))]
-pub async fn get(State(app): State<AppState>, caller: Caller, Path(order_id): Path<String>) -> ApiResult<Json<ChargeView>> {
-    validate_id("order_id", &order_id)?;
-    let mut conn = app.pool.acquire().await?;
-    let row = sqlx::query(
+/// The charge of order `order_id` with every attempt, if `caller` may see it (their own; admins:
+/// any). `None` when there is none or it is another user's, as if it did not exist.
+pub async fn load_view(pool: &MySqlPool, caller: &Caller, order_id: &str) -> sqlx::Result<Option<ChargeView>> {
+    let mut conn = pool.acquire().await?;
+    let Some(row) = sqlx::query(
         "SELECT c.id, c.order_id, CAST(c.user_id AS CHAR) AS user_id, c.status, c.method, c.amount, c.currency, c.brand, c.last4, c.exp_month, c.exp_year, \
                 c.fingerprint, c.account_bank, c.account_id, c.decline_code, c.failure_reason, c.round, c.created_at, c.updated_at, r.amount AS refunded \
          FROM charges c LEFT JOIN refunds r ON r.order_id = c.order_id WHERE c.order_id = ?",
     )
-    .bind(&order_id)
+    .bind(order_id)
     .fetch_optional(&mut *conn)
     .await?
     .filter(|row| caller.may_see(row.get::<&str, _>("user_id")))
-    .ok_or_else(|| ApiError::ChargeNotFound(order_id.clone()))?;
+    else {
+        return Ok(None);
+    };
     let attempts = sqlx::query("SELECT round, attempt, at, outcome, error FROM charge_attempts WHERE order_id = ? ORDER BY id")
-        .bind(&order_id)
+        .bind(order_id)
         .fetch_all(&mut *conn)
         .await?
         .into_iter()
         .map(|r| AttemptView { round: r.get("round"), attempt: r.get("attempt"), at: r.get("at"), outcome: r.get("outcome"), error: r.get("error") })
         .collect();
-    Ok(Json(ChargeView {
+    Ok(Some(ChargeView {
         charge_id: row.get("id"),
         order_id: row.get("order_id"),
         user_id: row.get("user_id"),

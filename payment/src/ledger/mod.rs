@@ -5,22 +5,17 @@
 //!
 //! Accounts: `merchant` (seeded by the migration) and `customer:<user_id>`, created on first use.
 //! A capture moves the amount from the customer to the merchant; a refund moves it back.
+//!
+//! The HTTP API (`GET /ledger/summary`, `GET /accounts/{id}`) is [`api`], over the functions here.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+pub mod api;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{auth::Caller, money};
 use serde::Serialize;
-use sqlx::{MySqlConnection, Row};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 use utoipa::ToSchema;
-
-use crate::{
-    AppState,
-    error::{ApiError, ApiResult, validate_id},
-};
 
 /// The merchant's account: where captures go.
 pub const MERCHANT: &str = "merchant";
@@ -124,11 +119,8 @@ pub struct LedgerSummary {
 }
 
 /// Balances of every account, and whether the books balance.
-#[utoipa::path(get, path = "/ledger/summary", tag = "ledger", responses((status = 200, body = LedgerSummary),
-    (status = 401, description = "no or invalid bearer token"), (status = 403, description = "admin only")),
-    security(("bearer" = [])))]
-pub async fn summary(State(app): State<AppState>) -> ApiResult<Json<LedgerSummary>> {
-    let mut conn = app.pool.acquire().await?;
+pub async fn load_summary(pool: &MySqlPool) -> sqlx::Result<LedgerSummary> {
+    let mut conn = pool.acquire().await?;
     let totals = sqlx::query(
         "SELECT COALESCE(SUM(CASE WHEN amount < 0 THEN -amount ELSE 0 END), 0) AS debits, \
                 COALESCE(SUM(CASE WHEN amount > 0 THEN amount ELSE 0 END), 0) AS credits FROM postings",
@@ -160,7 +152,7 @@ pub async fn summary(State(app): State<AppState>) -> ApiResult<Json<LedgerSummar
     .collect();
     let total_debits: Decimal = totals.get("debits");
     let total_credits: Decimal = totals.get("credits");
-    Ok(Json(LedgerSummary {
+    Ok(LedgerSummary {
         balanced: total_debits == total_credits && unbalanced_entries == 0,
         total_debits,
         total_credits,
@@ -169,7 +161,7 @@ pub async fn summary(State(app): State<AppState>) -> ApiResult<Json<LedgerSummar
         captured_total,
         refunded_total,
         accounts,
-    }))
+    })
 }
 
 /// One posting as `GET /accounts/{id}` shows it.
@@ -208,27 +200,23 @@ pub struct CurrencyBalance {
     pub balance: Decimal,
 }
 
-/// An account with its balances and latest postings (`merchant`, `customer:<user_id>`).
-/// Customers see their own account; the merchant account and others' are admin-only (404 otherwise).
-#[utoipa::path(get, path = "/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "account id")),
-    responses((status = 200, body = AccountView), (status = 401, description = "no or invalid bearer token"),
-              (status = 404, description = "no such account of yours"),
-              (status = 422, description = "malformed account id")),
-    security(("bearer" = [])))]
-pub async fn account(State(app): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<AccountView>> {
-    validate_id("id", &id)?;
-    let mut conn = app.pool.acquire().await?;
-    let row = sqlx::query("SELECT CAST(id AS CHAR) AS id, kind, CAST(user_id AS CHAR) AS user_id, created_at FROM accounts WHERE id = ?")
-        .bind(&id)
+/// The account `id` with its balances and latest postings, if `caller` may see it: customers their
+/// own account; the merchant account and others' only admins (`None`, as if it did not exist).
+pub async fn load_account(pool: &MySqlPool, caller: &Caller, id: &str) -> sqlx::Result<Option<AccountView>> {
+    let mut conn = pool.acquire().await?;
+    let Some(row) = sqlx::query("SELECT CAST(id AS CHAR) AS id, kind, CAST(user_id AS CHAR) AS user_id, created_at FROM accounts WHERE id = ?")
+        .bind(id)
         .fetch_optional(&mut *conn)
         .await?
         .filter(|row| caller.is_admin() || row.get::<Option<&str>, _>("user_id") == Some(caller.user_id.as_str()))
-        .ok_or_else(|| ApiError::AccountNotFound(id.clone()))?;
+    else {
+        return Ok(None);
+    };
     let balances = sqlx::query(
         "SELECT currency, CAST(SUM(amount) AS DECIMAL(19,4)) AS balance FROM postings WHERE account_id = ? \
          GROUP BY currency ORDER BY currency",
     )
-    .bind(&id)
+    .bind(id)
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
@@ -238,7 +226,7 @@ pub async fn account(State(app): State<AppState>, caller: Caller, Path(id): Path
         "SELECT p.entry_id, e.order_id, e.kind, p.currency, p.amount, e.created_at FROM postings p \
          JOIN journal_entries e ON e.id = p.entry_id WHERE p.account_id = ? ORDER BY p.id DESC LIMIT 100",
     )
-    .bind(&id)
+    .bind(id)
     .fetch_all(&mut *conn)
     .await?
     .into_iter()
@@ -251,7 +239,7 @@ pub async fn account(State(app): State<AppState>, caller: Caller, Path(id): Path
         at: r.get("created_at"),
     })
     .collect();
-    Ok(Json(AccountView {
+    Ok(Some(AccountView {
         id: row.get("id"),
         kind: row.get("kind"),
         user_id: row.get("user_id"),

@@ -5,15 +5,15 @@
 //! The flag lives in the `settings` table only, and every charge attempt reads it inside its own
 //! transaction (one primary-key lookup). So it survives a restart and holds for every instance of
 //! the service at once, with no in-memory copy that could disagree with the database.
+//!
+//! Its HTTP API is [`api`], over the functions here.
 
-use axum::{Json, extract::State};
+pub mod api;
+
 use chrono::{DateTime, Utc};
-use sagaway_common::http::ApiJson;
 use serde::{Deserialize, Serialize};
-use sqlx::{MySqlConnection, Row};
+use sqlx::{MySqlConnection, MySqlPool, Row};
 use utoipa::ToSchema;
-
-use crate::{AppState, error::ApiResult};
 
 const SETTING: &str = "acquirer_outage";
 
@@ -47,24 +47,20 @@ async fn load(conn: &mut MySqlConnection) -> sqlx::Result<OutageState> {
     })
 }
 
-/// Is the simulated acquirer down?
-#[utoipa::path(get, path = "/admin/outage", tag = "admin", responses((status = 200, body = OutageState)))]
-pub async fn get(State(app): State<AppState>) -> ApiResult<Json<OutageState>> {
-    let mut conn = app.pool.acquire().await?;
-    Ok(Json(load(&mut conn).await?))
+/// The switch's state now.
+pub async fn state(pool: &MySqlPool) -> sqlx::Result<OutageState> {
+    let mut conn = pool.acquire().await?;
+    load(&mut conn).await
 }
 
-/// Turn the simulated acquirer outage on or off.
-#[utoipa::path(post, path = "/admin/outage", tag = "admin", request_body = OutageRequest,
-    responses((status = 200, body = OutageState), (status = 400, description = "malformed JSON"),
-              (status = 422, description = "`enabled` missing or not a boolean")))]
-pub async fn set(State(app): State<AppState>, ApiJson(req): ApiJson<OutageRequest>) -> ApiResult<Json<OutageState>> {
-    let mut conn = app.pool.acquire().await?;
+/// Turns the switch on or off; returns its new state.
+pub async fn switch(pool: &MySqlPool, enabled: bool) -> sqlx::Result<OutageState> {
+    let mut conn = pool.acquire().await?;
     sqlx::query("INSERT INTO settings (name, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value), updated_at = NOW(6)")
         .bind(SETTING)
-        .bind(if req.enabled { "true" } else { "false" })
+        .bind(if enabled { "true" } else { "false" })
         .execute(&mut *conn)
         .await?;
-    tracing::warn!(enabled = req.enabled, "acquirer outage switch flipped");
-    Ok(Json(load(&mut conn).await?))
+    tracing::warn!(enabled, "acquirer outage switch flipped");
+    load(&mut conn).await
 }
