@@ -17,6 +17,9 @@ pub enum ApiError {
     /// unknown_bank, unknown_account, currency_mismatch).
     #[error("{code}: {detail}")]
     Refused { code: &'static str, field: Option<&'static str>, detail: String },
+    /// Another bank this request needs did not answer (503).
+    #[error("{code}: {detail}")]
+    Unavailable { code: &'static str, detail: String },
     #[error("transfer is {0}; only a SCHEDULED transfer can be canceled")]
     NotCancelable(String),
     #[error("idempotency key reused with another request")]
@@ -60,22 +63,17 @@ impl From<ApiError> for Problem {
                 p.field = field.map(str::to_string);
                 p
             }
-            ApiError::NotCancelable(status) => Problem::new(
-                StatusCode::CONFLICT,
-                "not_cancelable",
-                format!("the transfer is {status}; only a SCHEDULED transfer can be canceled"),
-            )
-            .with("status", status),
-            ApiError::IdempotencyKeyReused => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with a different request",
-            ),
-            ApiError::IdempotencyKeyInFlight => Problem::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_flight",
-                "a request with this Idempotency-Key is still being processed; retry shortly",
-            ),
+            ApiError::Unavailable { code, detail } => Problem::new(StatusCode::SERVICE_UNAVAILABLE, code, detail),
+            ApiError::NotCancelable(status) => {
+                Problem::new(StatusCode::CONFLICT, "not_cancelable", format!("the transfer is {status}; only a SCHEDULED transfer can be canceled"))
+                    .with("status", status)
+            }
+            ApiError::IdempotencyKeyReused => {
+                Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+            }
+            ApiError::IdempotencyKeyInFlight => {
+                Problem::new(StatusCode::CONFLICT, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed; retry shortly")
+            }
             ApiError::Database(e) => Problem::internal(&e),
             ApiError::Internal(e) => Problem::internal(&format!("{e:#}")),
         }

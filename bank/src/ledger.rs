@@ -97,11 +97,17 @@ pub async fn lock(conn: &mut MySqlConnection, ids: &[&str]) -> sqlx::Result<Vec<
     sorted.dedup();
     let mut found = Vec::new();
     for id in sorted {
-        let row: Option<Locked> = sqlx::query_as("SELECT id, kind, currency, available, held FROM accounts WHERE id = ? FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row: Option<Locked> =
+            sqlx::query_as("SELECT id, kind, currency, available, held FROM accounts WHERE id = ? FOR UPDATE").bind(id).fetch_optional(&mut *conn).await?;
         found.extend(row);
     }
     Ok(ids.iter().map(|id| found.iter().find(|a| a.id == *id).cloned()).collect())
+}
+
+/// This bank's clearing positions: per peer bank and currency, what it owes the peer (positive) or
+/// is owed (negative). Across all banks they net to zero.
+pub async fn clearing_positions(pool: &MySqlPool) -> sqlx::Result<Vec<(String, String, Decimal)>> {
+    let rows: Vec<(String, String, Decimal)> =
+        sqlx::query_as("SELECT id, currency, available FROM accounts WHERE id LIKE 'clearing:%' ORDER BY id").fetch_all(pool).await?;
+    Ok(rows.into_iter().map(|(id, currency, balance)| (id.split(':').nth(1).unwrap_or_default().to_string(), currency, balance)).collect())
 }

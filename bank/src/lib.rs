@@ -29,13 +29,18 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod idempotency;
+pub mod interbank;
 pub mod ledger;
 pub mod operations;
 pub mod rules;
 pub mod scheduler;
 pub mod transfers;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{
     Json, Router,
@@ -94,6 +99,10 @@ pub struct AppState {
     pub topics: TopicNames,
     /// Wakes the scheduler when a transfer is due now.
     pub scheduler_wake: Arc<Notify>,
+    /// The other banks (directory, signed client).
+    pub peers: interbank::peers::Peers,
+    /// Inter-bank transfers being driven by this process (one driver each).
+    pub driving: Arc<Mutex<HashSet<String>>>,
 }
 
 #[derive(OpenApi)]
@@ -101,10 +110,13 @@ pub struct AppState {
     modifiers(&BearerAuth),
     info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers."),
     paths(accounts::api::create, accounts::api::list, accounts::api::get, accounts::api::statement, accounts::api::lookup,
-          operations::api::enqueue, operations::api::get, transfers::api::create, transfers::api::get, transfers::api::cancel),
+          operations::api::enqueue, operations::api::get, transfers::api::create, transfers::api::get, transfers::api::cancel,
+          interbank::api::my_balances, interbank::api::recipient, interbank::api::prepare, interbank::api::commit, interbank::api::abort, interbank::api::inquiry, interbank::api::clearing),
     components(schemas(accounts::Account, accounts::NewAccount, accounts::Statement, accounts::StatementEntry, accounts::Recipient,
                        operations::NewOperation, operations::Accepted, operations::Operation, events::HistoryEntry,
-                       transfers::NewTransfer, transfers::Destination, transfers::Transfer))
+                       transfers::NewTransfer, transfers::Destination, transfers::Source, transfers::Transfer,
+                       interbank::balances::Balances, interbank::balances::BankAccount, interbank::balances::Total,
+                       interbank::api::ClearingPosition, interbank::VoteBody, interbank::LegBody, interbank::AckBody, interbank::DecisionBody, interbank::RecipientBody))
 )]
 pub struct ApiDoc;
 
@@ -117,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     );
     let signed_in = guards.signed_in(
         Router::new()
+            .route("/me/balances", get(interbank::api::my_balances))
             .route("/accounts", post(accounts::api::create).get(accounts::api::list))
             .route("/accounts/lookup", get(accounts::api::lookup))
             .route("/accounts/{id}", get(accounts::api::get))
@@ -124,7 +137,16 @@ pub fn router(state: AppState) -> Router {
             .route("/operations/{id}", get(operations::api::get))
             .route("/transfers/{id}", get(transfers::api::get).delete(transfers::api::cancel)),
     );
-    public.merge(limited).merge(signed_in).with_state(state)
+    // Other banks: signed requests (checked by `interbank::api::signed`), no user token.
+    let banks = Router::new()
+        .route("/interbank/accounts/{number}", get(interbank::api::recipient))
+        .route("/interbank/tx/{tx_id}", get(interbank::api::inquiry))
+        .route("/interbank/tx/{tx_id}/prepare", post(interbank::api::prepare))
+        .route("/interbank/tx/{tx_id}/commit", post(interbank::api::commit))
+        .route("/interbank/tx/{tx_id}/abort", post(interbank::api::abort))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), interbank::api::signed));
+    let admin = guards.admin(Router::new().route("/admin/clearing", get(interbank::api::clearing)));
+    public.merge(limited).merge(signed_in).merge(admin).merge(banks).with_state(state)
 }
 
 /// A built service, bound to its port, not yet serving.
@@ -147,9 +169,11 @@ impl Application {
             pool: f.pool,
             guards: Guards::new(&config.common),
             topics: TopicNames::new(&config.common),
-            config: Arc::new(config),
             relay,
             scheduler_wake: Arc::new(Notify::new()),
+            peers: interbank::peers::Peers::new(config.interbank.key.clone(), config.interbank.directory.clone(), config.interbank.peer_timeout),
+            driving: Arc::default(),
+            config: Arc::new(config),
         };
         Ok(Self { port: f.port, state, readiness, listener: f.listener, producer: f.producer })
     }
@@ -157,6 +181,17 @@ impl Application {
     /// The bound port (useful when the configured port was 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// This bank's public key (for the other banks' directory).
+    pub fn public_key(&self) -> rules::interbank_auth::PublicKey {
+        self.state.config.interbank.key.public_key()
+    }
+
+    /// The other banks as this one reaches them; [`interbank::peers::Peers::set_directory`] tells
+    /// it where they are (tests start banks on port 0 first).
+    pub fn peers(&self) -> interbank::peers::Peers {
+        self.state.peers.clone()
     }
 
     /// Serves until `shutdown` is cancelled, then drains in-flight requests and stops background work.
@@ -184,15 +219,9 @@ impl Application {
         let commands = commands::CommandHandler { replies_topic: topics.replies.clone(), events_topic: topics.events.clone(), clock: cfg.clock.clone() };
         tasks.spawn(consumer_loop("commands", &topics.commands)?.run(commands, shutdown.clone()));
 
-        let scheduler = scheduler::Scheduler {
-            pool: self.state.pool.clone(),
-            clock: cfg.clock.clone(),
-            relay: self.state.relay.clone(),
-            events_topic: topics.events.clone(),
-            interval: cfg.scheduler_interval,
-            wake: self.state.scheduler_wake.clone(),
-        };
+        let scheduler = scheduler::Scheduler { app: self.state.clone(), interval: cfg.scheduler_interval, wake: self.state.scheduler_wake.clone() };
         tasks.spawn(scheduler.run(shutdown.clone()));
+        tasks.spawn(interbank::recovery::run(self.state.clone(), shutdown.clone()));
         tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(600), shutdown.clone()));
 
         tracing::info!(port = self.port, bank = %cfg.code, "bank listening");
@@ -209,4 +238,21 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let pool = service::migrate(&config.common, &MIGRATOR, TOPICS).await?;
     ledger::ensure_bank_accounts(&pool, config.clock.now()).await?;
     Ok(())
+}
+
+/// The `keygen` command: a signing key in `path` (created, owner-only, unless it exists), and its
+/// public key (base64) for the directory.
+pub fn keygen(path: &std::path::Path) -> anyhow::Result<String> {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    if !path.exists() {
+        let seed: [u8; 32] = rand::random();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        std::io::Write::write_all(&mut options.open(path)?, STANDARD.encode(seed).as_bytes())?;
+    }
+    let text = std::fs::read_to_string(path)?;
+    let key = config::parse_seed("000", &text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(key.public_key().to_base64())
 }

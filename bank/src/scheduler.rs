@@ -3,21 +3,19 @@
 //! PROCESSING) and settles each in its own transaction, claimed with `SELECT … FOR UPDATE SKIP
 //! LOCKED` and re-checked under that lock, so a transfer settles exactly once even with several
 //! schedulers, a concurrent cancel, or a restart in between. A restart simply finds the rows again.
+//! A due transfer to another bank is not settled here: its two-phase commit starts (its holds here
+//! become the legs' holds in the same transaction) and the coordinator carries it on.
 
 use std::{sync::Arc, time::Duration};
 
-use sagaway_common::outbox::{self, OutboxRelay};
-use sqlx::MySqlPool;
+use sagaway_common::outbox;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{clock::SharedClock, transfers};
+use crate::{AppState, interbank::coordinator, transfers};
 
 pub struct Scheduler {
-    pub pool: MySqlPool,
-    pub clock: SharedClock,
-    pub relay: OutboxRelay,
-    pub events_topic: String,
+    pub app: AppState,
     pub interval: Duration,
     /// Woken when a transfer becomes PROCESSING, so it settles without waiting for the next tick.
     pub wake: Arc<Notify>,
@@ -49,18 +47,27 @@ impl Scheduler {
 
     /// Settles what is due now; returns how many it settled.
     pub async fn tick(&self) -> anyhow::Result<usize> {
-        let now = self.clock.now();
-        let due: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM transfers WHERE status IN ('SCHEDULED', 'PROCESSING') AND execute_at <= ? ORDER BY execute_at, id LIMIT ?",
+        let app = &self.app;
+        let now = app.config.clock.now();
+        let due: Vec<(String, bool)> = sqlx::query_as(
+            "SELECT id, interbank = 1 FROM transfers WHERE (status = 'SCHEDULED' OR (status = 'PROCESSING' AND interbank = 0)) AND execute_at <= ? \
+             ORDER BY execute_at, id LIMIT ?",
         )
         .bind(now)
         .bind(BATCH)
-        .fetch_all(&self.pool)
+        .fetch_all(&app.pool)
         .await?;
         let mut settled = 0;
-        for id in due {
-            let mut tx = self.pool.begin().await?;
-            match transfers::settle_one(&mut tx, &self.events_topic, now, &id).await? {
+        for (id, interbank) in due {
+            if interbank {
+                if transfers::start_scheduled_interbank(app, &id).await? {
+                    settled += 1;
+                    tokio::spawn(coordinator::drive(app.clone(), id));
+                }
+                continue;
+            }
+            let mut tx = app.pool.begin().await?;
+            match transfers::settle_one(&mut tx, &app.topics.events, now, &id).await? {
                 Some(events) => {
                     outbox::enqueue_all(&mut tx, &events).await?;
                     tx.commit().await?;
@@ -72,7 +79,7 @@ impl Scheduler {
             }
         }
         if settled > 0 {
-            self.relay.notify();
+            app.relay.notify();
         }
         Ok(settled)
     }

@@ -188,7 +188,7 @@ async fn open(pool: &MySqlPool, owner: &str, opening: &Opening, now: DateTime<Ut
 }
 
 /// The customer accounts `user_id` holds, oldest first.
-async fn of_holder(pool: &MySqlPool, bank: &str, user_id: &str) -> sqlx::Result<Vec<Account>> {
+pub async fn of_holder(pool: &MySqlPool, bank: &str, user_id: &str) -> sqlx::Result<Vec<Account>> {
     let ids: Vec<String> = sqlx::query_scalar(
         "SELECT a.id FROM accounts a JOIN account_holders h ON h.account_id = a.id WHERE h.user_id = ? AND a.kind IN ('individual', 'joint', 'business') ORDER BY a.created_at, a.id",
     )

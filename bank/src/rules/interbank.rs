@@ -63,14 +63,14 @@ use super::ledger::{self, Bucket};
 pub type BankCode = String;
 
 /// Whether a leg takes money out of an account or puts it in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Debit,
     Credit,
 }
 
 /// One participant's part of a transfer: an account in a bank, debited or credited.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Leg {
     pub bank: BankCode,
     pub account: String,
@@ -79,11 +79,14 @@ pub struct Leg {
 }
 
 /// An inter-bank transfer: its id, its currency and its legs (debits, then or among them one credit).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Transfer {
     pub tx_id: String,
     pub currency: String,
     pub legs: Vec<Leg>,
+    /// The user who started it ([`Transfer::started_by`]): every debited account must be theirs.
+    #[serde(default)]
+    pub initiator: String,
 }
 
 /// Why a transfer cannot be started.
@@ -125,7 +128,13 @@ impl Transfer {
         if debits != credits[0].amount {
             return Err(InvalidTransfer::Unbalanced { debits, credit: credits[0].amount });
         }
-        Ok(Self { tx_id: tx_id.into(), currency: currency.into(), legs })
+        Ok(Self { tx_id: tx_id.into(), currency: currency.into(), legs, initiator: String::new() })
+    }
+
+    /// Names the user who starts the transfer; each debit's bank checks they hold the account.
+    pub fn started_by(mut self, user: impl Into<String>) -> Self {
+        self.initiator = user.into();
+        self
     }
 
     /// The credit leg (exactly one, checked by [`Transfer::new`]).
@@ -152,12 +161,19 @@ impl Transfer {
                 by_bank.into_iter().collect()
             }
         };
-        PrepareRequest { tx_id: self.tx_id.clone(), leg_index: leg, currency: self.currency.clone(), leg: this, counterparts }
+        PrepareRequest {
+            tx_id: self.tx_id.clone(),
+            leg_index: leg,
+            currency: self.currency.clone(),
+            leg: this,
+            counterparts,
+            initiator: self.initiator.clone(),
+        }
     }
 }
 
 /// The body of `POST /interbank/tx/{tx_id}/prepare` for one leg.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PrepareRequest {
     pub tx_id: String,
     pub leg_index: usize,
@@ -166,17 +182,20 @@ pub struct PrepareRequest {
     /// For a debit: the credit's bank and this leg's amount. For the credit: each debiting bank
     /// and the sum of its debits.
     pub counterparts: Vec<(BankCode, Decimal)>,
+    /// The user who started the transfer (a debit's account must be theirs).
+    #[serde(default)]
+    pub initiator: String,
 }
 
 /// The outcome of a transfer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Decision {
     Commit,
     Abort,
 }
 
 /// A participant's answer to `prepare`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Vote {
     Ready,
     Abort { reason: String },
@@ -197,7 +216,7 @@ pub struct Illegal {
 // ------------------------------------------------------------------------------------------------
 
 /// Where a transfer is, at the bank that coordinates it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CoordinatorStatus {
     Preparing,
     Committing,
@@ -245,7 +264,7 @@ impl fmt::Display for CoordinatorStatus {
 }
 
 /// The coordinator's durable record of a transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Coordinator {
     pub transfer: Transfer,
     pub status: CoordinatorStatus,
@@ -483,7 +502,7 @@ pub fn step(state: &Coordinator, input: CoordinatorInput) -> Result<Transition, 
 // ------------------------------------------------------------------------------------------------
 
 /// Where a leg is, at the bank that holds its account. No record at all is `NONE`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ParticipantStatus {
     /// READY was answered: the debit is held or the pending credit recorded.
     Prepared,
@@ -531,7 +550,7 @@ impl fmt::Display for ParticipantStatus {
 }
 
 /// A participant's durable record of one leg.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Participant {
     pub status: ParticipantStatus,
     /// The prepare it answered (`None` for an abort of a transfer it never saw).
@@ -550,8 +569,12 @@ pub struct AccountView {
 
 /// What happens to a leg at its bank.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // moved once per message; boxing buys nothing here
 pub enum ParticipantInput {
-    Prepare { request: PrepareRequest, account: Option<AccountView> },
+    Prepare {
+        request: PrepareRequest,
+        account: Option<AccountView>,
+    },
     Commit,
     Abort,
     /// No decision came within the participant's patience: ask, keep holding.
@@ -605,9 +628,9 @@ pub struct ClearingPosting {
     pub amount: Decimal,
 }
 
-/// The name of a bank's clearing account for `peer` in its ledger.
-pub fn clearing_account(peer: &str) -> String {
-    format!("clearing:{peer}")
+/// The name of a bank's clearing account for `peer` in `currency` in its ledger (`clearing:002:BRL`).
+pub fn clearing_account(peer: &str, currency: &str) -> String {
+    format!("clearing:{peer}:{currency}")
 }
 
 impl Effect {
@@ -626,15 +649,16 @@ impl Effect {
         }
     }
 
-    /// The double-entry postings (one balanced entry; empty for the pending-credit record).
-    pub fn postings(&self) -> Vec<ledger::Leg> {
+    /// The double-entry postings in the transfer's `currency` (one balanced entry; empty for the
+    /// pending-credit record).
+    pub fn postings(&self, currency: &str) -> Vec<ledger::Leg> {
         let leg = |account: &str, bucket, amount| ledger::Leg { account: account.to_string(), bucket, amount };
         match self {
             Effect::HoldDebit { account, amount } => ledger::hold(account, *amount),
             Effect::ReleaseHold { account, amount } => ledger::release(account, *amount),
-            Effect::SettleDebit { account, amount, to } => ledger::settle_held(account, &clearing_account(to), *amount),
+            Effect::SettleDebit { account, amount, to } => ledger::settle_held(account, &clearing_account(to, currency), *amount),
             Effect::PostCredit { account, amount, from } => {
-                let mut legs: Vec<ledger::Leg> = from.iter().map(|(bank, a)| leg(&clearing_account(bank), Bucket::Available, -*a)).collect();
+                let mut legs: Vec<ledger::Leg> = from.iter().map(|(bank, a)| leg(&clearing_account(bank, currency), Bucket::Available, -*a)).collect();
                 legs.push(leg(account, Bucket::Available, *amount));
                 legs
             }
@@ -663,7 +687,9 @@ pub struct ParticipantTransition {
 
 /// Why a prepare is refused (`None`: READY).
 pub fn refusal(request: &PrepareRequest, account: Option<&AccountView>) -> Option<&'static str> {
-    let Some(account) = account else { return Some("unknown_account") };
+    let Some(account) = account else {
+        return Some("unknown_account");
+    };
     if account.currency != request.currency {
         return Some("currency_mismatch");
     }

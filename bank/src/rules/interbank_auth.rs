@@ -241,6 +241,46 @@ impl Directory {
     pub fn get(&self, code: &str) -> Option<&DirectoryEntry> {
         self.entries.get(code)
     }
+
+    /// Every bank, in code order.
+    pub fn banks(&self) -> Vec<&DirectoryEntry> {
+        let mut all: Vec<&DirectoryEntry> = self.entries.values().collect();
+        all.sort_by(|a, b| a.code.cmp(&b.code));
+        all
+    }
+
+    /// Parses the directory file: one bank a line, `<code> <url> <public key, base64>`; blank lines
+    /// and lines starting with `#` are skipped. A malformed line, a repeated code or a URL that is
+    /// not http(s) is an error naming the line.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut entries: HashMap<String, DirectoryEntry> = HashMap::new();
+        for (n, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [code, url, key] = fields[..] else {
+                return Err(format!("line {n}: expected `<code> <url> <public key>`"));
+            };
+            if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("line {n}: the bank code must be 3 digits"));
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!("line {n}: the URL must start with http:// or https://"));
+            }
+            let public_key = PublicKey::from_base64(key).map_err(|_| format!("line {n}: the public key is not 32 bytes of base64"))?;
+            let entry = DirectoryEntry { code: code.to_string(), url: url.trim_end_matches('/').to_string(), public_key };
+            if entries.insert(code.to_string(), entry).is_some() {
+                return Err(format!("line {n}: bank {code} is listed twice"));
+            }
+        }
+        Ok(Self { entries })
+    }
+
+    /// The file [`Directory::parse`] reads back.
+    pub fn render(&self) -> String {
+        self.banks().iter().map(|e| format!("{} {} {}\n", e.code, e.url, e.public_key.to_base64())).collect()
+    }
 }
 
 /// How far a request's timestamp may be from the receiver's clock, either way.
@@ -330,6 +370,27 @@ pub fn authenticate(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_directory_file_round_trips_and_refuses_bad_lines() {
+        let a = super::BankKeyPair::from_seed("001", [1; 32]).public_key().to_base64();
+        let b = super::BankKeyPair::from_seed("002", [2; 32]).public_key().to_base64();
+        let text = format!("# banks\n001 http://127.0.0.1:3340/ {a}\n\n002 http://127.0.0.1:3341 {b}\n");
+        let dir = super::Directory::parse(&text).unwrap();
+        assert_eq!(dir.get("001").unwrap().url, "http://127.0.0.1:3340");
+        assert_eq!(dir.banks().len(), 2);
+        assert_eq!(super::Directory::parse(&dir.render()).unwrap().render(), dir.render());
+        for (bad, why) in [
+            (format!("01 http://x {a}"), "3 digits"),
+            (format!("001 ftp://x {a}"), "http"),
+            ("001 http://x AAAA".to_string(), "public key"),
+            (format!("001 http://x {a}\n001 http://y {a}"), "twice"),
+            ("001 http://x".to_string(), "expected"),
+        ] {
+            let err = super::Directory::parse(&bad).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+    }
+
     use super::*;
 
     const NOW: i64 = 1_767_225_600;

@@ -292,7 +292,7 @@ fn a_credit_is_recorded_pending_and_moves_no_balance() {
     let t = p_apply(None, prepare(&one_to_one(), 1, account(0)));
     assert_eq!(t.state.status, ParticipantStatus::Prepared);
     assert_eq!(t.effects, vec![Effect::RecordPendingCredit { account: "b".into(), amount: d(4000) }]);
-    assert!(t.effects[0].postings().is_empty(), "invisible and unspendable until commit");
+    assert!(t.effects[0].postings("BRL").is_empty(), "invisible and unspendable until commit");
     assert_eq!(t.reply, Some(Reply::Vote(Vote::Ready)));
 }
 
@@ -333,7 +333,7 @@ fn commit_settles_and_posts_with_the_clearing_postings() {
     assert_eq!(*amount, d(3500));
     assert_eq!(from.len(), 3);
     for e in &t.effects {
-        assert!(ledger::balanced(&e.postings()));
+        assert!(ledger::balanced(&e.postings("BRL")));
     }
 }
 
@@ -470,10 +470,10 @@ proptest! {
         let applied: Vec<(String, Effect)> = ts.iter().flat_map(commit_all).collect();
         let positions = clearing_positions(applied.iter().map(|(b, e)| (b.as_str(), e)));
         prop_assert!(nets_to_zero(&positions), "{positions:?}");
-        let customers: Decimal = applied.iter().flat_map(|(_, e)| e.postings()).filter(|p| !p.account.starts_with("clearing:")).map(|p| p.amount).sum();
+        let customers: Decimal = applied.iter().flat_map(|(_, e)| e.postings("BRL")).filter(|p| !p.account.starts_with("clearing:")).map(|p| p.amount).sum();
         prop_assert_eq!(customers, Decimal::ZERO);
         for (_, e) in &applied {
-            prop_assert!(ledger::balanced(&e.postings()));
+            prop_assert!(ledger::balanced(&e.postings("BRL")));
         }
     }
 }
@@ -562,7 +562,14 @@ impl Sim {
     fn start(s: &Scenario) -> Self {
         let t = Coordinator::begin(s.transfer.clone());
         let n = s.transfer.legs.len();
-        let mut sim = Sim { accounts: s.accounts.clone(), coord: t.state.clone(), parts: vec![None; n], effects: vec![vec![]; n], voted_ready: vec![false; n], net: vec![] };
+        let mut sim = Sim {
+            accounts: s.accounts.clone(),
+            coord: t.state.clone(),
+            parts: vec![None; n],
+            effects: vec![vec![]; n],
+            voted_ready: vec![false; n],
+            net: vec![],
+        };
         sim.post(t);
         sim
     }
@@ -698,7 +705,7 @@ impl Sim {
 fn balances(sim: &Sim, transfer: &Transfer) -> BTreeMap<(String, String, &'static str), Decimal> {
     let mut out = BTreeMap::new();
     for (leg, effects) in sim.effects.iter().enumerate() {
-        for p in effects.iter().flat_map(|e| e.postings()) {
+        for p in effects.iter().flat_map(|e| e.postings("BRL")) {
             *out.entry((transfer.legs[leg].bank.clone(), p.account.clone(), p.bucket.as_str())).or_default() += p.amount;
         }
     }
@@ -723,7 +730,7 @@ fn check_outcome(sim: &Sim, scenario: &Scenario) -> Result<(), TestCaseError> {
             prop_assert_eq!(opens, 1);
         }
         for e in effects {
-            prop_assert!(ledger::balanced(&e.postings()));
+            prop_assert!(ledger::balanced(&e.postings("BRL")));
         }
     }
     if decision == Decision::Commit {

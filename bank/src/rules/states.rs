@@ -3,7 +3,8 @@
 //!
 //! - Operation: `QUEUED → APPLIED | REJECTED`.
 //! - Transfer: `PROCESSING → SETTLED`; `SCHEDULED → PROCESSING → SETTLED`; `SCHEDULED → CANCELED`.
-//!   (Inter-bank transfers will add `PREPARED` between PROCESSING and SETTLED.)
+//!   An inter-bank transfer may also end `PROCESSING → FAILED` (its two-phase commit aborted; the
+//!   reason says why); SETTLED there means the banks decided to commit.
 //! - Payment hold (`bank.commands`): `HELD → CAPTURED → REFUNDED`, `HELD → VOIDED`; a hold that could
 //!   not be placed is `DECLINED`. [`decide_hold`] says what each command does in each state, so a
 //!   command seen twice answers the same.
@@ -49,6 +50,7 @@ status_enum!(TransferStatus {
     Scheduled => "SCHEDULED",
     Settled => "SETTLED",
     Canceled => "CANCELED",
+    Failed => "FAILED",
 });
 status_enum!(HoldStatus { Held => "HELD", Captured => "CAPTURED", Voided => "VOIDED", Refunded => "REFUNDED", Declined => "DECLINED" });
 
@@ -66,7 +68,7 @@ impl TransferStatus {
     pub fn move_to(self, to: TransferStatus) -> Result<TransferStatus, IllegalMove> {
         use TransferStatus::*;
         match (self, to) {
-            (Scheduled, Processing) | (Scheduled, Canceled) | (Processing, Settled) => Ok(to),
+            (Scheduled, Processing) | (Scheduled, Canceled) | (Processing, Settled) | (Processing, Failed) => Ok(to),
             _ => Err(IllegalMove { from: self.as_str(), to: to.as_str() }),
         }
     }
@@ -180,9 +182,13 @@ mod tests {
     #[test]
     fn transfers_cancel_only_while_scheduled() {
         assert!(TransferStatus::Scheduled.cancelable());
-        for s in [TransferStatus::Processing, TransferStatus::Settled, TransferStatus::Canceled] {
+        for s in [TransferStatus::Processing, TransferStatus::Settled, TransferStatus::Canceled, TransferStatus::Failed] {
             assert!(!s.cancelable(), "{s}");
         }
+        assert_eq!(TransferStatus::Processing.move_to(TransferStatus::Failed), Ok(TransferStatus::Failed));
+        assert!(TransferStatus::Scheduled.move_to(TransferStatus::Failed).is_err(), "a scheduled transfer starts its commit first");
+        assert!(TransferStatus::Failed.move_to(TransferStatus::Settled).is_err());
+        assert!(TransferStatus::Settled.move_to(TransferStatus::Failed).is_err());
         assert!(TransferStatus::Settled.move_to(TransferStatus::Processing).is_err());
         assert!(TransferStatus::Canceled.move_to(TransferStatus::Processing).is_err());
         for s in TransferStatus::ALL {

@@ -10,17 +10,18 @@ use axum::{
 use sagaway_common::{auth::Caller, http::ApiJson, money};
 use serde_json::json;
 
-use super::{NewTransfer, Transfer, cancel_scheduled, execute, load_visible, plan};
+use super::{NewTransfer, Planned, Transfer, cancel_scheduled, execute, interbank, load_visible, plan};
 use crate::{AppState, error::ApiResult, idempotency};
 
 /// Make a transfer. Needs an `Idempotency-Key`.
 #[utoipa::path(post, path = "/transfers", request_body = NewTransfer, tag = "transfers",
     params(("Idempotency-Key" = String, Header, description = "required; kept 24 h")),
     responses((status = 201, body = Transfer, description = "instant: SETTLED"),
-              (status = 202, body = Transfer, description = "business_hours: PROCESSING or SCHEDULED"),
+              (status = 202, body = Transfer, description = "business_hours: PROCESSING or SCHEDULED; to another bank or many-to-one: PROCESSING until the banks decide (poll GET /transfers/{id}: SETTLED or FAILED)"),
               (status = 404, description = "no such from_account (or not yours)"),
               (status = 409, description = "Idempotency-Key still in flight"),
               (status = 422, description = "invalid field; insufficient_funds, limit_exceeded, unknown_bank, unknown_account, currency_mismatch"),
+              (status = 503, description = "bank_unavailable: the recipient's bank did not answer the recipient check"),
               (status = 429, description = "per-user rate limit")),
     security(("bearer" = [])))]
 pub async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(req): ApiJson<NewTransfer>) -> Response {
@@ -30,14 +31,19 @@ pub async fn create(State(app): State<AppState>, caller: Caller, headers: Header
     };
     let request = json!({
         "route": "transfers", "kind": req.kind, "from_account": req.from_account, "to_bank": req.to.bank,
-        "to_account": plan.to_number.digits(), "amount": money::format(req.amount), "description": req.description,
+        "to_account": req.to.account_number.replace('-', ""), "amount": req.amount.map(money::format), "description": req.description,
+        "sources": req.sources,
     });
     let (app2, user) = (app.clone(), caller.user_id.clone());
     idempotency::run(&app, &caller.user_id, &headers, request, |claim| async move {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match execute(&app2, &user, &plan, &claim).await {
+            let result = match &plan {
+                Planned::Local(plan) => execute(&app2, &user, plan, &claim).await,
+                Planned::Interbank(plan) => interbank::execute(&app2, &user, plan, &claim).await,
+            };
+            match result {
                 Err(e) if e.is_retryable() && attempt < 4 => continue,
                 other => return other,
             }

@@ -8,10 +8,12 @@
 //!   is PROCESSING and the scheduler settles it right away; outside it is SCHEDULED with `execute_at`
 //!   = the next opening, and may be canceled (hold released) until the scheduler takes it.
 //!
-//! A transfer to another bank answers 422 `unknown_bank` for now; the `to_bank` column and the
-//! status enum are where inter-bank transfers (2PC, a PREPARED state) will go.
+//! A transfer to another bank, or from several accounts (`sources`, many-to-one, possibly in
+//! several banks), is an inter-bank transfer ([`interbank`]): this bank coordinates its two-phase
+//! commit; it answers 202 PROCESSING (or SCHEDULED) and ends SETTLED or FAILED with a reason.
 
 pub mod api;
+pub mod interbank;
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -25,6 +27,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
+
+pub use interbank::{decided, start_scheduled_interbank};
 
 use crate::{
     AppState, accounts,
@@ -46,21 +50,44 @@ pub struct Destination {
     pub account_number: String,
 }
 
-/// `POST /transfers` body.
+/// One paying account of a many-to-one transfer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// The bank holding the account (3 digits; this bank or one in its directory).
+    pub bank: String,
+    /// The account's id at that bank (the caller must hold it).
+    pub account_id: String,
+    #[serde(deserialize_with = "money::deserialize", serialize_with = "money::serialize")]
+    #[schema(value_type = String, example = "10.00")]
+    pub amount: Decimal,
+}
+
+/// `POST /transfers` body: `from_account` + `amount`, or `sources` (many-to-one; the amount is
+/// their sum).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTransfer {
     /// instant or business_hours.
     pub kind: String,
-    /// The paying account's id (the caller must hold it).
-    pub from_account: String,
+    /// The paying account's id at this bank (the caller must hold it). Not with `sources`.
+    #[serde(default)]
+    pub from_account: Option<String>,
     pub to: Destination,
-    #[serde(deserialize_with = "money::deserialize")]
-    #[schema(value_type = String, example = "25.00")]
-    pub amount: Decimal,
+    /// Not with `sources`.
+    #[serde(default, deserialize_with = "optional_money")]
+    #[schema(value_type = Option<String>, example = "25.00")]
+    pub amount: Option<Decimal>,
+    /// Several paying accounts, in this bank or others (1 to 15); all are debited or none.
+    #[serde(default)]
+    pub sources: Option<Vec<Source>>,
     /// Up to 140 characters.
     #[serde(default)]
     pub description: Option<String>,
+}
+
+fn optional_money<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    money::deserialize(d).map(Some)
 }
 
 /// A transfer as the API shows it.
@@ -77,6 +104,9 @@ pub struct Transfer {
     #[serde(serialize_with = "money::serialize")]
     #[schema(value_type = String, example = "25.00")]
     pub amount: Decimal,
+    /// Every paying account of an inter-bank transfer (one, or several for many-to-one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Vec<Source>>,
     pub currency: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -106,10 +136,12 @@ pub struct TransferRow {
     pub user_id: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub interbank: bool,
+    pub sources: Option<String>,
 }
 
 pub const SELECT_TRANSFER: &str = "SELECT id, kind, from_account, to_bank, to_account_number, to_account, amount, currency, description, \
-     status, reason, execute_at, user_id, created_at, updated_at FROM transfers";
+     status, reason, execute_at, user_id, created_at, updated_at, interbank, sources FROM transfers";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -127,12 +159,23 @@ struct Plan {
     description: Option<String>,
 }
 
-async fn plan(app: &AppState, caller: &Caller, req: &NewTransfer) -> ApiResult<Plan> {
-    let kind = match req.kind.as_str() {
-        "instant" => Kind::Instant,
-        "business_hours" => Kind::BusinessHours,
-        _ => return Err(ApiError::invalid("kind", "must be instant or business_hours")),
-    };
+/// What `POST /transfers` asked for, checked: a transfer within this bank, or an inter-bank one.
+#[allow(clippy::large_enum_variant)] // one per request
+enum Planned {
+    Local(Plan),
+    Interbank(interbank::Plan),
+}
+
+fn parse_kind(kind: &str) -> ApiResult<Kind> {
+    match kind {
+        "instant" => Ok(Kind::Instant),
+        "business_hours" => Ok(Kind::BusinessHours),
+        _ => Err(ApiError::invalid("kind", "must be instant or business_hours")),
+    }
+}
+
+async fn plan(app: &AppState, caller: &Caller, req: &NewTransfer) -> ApiResult<Planned> {
+    let kind = parse_kind(&req.kind)?;
     if !valid_code(&req.to.bank) {
         return Err(ApiError::invalid("to.bank", "must be a 3-digit bank code"));
     }
@@ -142,11 +185,14 @@ async fn plan(app: &AppState, caller: &Caller, req: &NewTransfer) -> ApiResult<P
     {
         return Err(ApiError::invalid("description", "at most 140 characters, no control characters"));
     }
-    let from = accounts::operable(&app.pool, caller, &req.from_account).await?;
-    check_amount(app, &from.currency(), req.amount)?;
-    if req.to.bank != app.config.code {
-        return Err(ApiError::refused("unknown_bank", Some("to.bank"), format!("bank {} is not reachable from bank {}", req.to.bank, app.config.code)));
+    let sources = interbank::sources(app, req)?;
+    let local = sources.len() == 1 && req.sources.is_none() && req.to.bank == app.config.code;
+    if !local {
+        return interbank::plan(app, caller, kind, sources, &req.to.bank, to_number, req.description.clone()).await.map(Planned::Interbank);
     }
+    let (from_account, amount) = (sources[0].account_id.clone(), sources[0].amount);
+    let from = accounts::operable(&app.pool, caller, &from_account).await?;
+    check_amount(app, &from.currency(), amount)?;
     let to = accounts::by_number_in(&app.pool, &to_number)
         .await?
         .ok_or_else(|| ApiError::refused("unknown_account", Some("to.account_number"), "no account with this number in this bank"))?;
@@ -154,16 +200,31 @@ async fn plan(app: &AppState, caller: &Caller, req: &NewTransfer) -> ApiResult<P
         return Err(ApiError::invalid("to.account_number", "must be another account than from_account"));
     }
     if to.currency != from.currency {
-        return Err(ApiError::refused("currency_mismatch", Some("to.account_number"), format!("the recipient account is in {}, not {}", to.currency, from.currency)));
+        return Err(ApiError::refused(
+            "currency_mismatch",
+            Some("to.account_number"),
+            format!("the recipient account is in {}, not {}", to.currency, from.currency),
+        ));
     }
-    if kind == Kind::Instant && from.kind == "individual" && !app.config.night.allows(req.amount, app.config.clock.now()) {
+    night_limit(app, kind, &from, amount)?;
+    Ok(Planned::Local(Plan { kind, from, to, to_number, amount, description: req.description.clone() }))
+}
+
+/// Between the night window's ends an individual account moves at most the night limit per instant transfer.
+fn night_limit(app: &AppState, kind: Kind, from: &accounts::AccountRow, amount: Decimal) -> ApiResult<()> {
+    if kind == Kind::Instant && from.kind == "individual" && !app.config.night.allows(amount, app.config.clock.now()) {
         return Err(ApiError::refused(
             "limit_exceeded",
             Some("amount"),
-            format!("between {} and {} an individual account may transfer at most {} at once", app.config.night.start.format("%H:%M"), app.config.night.end.format("%H:%M"), money::format(app.config.night.limit)),
+            format!(
+                "between {} and {} an individual account may transfer at most {} at once",
+                app.config.night.start.format("%H:%M"),
+                app.config.night.end.format("%H:%M"),
+                money::format(app.config.night.limit)
+            ),
         ));
     }
-    Ok(Plan { kind, from, to, to_number, amount: req.amount, description: req.description.clone() })
+    Ok(())
 }
 
 /// Makes a planned transfer in one transaction: the ledger's legs (paid, or held), its row, its
@@ -210,7 +271,14 @@ async fn execute(app: &AppState, user_id: &str, plan: &Plan, claim: &idempotency
     .await?;
     let mut out = Vec::new();
     for s in path.drain(..) {
-        out.push(events::record(&mut tx, &app.topics.events, &Change { kind: "transfer", id: &id, account_id: &plan.from.id, user_id, status: s.as_str(), reason: None, at: now }).await?);
+        out.push(
+            events::record(
+                &mut tx,
+                &app.topics.events,
+                &Change { kind: "transfer", id: &id, account_id: &plan.from.id, user_id, status: s.as_str(), reason: None, at: now },
+            )
+            .await?,
+        );
     }
     outbox::enqueue_all(&mut tx, &out).await?;
     let transfer = load_on(&mut tx, &id).await?.ok_or(ApiError::NotFound("transfer"))?;
@@ -243,6 +311,7 @@ fn view(row: TransferRow, history: Vec<HistoryEntry>) -> Transfer {
         from_account: row.from_account,
         to: Destination { bank: row.to_bank, account_number: account_number::display_stored(&row.to_account_number) },
         amount: row.amount,
+        sources: row.sources.as_deref().and_then(|s| serde_json::from_str(s).ok()),
         currency: row.currency,
         description: row.description,
         execute_at: row.execute_at,
@@ -252,9 +321,10 @@ fn view(row: TransferRow, history: Vec<HistoryEntry>) -> Transfer {
     }
 }
 
-/// Whether the caller may see the transfer: a holder of the paying or the receiving account, or an admin.
+/// Whether the caller may see the transfer: who made it, a holder of the paying or the receiving
+/// account here, or an admin.
 async fn visible(app: &AppState, caller: &Caller, row: &TransferRow) -> ApiResult<bool> {
-    if caller.is_admin() || accounts::is_holder(&app.pool, &row.from_account, &caller.user_id).await? {
+    if caller.is_admin() || row.user_id == caller.user_id || accounts::is_holder(&app.pool, &row.from_account, &caller.user_id).await? {
         return Ok(true);
     }
     Ok(match &row.to_account {
@@ -288,10 +358,17 @@ async fn cancel_scheduled(app: &AppState, caller: &Caller, id: &str) -> ApiResul
     }
     let status = TransferStatus::parse(&row.status).ok_or_else(|| anyhow::anyhow!("transfer {id} has status {:?}", row.status))?;
     let to = status.move_to(TransferStatus::Canceled).map_err(|_| ApiError::NotCancelable(row.status.clone()))?;
-    ledger::lock(&mut tx, &[&row.from_account]).await?;
-    ledger::post(&mut tx, "transfer_release", id, now, &legs::release(&row.from_account, row.amount)).await?;
+    for (account, amount) in held_here(app, &row) {
+        ledger::lock(&mut tx, &[&account]).await?;
+        ledger::post(&mut tx, "transfer_release", id, now, &legs::release(&account, amount)).await?;
+    }
     sqlx::query("UPDATE transfers SET status = ?, updated_at = ? WHERE id = ?").bind(to.as_str()).bind(now).bind(id).execute(&mut *tx).await?;
-    let event = events::record(&mut tx, &app.topics.events, &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: to.as_str(), reason: None, at: now }).await?;
+    let event = events::record(
+        &mut tx,
+        &app.topics.events,
+        &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: to.as_str(), reason: None, at: now },
+    )
+    .await?;
     outbox::enqueue(&mut tx, &event).await?;
     let transfer = load_on(&mut tx, id).await?.ok_or(ApiError::NotFound("transfer"))?;
     tx.commit().await?;
@@ -299,17 +376,26 @@ async fn cancel_scheduled(app: &AppState, caller: &Caller, id: &str) -> ApiResul
     Ok(transfer)
 }
 
+/// What a SCHEDULED transfer holds at this bank: the paying account's amount, or for an inter-bank
+/// transfer each source held here.
+fn held_here(app: &AppState, row: &TransferRow) -> Vec<(String, Decimal)> {
+    if !row.interbank {
+        return vec![(row.from_account.clone(), row.amount)];
+    }
+    let sources: Vec<Source> = row.sources.as_deref().and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    sources.into_iter().filter(|s| s.bank == app.config.code).map(|s| (s.account_id, s.amount)).collect()
+}
+
 /// Settles one due business-hours transfer, if it is still due and nobody else holds it:
 /// SCHEDULED → PROCESSING → SETTLED (or PROCESSING → SETTLED), the held amount paid to the recipient.
 /// Returns whether it settled it.
 pub async fn settle_one(conn: &mut MySqlConnection, events_topic: &str, now: DateTime<Utc>, id: &str) -> sqlx::Result<Option<Vec<Outgoing>>> {
-    let row: Option<TransferRow> = sqlx::query_as(&format!(
-        "{SELECT_TRANSFER} WHERE id = ? AND status IN ('SCHEDULED', 'PROCESSING') AND execute_at <= ? FOR UPDATE SKIP LOCKED"
-    ))
-    .bind(id)
-    .bind(now)
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row: Option<TransferRow> =
+        sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ? AND status IN ('SCHEDULED', 'PROCESSING') AND execute_at <= ? FOR UPDATE SKIP LOCKED"))
+            .bind(id)
+            .bind(now)
+            .fetch_optional(&mut *conn)
+            .await?;
     let Some(row) = row else { return Ok(None) };
     let to_account = row.to_account.clone().ok_or_else(|| sqlx::Error::Protocol(format!("transfer {id} has no recipient")))?;
     let mut status = TransferStatus::parse(&row.status).ok_or_else(|| sqlx::Error::Protocol(format!("transfer {id}: status {:?}", row.status)))?;
@@ -317,12 +403,26 @@ pub async fn settle_one(conn: &mut MySqlConnection, events_topic: &str, now: Dat
     let illegal = |e: crate::rules::states::IllegalMove| sqlx::Error::Protocol(format!("transfer {id}: {e}"));
     if status == TransferStatus::Scheduled {
         status = status.move_to(TransferStatus::Processing).map_err(illegal)?;
-        out.push(events::record(conn, events_topic, &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: status.as_str(), reason: None, at: now }).await?);
+        out.push(
+            events::record(
+                conn,
+                events_topic,
+                &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: status.as_str(), reason: None, at: now },
+            )
+            .await?,
+        );
     }
     status = status.move_to(TransferStatus::Settled).map_err(illegal)?;
     ledger::lock(conn, &[&row.from_account, &to_account]).await?;
     ledger::post(conn, "transfer_settle", id, now, &legs::settle_held(&row.from_account, &to_account, row.amount)).await?;
     sqlx::query("UPDATE transfers SET status = ?, updated_at = ? WHERE id = ?").bind(status.as_str()).bind(now).bind(id).execute(&mut *conn).await?;
-    out.push(events::record(conn, events_topic, &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: status.as_str(), reason: None, at: now }).await?);
+    out.push(
+        events::record(
+            conn,
+            events_topic,
+            &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: status.as_str(), reason: None, at: now },
+        )
+        .await?,
+    );
     Ok(Some(out))
 }

@@ -3,9 +3,10 @@
 //! compiling and linking each on this 2-core machine). Run one file's tests with a filter:
 //! `cargo test -p bank --test it <module>::`.
 
-mod common;
 mod accounts;
 mod commands;
+mod common;
 mod crash;
+mod interbank;
 mod operations;
 mod transfers;

@@ -10,7 +10,16 @@ use std::{
     time::{Duration, Instant},
 };
 
-use bank::{Application, Config, clock::TestClock, rules::calendar::parse_holidays};
+use bank::{
+    Application, Config,
+    clock::TestClock,
+    config::InterbankConfig,
+    interbank::peers::Peers,
+    rules::{
+        calendar::parse_holidays,
+        interbank_auth::{Directory, DirectoryEntry},
+    },
+};
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
@@ -37,17 +46,19 @@ pub fn local(s: &str) -> DateTime<Utc> {
 /// Wednesday noon: inside business hours, outside the night window.
 pub const WEDNESDAY_NOON: &str = "2026-12-02 12:00:00";
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     pub code: String,
     pub now: DateTime<Utc>,
     pub holidays: String,
     pub db_max_connections: u32,
+    /// The token issuer to trust (banks of one network share one); a fresh one when `None`.
+    pub issuer: Option<Arc<TestIssuer>>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { code: "001".into(), now: local(WEDNESDAY_NOON), holidays: String::new(), db_max_connections: 16 }
+        Self { code: "001".into(), now: local(WEDNESDAY_NOON), holidays: String::new(), db_max_connections: 16, issuer: None }
     }
 }
 
@@ -55,7 +66,9 @@ impl Default for Options {
 pub struct TestApp {
     pub base_url: String,
     pub http: reqwest::Client,
-    pub issuer: TestIssuer,
+    pub issuer: Arc<TestIssuer>,
+    /// The running bank's view of the other banks (its directory can be replaced).
+    pub peers: Option<Peers>,
     pub clock: TestClock,
     pub config: Config,
     pub prefix: String,
@@ -74,7 +87,10 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     sagaway_common::telemetry::init("bank-test");
     let id = Uuid::new_v4().simple().to_string();
     let prefix = format!("t{}.", &id[..8]);
-    let issuer = TestIssuer::start().await;
+    let issuer = match opts.issuer.clone() {
+        Some(i) => i,
+        None => Arc::new(TestIssuer::start().await),
+    };
     let common = CommonConfig {
         auth: issuer.auth_config(),
         db_max_connections: opts.db_max_connections,
@@ -89,11 +105,19 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     config.hours.holidays = parse_holidays(&opts.holidays).unwrap();
     config.clock = Arc::new(clock.clone());
     config.scheduler_interval = Duration::from_millis(100);
+    config.interbank = InterbankConfig {
+        prepare_timeout: Duration::from_secs(3),
+        retry_interval: Duration::from_millis(200),
+        inquiry_after: Duration::from_millis(500),
+        peer_timeout: Duration::from_secs(1),
+        ..InterbankConfig::standalone(&opts.code)
+    };
     let db_url = config.common.database_url.clone();
     let mut app = TestApp {
         base_url: String::new(),
         http: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
         issuer,
+        peers: None,
         clock,
         config,
         prefix,
@@ -107,6 +131,25 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     app
 }
 
+/// Banks `codes`, each with its own database, trusting one token issuer and listing each other.
+pub async fn spawn_network(codes: &[&str]) -> Vec<TestApp> {
+    let issuer = Arc::new(TestIssuer::start().await);
+    let mut banks = Vec::new();
+    for code in codes {
+        banks.push(spawn_with(Options { code: code.to_string(), issuer: Some(issuer.clone()), ..Options::default() }).await);
+    }
+    let directory = Directory::new(banks.iter().map(|b| DirectoryEntry {
+        code: b.config.code.clone(),
+        url: b.base_url.clone(),
+        public_key: b.config.interbank.key.public_key(),
+    }));
+    for b in &mut banks {
+        b.config.interbank.directory = directory.clone();
+        b.peers.as_ref().unwrap().set_directory(directory.clone());
+    }
+    banks
+}
+
 /// The service defaults, with `common` for the environment-specific part.
 fn config_from(common: CommonConfig) -> Config {
     // The defaults (tests set no BANK_* variables); the clock and the rest are set by the caller.
@@ -118,25 +161,49 @@ fn config_from(common: CommonConfig) -> Config {
 impl TestApp {
     async fn start(&mut self) {
         let app = Application::build(self.config.clone()).await.expect("the bank builds");
+        app.peers().set_directory(self.config.interbank.directory.clone());
         self.base_url = format!("http://127.0.0.1:{}", app.port());
+        // A restart keeps the port, so the other banks' directories stay right.
+        self.config.common.http_port = app.port();
+        self.peers = Some(app.peers());
         self.shutdown = CancellationToken::new();
         self.task = Some(tokio::spawn(app.run_until_stopped(self.shutdown.clone())));
     }
 
     /// Stops the running bank and starts a new one on the same database, topics and clock.
     pub async fn restart(&mut self) {
+        self.shutdown_only().await;
+        self.start().await;
+    }
+
+    /// Stops the running bank, keeping its database (see [`TestApp::start_again`]).
+    pub async fn shutdown_only(&mut self) {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
         }
+    }
+
+    /// Starts the bank again on the same port, database, topics, key and directory.
+    pub async fn start_again(&mut self) {
         self.start().await;
+        if let Some(peers) = &self.peers {
+            peers.set_directory(self.config.interbank.directory.clone());
+        }
     }
 
     pub fn topic(&self, name: &str) -> String {
         format!("{}{}", self.prefix, name)
     }
 
-    pub async fn call(&self, user: &str, method: Method, path: &str, body: Option<&Value>, key: Option<&str>) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    pub async fn call(
+        &self,
+        user: &str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        key: Option<&str>,
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
         let token = if user == "admin" { self.issuer.admin_token("ops") } else { self.issuer.token(user) };
         let mut req = self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(token);
         if let Some(b) = body {
@@ -306,7 +373,9 @@ impl Watcher {
         let (seen2, stop2) = (seen.clone(), stop.clone());
         thread::spawn(move || {
             while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-                let Some(Ok(msg)) = consumer.poll(Duration::from_millis(20)) else { continue };
+                let Some(Ok(msg)) = consumer.poll(Duration::from_millis(20)) else {
+                    continue;
+                };
                 let json = msg.payload().and_then(|p| serde_json::from_slice(p).ok()).unwrap_or(Value::Null);
                 seen2.lock().unwrap().push((msg.key().map(|k| String::from_utf8_lossy(k).into_owned()), json));
             }

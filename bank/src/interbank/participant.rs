@@ -1,0 +1,228 @@
+//! A leg of an inter-bank transfer held at this bank: its record (`interbank_participants`) and the
+//! money it moves, written in the caller's transaction. [`participant_step`] decides; this module
+//! only loads what it needs (the participant row, the leg's account under its row lock) and persists
+//! the answer, so a message applied twice (a resent prepare, a repeated commit) moves money once.
+
+use chrono::{DateTime, Utc};
+use sqlx::MySqlConnection;
+
+use crate::{
+    accounts::{self, CUSTOMER_KINDS},
+    ledger,
+    rules::{
+        account_number::AccountNumber,
+        interbank::{
+            AccountView, Effect, Illegal, Participant, ParticipantInput, ParticipantStatus, PrepareRequest, Reply, Side, clearing_account, participant_step,
+        },
+    },
+};
+
+/// [`apply`] in a transaction of its own, committed before it returns (run again on a deadlock or
+/// a concurrent first write of the same leg).
+pub async fn apply_alone(
+    app: &crate::AppState,
+    coordinator: &str,
+    tx_id: &str,
+    leg: usize,
+    input: ParticipantInput,
+) -> sqlx::Result<Result<Option<Reply>, Illegal>> {
+    let patience = chrono::Duration::from_std(app.config.interbank.inquiry_after).unwrap_or_default();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let now = app.config.clock.now();
+        let result = async {
+            let mut tx = app.pool.begin().await?;
+            let reply = apply(&mut tx, coordinator, tx_id, leg, input.clone(), now, patience).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(reply)
+        }
+        .await;
+        match result {
+            Err(e) if attempt < 5 && retryable(&e) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// A deadlock, a lock wait timeout or a duplicate key from a concurrent first write: run it again.
+pub fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => {
+            let m = d.message();
+            m.contains("Deadlock") || m.contains("Lock wait timeout") || m.contains("Duplicate entry")
+        }
+        _ => false,
+    }
+}
+
+/// One leg's record as stored.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    coordinator: String,
+    status: String,
+    request: Option<String>,
+    reason: Option<String>,
+}
+
+/// A PREPARED leg whose coordinator has not told it the outcome yet.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct InDoubt {
+    pub tx_id: String,
+    pub leg_index: i32,
+    pub coordinator: String,
+}
+
+/// Applies `input` to leg `leg` of `tx_id`, coordinated by bank `coordinator`, on `conn` (the
+/// caller's transaction, committed by the caller before the reply is sent). `Ok(Err(_))` is a
+/// protocol error: nothing was written.
+pub async fn apply(
+    conn: &mut MySqlConnection,
+    coordinator: &str,
+    tx_id: &str,
+    leg: usize,
+    input: ParticipantInput,
+    now: DateTime<Utc>,
+    inquiry_after: chrono::Duration,
+) -> sqlx::Result<Result<Option<Reply>, Illegal>> {
+    // A prepare reads the account under its row lock first: the funds it checks are the funds it holds.
+    let account = match &input {
+        ParticipantInput::Prepare { request, .. } => view(conn, request).await?,
+        _ => None,
+    };
+    let input = match input {
+        ParticipantInput::Prepare { request, .. } => ParticipantInput::Prepare { request, account },
+        other => other,
+    };
+    let row: Option<Row> =
+        sqlx::query_as("SELECT coordinator, status, request, reason FROM interbank_participants WHERE tx_id = ? AND leg_index = ? FOR UPDATE")
+            .bind(tx_id)
+            .bind(leg as i32)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let state = row.as_ref().map(parse).transpose()?;
+    if let Some(r) = &row
+        && r.coordinator != coordinator
+    {
+        return Ok(Err(Illegal { state: "known", input: "message", why: "another bank coordinates this transfer" }));
+    }
+    let transition = match participant_step(state.as_ref(), input) {
+        Ok(t) => t,
+        Err(illegal) => return Ok(Err(illegal)),
+    };
+    let currency = transition.state.request.as_ref().map(|r| r.currency.clone()).unwrap_or_default();
+    for effect in &transition.effects {
+        post(conn, tx_id, &currency, effect, now).await?;
+    }
+    if state.as_ref() != Some(&transition.state) {
+        let s = &transition.state;
+        let request = s.request.as_ref().map(serde_json::to_string).transpose().map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO interbank_participants (tx_id, leg_index, coordinator, status, request, reason, account_id, next_inquiry_at, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE status = VALUES(status), reason = VALUES(reason), updated_at = VALUES(updated_at)",
+        )
+        .bind(tx_id)
+        .bind(leg as i32)
+        .bind(coordinator)
+        .bind(s.status.as_str())
+        .bind(request)
+        .bind(&s.reason)
+        .bind(s.request.as_ref().map(|r| r.leg.account.clone()))
+        .bind(Utc::now() + inquiry_after)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(Ok(transition.reply))
+}
+
+/// The leg's account as the rules see it: a customer account of this bank, and for a debit one the
+/// transfer's initiator holds (anything else is `None`: `unknown_account`, never told apart).
+async fn view(conn: &mut MySqlConnection, request: &PrepareRequest) -> sqlx::Result<Option<AccountView>> {
+    if request.leg.account.len() > 36 {
+        return Ok(None);
+    }
+    let locked = ledger::lock(conn, &[&request.leg.account]).await?.remove(0);
+    let Some(account) = locked.filter(|a| CUSTOMER_KINDS.contains(&a.kind.as_str())) else {
+        return Ok(None);
+    };
+    if request.leg.side == Side::Debit && !accounts::is_holder(&mut *conn, &account.id, &request.initiator).await? {
+        return Ok(None);
+    }
+    Ok(Some(AccountView { currency: account.currency, available: account.available }))
+}
+
+fn parse(row: &Row) -> sqlx::Result<Participant> {
+    let bad = |what: &str| sqlx::Error::Protocol(format!("interbank_participants: {what}"));
+    let status = ParticipantStatus::parse(&row.status).ok_or_else(|| bad("unknown status"))?;
+    let request = row.request.as_deref().map(serde_json::from_str::<PrepareRequest>).transpose().map_err(|e| bad(&e.to_string()))?;
+    Ok(Participant { status, request, reason: row.reason.clone() })
+}
+
+/// Posts one effect on the ledger (the pending-credit record has no postings: it is the row itself).
+async fn post(conn: &mut MySqlConnection, tx_id: &str, currency: &str, effect: &Effect, now: DateTime<Utc>) -> sqlx::Result<()> {
+    let legs = effect.postings(currency);
+    if legs.is_empty() {
+        return Ok(());
+    }
+    for peer in effect.clearing() {
+        ensure_clearing_account(conn, &peer.peer, currency, now).await?;
+    }
+    let ids: Vec<&str> = legs.iter().map(|l| l.account.as_str()).collect();
+    ledger::lock(conn, &ids).await?;
+    let kind = match effect {
+        Effect::HoldDebit { .. } => "interbank_hold",
+        Effect::ReleaseHold { .. } => "interbank_release",
+        Effect::SettleDebit { .. } => "interbank_debit",
+        Effect::PostCredit { .. } => "interbank_credit",
+        Effect::RecordPendingCredit { .. } | Effect::DropPendingCredit { .. } => {
+            unreachable!("no postings")
+        }
+    };
+    ledger::post(conn, kind, tx_id, now, &legs).await?;
+    Ok(())
+}
+
+/// Opens this bank's clearing account for `peer` in `currency` if it is not there yet (a `system`
+/// account: it may go negative — what the peer owes this bank).
+async fn ensure_clearing_account(conn: &mut MySqlConnection, peer: &str, currency: &str, now: DateTime<Utc>) -> sqlx::Result<()> {
+    let id = clearing_account(peer, currency);
+    let peer_n: u32 = peer.parse().unwrap_or(0);
+    let currency_n = ledger::CURRENCIES.iter().position(|c| *c == currency).unwrap_or(9) as u32;
+    let number = AccountNumber::internal(1_000 + peer_n * 10 + currency_n);
+    sqlx::query("INSERT IGNORE INTO accounts (id, number, kind, currency, owner_user, created_at) VALUES (?, ?, 'system', ?, 'bank', ?)")
+        .bind(&id)
+        .bind(number.digits())
+        .bind(currency)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// PREPARED legs coordinated by another bank that have waited longer than their patience.
+pub async fn in_doubt(pool: &sqlx::MySqlPool, own_code: &str, now: DateTime<Utc>, limit: i64) -> sqlx::Result<Vec<InDoubt>> {
+    sqlx::query_as(
+        "SELECT tx_id, leg_index, coordinator FROM interbank_participants \
+         WHERE status = ? AND next_inquiry_at <= ? AND coordinator <> ? ORDER BY next_inquiry_at LIMIT ?",
+    )
+    .bind(ParticipantStatus::Prepared.as_str())
+    .bind(now)
+    .bind(own_code)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// Asks again later (after a failed or undecided inquiry).
+pub async fn postpone(pool: &sqlx::MySqlPool, tx_id: &str, leg: usize, at: DateTime<Utc>) -> sqlx::Result<()> {
+    sqlx::query("UPDATE interbank_participants SET next_inquiry_at = ? WHERE tx_id = ? AND leg_index = ?")
+        .bind(at)
+        .bind(tx_id)
+        .bind(leg as i32)
+        .execute(pool)
+        .await?;
+    Ok(())
+}

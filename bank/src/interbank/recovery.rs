@@ -1,0 +1,84 @@
+//! The loop that finishes what a crash, a timeout or an unreachable bank left open, every
+//! `BANK_INTERBANK_RETRY_MS`:
+//! - transfers this bank coordinates that are not COMMITTED or ABORTED are driven again (the
+//!   prepare deadline aborts those still PREPARING; a decision is resent until every leg acks);
+//! - legs held here that said READY and have waited past their patience ask their coordinator
+//!   (`GET /interbank/tx/{tx_id}`) and apply the decision — they never decide alone;
+//! - nonces past the skew window are forgotten.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::{auth, coordinator, participant};
+use crate::{
+    AppState,
+    rules::interbank::{Decision, ParticipantInput},
+};
+
+/// How many transfers are driven at once by the loop.
+const PARALLEL: usize = 16;
+
+pub async fn run(app: AppState, shutdown: CancellationToken) {
+    let interval = app.config.interbank.retry_interval;
+    let permits = Arc::new(Semaphore::new(PARALLEL));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = tick(&app, &permits).await {
+            tracing::warn!(error = %e, "inter-bank recovery tick failed; next tick retries");
+        }
+    }
+}
+
+async fn tick(app: &AppState, permits: &Arc<Semaphore>) -> sqlx::Result<()> {
+    let interval = app.config.interbank.retry_interval;
+    for tx_id in coordinator::due(&app.pool, 256).await? {
+        // Not again before the next interval, whatever this attempt does.
+        coordinator::postpone(&app.pool, &tx_id, interval * 2).await?;
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            coordinator::drive(app, tx_id).await;
+        });
+    }
+    let patience = app.config.interbank.inquiry_after;
+    for leg in participant::in_doubt(&app.pool, &app.config.code, Utc::now(), 256).await? {
+        let index = leg.leg_index as usize;
+        participant::postpone(&app.pool, &leg.tx_id, index, Utc::now() + patience).await?;
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = settle_in_doubt(&app, &leg.coordinator, &leg.tx_id, index).await {
+                tracing::warn!(tx_id = leg.tx_id, leg = index, error = %e, "a leg in doubt could not settle yet");
+            }
+        });
+    }
+    auth::purge_nonces(&app.pool, auth::unix_now()).await?;
+    Ok(())
+}
+
+/// Asks the coordinator about a PREPARED leg and applies its decision (nothing while undecided).
+async fn settle_in_doubt(app: &AppState, coordinator: &str, tx_id: &str, leg: usize) -> anyhow::Result<()> {
+    let Some(decision) = app.peers.inquire(coordinator, tx_id, leg).await? else {
+        return Ok(());
+    };
+    let input = match decision {
+        Decision::Commit => ParticipantInput::Commit,
+        Decision::Abort => ParticipantInput::Abort,
+    };
+    match participant::apply_alone(app, coordinator, tx_id, leg, input).await? {
+        Ok(_) => Ok(()),
+        Err(illegal) => anyhow::bail!("the coordinator's decision does not fit: {illegal}"),
+    }
+}

@@ -1,0 +1,341 @@
+//! Transfers between banks: real bank processes (in-process servers, each with its own database),
+//! talking over HTTP with signed requests.
+
+use std::time::{Duration, Instant};
+
+use bank::rules::interbank_auth::{BankKeyPair, Request, new_nonce};
+use reqwest::{Method, StatusCode};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::{TestApp, poll, spawn_network};
+
+/// Opens a BRL account for `user` at `bank` with `amount` deposited; returns (id, number).
+async fn funded(bank: &TestApp, user: &str, amount: &str) -> (String, String) {
+    let account = bank.open(user).await;
+    let id = account["id"].as_str().unwrap().to_string();
+    if amount != "0.00" {
+        bank.fund(user, &id, amount).await;
+    }
+    (id, account["number"].as_str().unwrap().to_string())
+}
+
+/// (available, held) of an account.
+async fn balance(bank: &TestApp, user: &str, id: &str) -> (Decimal, Decimal) {
+    let a = bank.account(user, id).await;
+    (a["available"].as_str().unwrap().parse().unwrap(), a["held"].as_str().unwrap().parse().unwrap())
+}
+
+fn d(text: &str) -> Decimal {
+    text.parse().unwrap()
+}
+
+/// Waits until the transfer is decided (SETTLED or FAILED) at the bank that took it.
+async fn decided(bank: &TestApp, user: &str, id: &str) -> Value {
+    poll(|| async {
+        let (s, b) = bank.get(user, &format!("/transfers/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        (b["status"] == "SETTLED" || b["status"] == "FAILED").then_some(b)
+    })
+    .await
+}
+
+/// Waits until every leg of every transfer the banks coordinate has acknowledged the decision and
+/// no leg is left prepared (the log says COMMITTED / ABORTED everywhere).
+async fn quiet(banks: &[TestApp]) {
+    for b in banks {
+        let pool = sqlx::MySqlPool::connect(&b.db_url).await.unwrap();
+        poll(|| async {
+            let open: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM interbank_coordinator WHERE status NOT IN ('COMMITTED', 'ABORTED')").fetch_one(&pool).await.unwrap();
+            let prepared: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM interbank_participants WHERE status = 'PREPARED'").fetch_one(&pool).await.unwrap();
+            (open == 0 && prepared == 0).then_some(())
+        })
+        .await;
+        pool.close().await;
+    }
+}
+
+/// Every bank's clearing positions, from the admin API: (bank, peer, currency) → balance.
+async fn clearing(banks: &[TestApp]) -> Vec<(String, String, Decimal)> {
+    let mut all = Vec::new();
+    for b in banks {
+        let (s, body) = b.get("admin", "/admin/clearing").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        for p in body.as_array().unwrap() {
+            all.push((b.config.code.clone(), p["peer"].as_str().unwrap().to_string(), p["balance"].as_str().unwrap().parse().unwrap()));
+        }
+    }
+    all
+}
+
+fn nets_to_zero(positions: &[(String, String, Decimal)]) -> bool {
+    let of = |a: &str, b: &str| positions.iter().filter(|(x, y, _)| x == a && y == b).map(|p| p.2).sum::<Decimal>();
+    positions.iter().all(|(a, b, _)| (of(a, b) + of(b, a)).is_zero()) && positions.iter().map(|p| p.2).sum::<Decimal>().is_zero()
+}
+
+#[tokio::test]
+async fn a_transfer_to_another_bank_commits_on_both_and_clears() {
+    let banks = spawn_network(&["001", "002"]).await;
+    let (a, b) = (&banks[0], &banks[1]);
+    let (alice, _) = funded(a, "alice", "100.00").await;
+    let (bob, bob_number) = funded(b, "bob", "0.00").await;
+
+    let (s, t) =
+        a.transfer("alice", &json!({"kind": "instant", "from_account": alice, "to": {"bank": "002", "account_number": bob_number}, "amount": "40.00"})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    assert_eq!(t["status"], "PROCESSING");
+    assert_eq!(t["sources"][0]["bank"], "001");
+    let id = t["id"].as_str().unwrap();
+    let done = decided(a, "alice", id).await;
+    assert_eq!(done["status"], "SETTLED", "{done}");
+    quiet(&banks).await;
+
+    assert_eq!(balance(a, "alice", &alice).await, (d("60.00"), d("0")));
+    assert_eq!(balance(b, "bob", &bob).await, (d("40.00"), d("0")));
+    let statement = b.statement("bob", &bob).await;
+    assert!(statement.iter().any(|e| e["kind"] == "interbank_credit" && e["reference"] == id), "{statement:?}");
+    let positions = clearing(&banks).await;
+    assert!(positions.contains(&("001".into(), "002".into(), d("40.00"))), "{positions:?}");
+    assert!(nets_to_zero(&positions), "{positions:?}");
+
+    // Unknown recipient at the other bank, unknown bank, not enough money: refused at once.
+    let nobody = bank::rules::account_number::AccountNumber::internal(55_555_555).display();
+    let (s, e) =
+        a.transfer("alice", &json!({"kind": "instant", "from_account": alice, "to": {"bank": "002", "account_number": nobody}, "amount": "1.00"})).await;
+    assert_eq!((s, e["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_account")), "{e}");
+    let (s, e) =
+        a.transfer("alice", &json!({"kind": "instant", "from_account": alice, "to": {"bank": "009", "account_number": bob_number}, "amount": "1.00"})).await;
+    assert_eq!((s, e["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("unknown_bank")), "{e}");
+    let (s, e) =
+        a.transfer("alice", &json!({"kind": "instant", "from_account": alice, "to": {"bank": "002", "account_number": bob_number}, "amount": "60.01"})).await;
+    assert_eq!((s, e["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("insufficient_funds")), "{e}");
+    // Both forms at once is a clear 422.
+    let (s, e) = a
+        .transfer("alice", &json!({"kind": "instant", "from_account": alice, "amount": "1.00", "sources": [{"bank": "001", "account_id": alice, "amount": "1.00"}], "to": {"bank": "002", "account_number": bob_number}}))
+        .await;
+    assert_eq!((s, e["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sources")), "{e}");
+    assert_eq!(balance(a, "alice", &alice).await, (d("60.00"), d("0")));
+}
+
+#[tokio::test]
+async fn two_spends_of_one_balance_through_two_banks_commit_once() {
+    let banks = spawn_network(&["001", "002"]).await;
+    let (a, b) = (&banks[0], &banks[1]);
+    let (alice, _) = funded(a, "alice", "100.00").await;
+    let (_, alice_at_b) = funded(b, "alice", "0.00").await;
+    let (_, carol_number) = funded(b, "carol", "0.00").await;
+    for round in 0..5 {
+        // The same 100.00 spent twice at once: once at bank 001 (its own account), once from bank 002
+        // (naming the account at 001 as a source).
+        let at_a = json!({"kind": "instant", "from_account": alice, "to": {"bank": "002", "account_number": alice_at_b}, "amount": "80.00"});
+        let at_b = json!({"kind": "instant", "sources": [{"bank": "001", "account_id": alice, "amount": "80.00"}], "to": {"bank": "002", "account_number": carol_number}});
+        let (one, two) = tokio::join!(a.transfer("alice", &at_a), b.transfer("alice", &at_b));
+        let mut settled = 0;
+        for ((s, t), bank) in [(one, a), (two, b)] {
+            if s == StatusCode::ACCEPTED {
+                let done = decided(bank, "alice", t["id"].as_str().unwrap()).await;
+                if done["status"] == "SETTLED" {
+                    settled += 1;
+                } else {
+                    assert_eq!(done["reason"], "insufficient_funds", "{done}");
+                }
+            } else {
+                assert_eq!((s, t["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("insufficient_funds")), "{t}");
+            }
+        }
+        assert_eq!(settled, 1, "round {round}: exactly one of the two spends commits");
+        quiet(&banks).await;
+        let (available, held) = balance(a, "alice", &alice).await;
+        assert_eq!((available, held), (d("20.00"), d("0")), "round {round}");
+        a.fund("alice", &alice, "80.00").await;
+    }
+    assert!(nets_to_zero(&clearing(&banks).await));
+}
+
+#[tokio::test]
+async fn many_to_one_across_three_banks_commits_all_or_nothing() {
+    let banks = spawn_network(&["001", "002", "003"]).await;
+    let (x, y, z) = (&banks[0], &banks[1], &banks[2]);
+    let (a1, _) = funded(x, "dana", "10.00").await;
+    let (a2, _) = funded(y, "dana", "20.00").await;
+    let (a3, _) = funded(z, "dana", "5.00").await;
+    let (dest, dest_number) = funded(z, "erin", "0.00").await;
+    let sources = |second: &str| json!([{"bank": "001", "account_id": a1, "amount": "10.00"}, {"bank": "002", "account_id": a2, "amount": second}, {"bank": "003", "account_id": a3, "amount": "5.00"}]);
+
+    // One source short of funds (asks 20.01 of 20.00): nothing moves anywhere.
+    let (s, t) = y.transfer("dana", &json!({"kind": "instant", "sources": sources("20.01"), "to": {"bank": "003", "account_number": dest_number}})).await;
+    match s {
+        StatusCode::ACCEPTED => assert_eq!(decided(y, "dana", t["id"].as_str().unwrap()).await["status"], "FAILED"),
+        _ => assert_eq!(t["code"], "insufficient_funds", "{t}"),
+    }
+    quiet(&banks).await;
+    assert_eq!(balance(x, "dana", &a1).await, (d("10.00"), d("0")));
+    assert_eq!(balance(y, "dana", &a2).await, (d("20.00"), d("0")));
+    assert_eq!(balance(z, "dana", &a3).await, (d("5.00"), d("0")));
+    assert_eq!(balance(z, "erin", &dest).await, (d("0"), d("0")));
+
+    // Started at bank 001 this time, every source able to pay: all three debited, 35.00 credited.
+    let (s, t) = x.transfer("dana", &json!({"kind": "instant", "sources": sources("20.00"), "to": {"bank": "003", "account_number": dest_number}})).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    assert_eq!(t["amount"], "35.00");
+    assert_eq!(decided(x, "dana", t["id"].as_str().unwrap()).await["status"], "SETTLED");
+    quiet(&banks).await;
+    for (bank, id) in [(x, &a1), (y, &a2), (z, &a3)] {
+        assert_eq!(balance(bank, "dana", id).await, (d("0"), d("0")));
+    }
+    assert_eq!(balance(z, "erin", &dest).await, (d("35.00"), d("0")));
+    let positions = clearing(&banks).await;
+    assert!(nets_to_zero(&positions), "{positions:?}");
+
+    // A source the caller does not hold: refused by its bank, nothing moves.
+    let (frank, _) = funded(y, "frank", "50.00").await;
+    let (s, t) = x
+        .transfer("dana", &json!({"kind": "instant", "sources": [{"bank": "002", "account_id": frank, "amount": "50.00"}], "to": {"bank": "003", "account_number": dest_number}}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    let done = decided(x, "dana", t["id"].as_str().unwrap()).await;
+    assert_eq!((done["status"].as_str(), done["reason"].as_str()), (Some("FAILED"), Some("unknown_account")), "{done}");
+    quiet(&banks).await;
+    assert_eq!(balance(y, "frank", &frank).await, (d("50.00"), d("0")));
+}
+
+/// Sends a request to `bank`'s /interbank API as `signer` would (or unsigned).
+async fn raw(bank: &TestApp, method: Method, path: &str, body: &Value, sign: Option<(&BankKeyPair, i64, String)>) -> (StatusCode, Value) {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let mut req = bank.http.request(method.clone(), format!("{}{path}", bank.base_url)).header("content-type", "application/json").body(bytes.clone());
+    if let Some((key, ts, nonce)) = sign {
+        let creds = key.sign(&Request { method: method.as_str(), path, body: &bytes }, ts, &nonce).unwrap();
+        for (h, v) in creds.headers() {
+            req = req.header(h, v);
+        }
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn forged_unsigned_stale_and_replayed_bank_requests_are_refused() {
+    let banks = spawn_network(&["001", "002"]).await;
+    let (a, b) = (&banks[0], &banks[1]);
+    let (alice, _) = funded(a, "alice", "100.00").await;
+    let tx = Uuid::now_v7().to_string();
+    // A prepare that would hold 90.00 of alice's at bank 001, "from" bank 002.
+    let prepare = json!({"tx_id": tx, "leg_index": 0, "currency": "BRL",
+        "leg": {"bank": "001", "account": alice, "side": "Debit", "amount": "90.00"}, "counterparts": [["002", "90.00"]], "initiator": "alice"});
+    let path = format!("/interbank/tx/{tx}/prepare");
+    let now = bank::interbank::auth::unix_now();
+    let b_key = b.config.interbank.key.clone();
+    let forger = BankKeyPair::generate("002");
+
+    for (what, sign, code) in [
+        ("unsigned", None, "unsigned"),
+        ("forged", Some((&forger, now, new_nonce())), "bad_signature"),
+        ("stale", Some((&b_key, now - 120, new_nonce())), "stale"),
+        ("from the future", Some((&b_key, now + 120, new_nonce())), "stale"),
+    ] {
+        let (s, e) = raw(a, Method::POST, &path, &prepare, sign).await;
+        assert_eq!((s, e["code"].as_str()), (StatusCode::UNAUTHORIZED, Some(code)), "{what}: {e}");
+    }
+    // A signed request whose body was changed after signing.
+    let nonce = new_nonce();
+    let creds = b_key.sign(&Request { method: "POST", path: &path, body: &serde_json::to_vec(&prepare).unwrap() }, now, &nonce).unwrap();
+    let mut tampered = prepare.clone();
+    tampered["leg"]["amount"] = json!("99.00");
+    let mut req = a.http.post(format!("{}{path}", a.base_url)).body(serde_json::to_vec(&tampered).unwrap());
+    for (h, v) in creds.headers() {
+        req = req.header(h, v);
+    }
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(balance(a, "alice", &alice).await, (d("100.00"), d("0")), "nothing was held by a refused request");
+
+    // A genuine request is accepted once; the same bytes again are a replay.
+    let nonce = new_nonce();
+    let (s, v) = raw(a, Method::POST, &path, &prepare, Some((&b_key, now, nonce.clone()))).await;
+    assert_eq!((s, v["vote"].as_str()), (StatusCode::OK, Some("READY")), "{v}");
+    let (s, e) = raw(a, Method::POST, &path, &prepare, Some((&b_key, now, nonce))).await;
+    assert_eq!((s, e["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("replayed")), "{e}");
+    assert_eq!(balance(a, "alice", &alice).await, (d("10.00"), d("90.00")), "held once");
+    // Bank 002 never logged tx: when bank 001's leg asks, the answer is abort, and the hold goes.
+    quiet(&banks).await;
+    assert_eq!(balance(a, "alice", &alice).await, (d("100.00"), d("0")), "presumed abort released the hold");
+    // A customer token does not open the bank API.
+    let (s, _, _) = a.call("alice", Method::GET, &format!("/interbank/tx/{tx}?leg=0"), None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn consolidated_balances_add_every_bank_and_say_when_one_is_missing() {
+    let mut banks = spawn_network(&["001", "002", "003"]).await;
+    funded(&banks[0], "gabi", "10.00").await;
+    funded(&banks[1], "gabi", "20.50").await;
+    funded(&banks[2], "gabi", "0.01").await;
+    for b in &banks {
+        let (s, body) = b.get("gabi", "/me/balances").await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(body["partial"], false, "{body}");
+        assert_eq!(body["accounts"].as_array().unwrap().len(), 3, "{body}");
+        assert_eq!(body["totals"], json!([{"currency": "BRL", "available": "30.51", "held": "0.00"}]), "{body}");
+    }
+    let (s, body) = banks[0].get("nobody", "/me/balances").await;
+    assert_eq!((s, body["totals"].clone()), (StatusCode::OK, json!([])));
+
+    let stopped = banks.pop().unwrap();
+    stopped.stop().await;
+    let started = Instant::now();
+    let (s, body) = banks[0].get("gabi", "/me/balances").await;
+    let took = started.elapsed();
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!((body["partial"].clone(), body["unavailable"].clone()), (json!(true), json!(["003"])), "{body}");
+    assert_eq!(body["totals"][0]["available"], "30.50");
+    assert!(took < Duration::from_millis(2500), "answered within the peer timeout: {took:?}");
+}
+
+#[tokio::test]
+async fn transfers_finish_after_the_coordinator_restarts_and_a_peer_is_away() {
+    let mut banks = spawn_network(&["001", "002"]).await;
+    let (alice, _) = funded(&banks[0], "alice", "100.00").await;
+    let (bob, bob_number) = funded(&banks[1], "bob", "0.00").await;
+    // Ten transfers in flight, then the coordinator restarts at once.
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        let (s, t) = banks[0]
+            .transfer("alice", &json!({"kind": "instant", "from_account": alice, "to": {"bank": "002", "account_number": bob_number}, "amount": "1.00"}))
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+        ids.push(t["id"].as_str().unwrap().to_string());
+    }
+    banks[0].restart().await;
+    // The peer goes away for a while: prepares and commits to it fail, then succeed when it is back.
+    let peer = banks.pop().unwrap();
+    let peer_config = peer.config.clone();
+    let mut peer = peer;
+    peer.shutdown_only().await;
+    for _ in 0..5 {
+        let (s, t) = banks[0]
+            .transfer("alice", &json!({"kind": "instant", "from_account": alice, "to": {"bank": "002", "account_number": bob_number}, "amount": "1.00"}))
+            .await;
+        assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "the recipient check needs the peer: {t}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    peer.start_again().await;
+    assert_eq!(peer.config.common.http_port, peer_config.common.http_port);
+    banks.push(peer);
+    let mut settled = 0;
+    for id in &ids {
+        let t = decided(&banks[0], "alice", id).await;
+        if t["status"] == "SETTLED" {
+            settled += 1;
+        }
+    }
+    quiet(&banks).await;
+    let (available, held) = balance(&banks[0], "alice", &alice).await;
+    let (received, _) = balance(&banks[1], "bob", &bob).await;
+    assert_eq!(held, d("0"));
+    assert_eq!(available + received, d("100.00"), "money is conserved");
+    assert_eq!(received, Decimal::from(settled), "bob got exactly the settled ones");
+    assert!(nets_to_zero(&clearing(&banks).await));
+}
