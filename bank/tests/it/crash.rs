@@ -35,17 +35,17 @@ const CLIENTS: usize = 16;
 const REQUESTS: usize = 1_000;
 
 /// A child process that can be SIGKILLed and started again with the same command.
-struct Proc {
-    program: PathBuf,
-    args: Vec<String>,
-    dir: Option<PathBuf>,
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    child: Option<Child>,
+pub(crate) struct Proc {
+    pub(crate) program: PathBuf,
+    pub(crate) args: Vec<String>,
+    pub(crate) dir: Option<PathBuf>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) log: PathBuf,
+    pub(crate) child: Option<Child>,
 }
 
 impl Proc {
-    fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
@@ -56,7 +56,7 @@ impl Proc {
         self.child = Some(child);
     }
 
-    fn kill9(&mut self) {
+    pub(crate) fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill(); // SIGKILL
             let _ = c.wait();
@@ -64,7 +64,7 @@ impl Proc {
     }
 
     /// Whether the child exited on its own (e.g. the bank started while the broker was down).
-    fn exited(&mut self) -> bool {
+    pub(crate) fn exited(&mut self) -> bool {
         self.child.as_mut().is_none_or(|c| c.try_wait().ok().flatten().is_some())
     }
 }
@@ -75,7 +75,7 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -93,7 +93,7 @@ async fn wait_port(port: u16) {
 
 /// Waits until the bank is ready; starts it again if it exited meanwhile (it refuses to start
 /// without a broker).
-async fn wait_ready(http: &reqwest::Client, url: &str, bank: &Mutex<Proc>) {
+pub(crate) async fn wait_ready(http: &reqwest::Client, url: &str, bank: &Mutex<Proc>) {
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
         if http.get(format!("{url}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
@@ -111,7 +111,7 @@ async fn wait_ready(http: &reqwest::Client, url: &str, bank: &Mutex<Proc>) {
 }
 
 /// POSTs until the bank gives a final answer (not a connection error, 409 in flight or 5xx).
-async fn post_until_answered(http: &reqwest::Client, url: &str, token: &str, key: &str, body: &Value) -> (u16, Value) {
+pub(crate) async fn post_until_answered(http: &reqwest::Client, url: &str, token: &str, key: &str, body: &Value) -> (u16, Value) {
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         assert!(Instant::now() < deadline, "no final answer for key {key}");
@@ -125,7 +125,7 @@ async fn post_until_answered(http: &reqwest::Client, url: &str, token: &str, key
     }
 }
 
-async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Option<Value> {
+pub(crate) async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Option<Value> {
     let res = http.get(&url).bearer_auth(token).timeout(Duration::from_secs(10)).send().await.ok()?;
     if !res.status().is_success() {
         return None;
@@ -133,7 +133,7 @@ async fn get_json(http: &reqwest::Client, url: String, token: &str) -> Option<Va
     res.json().await.ok()
 }
 
-fn dec(v: &Value) -> Decimal {
+pub(crate) fn dec(v: &Value) -> Decimal {
     v.as_str().unwrap_or_else(|| panic!("not a decimal string: {v}")).parse().unwrap()
 }
 
@@ -145,10 +145,10 @@ enum Done {
 }
 
 /// A small deterministic generator (no test should depend on luck).
-struct Lcg(u64);
+pub(crate) struct Lcg(pub(crate) u64);
 
 impl Lcg {
-    fn next(&mut self, n: usize) -> usize {
+    pub(crate) fn next(&mut self, n: usize) -> usize {
         self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((self.0 >> 33) % n as u64) as usize
     }

@@ -8,5 +8,6 @@ mod commands;
 mod common;
 mod crash;
 mod interbank;
+mod interbank_faults;
 mod operations;
 mod transfers;
