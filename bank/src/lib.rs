@@ -55,6 +55,7 @@ use sagaway_common::{
     outbox::OutboxRelay,
     service, topics,
 };
+use interbank::api::InterbankAuth;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -107,8 +108,8 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth),
-    info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers."),
+    modifiers(&BearerAuth, &InterbankAuth),
+    info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers, transfers between banks (two-phase commit) and consolidated balances."),
     paths(accounts::api::create, accounts::api::list, accounts::api::get, accounts::api::statement, accounts::api::lookup,
           operations::api::enqueue, operations::api::get, transfers::api::create, transfers::api::get, transfers::api::cancel,
           interbank::api::my_balances, interbank::api::recipient, interbank::api::prepare, interbank::api::commit, interbank::api::abort, interbank::api::inquiry, interbank::api::clearing),

@@ -203,3 +203,30 @@ pub async fn clearing(State(app): State<AppState>) -> ApiResult<Json<Vec<Clearin
     let rows = crate::ledger::clearing_positions(&app.pool).await?;
     Ok(Json(rows.into_iter().map(|(peer, currency, balance)| ClearingPosition { peer, currency, balance }).collect()))
 }
+
+/// Documents the banks' own scheme in the OpenAPI document: `/interbank/*` takes no bearer token but
+/// a request signed by a bank of the directory (applied after `BearerAuth`, which marks every route).
+pub struct InterbankAuth;
+
+impl utoipa::Modify for InterbankAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+        openapi.components.get_or_insert_with(Default::default).add_security_scheme(
+            "interbank",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                crate::rules::interbank_auth::HEADER_SIGNATURE,
+                "Signed by the calling bank: x-interbank-bank, x-interbank-timestamp (unix seconds, within 30 s), x-interbank-nonce (never reused) and \
+                 x-interbank-signature (Ed25519 over the canonical request, base64), checked against the bank's key in the directory (docs/banks.md).",
+            ))),
+        );
+        for (path, item) in openapi.paths.paths.iter_mut().filter(|(p, _)| p.starts_with("/interbank/")) {
+            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
+                op.security = Some(vec![SecurityRequirement::new("interbank", Vec::<String>::new())]);
+                if let Some(r) = op.responses.responses.get_mut("401") {
+                    *r = utoipa::openapi::ResponseBuilder::new().description("not signed by a bank of the directory, stale or replayed (problem+json)").build().into();
+                }
+            }
+            let _ = path;
+        }
+    }
+}

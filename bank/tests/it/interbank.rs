@@ -339,3 +339,33 @@ async fn transfers_finish_after_the_coordinator_restarts_and_a_peer_is_away() {
     assert_eq!(received, Decimal::from(settled), "bob got exactly the settled ones");
     assert!(nets_to_zero(&clearing(&banks).await));
 }
+
+#[tokio::test]
+async fn a_business_hours_transfer_to_another_bank_waits_for_the_opening_and_can_be_canceled() {
+    let banks = spawn_network(&["001", "002"]).await;
+    let (a, b) = (&banks[0], &banks[1]);
+    let (alice, _) = funded(a, "alice", "100.00").await;
+    let (bob, bob_number) = funded(b, "bob", "0.00").await;
+    // Saturday morning at bank 001: outside business hours.
+    a.clock.set(crate::common::local("2026-12-05 10:00:00"));
+    let body = json!({"kind": "business_hours", "from_account": alice, "to": {"bank": "002", "account_number": bob_number}, "amount": "30.00"});
+    let (s, kept) = a.transfer("alice", &body).await;
+    assert_eq!((s, kept["status"].as_str()), (StatusCode::ACCEPTED, Some("SCHEDULED")), "{kept}");
+    let (s, canceled) = a.transfer("alice", &body).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{canceled}");
+    assert_eq!(balance(a, "alice", &alice).await, (d("40.00"), d("60.00")), "both held at once");
+
+    let (s, c, _) = a.call("alice", Method::DELETE, &format!("/transfers/{}", canceled["id"].as_str().unwrap()), None, None).await;
+    assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("CANCELED")), "{c}");
+    assert_eq!(balance(a, "alice", &alice).await, (d("70.00"), d("30.00")));
+
+    // Monday's opening: the scheduler starts the two-phase commit; the hold becomes the leg's hold.
+    a.clock.set(crate::common::local("2026-12-07 08:00:01"));
+    let done = decided(a, "alice", kept["id"].as_str().unwrap()).await;
+    assert_eq!(done["status"], "SETTLED", "{done}");
+    quiet(&banks).await;
+    assert_eq!(balance(a, "alice", &alice).await, (d("70.00"), d("0")));
+    assert_eq!(balance(b, "bob", &bob).await, (d("30.00"), d("0")));
+    let history: Vec<&str> = done["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["SCHEDULED", "PROCESSING", "SETTLED"]);
+}

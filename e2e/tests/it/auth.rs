@@ -26,15 +26,17 @@ fn admin_only(method: &str, path: &str) -> bool {
         || path == "/ledger/summary"
 }
 
-/// Every (method, path) a service's OpenAPI document lists, and whether it documents a bearer token.
-async fn documented_routes(http: &reqwest::Client, base: &str) -> anyhow::Result<Vec<(String, String, bool)>> {
+/// Every (method, path) a service's OpenAPI document lists, and whether it documents a bearer token
+/// (`Some(true)`), a bank's signature (`Some(false)`: the banks' `/interbank/*`) or nothing (`None`).
+async fn documented_routes(http: &reqwest::Client, base: &str) -> anyhow::Result<Vec<(String, String, Option<bool>)>> {
     let doc: Value = http.get(format!("{base}/openapi.json")).send().await?.json().await?;
     let mut out = Vec::new();
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for method in ["get", "post", "put", "patch", "delete"] {
             if let Some(op) = item.get(method) {
-                let bearer = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
-                out.push((method.to_uppercase(), path.clone(), bearer));
+                let has = |scheme: &str| op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.get(scheme).is_some()));
+                let scheme = if has("bearer") { Some(true) } else if has("interbank") { Some(false) } else { None };
+                out.push((method.to_uppercase(), path.clone(), scheme));
             }
         }
     }
@@ -110,10 +112,20 @@ async fn every_route_refuses_bad_tokens_and_customers_on_admin_routes() -> anyho
     let customer = sys.token("carol");
     let mut table = Vec::new();
     for base in [&sys.product_url, &sys.orchestrator_url, &sys.payment_url, &sys.bank_url] {
-        for (method, path, documents_bearer) in documented_routes(&sys.http, base).await? {
+        for (method, path, scheme) in documented_routes(&sys.http, base).await? {
             let url = format!("{base}{}", concrete(&path));
             let public = PUBLIC.contains(&(method.as_str(), path.as_str()));
-            assert_eq!(documents_bearer, !public, "{base} {method} {path}: the OpenAPI document says what the route requires");
+            if scheme == Some(false) {
+                // Bank to bank: no user token opens it, not even an admin's; only a bank's signature.
+                assert!(path.starts_with("/interbank/"), "{base} {method} {path}: only /interbank/* is signed by banks");
+                for (what, token) in bad.iter().map(|(w, t)| (*w, t.clone())).chain([("a customer", Some(customer.clone())), ("an admin", Some(sys.admin_token("root")))]) {
+                    let (status, _, body) = call(&sys.http, &method, &url, token.as_deref()).await?;
+                    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unsigned")), "{method} {path} with {what}: {body}");
+                }
+                table.push(format!("{method:6} {path:28} banks (signed)"));
+                continue;
+            }
+            assert_eq!(scheme == Some(true), !public, "{base} {method} {path}: the OpenAPI document says what the route requires");
             let admin = admin_only(&method, &path);
             for (what, token) in &bad {
                 let (status, headers, body) = call(&sys.http, &method, &url, token.as_deref()).await?;
