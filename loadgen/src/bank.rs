@@ -936,7 +936,7 @@ async fn check(api: &Api, accts: &[Acct], ops: &[Queued], finals: &[Option<Final
 // ---------------------------------------------------------------------------------------------
 // CPU of the stack's processes, from /proc (100 ticks per CPU-second on Linux).
 
-fn read_pids(dir: &Path) -> BTreeMap<String, u32> {
+pub(crate) fn read_pids(dir: &Path) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
     if dir.as_os_str().is_empty() {
         return out;
@@ -963,12 +963,12 @@ pub fn stat_ticks(stat: &str) -> Option<u64> {
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn cpu_ticks(pids: &BTreeMap<String, u32>) -> BTreeMap<String, u64> {
+pub(crate) fn cpu_ticks(pids: &BTreeMap<String, u32>) -> BTreeMap<String, u64> {
     pids.iter().filter_map(|(k, pid)| Some((k.clone(), stat_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?))).collect()
 }
 
 /// CPU-seconds per `secs` between two snapshots.
-fn rates(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, secs: f64) -> BTreeMap<String, f64> {
+pub(crate) fn rates(a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>, secs: f64) -> BTreeMap<String, f64> {
     b.iter().filter_map(|(k, v)| Some((k.clone(), v.saturating_sub(*a.get(k)?) as f64 / 100.0 / secs.max(1e-9)))).collect()
 }
 

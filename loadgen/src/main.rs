@@ -7,6 +7,7 @@
 //! loadgen payments --rate 500 --duration 30          # open model: fixed arrival rate
 //! loadgen payments --concurrency 64 --duration 30    # closed model: fixed concurrency
 //! loadgen bank     --rate 100 --duration 20 --accounts 20   # deposits, withdrawals, instant transfers
+//! loadgen interbank --rate 50 --duration 20                 # transfers between banks (2PC), many-to-one
 //! loadgen search   --rate 500 --duration 20 --catalogue 2000
 //! loadgen cdc-lag  --rate 5 --duration 30
 //! loadgen limits   --duration 5
@@ -19,6 +20,7 @@ mod api;
 mod bank;
 mod cdc;
 mod driver;
+mod interbank;
 mod limits;
 mod payments;
 mod search;
@@ -164,6 +166,34 @@ enum Command {
         /// Skip the correctness check.
         #[arg(long)]
         no_check: bool,
+    },
+    /// Transfers between banks (two-phase commit): one-to-one across banks and many-to-one from
+    /// every bank, then each followed to SETTLED/FAILED; checks no hold is left, money is conserved
+    /// across the banks and the clearing positions net to zero.
+    Interbank {
+        #[command(flatten)]
+        load: Load,
+        /// The banks, `code=url`, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "001=http://127.0.0.1:3340,002=http://127.0.0.1:3341,003=http://127.0.0.1:3342")]
+        banks: Vec<String>,
+        /// Users opened for the run, each with one BRL account in every bank.
+        #[arg(long, default_value_t = 30)]
+        users: usize,
+        /// Each account's first deposit.
+        #[arg(long, default_value = "1000.00")]
+        initial_deposit: String,
+        /// Percent of transfers that are many-to-one (one source in every bank).
+        #[arg(long, default_value_t = 10.0)]
+        many_to_one_pct: f64,
+        /// Seconds to wait after the load for every transfer to be decided.
+        #[arg(long, default_value_t = 120)]
+        decide_deadline: u64,
+        /// The stack's pid files (CPU per transfer); empty: not measured.
+        #[arg(long, default_value = ".stack/pids")]
+        pids_dir: PathBuf,
+        /// Seconds of idle CPU measured before the load and subtracted from the load's CPU.
+        #[arg(long, default_value_t = 3.0)]
+        cpu_idle_secs: f64,
     },
     /// A mix of /findAll queries.
     Search {
@@ -365,6 +395,39 @@ async fn main() -> anyhow::Result<()> {
             }
             write_json(&load.json_out, &r, at_start)?;
             if r.correctness.as_ref().is_some_and(|c| !c.ok) {
+                std::process::exit(3);
+            }
+        }
+        Command::Interbank { load, banks, users, initial_deposit, many_to_one_pct, decide_deadline, pids_dir, cpu_idle_secs } => {
+            anyhow::ensure!(users >= 2, "--users must be at least 2 (transfers go between them)");
+            anyhow::ensure!((0.0..=100.0).contains(&many_to_one_pct), "--many-to-one-pct is a percentage");
+            let banks = banks
+                .iter()
+                .map(|b| b.split_once('=').map(|(c, u)| (c.trim().to_string(), u.trim().trim_end_matches('/').to_string())).ok_or_else(|| anyhow::anyhow!("--banks: {b:?} is not code=url")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let model = driver::Model::from_args(load.rate, load.concurrency, 50.0)?;
+            let settings = interbank::Settings { banks, users, initial_deposit, many_to_one_pct, decide_deadline_secs: decide_deadline, pids_dir, cpu_idle_secs };
+            let r = interbank::run(stack_api()?, model, load.window(Duration::from_secs(e.request_timeout + 5))?, settings).await?;
+            println!(
+                "interbank ({model:?}, {:.0} s, {users} users): {} requests, {} accepted, refused {:?}; {} SETTLED, FAILED {:?}; settled {:.1}/s in the window",
+                load.duration, r.driven.operations, r.accepted, r.refused, r.settled, r.failed, r.settled_per_s
+            );
+            println!("latency (accept: POST → 202 on the client; decide: PROCESSING → SETTLED/FAILED by the server's timestamps):");
+            print_latencies(&r.latency);
+            print_errors(&r.errors);
+            if let Some(ms) = r.cpu_ms_per_transfer {
+                println!("cpu: {ms:.2} CPU-ms per accepted transfer, net of idle; CPU-s {:?}", r.cpu_s.iter().map(|(k, v)| format!("{k} {v:.2}")).collect::<Vec<_>>());
+            }
+            if r.violations.is_empty() {
+                println!("correctness: every transfer decided, no hold left, money conserved across the banks, clearing nets to zero => CORRECT");
+            } else {
+                println!("correctness: NOT CORRECT");
+                for v in &r.violations {
+                    println!("  - {v}");
+                }
+            }
+            write_json(&load.json_out, &r, at_start)?;
+            if !r.violations.is_empty() {
                 std::process::exit(3);
             }
         }

@@ -154,8 +154,22 @@ pub async fn decision_for(pool: &sqlx::MySqlPool, tx_id: &str, bank: &str, leg: 
 }
 
 /// Applies one input to `tx_id` in one transaction (lock, step, legs held here, save, events) and
-/// returns what to send once it is committed. An illegal input changes nothing.
-async fn apply(app: &AppState, tx_id: &str, input: impl FnOnce(&Coordinator, DateTime<Utc>) -> Option<CoordinatorInput>) -> sqlx::Result<Changed> {
+/// returns what to send once it is committed. An illegal input changes nothing. A deadlock (legs
+/// held here lock accounts and clearing accounts another transfer may hold) runs it again.
+async fn apply(app: &AppState, tx_id: &str, input: impl Fn(&Coordinator, DateTime<Utc>) -> Option<CoordinatorInput>) -> sqlx::Result<Changed> {
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match apply_once(app, tx_id, &input).await {
+            Err(e) if attempt < 8 && participant::retryable(&e) => {
+                tokio::time::sleep(Duration::from_millis(rand::random_range(1..=10u64) * u64::from(attempt))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn apply_once(app: &AppState, tx_id: &str, input: &impl Fn(&Coordinator, DateTime<Utc>) -> Option<CoordinatorInput>) -> sqlx::Result<Changed> {
     let now = app.config.clock.now();
     let mut tx = app.pool.begin().await?;
     let Some((state, deadline)) = load(&mut tx, tx_id, true).await? else {
@@ -244,7 +258,7 @@ async fn drive_rounds(app: &AppState, tx_id: &str) -> sqlx::Result<()> {
                     let Some(input) = coordinator_input(out.leg, reply) else {
                         continue;
                     };
-                    let c = apply(app, tx_id, |_, _| Some(input)).await?;
+                    let c = apply(app, tx_id, |_, _| Some(input.clone())).await?;
                     if c.events {
                         app.relay.notify();
                     }

@@ -39,7 +39,9 @@ pub async fn apply_alone(
         }
         .await;
         match result {
-            Err(e) if attempt < 5 && retryable(&e) => continue,
+            Err(e) if attempt < 8 && retryable(&e) => {
+                tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..=10u64) * attempt)).await;
+            }
             other => return other,
         }
     }
@@ -94,12 +96,25 @@ pub async fn apply(
         ParticipantInput::Prepare { request, .. } => ParticipantInput::Prepare { request, account },
         other => other,
     };
-    let row: Option<Row> =
-        sqlx::query_as("SELECT coordinator, status, request, reason FROM interbank_participants WHERE tx_id = ? AND leg_index = ? FOR UPDATE")
-            .bind(tx_id)
-            .bind(leg as i32)
-            .fetch_optional(&mut *conn)
-            .await?;
+    // Locked only if it exists: a locking read of a missing row would lock the gap after it (the
+    // end of the index, where every new time-ordered tx_id goes), and every concurrent first write
+    // would wait on it or deadlock. Two first writes of one leg race to the primary key instead:
+    // the loser's transaction fails on the duplicate and is run again ([`retryable`]).
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM interbank_participants WHERE tx_id = ? AND leg_index = ?")
+        .bind(tx_id)
+        .bind(leg as i32)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let row: Option<Row> = match exists {
+        None => None,
+        Some(_) => {
+            sqlx::query_as("SELECT coordinator, status, request, reason FROM interbank_participants WHERE tx_id = ? AND leg_index = ? FOR UPDATE")
+                .bind(tx_id)
+                .bind(leg as i32)
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
     let state = row.as_ref().map(parse).transpose()?;
     if let Some(r) = &row
         && r.coordinator != coordinator
@@ -116,11 +131,22 @@ pub async fn apply(
     }
     if state.as_ref() != Some(&transition.state) {
         let s = &transition.state;
+        if state.is_some() {
+            sqlx::query("UPDATE interbank_participants SET status = ?, reason = ?, updated_at = ? WHERE tx_id = ? AND leg_index = ?")
+                .bind(s.status.as_str())
+                .bind(&s.reason)
+                .bind(now)
+                .bind(tx_id)
+                .bind(leg as i32)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(Ok(transition.reply));
+        }
         let request = s.request.as_ref().map(serde_json::to_string).transpose().map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        // A plain INSERT: a concurrent first write of the same leg makes this one fail and run again.
         sqlx::query(
             "INSERT INTO interbank_participants (tx_id, leg_index, coordinator, status, request, reason, account_id, next_inquiry_at, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON DUPLICATE KEY UPDATE status = VALUES(status), reason = VALUES(reason), updated_at = VALUES(updated_at)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(tx_id)
         .bind(leg as i32)
@@ -189,6 +215,12 @@ async fn post(conn: &mut MySqlConnection, tx_id: &str, currency: &str, effect: &
 /// account: it may go negative — what the peer owes this bank).
 async fn ensure_clearing_account(conn: &mut MySqlConnection, peer: &str, currency: &str, now: DateTime<Utc>) -> sqlx::Result<()> {
     let id = clearing_account(peer, currency);
+    // Looked up without a lock first: INSERT IGNORE on an existing row takes a shared lock on it, and
+    // two transactions that both then lock the row for update deadlock on the upgrade.
+    let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE id = ?").bind(&id).fetch_optional(&mut *conn).await?;
+    if exists.is_some() {
+        return Ok(());
+    }
     let peer_n: u32 = peer.parse().unwrap_or(0);
     let currency_n = ledger::CURRENCIES.iter().position(|c| *c == currency).unwrap_or(9) as u32;
     let number = AccountNumber::internal(1_000 + peer_n * 10 + currency_n);
