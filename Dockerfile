@@ -1,5 +1,5 @@
 # Multi-stage build of the Sagaway services: product (with the CDC indexer), orchestrator, payment
-# identity (the JWT issuer) and bank; one image, the command picks the binary.
+# identity (the JWT issuer), bank and gateway; one image, the command picks the binary.
 #   docker build --target runtime -t sagaway .
 # scripts/check-dockerfile runs the build stage's commands without Docker.
 
@@ -16,22 +16,23 @@ COPY orchestrator/Cargo.toml orchestrator/
 COPY payment/Cargo.toml payment/
 COPY identity/Cargo.toml identity/
 COPY bank/Cargo.toml bank/
+COPY gateway/Cargo.toml gateway/
 COPY cli/Cargo.toml cli/
 COPY e2e/Cargo.toml e2e/
 COPY loadgen/Cargo.toml loadgen/
 # Every workspace member needs its manifest here, or cargo cannot load the workspace.
-RUN for c in common product orchestrator payment identity bank cli e2e loadgen; do \
+RUN for c in common product orchestrator payment identity bank gateway cli e2e loadgen; do \
       mkdir -p $c/src && echo '' > $c/src/lib.rs && echo 'fn main() {}' > $c/src/main.rs; \
     done \
- && cargo build --release --locked -p product -p orchestrator -p payment -p identity -p bank \
- && rm -rf common/src product/src orchestrator/src payment/src identity/src bank/src cli/src e2e/src loadgen/src
+ && cargo build --release --locked -p product -p orchestrator -p payment -p identity -p bank -p gateway \
+ && rm -rf common/src product/src orchestrator/src payment/src identity/src bank/src gateway/src cli/src e2e/src loadgen/src
 
 # The real sources.
 COPY . .
 # Touch the sources so cargo does not trust the stub build's timestamps.
-RUN find common product orchestrator payment identity bank -name '*.rs' -exec touch {} + \
- && cargo build --release --locked -p product -p orchestrator -p payment -p identity -p bank \
- && mkdir -p /out && cp target/release/product target/release/orchestrator target/release/payment target/release/identity target/release/bank /out/
+RUN find common product orchestrator payment identity bank gateway -name '*.rs' -exec touch {} + \
+ && cargo build --release --locked -p product -p orchestrator -p payment -p identity -p bank -p gateway \
+ && mkdir -p /out && cp target/release/product target/release/orchestrator target/release/payment target/release/identity target/release/bank target/release/gateway /out/
 
 # ---- runtime ----------------------------------------------------------------------------------
 FROM debian:bookworm-slim AS runtime
@@ -43,5 +44,5 @@ COPY --from=build /out/ /usr/local/bin/
 USER sagaway
 WORKDIR /var/lib/sagaway
 # Services bind 127.0.0.1 by default; in a container they must listen on all interfaces.
-ENV PRODUCT_HOST=0.0.0.0 ORCHESTRATOR_HOST=0.0.0.0 PAYMENT_HOST=0.0.0.0 IDENTITY_HOST=0.0.0.0 BANK_HOST=0.0.0.0 RUST_LOG=info
+ENV PRODUCT_HOST=0.0.0.0 ORCHESTRATOR_HOST=0.0.0.0 PAYMENT_HOST=0.0.0.0 IDENTITY_HOST=0.0.0.0 BANK_HOST=0.0.0.0 GATEWAY_HOST=0.0.0.0 RUST_LOG=info
 CMD ["product", "serve"]

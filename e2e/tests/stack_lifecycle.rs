@@ -19,24 +19,24 @@ use std::{
 use e2e::{StackAddr, TopicWatcher};
 use serde_json::Value;
 
-const COMPONENTS: &[&str] = &["mariadb", "broker", "connect", "identity", "product", "orchestrator", "payment", "bank"];
+const COMPONENTS: &[&str] = &["mariadb", "broker", "connect", "identity", "product", "orchestrator", "payment", "bank", "bank002", "bank003", "gateway"];
 
 struct Stack {
     state: PathBuf,
     addr: StackAddr,
     /// Kafka Connect's REST port.
     connect_port: u16,
-    /// product, orchestrator, payment, identity, bank.
-    service_ports: [u16; 5],
+    /// product, orchestrator, payment, identity, bank (the first; the others on the next ports), gateway.
+    service_ports: [u16; 6],
 }
 
 impl Stack {
     fn new() -> Self {
-        Self::on_ports(13307, 19092, 18083, [13333, 13334, 13335, 13336, 13340])
+        Self::on_ports(13307, 19092, 18083, [13333, 13334, 13335, 13336, 13340, 13380])
     }
 
     /// A stack in a fresh state dir on the given ports (MariaDB, broker, Connect, the three services).
-    fn on_ports(mysql_port: u16, kafka_port: u16, connect_port: u16, service_ports: [u16; 5]) -> Self {
+    fn on_ports(mysql_port: u16, kafka_port: u16, connect_port: u16, service_ports: [u16; 6]) -> Self {
         let state = std::env::temp_dir().join(format!("sagaway-lifecycle-{}", uuid::Uuid::new_v4()));
         Self { state, addr: StackAddr { mysql_port, kafka_port }, connect_port, service_ports }
     }
@@ -56,6 +56,7 @@ impl Stack {
             .env("PAYMENT_PORT", self.service_ports[2].to_string())
             .env("IDENTITY_PORT", self.service_ports[3].to_string())
             .env("BANK_PORT", self.service_ports[4].to_string())
+            .env("GATEWAY_PORT", self.service_ports[5].to_string())
             .output()
             .expect("scripts/stack runs");
         let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -231,7 +232,7 @@ async fn stack_up_is_fast_idempotent_recovers_and_down_leaves_nothing() -> anyho
 #[ignore = "starts a second whole stack eleven times; run by scripts/test with --ignored"]
 fn up_right_after_down_succeeds_ten_times_in_a_row() {
     const CYCLES: usize = 10;
-    let stack = Stack::on_ports(14307, 19192, 18183, [14333, 14334, 14335, 14336, 14340]);
+    let stack = Stack::on_ports(14307, 19192, 18183, [14333, 14334, 14335, 14336, 14340, 14380]);
     let started = Instant::now();
     let (ok, out) = stack.run(&["up"]);
     assert!(ok && out.contains("all healthy"), "the first up failed");

@@ -9,6 +9,7 @@ mod binary_ids;
 mod card_data;
 mod cdc;
 mod deploy_config;
+mod gateway;
 mod dlq;
 mod identity_flow;
 mod layering;

@@ -1,0 +1,258 @@
+//! The gateway in front of the in-process system: routing and the edge's token check, and live
+//! order status over Server-Sent Events — once each and in order, only to its user, and resumed
+//! exactly with `Last-Event-ID` after the gateway restarts.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, Instant},
+};
+
+use e2e::system::{System, SystemOptions, payment_body, settled, statuses};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+/// A gateway over `sys`, on `port` (0: any); returns its URL and its stop token.
+async fn spawn_gateway(sys: &System, port: u16) -> anyhow::Result<(String, CancellationToken)> {
+    let mut banks = BTreeMap::new();
+    if !sys.bank_url.is_empty() {
+        banks.insert("001".to_string(), sys.bank_url.clone());
+    }
+    let config = gateway::Config {
+        host: "127.0.0.1".into(),
+        port,
+        auth: sys.issuer.auth_config(),
+        upstreams: gateway::config::Upstreams {
+            identity: "http://127.0.0.1:9".into(),
+            product: sys.product_url.clone(),
+            orchestrator: sys.orchestrator_url.clone(),
+            payment: sys.payment_url.clone(),
+            banks: banks.clone(),
+        },
+        kafka_brokers: e2e::StackAddr::from_env().brokers(),
+        event_topics: gateway::config::default_event_topics(&sys.prefix, banks.keys()),
+        request_timeout: Duration::from_secs(10),
+        max_streams_per_user: 3,
+        stream_buffer: 64,
+        heartbeat: Duration::from_secs(1),
+    };
+    let app = gateway::Application::build(config).await?;
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    let started = Instant::now();
+    while !sys.http.get(format!("{url}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+        anyhow::ensure!(started.elapsed() < WITHIN, "the gateway did not become ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((url, stop))
+}
+
+/// One Server-Sent Events stream, read by hand (no client library: the format is four lines).
+struct Stream {
+    res: reqwest::Response,
+    buf: String,
+}
+
+#[derive(Debug, Clone)]
+struct Sse {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+impl Stream {
+    async fn open(http: &reqwest::Client, url: &str, token: &str, last_event_id: Option<&str>) -> anyhow::Result<Self> {
+        let mut req = http.get(url).bearer_auth(token).header("accept", "text/event-stream");
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let res = req.send().await?;
+        anyhow::ensure!(res.status() == StatusCode::OK, "stream {url}: {}", res.status());
+        Ok(Self { res, buf: String::new() })
+    }
+
+    /// The next event within `within` (heartbeat comments skipped); `None` on timeout or end.
+    async fn next(&mut self, within: Duration) -> anyhow::Result<Option<Sse>> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf.drain(..end + 2).collect();
+                let (mut event, mut id, mut data) = ("message".to_string(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("id:") {
+                        id = v.trim().to_string();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a comment (heartbeat)
+                }
+                return Ok(Some(Sse { event, id, data: serde_json::from_str(&data)? }));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.res.chunk()).await {
+                Err(_) => return Ok(None),
+                Ok(Ok(Some(bytes))) => self.buf.push_str(&String::from_utf8_lossy(&bytes)),
+                Ok(Ok(None)) | Ok(Err(_)) => return Ok(None),
+            }
+        }
+    }
+
+    /// Reads `order`'s status events until `last` (or the deadline); returns them with their ids.
+    async fn statuses_until(&mut self, order: &str, last: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+        let deadline = Instant::now() + WITHIN;
+        let mut seen = Vec::new();
+        while Instant::now() < deadline {
+            let Some(e) = self.next(deadline.saturating_duration_since(Instant::now())).await? else { break };
+            if e.event == "order" && e.data["order_id"] == order {
+                let status = e.data["status"].as_str().unwrap_or_default().to_string();
+                seen.push((status.clone(), e.id));
+                if last.contains(&status.as_str()) {
+                    break;
+                }
+            }
+        }
+        Ok(seen)
+    }
+}
+
+/// Reserves one unit through the gateway and pays with `card`; returns the order id.
+async fn buy(sys: &System, gw: &str, user: &str, product: u64, card: &str) -> anyhow::Result<String> {
+    let token = sys.token(user);
+    let r: Value = sys.http.post(format!("{gw}/api/reserve")).bearer_auth(&token).json(&json!({"product_id": product, "quantity": 1})).send().await?.json().await?;
+    let rid = r["id"].as_str().ok_or_else(|| anyhow::anyhow!("reserve: {r}"))?;
+    let res = sys.http.post(format!("{gw}/api/payment")).bearer_auth(&token).json(&payment_body(rid, user, card)).send().await?;
+    anyhow::ensure!(res.status() == StatusCode::ACCEPTED, "payment: {}", res.status());
+    Ok(res.json::<Value>().await?["order_id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_gateway_routes_every_service_and_checks_tokens_at_the_edge() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions { bank: true, ..Default::default() }).await?;
+    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let product = sys.create_product("9.99", 5).await?;
+    let (customer, admin) = (sys.token("gabi"), sys.admin_token("ops"));
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = sys.http.get(format!("{gw}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+
+    assert_eq!(get("/api/findAll?q=item", None).await?.status(), StatusCode::OK, "search is public");
+    assert_eq!(get(&format!("/api/products/{product}"), None).await?.status(), StatusCode::OK);
+    let refused = get("/api/orders", None).await?;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert!(refused.headers().get("www-authenticate").is_some());
+    assert!(refused.headers().get("x-request-id").is_some(), "every answer names its request");
+    let bad = get("/api/orders", Some("not-a-token")).await?;
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(get("/api/orders", Some(&customer)).await?.status(), StatusCode::OK);
+    let traced = sys.http.get(format!("{gw}/api/orders")).bearer_auth(&customer).header("x-request-id", "trace-me-42").send().await?;
+    assert_eq!(traced.headers()["x-request-id"], "trace-me-42");
+    assert_eq!(get("/api/admin/dlq", Some(&customer)).await?.status(), StatusCode::FORBIDDEN, "the edge refuses customers on admin routes");
+    assert_eq!(get("/api/admin/dlq", Some(&admin)).await?.status(), StatusCode::OK);
+
+    let opened = sys
+        .http
+        .post(format!("{gw}/api/banks/001/accounts"))
+        .bearer_auth(&customer)
+        .json(&json!({"type": "individual", "currency": "BRL", "document": "529.982.247-25"}))
+        .send()
+        .await?;
+    assert_eq!(opened.status(), StatusCode::CREATED, "a bank behind the gateway, body streamed through");
+    assert_eq!(get("/api/banks/009/accounts", Some(&customer)).await?.status(), StatusCode::NOT_FOUND);
+    let interbank = sys.http.post(format!("{gw}/api/banks/001/interbank/tx/x/commit")).json(&json!({"leg": 0})).send().await?;
+    assert_eq!(interbank.status(), StatusCode::NOT_FOUND, "bank-to-bank routes are not exposed");
+    let nothing = get("/api/nothing", Some(&customer)).await?;
+    assert_eq!(nothing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(nothing.headers()["content-type"], "application/problem+json");
+    let no_stream = get("/api/events", None).await?;
+    assert_eq!(no_stream.status(), StatusCode::UNAUTHORIZED, "streams need a token too");
+
+    stop.cancel();
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_orders_statuses_arrive_once_in_order_and_only_to_its_user() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let product = sys.create_product("4.50", 5).await?;
+    let mut ana = Stream::open(&sys.http, &format!("{gw}/api/events"), &sys.token("ana-push"), None).await?;
+    let mut bia = Stream::open(&sys.http, &format!("{gw}/api/events"), &sys.token("bia-push"), None).await?;
+    let first = ana.next(WITHIN).await?.expect("a snapshot first");
+    assert_eq!(first.event, "snapshot");
+    assert_eq!(first.data["orders"], json!([]));
+    assert_eq!(bia.next(WITHIN).await?.expect("a snapshot").event, "snapshot");
+
+    let order = buy(&sys, &gw, "ana-push", product, "4242424242424242").await?;
+    let pushed = ana.statuses_until(&order, &["COMPLETED"]).await?;
+    let final_order = sys.wait_order(&order, WITHIN, settled).await?;
+    let pushed: Vec<String> = pushed.into_iter().map(|(s, _)| s).collect();
+    assert_eq!(pushed, statuses(&final_order), "every status once, in order");
+    assert_eq!(pushed.last().map(String::as_str), Some("COMPLETED"));
+
+    // One order's stream: a snapshot of it, and nobody else may open it.
+    let mut one = Stream::open(&sys.http, &format!("{gw}/api/orders/{order}/events"), &sys.token("ana-push"), None).await?;
+    let snap = one.next(WITHIN).await?.expect("the order's snapshot");
+    assert_eq!((snap.event.as_str(), snap.data["order"]["status"].as_str()), ("snapshot", Some("COMPLETED")));
+    let other = sys.http.get(format!("{gw}/api/orders/{order}/events")).bearer_auth(sys.token("bia-push")).send().await?;
+    assert_eq!(other.status(), StatusCode::NOT_FOUND, "another user's order does not exist for them");
+
+    // Bia saw nothing of Ana's.
+    let leaked = bia.next(Duration::from_millis(500)).await?;
+    assert!(leaked.is_none(), "bia received another user's event: {leaked:?}");
+    // At most three streams per user (one is `one`, one is `ana`).
+    let _third = Stream::open(&sys.http, &format!("{gw}/api/events"), &sys.token("ana-push"), None).await?;
+    let fourth = sys.http.get(format!("{gw}/api/events")).bearer_auth(sys.token("ana-push")).send().await?;
+    assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    stop.cancel();
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_resumes_exactly_after_the_gateway_restarts() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let product = sys.create_product("3.00", 5).await?;
+    let token = sys.token("cora-push");
+    let mut stream = Stream::open(&sys.http, &format!("{gw}/api/events"), &token, None).await?;
+    let snapshot = stream.next(WITHIN).await?.expect("a snapshot");
+    let order = buy(&sys, &gw, "cora-push", product, "4242424242424242").await?;
+    // The first status arrives; then the gateway goes away mid-saga.
+    let before = stream.statuses_until(&order, &["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "PAID", "COMPLETED"]).await?;
+    assert!(!before.is_empty(), "at least the first status before the restart");
+    let last_id = before.last().map(|(_, id)| id.clone()).unwrap_or(snapshot.id);
+    stop.cancel();
+    drop(stream);
+    let final_order = sys.wait_order(&order, WITHIN, settled).await?;
+
+    // A new gateway; the client comes back with the id of the last event it saw.
+    let (gw2, stop2) = spawn_gateway(&sys, 0).await?;
+    let mut resumed = Stream::open(&sys.http, &format!("{gw2}/api/events"), &token, Some(&last_id)).await?;
+    let after = resumed.statuses_until(&order, &["COMPLETED"]).await?;
+    let mut all: Vec<String> = before.into_iter().map(|(s, _)| s).collect();
+    all.extend(after.into_iter().map(|(s, _)| s));
+    assert_eq!(all, statuses(&final_order), "exactly the missed statuses, in order, none twice");
+    while let Some(e) = resumed.next(Duration::from_millis(500)).await? {
+        assert!(e.event != "order", "nothing after COMPLETED: {e:?}");
+    }
+    // An id this gateway never wrote: start over.
+    let mut garbage = Stream::open(&sys.http, &format!("{gw2}/api/events"), &token, Some("not-a-cursor")).await?;
+    assert_eq!(garbage.next(WITHIN).await?.map(|e| e.event), Some("resync".to_string()));
+
+    stop2.cancel();
+    sys.stop().await;
+    Ok(())
+}
