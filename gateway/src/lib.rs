@@ -5,7 +5,8 @@
 //! - [`proxy`]: forwards `/api/…` to that service — bodies streamed, a deadline per request, the
 //!   token checked at the edge (the services check again), a request id passed on.
 //! - [`push`]: live events — `GET /api/events`, `GET /api/orders/{id}/events` (Server-Sent Events
-//!   fed from `order.events` and the banks' `bank.events`, resumable with `Last-Event-ID`).
+//!   fed from `order.events` and the banks' `bank.events`, resumable with `Last-Event-ID`) and the
+//!   same over a WebSocket at `/api/ws` (a single-use ticket from `POST /api/ws/ticket`).
 //! - [`config`]: settings from the environment.
 //! - [`Application`]: binds, starts the event feed, serves until shutdown.
 
@@ -38,13 +39,18 @@ pub struct Gateway {
     pub http: reqwest::Client,
     pub verifier: Arc<Verifier>,
     pub hub: Arc<Hub>,
+    /// Single-use tickets for WebSocket handshakes.
+    pub tickets: Arc<push::tickets::Tickets>,
     /// Ends the open event streams when the gateway stops (so the graceful shutdown can finish).
     pub shutdown: CancellationToken,
 }
 
 pub fn router(gw: Gateway) -> Router {
     let streams = protect(
-        Router::new().route("/api/events", get(push::sse::events)).route("/api/orders/{id}/events", get(push::sse::order_events)),
+        Router::new()
+            .route("/api/events", get(push::sse::events))
+            .route("/api/orders/{id}/events", get(push::sse::order_events))
+            .route("/api/ws/ticket", axum::routing::post(push::ws::ticket)),
         gw.verifier.clone(),
     );
     let metrics = sagaway_common::http::metrics_handle();
@@ -53,6 +59,8 @@ pub fn router(gw: Gateway) -> Router {
         .route("/health/ready", get(ready))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .merge(streams)
+        // The ticket in the query authenticates the handshake (a browser cannot send a header).
+        .route("/api/ws", get(push::ws::socket))
         .route("/api/{*rest}", any(proxy::forward))
         .with_state(gw)
 }
@@ -78,7 +86,7 @@ impl Application {
         let listener = tokio::net::TcpListener::bind((config.host.as_str(), config.port)).await.with_context(|| format!("binding {}:{}", config.host, config.port))?;
         let port = listener.local_addr()?.port();
         let http = reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(30)).tcp_nodelay(true).build()?;
-        let gw = Gateway { verifier: Verifier::new(config.auth.clone()), config: Arc::new(config), http, hub: Hub::new(), shutdown: CancellationToken::new() };
+        let gw = Gateway { verifier: Verifier::new(config.auth.clone()), config: Arc::new(config), http, hub: Hub::new(), tickets: Arc::default(), shutdown: CancellationToken::new() };
         Ok(Self { port, gw, listener })
     }
 

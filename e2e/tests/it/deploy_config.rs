@@ -26,7 +26,7 @@ fn read(rel: &str) -> String {
 fn variables_read_by_services() -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
     let mut files = Vec::new();
-    for dir in ["common/src", "product/src", "orchestrator/src", "payment/src", "bank/src"] {
+    for dir in ["common/src", "product/src", "orchestrator/src", "payment/src", "bank/src", "gateway/src"] {
         collect_rs(&repo().join(dir), &mut files);
     }
     for f in files {
@@ -63,8 +63,11 @@ fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
 #[test]
 fn every_variable_the_services_read_is_documented() {
     let docs = read("docs/configuration.md");
-    // docs/configuration.md sends the bank's own settings (`BANK_*`) to bank/README.md.
+    // docs/configuration.md sends the bank's own settings (`BANK_*`) to bank/README.md, and the
+    // gateway's (`GATEWAY_*` and the services' addresses it reads) to gateway/README.md.
     let bank_readme = read("bank/README.md");
+    let gateway_readme = read("gateway/README.md");
+    assert!(docs.contains("(`GATEWAY_*`") && docs.contains("gateway/README.md"), "docs/configuration.md points to the gateway's settings");
     assert!(docs.contains("(`BANK_*`") && docs.contains("bank/README.md"), "docs/configuration.md points to the bank's settings");
     let vars = variables_read_by_services();
     assert!(vars.len() > 20, "the scan found the services' variables: {vars:?}");
@@ -74,7 +77,8 @@ fn every_variable_the_services_read_is_documented() {
         .filter(|v| {
             let generic = ["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"].iter().any(|s| v.ends_with(s) && docs.contains(&format!("`<SVC>_{s}`")));
             let bank = v.starts_with("BANK_") && bank_readme.contains(&format!("`{v}`"));
-            !docs.contains(&format!("`{v}`")) && !generic && !bank
+            let gateway = gateway_readme.contains(&format!("`{v}`"));
+            !docs.contains(&format!("`{v}`")) && !generic && !bank && !gateway
         })
         .collect();
     assert!(undocumented.is_empty(), "not in docs/configuration.md: {undocumented:?}");

@@ -256,3 +256,64 @@ async fn a_stream_resumes_exactly_after_the_gateway_restarts() -> anyhow::Result
     sys.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_websocket_carries_the_same_events_after_a_single_use_ticket() -> anyhow::Result<()> {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let product = sys.create_product("2.00", 5).await?;
+    let token = sys.token("dora-ws");
+    let ticket = |token: String| {
+        let (http, gw) = (sys.http.clone(), gw.clone());
+        async move {
+            let res = http.post(format!("{gw}/api/ws/ticket")).bearer_auth(token).send().await?;
+            anyhow::ensure!(res.status() == StatusCode::CREATED, "ticket: {}", res.status());
+            Ok::<_, anyhow::Error>(res.json::<Value>().await?["ticket"].as_str().unwrap().to_string())
+        }
+    };
+    let ws_url = gw.replace("http://", "ws://");
+    let t = ticket(token.clone()).await?;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}/api/ws?ticket={t}")).await?;
+    let snapshot = next_frame(&mut socket).await?;
+    assert_eq!(snapshot["event"], "snapshot", "{snapshot}");
+
+    let order = buy(&sys, &gw, "dora-ws", product, "4242424242424242").await?;
+    let mut seen = Vec::new();
+    while seen.last().map(String::as_str) != Some("COMPLETED") {
+        let frame = next_frame(&mut socket).await?;
+        if frame["event"] == "order" && frame["data"]["order_id"] == order.as_str() {
+            assert!(frame["id"].as_str().is_some_and(|id| !id.is_empty()), "{frame}");
+            seen.push(frame["data"]["status"].as_str().unwrap().to_string());
+        }
+    }
+    let final_order = sys.wait_order(&order, WITHIN, settled).await?;
+    assert_eq!(seen, statuses(&final_order), "every status once, in order");
+    socket.send(Message::Close(None)).await?;
+
+    // A ticket opens one socket only; no ticket, no socket; a token in the URL is not a ticket.
+    let used = tokio_tungstenite::connect_async(format!("{ws_url}/api/ws?ticket={t}")).await;
+    assert!(used.is_err(), "a used ticket is refused");
+    assert!(tokio_tungstenite::connect_async(format!("{ws_url}/api/ws")).await.is_err());
+    assert!(tokio_tungstenite::connect_async(format!("{ws_url}/api/ws?ticket={token}")).await.is_err());
+    let anonymous = sys.http.post(format!("{gw}/api/ws/ticket")).send().await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "tickets need a token");
+
+    stop.cancel();
+    sys.stop().await;
+    Ok(())
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame of `socket`, as JSON.
+async fn next_frame(socket: &mut Socket) -> anyhow::Result<Value> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    match tokio::time::timeout(WITHIN, socket.next()).await {
+        Ok(Some(Ok(Message::Text(text)))) => Ok(serde_json::from_str(&text)?),
+        other => anyhow::bail!("no text frame: {other:?}"),
+    }
+}

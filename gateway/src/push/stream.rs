@@ -1,0 +1,243 @@
+//! One client's stream of events, whatever carries it (Server-Sent Events in [`super::sse`], a
+//! WebSocket in [`super::ws`]): the caller's orders and bank operations/transfers, or one order.
+//!
+//! A stream subscribes to the hub first, then:
+//! - without `Last-Event-ID`: sends a `snapshot` (the orders as the orchestrator shows them now),
+//!   then the live events — minus those the snapshot already shows (an event published between the
+//!   subscription and the snapshot is in both);
+//! - with `Last-Event-ID`: replays the caller's events between that cursor and the subscription
+//!   point from Kafka, then the live events: nothing missed, nothing twice — across a gateway
+//!   restart too. An id it cannot resume from (garbage, another configuration, expired events)
+//!   gets `resync`: start over without `Last-Event-ID`.
+//!
+//! Events: `order` (`{order_id, status, reason?, at}`), `bank` (`{type, id, account_id, status,
+//! reason?, at}`), `snapshot` (`{orders: […]}` or `{order: …}`), `resync` (`{reason}`: the client
+//! fell behind, or cannot resume). Each carries the stream's cursor as its `id`. At most
+//! `GATEWAY_MAX_STREAMS_PER_USER` streams per user (429), SSE and WebSocket together.
+
+use std::{collections::HashMap, sync::atomic::Ordering};
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use sagaway_common::{auth::Caller, http::Problem};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::{
+    cursor::Cursor,
+    feed::{self, ReplayError},
+    hub::Event,
+};
+use crate::Gateway;
+
+/// Which events a stream carries.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    All,
+    Order(String),
+}
+
+impl Filter {
+    /// One order's stream, if `id` can be an order id (`None`: answer 404).
+    pub fn order(id: String) -> Option<Self> {
+        (!id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')).then_some(Filter::Order(id))
+    }
+}
+
+/// One event for the client, before the transport writes it.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub event: &'static str,
+    pub id: Option<String>,
+    pub data: Value,
+}
+
+impl Push {
+    fn resync(reason: &str) -> Self {
+        Push { event: "resync", id: None, data: json!({"reason": reason}) }
+    }
+}
+
+/// What kind of event a topic carries (by its name).
+fn kind_of(topic: &str) -> &'static str {
+    if topic.ends_with("order.events") { "order" } else { "bank" }
+}
+
+/// Opens a stream for `caller` (resuming from `last`, the client's `Last-Event-ID`): its events
+/// arrive on the returned channel until the client goes, falls behind, or the gateway stops. An
+/// answer instead of a stream (503 starting, 429 too many, 404 no such order, 502) is `Err`.
+pub async fn open(gw: Gateway, caller: Caller, last: Option<String>, filter: Filter) -> Result<mpsc::Receiver<Push>, Response> {
+    if !gw.hub.ready.load(Ordering::Acquire) {
+        return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the event feed is starting; retry shortly").into_response());
+    }
+    let subscription = match gw.hub.subscribe(&caller.user_id, gw.config.max_streams_per_user, gw.config.stream_buffer) {
+        Ok(s) => s,
+        Err(_) => {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_streams",
+                format!("at most {} event streams per user; close one first", gw.config.max_streams_per_user),
+            )
+            .into_response());
+        }
+    };
+    // For a single order, its snapshot first: a 404 is an answer, not a stream.
+    let snapshot = match (&filter, &last) {
+        (Filter::Order(id), None) => match fetch(&gw, &caller, &format!("/orders/{id}")).await {
+            Ok(Some(order)) => Some(json!({"order": order})),
+            Ok(None) => return Err(Problem::not_found("order_not_found", "no such order").into_response()),
+            Err(r) => return Err(r),
+        },
+        (Filter::All, None) => match fetch(&gw, &caller, "/orders").await {
+            Ok(orders) => Some(json!({"orders": orders.unwrap_or(json!([]))})),
+            Err(r) => return Err(r),
+        },
+        _ => None,
+    };
+    let (out, rx) = mpsc::channel::<Push>(64);
+    let shutdown = gw.shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = run(gw, caller, filter, last, snapshot, subscription, out) => {}
+        }
+    });
+    Ok(rx)
+}
+
+/// GETs `path` on the orchestrator as the caller: `Ok(None)` on 404.
+async fn fetch(gw: &Gateway, caller: &Caller, path: &str) -> Result<Option<Value>, Response> {
+    let url = format!("{}{path}", gw.config.upstreams.orchestrator);
+    let res = gw.http.get(&url).header("authorization", caller.bearer()).timeout(gw.config.request_timeout).send().await;
+    match res {
+        Ok(r) if r.status() == StatusCode::NOT_FOUND => Ok(None),
+        Ok(r) if r.status().is_success() => Ok(r.json().await.ok()),
+        Ok(r) => Err(Problem::new(StatusCode::BAD_GATEWAY, "upstream_error", format!("the orchestrator answered {} for the snapshot", r.status())).into_response()),
+        Err(_) => Err(Problem::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", "the orchestrator did not answer; try again").into_response()),
+    }
+}
+
+/// The statuses a snapshot already shows, per order (a multiset: an event matching one is dropped once).
+fn shown(snapshot: &Value) -> HashMap<(String, String), usize> {
+    let mut seen = HashMap::new();
+    let orders: Vec<&Value> = match (snapshot.get("orders"), snapshot.get("order")) {
+        (Some(Value::Array(list)), _) => list.iter().collect(),
+        (_, Some(order)) => vec![order],
+        _ => vec![],
+    };
+    for o in orders {
+        let id = o["id"].as_str().unwrap_or_default().to_string();
+        for h in o["history"].as_array().into_iter().flatten() {
+            *seen.entry((id.clone(), h["status"].as_str().unwrap_or_default().to_string())).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+async fn run(
+    gw: Gateway,
+    caller: Caller,
+    filter: Filter,
+    last: Option<String>,
+    snapshot: Option<Value>,
+    mut subscription: super::hub::Subscription,
+    out: mpsc::Sender<Push>,
+) {
+    let topics = &gw.config.event_topics;
+    let send = |event: Push| {
+        let out = out.clone();
+        async move { out.send(event).await.is_ok() }
+    };
+    let resync = Push::resync;
+    let mut cursor = subscription.start.clone();
+    let mut already: HashMap<(String, String), usize> = HashMap::new();
+    match (last, snapshot) {
+        (Some(text), _) => {
+            let Some(from) = Cursor::decode(&text, topics.len()) else {
+                send(resync("unknown_last_event_id")).await;
+                return;
+            };
+            match feed::replay(&gw.config.kafka_brokers, topics, &from, &subscription.start, &caller.user_id).await {
+                Ok(events) => {
+                    let mut position = from.clone();
+                    for e in events {
+                        position.advance(e.topic, e.partition, e.offset);
+                        if let Some(sse) = render(&gw, &filter, &e, &position)
+                            && !send(sse).await
+                        {
+                            return;
+                        }
+                    }
+                }
+                Err(ReplayError::Broker(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "replay failed");
+                    send(resync("replay_failed")).await;
+                    return;
+                }
+                Err(e) => {
+                    send(resync(&e.to_string())).await;
+                    return;
+                }
+            }
+        }
+        (None, Some(snapshot)) => {
+            already = shown(&snapshot);
+            if !send(Push { event: "snapshot", id: Some(cursor.encode()), data: snapshot }).await {
+                return;
+            }
+        }
+        (None, None) => {}
+    }
+    while let Some(event) = subscription.rx.recv().await {
+        cursor.advance(event.topic, event.partition, event.offset);
+        if kind_of(&topics[event.topic]) == "order" {
+            let key = (event.payload["order_id"].as_str().unwrap_or_default().to_string(), event.payload["status"].as_str().unwrap_or_default().to_string());
+            if let Some(n) = already.get_mut(&key)
+                && *n > 0
+            {
+                *n -= 1;
+                continue;
+            }
+        }
+        if let Some(sse) = render(&gw, &filter, &event, &cursor)
+            && !send(sse).await
+        {
+            return;
+        }
+    }
+    if subscription.lagged.load(Ordering::Acquire) {
+        send(resync("behind")).await;
+    }
+}
+
+/// The event for `e` if the stream's filter wants it.
+fn render(gw: &Gateway, filter: &Filter, e: &Event, cursor: &Cursor) -> Option<Push> {
+    let kind = kind_of(&gw.config.event_topics[e.topic]);
+    if let Filter::Order(id) = filter
+        && (kind != "order" || e.payload["order_id"].as_str() != Some(id))
+    {
+        return None;
+    }
+    let data = if kind == "order" {
+        json!({"order_id": e.payload["order_id"], "status": e.payload["status"], "reason": e.payload.get("reason").cloned().unwrap_or(Value::Null), "at": e.payload["at"]})
+    } else {
+        e.payload.clone()
+    };
+    Some(Push { event: kind, id: Some(cursor.encode()), data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_shows_each_status_it_lists_once() {
+        let s = json!({"orders": [{"id": "o1", "history": [{"status": "ACCEPTED"}, {"status": "RESERVATION_LOCKED"}]}]});
+        let seen = shown(&s);
+        assert_eq!(seen.get(&("o1".into(), "ACCEPTED".into())), Some(&1));
+        assert_eq!(seen.get(&("o1".into(), "PAID".into())), None);
+        assert_eq!(shown(&json!({"order": {"id": "o2", "history": [{"status": "ACCEPTED"}]}})).len(), 1);
+    }
+}

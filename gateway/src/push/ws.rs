@@ -1,0 +1,82 @@
+//! The WebSocket at `/api/ws`: the same events as `GET /api/events`, one JSON text frame each
+//! (`{"event": "order", "id": "…", "data": {…}}`). Authenticated at the handshake by a single-use
+//! ticket (`POST /api/ws/ticket`, [`super::tickets`]) in the query — never the token; resumes with
+//! `?last_event_id=<id>` like SSE's `Last-Event-ID`. The server pings when idle.
+
+use std::time::Instant;
+
+use axum::{
+    Json,
+    extract::{
+        Query, State,
+        ws::{Message, WebSocket, WebSocketUpgrade},
+    },
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use sagaway_common::{auth::Caller, http::Problem};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{
+    stream::{self, Filter, Push},
+    tickets::TICKET_LIFETIME,
+};
+use crate::Gateway;
+
+/// A ticket for one WebSocket handshake at this gateway, valid 30 s.
+pub async fn ticket(State(gw): State<Gateway>, caller: Caller) -> Response {
+    match gw.tickets.issue(caller, Instant::now()) {
+        Some(ticket) => (StatusCode::CREATED, Json(json!({"ticket": ticket, "expires_in": TICKET_LIFETIME.as_secs()}))).into_response(),
+        None => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "too many tickets waiting; retry shortly").into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Handshake {
+    #[serde(default)]
+    ticket: String,
+    #[serde(default)]
+    last_event_id: Option<String>,
+}
+
+/// The upgrade: the ticket is redeemed first (401 if missing, used or expired), then the stream is
+/// opened (its own refusals — 429, 503 — answer the handshake), then the socket carries it.
+pub async fn socket(State(gw): State<Gateway>, Query(h): Query<Handshake>, upgrade: WebSocketUpgrade) -> Response {
+    let Some(caller) = gw.tickets.redeem(&h.ticket, Instant::now()) else {
+        return Problem::new(StatusCode::UNAUTHORIZED, "invalid_ticket", "a WebSocket needs a fresh ticket from POST /api/ws/ticket (single use, 30 s)").into_response();
+    };
+    let heartbeat = gw.config.heartbeat;
+    let rx = match stream::open(gw, caller, h.last_event_id, Filter::All).await {
+        Ok(rx) => rx,
+        Err(r) => return r,
+    };
+    upgrade.on_upgrade(move |socket| carry(socket, rx, heartbeat))
+}
+
+async fn carry(mut socket: WebSocket, mut rx: tokio::sync::mpsc::Receiver<Push>, heartbeat: std::time::Duration) {
+    let mut ping = tokio::time::interval(heartbeat);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            event = rx.recv() => {
+                let Some(p) = event else { break };
+                let frame = json!({"event": p.event, "id": p.id, "data": p.data}).to_string();
+                if socket.send(Message::Text(frame.into())).await.is_err() {
+                    return;
+                }
+            }
+            incoming = socket.recv() => match incoming {
+                // The client closed, or the connection broke: the stream ends (its subscription with it).
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {} // pings are answered by the library; anything else is ignored
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
+}
