@@ -8,6 +8,7 @@
 //! loadgen payments --concurrency 64 --duration 30    # closed model: fixed concurrency
 //! loadgen bank     --rate 100 --duration 20 --accounts 20   # deposits, withdrawals, instant transfers
 //! loadgen interbank --rate 50 --duration 20                 # transfers between banks (2PC), many-to-one
+//! loadgen push      --rate 50 --duration 20 --streams 200   # live events through the gateway
 //! loadgen search   --rate 500 --duration 20 --catalogue 2000
 //! loadgen cdc-lag  --rate 5 --duration 30
 //! loadgen limits   --duration 5
@@ -23,6 +24,7 @@ mod driver;
 mod interbank;
 mod limits;
 mod payments;
+mod push;
 mod search;
 mod stats;
 mod summarize;
@@ -194,6 +196,27 @@ enum Command {
         /// Seconds of idle CPU measured before the load and subtracted from the load's CPU.
         #[arg(long, default_value_t = 3.0)]
         cpu_idle_secs: f64,
+    },
+    /// Event streams at the gateway: `--streams` users hold `GET /api/events` open while orders
+    /// are reserved and paid through the gateway; times each status from commit to client.
+    Push {
+        #[command(flatten)]
+        load: Load,
+        /// The gateway's base URL.
+        #[arg(long, env = "LOADGEN_GATEWAY_URL", default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// Users, each with one stream open.
+        #[arg(long, default_value_t = 200)]
+        streams: usize,
+        /// Products the orders spread over.
+        #[arg(long, default_value_t = 16)]
+        products: usize,
+        /// Seconds to wait after the load for every order's statuses to arrive.
+        #[arg(long, default_value_t = 60)]
+        deliver_deadline: u64,
+        /// The stack's pid files (the gateway's CPU per event); empty: not measured.
+        #[arg(long, default_value = ".stack/pids")]
+        pids_dir: PathBuf,
     },
     /// A mix of /findAll queries.
     Search {
@@ -423,6 +446,37 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 println!("correctness: NOT CORRECT");
                 for v in &r.violations {
+                    println!("  - {v}");
+                }
+            }
+            write_json(&load.json_out, &r, at_start)?;
+            if !r.violations.is_empty() {
+                std::process::exit(3);
+            }
+        }
+        Command::Push { load, gateway, streams, products, deliver_deadline, pids_dir } => {
+            let model = driver::Model::from_args(load.rate, load.concurrency, 50.0)?;
+            let settings = push::Settings { gateway, streams, products, deliver_deadline_secs: deliver_deadline, pids_dir };
+            let r = push::run(stack_api()?, model, load.window(Duration::from_secs(e.request_timeout + 5))?, settings).await?;
+            println!(
+                "push ({model:?}, {:.0} s, {} streams): {} orders accepted, {} status events received",
+                load.duration, r.streams_open, r.orders_accepted, r.events_received
+            );
+            println!("latency (pay: reserve + pay through the gateway; push: status committed → received on the stream):");
+            print_latencies(&r.latency);
+            println!("  {:<44} {}", "push (every status)", r.push.line());
+            for (status, l) in &r.push_by_status {
+                println!("  {:<44} {}", format!("push {status}"), l.line());
+            }
+            print_errors(&r.errors);
+            if let Some(ms) = r.gateway_cpu_ms_per_event {
+                println!("cpu: gateway {ms:.3} CPU-ms per event pushed");
+            }
+            if r.violations.is_empty() {
+                println!("correctness: every order's statuses pushed once, in order, to its user only => CORRECT");
+            } else {
+                println!("correctness: NOT CORRECT ({} violations)", r.violations.len());
+                for v in r.violations.iter().take(20) {
                     println!("  - {v}");
                 }
             }
