@@ -108,7 +108,9 @@ pub async fn run(api: Api, model: Model, window: Window, settings: Settings) -> 
             async move {
                 let user = op.seq as usize % tokens.len();
                 let auth = format!("Bearer {}", tokens[user]);
-                let product = products[op.seq as usize % products.len()];
+                // A user's k-th order goes to another product than its last ones: the same product again
+                // within two minutes would be the duplicate-order rule's 409, not a push measurement.
+                let product = products[(user + op.seq as usize / tokens.len()) % products.len()];
                 let started = Instant::now();
                 let reserve = http
                     .post(format!("{gw}/api/reserve"))

@@ -308,12 +308,17 @@ async fn the_websocket_carries_the_same_events_after_a_single_use_ticket() -> an
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The next text frame of `socket`, as JSON.
+/// The next text frame of `socket`, as JSON (heartbeat pings skipped).
 async fn next_frame(socket: &mut Socket) -> anyhow::Result<Value> {
     use futures::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
-    match tokio::time::timeout(WITHIN, socket.next()).await {
-        Ok(Some(Ok(Message::Text(text)))) => Ok(serde_json::from_str(&text)?),
-        other => anyhow::bail!("no text frame: {other:?}"),
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => return Ok(serde_json::from_str(&text)?),
+            // The server's heartbeat pings (answered by the library) and their pongs.
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            other => anyhow::bail!("no text frame: {other:?}"),
+        }
     }
 }

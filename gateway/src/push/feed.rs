@@ -1,5 +1,5 @@
-//! The Kafka side of push: one consumer per gateway reads the event topics from their end into the
-//! [`Hub`] (no consumer group, no committed offsets: every replica sees every event, and a restart
+//! The Kafka side of push: the gateway reads the event topics from their end into the [`Hub`] (no
+//! consumer group, no committed offsets: every replica sees every event, and a restart
 //! starts again at the end — streams that were open resume by their cursor), and [`replay`] reads
 //! back a range of offsets for a stream that reconnects with `Last-Event-ID`.
 
@@ -48,9 +48,11 @@ fn watermarks(consumer: &BaseConsumer, topics: &[String]) -> anyhow::Result<Wate
 }
 
 /// Reads `topics` from their current end into `hub` until `shutdown`; retries until the topics
-/// exist (the services create them).
+/// exist (the services create them). One consumer per topic: the broker answers a fetch after
+/// waiting on every empty partition in it, so the quiet banks' topics would delay order events
+/// (measured: 0.87 s mean produce → gateway with four topics in one consumer, 0.28 s with one).
 pub async fn run(hub: Arc<Hub>, brokers: String, topics: Vec<String>, shutdown: CancellationToken) {
-    let consumer = loop {
+    let consumers = loop {
         match start(&hub, &brokers, &topics).await {
             Ok(c) => break c,
             Err(e) => {
@@ -63,6 +65,15 @@ pub async fn run(hub: Arc<Hub>, brokers: String, topics: Vec<String>, shutdown: 
         }
     };
     tracing::info!(topics = ?topics, "event feed reading from the end");
+    let mut readers = tokio::task::JoinSet::new();
+    for (topic, consumer) in consumers.into_iter().enumerate() {
+        readers.spawn(read(hub.clone(), topic, consumer, shutdown.clone()));
+    }
+    while readers.join_next().await.is_some() {}
+}
+
+/// One topic's messages into the hub, in offset order per partition.
+async fn read(hub: Arc<Hub>, topic: usize, consumer: StreamConsumer, shutdown: CancellationToken) {
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -75,7 +86,6 @@ pub async fn run(hub: Arc<Hub>, brokers: String, topics: Vec<String>, shutdown: 
                 continue;
             }
         };
-        let Some(topic) = topics.iter().position(|t| t == message.topic()) else { continue };
         if let Some(ts) = message.timestamp().to_millis() {
             let lag = chrono::Utc::now().timestamp_millis() - ts;
             metrics::histogram!("gateway_push_lag_seconds").record(lag.max(0) as f64 / 1000.0);
@@ -84,23 +94,27 @@ pub async fn run(hub: Arc<Hub>, brokers: String, topics: Vec<String>, shutdown: 
     }
 }
 
-async fn start(hub: &Hub, brokers: &str, topics: &[String]) -> anyhow::Result<StreamConsumer> {
-    let consumer: StreamConsumer = reader(brokers).create().context("creating the event consumer")?;
-    let (brokers, topics2) = (brokers.to_string(), topics.to_vec());
+async fn start(hub: &Hub, brokers: &str, topics: &[String]) -> anyhow::Result<Vec<StreamConsumer>> {
+    let (brokers2, topics2) = (brokers.to_string(), topics.to_vec());
     let marks = tokio::task::spawn_blocking(move || {
-        let probe: BaseConsumer = reader(&brokers).create()?;
+        let probe: BaseConsumer = reader(&brokers2).create()?;
         watermarks(&probe, &topics2)
     })
     .await??;
-    let mut tpl = TopicPartitionList::new();
+    let mut assignments: Vec<TopicPartitionList> = topics.iter().map(|_| TopicPartitionList::new()).collect();
     let mut positions = Cursor::default();
     for ((t, p), (_, high)) in marks {
-        tpl.add_partition_offset(&topics[t], p, Offset::Offset(high))?;
+        assignments[t].add_partition_offset(&topics[t], p, Offset::Offset(high))?;
         positions.0.insert((t, p), high);
     }
-    consumer.assign(&tpl)?;
+    let mut consumers = Vec::new();
+    for tpl in assignments {
+        let consumer: StreamConsumer = reader(brokers).create().context("creating an event consumer")?;
+        consumer.assign(&tpl)?;
+        consumers.push(consumer);
+    }
     hub.start_at(positions);
-    Ok(consumer)
+    Ok(consumers)
 }
 
 /// A message as an event (its key is the user; a payload that is not JSON is kept as a string).
