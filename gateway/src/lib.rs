@@ -7,6 +7,7 @@
 //! - [`push`]: live events — `GET /api/events`, `GET /api/orders/{id}/events` (Server-Sent Events
 //!   fed from `order.events` and the banks' `bank.events`, resumable with `Last-Event-ID`) and the
 //!   same over a WebSocket at `/api/ws` (a single-use ticket from `POST /api/ws/ticket`).
+//! - [`web`]: the web app (`web/`), compiled in and served at `/`.
 //! - [`config`]: settings from the environment.
 //! - [`Application`]: binds, starts the event feed, serves until shutdown.
 
@@ -14,6 +15,7 @@ pub mod config;
 pub mod proxy;
 pub mod push;
 pub mod routes;
+pub mod web;
 
 use std::sync::{Arc, atomic::Ordering};
 
@@ -61,8 +63,15 @@ pub fn router(gw: Gateway) -> Router {
         .merge(streams)
         // The ticket in the query authenticates the handshake (a browser cannot send a header).
         .route("/api/ws", get(push::ws::socket))
+        .route("/api/banks", get(banks))
         .route("/api/{*rest}", any(proxy::forward))
+        .fallback(web::serve)
         .with_state(gw)
+}
+
+/// The banks behind this gateway (`/api/banks/{code}/…`), for the web app's bank pages.
+async fn banks(State(gw): State<Gateway>) -> Json<serde_json::Value> {
+    Json(json!({"banks": gw.config.upstreams.banks.keys().collect::<Vec<_>>()}))
 }
 
 /// Ready once the event feed has its starting positions (the topics exist and the broker answers).

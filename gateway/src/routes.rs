@@ -53,6 +53,11 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
         ["payment"] | ["orders"] | ["orders", _] => to(Orchestrator, path, SignedIn),
         ["admin", "dlq", ..] => to(Orchestrator, path, Admin),
         ["admin", "outage"] | ["ledger", "summary"] => to(Payment, path, Admin),
+        // Each service's Prometheus text, for the operator console (the services serve it unauthenticated
+        // on their own ports, which are not exposed outside; through the edge it is an admin's).
+        ["admin", "metrics", "product"] => to(Product, "/metrics", Admin),
+        ["admin", "metrics", "orchestrator"] => to(Orchestrator, "/metrics", Admin),
+        ["admin", "metrics", "payment"] => to(Payment, "/metrics", Admin),
         ["banks", code, rest @ ..] if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) && !rest.is_empty() => {
             let inner = format!("/{}", rest.join("/"));
             match rest {
@@ -86,6 +91,7 @@ mod tests {
         assert_eq!(r(Method::GET, "/orders"), Some((Orchestrator, "/orders".into(), SignedIn)));
         assert_eq!(r(Method::GET, "/admin/dlq/12"), Some((Orchestrator, "/admin/dlq/12".into(), Admin)));
         assert_eq!(r(Method::POST, "/admin/outage"), Some((Payment, "/admin/outage".into(), Admin)));
+        assert_eq!(r(Method::GET, "/admin/metrics/orchestrator"), Some((Orchestrator, "/metrics".into(), Admin)));
         assert_eq!(r(Method::POST, "/banks/002/transfers"), Some((Bank("002".into()), "/transfers".into(), SignedIn)));
         assert_eq!(r(Method::GET, "/banks/001/admin/clearing"), Some((Bank("001".into()), "/admin/clearing".into(), Admin)));
     }
@@ -101,6 +107,7 @@ mod tests {
             (Method::GET, "/orders/../admin/dlq"),
             (Method::GET, "/orders//x"),
             (Method::GET, "/orders/1/2"),
+            (Method::GET, "/admin/metrics/identity"),
         ] {
             assert_eq!(r(m.clone(), p), None, "{m} {p}");
         }

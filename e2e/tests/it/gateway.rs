@@ -1,12 +1,13 @@
 //! The gateway in front of the in-process system: routing and the edge's token check, and live
-//! order status over Server-Sent Events — once each and in order, only to its user, and resumed
-//! exactly with `Last-Event-ID` after the gateway restarts.
+//! order status over Server-Sent Events — once each and in order, only to its user, on any replica,
+//! and resumed exactly with `Last-Event-ID` after the gateway process is SIGKILLed and restarted.
 
 use std::{
     collections::BTreeMap,
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use e2e::system::{System, SystemOptions, payment_body, settled, statuses};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -104,15 +105,15 @@ impl Stream {
         }
     }
 
-    /// Reads `order`'s status events until `last` (or the deadline); returns them with their ids.
-    async fn statuses_until(&mut self, order: &str, last: &[&str]) -> anyhow::Result<Vec<(String, String)>> {
+    /// Reads `order`'s status events until `last` (or the deadline); returns them with their ids and times.
+    async fn statuses_until(&mut self, order: &str, last: &[&str]) -> anyhow::Result<Vec<(String, String, String)>> {
         let deadline = Instant::now() + WITHIN;
         let mut seen = Vec::new();
         while Instant::now() < deadline {
             let Some(e) = self.next(deadline.saturating_duration_since(Instant::now())).await? else { break };
             if e.event == "order" && e.data["order_id"] == order {
                 let status = e.data["status"].as_str().unwrap_or_default().to_string();
-                seen.push((status.clone(), e.id));
+                seen.push((status.clone(), e.id, e.data["at"].as_str().unwrap_or_default().to_string()));
                 if last.contains(&status.as_str()) {
                     break;
                 }
@@ -197,7 +198,11 @@ async fn an_orders_statuses_arrive_once_in_order_and_only_to_its_user() -> anyho
     let order = buy(&sys, &gw, "ana-push", product, "4242424242424242").await?;
     let pushed = ana.statuses_until(&order, &["COMPLETED"]).await?;
     let final_order = sys.wait_order(&order, WITHIN, settled).await?;
-    let pushed: Vec<String> = pushed.into_iter().map(|(s, _)| s).collect();
+    // Each event carries the time of its history entry: a client merges the two by (status, at).
+    let history: Vec<(String, String)> = final_order["history"].as_array().unwrap().iter().map(|h| (h["status"].as_str().unwrap().to_string(), h["at"].as_str().unwrap().to_string())).collect();
+    let times: Vec<(String, String)> = pushed.iter().map(|(s, _, at)| (s.clone(), at.clone())).collect();
+    assert_eq!(times, history, "the events' times are the history's");
+    let pushed: Vec<String> = pushed.into_iter().map(|(s, ..)| s).collect();
     assert_eq!(pushed, statuses(&final_order), "every status once, in order");
     assert_eq!(pushed.last().map(String::as_str), Some("COMPLETED"));
 
@@ -221,38 +226,128 @@ async fn an_orders_statuses_arrive_once_in_order_and_only_to_its_user() -> anyho
     Ok(())
 }
 
+/// A gateway binary over `sys` on `port`: a real process, so it can be SIGKILLed.
+struct GatewayProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl GatewayProcess {
+    async fn start(sys: &System, port: u16) -> anyhow::Result<Self> {
+        // The binary of this checkout, built if missing or stale (a no-op when `scripts/stack up`
+        // or an earlier test built it). It lands beside this test's own executable.
+        let built = std::process::Command::new(env!("CARGO")).args(["build", "-q", "-p", "gateway"]).status()?;
+        anyhow::ensure!(built.success(), "cargo build -p gateway failed");
+        let bin = std::env::current_exe()?.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("gateway")).unwrap();
+        let auth = sys.issuer.auth_config();
+        let mut banks = BTreeMap::new();
+        if !sys.bank_url.is_empty() {
+            banks.insert("001".to_string(), sys.bank_url.clone());
+        }
+        let topics = gateway::config::default_event_topics(&sys.prefix, banks.keys()).join(",");
+        let child = std::process::Command::new(&bin)
+            .envs([
+                ("GATEWAY_HOST", "127.0.0.1".to_string()),
+                ("GATEWAY_PORT", port.to_string()),
+                ("AUTH_ISSUER", auth.issuer.clone()),
+                ("AUTH_AUDIENCE", auth.audience.clone()),
+                ("AUTH_JWKS_URL", auth.jwks_url.clone()),
+                ("PRODUCT_URL", sys.product_url.clone()),
+                ("ORCHESTRATOR_URL", sys.orchestrator_url.clone()),
+                ("PAYMENT_URL", sys.payment_url.clone()),
+                ("IDENTITY_URL", "http://127.0.0.1:9".to_string()),
+                ("GATEWAY_BANKS", format!("001={}", if sys.bank_url.is_empty() { "http://127.0.0.1:9" } else { &sys.bank_url })),
+                ("KAFKA_BROKERS", e2e::StackAddr::from_env().brokers()),
+                ("GATEWAY_EVENT_TOPICS", topics),
+                ("GATEWAY_HEARTBEAT_SECS", "1".to_string()),
+                ("RUST_LOG", "warn".to_string()),
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let gw = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while !sys.http.get(format!("{}/health/ready", gw.url)).send().await.is_ok_and(|r| r.status().is_success()) {
+            anyhow::ensure!(started.elapsed() < WITHIN, "the gateway process did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(gw)
+    }
+
+    fn sigkill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL: no graceful shutdown, streams cut mid-event
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        self.sigkill();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_stream_resumes_exactly_after_the_gateway_restarts() -> anyhow::Result<()> {
+async fn a_stream_resumes_exactly_after_the_gateway_process_is_sigkilled() -> anyhow::Result<()> {
     let sys = System::spawn(SystemOptions::default()).await?;
-    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let port = free_port()?;
+    let mut gw = GatewayProcess::start(&sys, port).await?;
     let product = sys.create_product("3.00", 5).await?;
     let token = sys.token("cora-push");
-    let mut stream = Stream::open(&sys.http, &format!("{gw}/api/events"), &token, None).await?;
+    let mut stream = Stream::open(&sys.http, &format!("{}/api/events", gw.url), &token, None).await?;
     let snapshot = stream.next(WITHIN).await?.expect("a snapshot");
-    let order = buy(&sys, &gw, "cora-push", product, "4242424242424242").await?;
-    // The first status arrives; then the gateway goes away mid-saga.
+    let order = buy(&sys, &gw.url, "cora-push", product, "4242424242424242").await?;
+    // The first status arrives; then the gateway is killed mid-saga.
     let before = stream.statuses_until(&order, &["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "PAID", "COMPLETED"]).await?;
-    assert!(!before.is_empty(), "at least the first status before the restart");
-    let last_id = before.last().map(|(_, id)| id.clone()).unwrap_or(snapshot.id);
-    stop.cancel();
+    assert!(!before.is_empty(), "at least the first status before the kill");
+    let last_id = before.last().map(|(_, id, _)| id.clone()).unwrap_or(snapshot.id);
+    gw.sigkill();
     drop(stream);
     let final_order = sys.wait_order(&order, WITHIN, settled).await?;
 
-    // A new gateway; the client comes back with the id of the last event it saw.
-    let (gw2, stop2) = spawn_gateway(&sys, 0).await?;
-    let mut resumed = Stream::open(&sys.http, &format!("{gw2}/api/events"), &token, Some(&last_id)).await?;
+    // The gateway comes back on the same address; the client returns with the last id it saw.
+    let gw = GatewayProcess::start(&sys, port).await?;
+    let mut resumed = Stream::open(&sys.http, &format!("{}/api/events", gw.url), &token, Some(&last_id)).await?;
     let after = resumed.statuses_until(&order, &["COMPLETED"]).await?;
-    let mut all: Vec<String> = before.into_iter().map(|(s, _)| s).collect();
-    all.extend(after.into_iter().map(|(s, _)| s));
+    let mut all: Vec<String> = before.into_iter().map(|(s, ..)| s).collect();
+    all.extend(after.into_iter().map(|(s, ..)| s));
     assert_eq!(all, statuses(&final_order), "exactly the missed statuses, in order, none twice");
     while let Some(e) = resumed.next(Duration::from_millis(500)).await? {
         assert!(e.event != "order", "nothing after COMPLETED: {e:?}");
     }
     // An id this gateway never wrote: start over.
-    let mut garbage = Stream::open(&sys.http, &format!("{gw2}/api/events"), &token, Some("not-a-cursor")).await?;
+    let mut garbage = Stream::open(&sys.http, &format!("{}/api/events", gw.url), &token, Some("not-a-cursor")).await?;
     assert_eq!(garbage.next(WITHIN).await?.map(|e| e.event), Some("resync".to_string()));
 
-    stop2.cancel();
+    drop(gw);
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_on_one_replica_sees_a_saga_driven_through_the_other() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (a, stop_a) = spawn_gateway(&sys, 0).await?;
+    let (b, stop_b) = spawn_gateway(&sys, 0).await?;
+    let product = sys.create_product("1.25", 5).await?;
+    let mut on_a = Stream::open(&sys.http, &format!("{a}/api/events"), &sys.token("eva-replicas"), None).await?;
+    assert_eq!(on_a.next(WITHIN).await?.expect("a snapshot").event, "snapshot");
+    let mut other_user_on_b = Stream::open(&sys.http, &format!("{b}/api/events"), &sys.token("fred-replicas"), None).await?;
+    assert_eq!(other_user_on_b.next(WITHIN).await?.expect("a snapshot").event, "snapshot");
+
+    // Reserved and paid through replica B; watched on replica A.
+    let order = buy(&sys, &b, "eva-replicas", product, "4242424242424242").await?;
+    let seen: Vec<String> = on_a.statuses_until(&order, &["COMPLETED"]).await?.into_iter().map(|(s, ..)| s).collect();
+    let final_order = sys.wait_order(&order, WITHIN, settled).await?;
+    assert_eq!(seen, statuses(&final_order), "every status once, in order, on the other replica");
+    let leaked = other_user_on_b.next(Duration::from_millis(500)).await?;
+    assert!(leaked.is_none(), "another user received the events on replica B: {leaked:?}");
+
+    stop_a.cancel();
+    stop_b.cancel();
     sys.stop().await;
     Ok(())
 }

@@ -181,12 +181,14 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
     if t.statuses.is_empty() {
         return Ok(vec![]);
     }
-    let mut history = sqlx::QueryBuilder::new("INSERT INTO order_history (order_id, status, reason) ");
+    // One clock for the history rows and the events: a client that merges `order.events` into the
+    // history it read (GET /orders/{id}) recognises each entry by its status and time.
+    let now = history_time();
+    let mut history = sqlx::QueryBuilder::new("INSERT INTO order_history (order_id, status, reason, at) ");
     history.push_values(&t.statuses, |mut row, (status, reason)| {
-        row.push_bind(&order.id).push_bind(status.as_str()).push_bind(reason.as_deref().map(|r| truncate(r, 255)));
+        row.push_bind(&order.id).push_bind(status.as_str()).push_bind(reason.as_deref().map(|r| truncate(r, 255))).push_bind(now);
     });
     history.build().execute(&mut *conn).await?;
-    let now = Utc::now();
     Ok(t.statuses
         .iter()
         .map(|(status, reason)| status_event(events_topic, &order.id, &order.user_id, *status, reason.clone(), now))
@@ -253,8 +255,16 @@ pub async fn forget_cvc(conn: &mut MySqlConnection, order: &mut Order) -> sqlx::
 /// The history row and `order.events` message of a freshly inserted (ACCEPTED) order.
 pub async fn record_accepted(conn: &mut MySqlConnection, order_id: &str, user_id: &str, events_topic: &str) -> sqlx::Result<Outgoing> {
     let status = OrderStatus::Accepted;
-    sqlx::query("INSERT INTO order_history (order_id, status) VALUES (?, ?)").bind(order_id).bind(status.as_str()).execute(&mut *conn).await?;
-    Ok(status_event(events_topic, order_id, user_id, status, None, Utc::now()))
+    let now = history_time();
+    sqlx::query("INSERT INTO order_history (order_id, status, at) VALUES (?, ?, ?)").bind(order_id).bind(status.as_str()).bind(now).execute(&mut *conn).await?;
+    Ok(status_event(events_topic, order_id, user_id, status, None, now))
+}
+
+/// Now, at the microseconds `order_history.at` (TIMESTAMP(6)) keeps, so the event says exactly what
+/// the row does.
+fn history_time() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
 }
 
 /// The `order.events` message for one status entered (keyed by user), counted once here.

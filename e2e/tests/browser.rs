@@ -1,0 +1,317 @@
+//! The web app in a real browser (Debian's Chromium, headless, driven over WebDriver by
+//! chromedriver), against the whole local stack through its gateway — what a shopper and an operator
+//! do, page by page, with a screenshot of each under `<target>/tmp/browser/<run>/`:
+//!
+//! 1. a shopper signs up, searches, reserves, pays with 4242… and watches the status timeline reach
+//!    COMPLETED without a reload (every step once, in order);
+//! 2. pays with 4000…0119 (the acquirer fails every attempt): the order turns FAILED; an operator
+//!    signs in, finds the dead letter in the console and abandons it; the shopper's page shows
+//!    COMPENSATED;
+//! 3. the operator switches the acquirer outage on; a 4242… payment dead-letters; the operator
+//!    switches it off, dry-runs and replays the dead letter; the shopper's page shows COMPLETED.
+//!
+//! Needs `scripts/stack up` (the whole stack, gateway included) and `chromium` + `chromium-driver`;
+//! `scripts/test` provides both and runs it with `--ignored`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail, ensure};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const WITHIN: Duration = Duration::from_secs(60);
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn gateway_url() -> String {
+    std::env::var("SAGAWAY_GATEWAY_URL").unwrap_or_else(|_| format!("http://127.0.0.1:{}", std::env::var("GATEWAY_PORT").unwrap_or_else(|_| "8080".into())))
+}
+
+/// `scripts/stack <args…>` with `stdin`; its stdout.
+fn stack(args: &[&str], stdin: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    let mut child = Command::new(repo().join("scripts/stack")).args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+    child.stdin.take().context("stdin")?.write_all(stdin.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "scripts/stack {args:?} failed: {}", out.status);
+    Ok(String::from_utf8(out.stdout)?.trim().to_string())
+}
+
+/// chromedriver on a free port, stopped (by its PID) when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting chromedriver (Debian: apt-get install chromium chromium-driver; scripts/test installs it)")?;
+        let driver = Self { child, url: format!("http://127.0.0.1:{port}") };
+        let started = Instant::now();
+        while !reqwest::get(format!("{}/status", driver.url)).await.is_ok_and(|r| r.status().is_success()) {
+            ensure!(started.elapsed() < Duration::from_secs(20), "chromedriver did not answer on {}", driver.url);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(driver)
+    }
+
+    /// A new headless Chromium window (its own profile: its own sessionStorage).
+    async fn browser(&self) -> anyhow::Result<Client> {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": "/usr/bin/chromium",
+                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
+        );
+        Ok(ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps).connect(&self.url).await?)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One person at one browser window, saving a screenshot of each page they reach.
+struct Person {
+    b: Client,
+    name: &'static str,
+    shots: PathBuf,
+}
+
+impl Person {
+    async fn shot(&self, step: &str) -> anyhow::Result<()> {
+        let png = self.b.screenshot().await?;
+        let n = std::fs::read_dir(&self.shots)?.count();
+        std::fs::write(self.shots.join(format!("{n:02}-{}-{step}.png", self.name)), png)?;
+        Ok(())
+    }
+
+    async fn find(&self, css: &str) -> anyhow::Result<fantoccini::elements::Element> {
+        self.b.wait().at_most(WITHIN).for_element(Locator::Css(css)).await.with_context(|| format!("{}: waiting for `{css}`", self.name))
+    }
+
+    async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
+        let e = self.find(css).await?;
+        e.clear().await?;
+        e.send_keys(text).await?;
+        Ok(())
+    }
+
+    async fn click(&self, css: &str) -> anyhow::Result<()> {
+        self.find(css).await?.click().await?;
+        Ok(())
+    }
+
+    async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        self.b.goto(url).await?;
+        Ok(())
+    }
+
+    /// The page's error banner, if it shows one (for failure messages).
+    async fn banner(&self) -> String {
+        match self.b.find(Locator::Id("flash")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits until the order page's status badge shows `status` (the page is never reloaded).
+    async fn sees_status(&self, status: &str) -> anyhow::Result<()> {
+        let css = format!("#order-status[data-status=\"{status}\"]");
+        self.b.wait().at_most(WITHIN).for_element(Locator::Css(&css)).await.with_context(|| format!("{}: the order never showed {status}", self.name))?;
+        Ok(())
+    }
+
+    /// The statuses of the order page's timeline, top to bottom.
+    async fn timeline(&self) -> anyhow::Result<Vec<String>> {
+        let items = self.b.find_all(Locator::Css("#timeline li")).await?;
+        let mut out = Vec::new();
+        for li in items {
+            out.push(li.attr("data-status").await?.unwrap_or_default());
+        }
+        Ok(out)
+    }
+
+    /// Reserves one of the product on its page and pays with `card`; returns the order id.
+    async fn buy(&self, base: &str, product: u64, card: &str) -> anyhow::Result<String> {
+        self.goto(&format!("{base}/#/product/{product}")).await?;
+        self.click("#reserve-form button[type=submit]").await?;
+        self.fill("#pay-form input[name=number]", card).await?;
+        self.fill("#pay-form input[name=exp_month]", "12").await?;
+        self.fill("#pay-form input[name=exp_year]", "2031").await?;
+        self.fill("#pay-form input[name=cvc]", "123").await?;
+        self.shot("pay").await?;
+        self.click("#pay-form button[type=submit]").await?;
+        let started = Instant::now();
+        loop {
+            let url = self.b.current_url().await?;
+            if let Some(id) = url.fragment().and_then(|f| f.strip_prefix("/orders/")) {
+                // A marker that a reload would erase: the timeline must move without one.
+                self.b.execute("window.__sagaway_no_reload = true; return true", vec![]).await?;
+                return Ok(id.to_string());
+            }
+            ensure!(started.elapsed() < WITHIN, "{}: paying did not open the order page: {}", self.name, self.banner().await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn was_not_reloaded(&self) -> anyhow::Result<()> {
+        let marker = self.b.execute("return window.__sagaway_no_reload === true", vec![]).await?;
+        ensure!(marker == Value::Bool(true), "{}: the order page was reloaded", self.name);
+        Ok(())
+    }
+}
+
+/// Polls `/api/findAll` until the search index has the product (CDC → index is asynchronous).
+async fn indexed(http: &reqwest::Client, base: &str, word: &str) -> anyhow::Result<u64> {
+    let started = Instant::now();
+    loop {
+        let found: Value = http.get(format!("{base}/api/findAll")).query(&[("q", word)]).send().await?.json().await?;
+        if let Some(id) = found["items"][0]["id"].as_u64() {
+            return Ok(id);
+        }
+        ensure!(started.elapsed() < WITHIN, "the product `{word}` never reached the search index");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the whole stack (scripts/stack up) and Chromium; run by scripts/test with --ignored"]
+async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow::Result<()> {
+    let base = gateway_url();
+    let http = reqwest::Client::new();
+    if !http.get(format!("{base}/health/ready")).send().await.is_ok_and(|r| r.status().is_success()) {
+        bail!("no gateway at {base}: start the whole stack first (scripts/stack up)");
+    }
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser").join(&run);
+    std::fs::create_dir_all(&shots)?;
+    println!("screenshots: {}", shots.display());
+
+    // The catalogue entries this run buys, one per scenario (a second order of the same product by
+    // the same user within minutes is refused as a duplicate). An admin's call; names unique to the run.
+    let admin = stack(&["token", &format!("catalogue-{run}"), "--admin"], "")?;
+    let word = format!("lantern{run}");
+    let mut products = Vec::new();
+    for suffix in ["", "b", "c"] {
+        let name = format!("Brass {word}{suffix}");
+        let res = http
+            .post(format!("{base}/api/products"))
+            .bearer_auth(&admin)
+            .json(&json!({"name": name, "description": "A lantern for the browser test", "category": format!("lights{run}"), "price": "12.50", "stock": 20}))
+            .send()
+            .await?;
+        ensure!(res.status() == 201, "creating the product: {} {}", res.status(), res.text().await?);
+        products.push(indexed(&http, &base, &format!("{word}{suffix}")).await?);
+    }
+    let product = products[0];
+
+    // The operator: an account with a password, given the admin role from the command line.
+    let (operator, password) = (format!("op-{run}"), format!("operator-pw-{run}"));
+    stack(&["user", &operator, "--password-stdin"], &format!("{password}\n"))?;
+    stack(&["user", &operator, "--admin"], "")?;
+
+    let driver = Driver::start().await?;
+    let shopper = Person { b: driver.browser().await?, name: "shopper", shots: shots.clone() };
+    let outcome = async {
+        // 1. Sign up, search, reserve, pay 4242 → COMPLETED, live.
+        shopper.goto(&format!("{base}/#/signup")).await?;
+        shopper.fill("#signup-form input[name=username]", &format!("shopper-{run}")).await?;
+        shopper.fill("#signup-form input[name=password]", &format!("shopper-pw-{run}")).await?;
+        shopper.shot("signup").await?;
+        shopper.click("#signup-form button[type=submit]").await?;
+        shopper.find("#signed-in-as").await?;
+        shopper.fill("#search-form input[name=q]", &word).await?;
+        shopper.fill("#search-form input[name=category]", &format!("lights{run}")).await?;
+        shopper.click("#search-form button[type=submit]").await?;
+        shopper.find(&format!("article[data-product=\"{product}\"]")).await?;
+        shopper.shot("search").await?;
+        shopper.click(&format!("article[data-product=\"{product}\"] a")).await?;
+        shopper.find("#reserve-form").await?;
+        shopper.shot("product").await?;
+        let paid = shopper.buy(&base, product, "4242 4242 4242 4242").await?;
+        shopper.sees_status("COMPLETED").await?;
+        shopper.was_not_reloaded().await?;
+        shopper.shot("completed").await?;
+        let steps = shopper.timeline().await?;
+        ensure!(steps == ["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "PAID", "COMPLETED"], "order {paid}: timeline {steps:?}");
+
+        // 2. 0119 fails every attempt → FAILED; the operator abandons the dead letter → COMPENSATED.
+        let failing = shopper.buy(&base, products[1], "4000000000000119").await?;
+        shopper.sees_status("FAILED").await?;
+        shopper.shot("failed").await?;
+
+        let op = Person { b: driver.browser().await?, name: "operator", shots: shots.clone() };
+        let outcome = async {
+            op.goto(&format!("{base}/#/login")).await?;
+            op.fill("#login-form input[name=username]", &operator).await?;
+            op.fill("#login-form input[name=password]", &password).await?;
+            op.click("#login-form button[type=submit]").await?;
+            op.find("#signed-in-as").await?;
+            op.goto(&format!("{base}/#/console?order_id={failing}")).await?;
+            op.click(&format!("tr[data-order=\"{failing}\"] button")).await?;
+            op.find("#dlq-abandon").await?;
+            op.shot("dead-letter").await?;
+            op.click("#dlq-abandon").await?;
+            shopper.sees_status("COMPENSATED").await?;
+            shopper.was_not_reloaded().await?;
+            shopper.shot("compensated").await?;
+
+            // 3. Outage on → a 4242 payment dead-letters; off → dry-run, replay → COMPLETED.
+            op.goto(&format!("{base}/#/console")).await?;
+            op.find("#outage-state").await?;
+            op.click("#outage-toggle").await?;
+            op.b.wait().at_most(WITHIN).for_element(Locator::XPath("//strong[@id='outage-state' and starts-with(., 'ON')]")).await?;
+            op.shot("outage-on").await?;
+            let stuck = shopper.buy(&base, products[2], "4242424242424242").await?;
+            shopper.sees_status("FAILED").await?;
+            op.click("#outage-toggle").await?;
+            op.b.wait().at_most(WITHIN).for_element(Locator::XPath("//strong[@id='outage-state' and .='off']")).await?;
+            op.goto(&format!("{base}/#/console?order_id={stuck}")).await?;
+            op.click(&format!("tr[data-order=\"{stuck}\"] button")).await?;
+            op.find("#dlq-replay").await?;
+            op.click("#dlq-detail button.secondary").await?; // the dry run first
+            op.b.wait().at_most(WITHIN).for_element(Locator::XPath("//div[@id='dlq-result' and contains(., 'Dry run')]")).await?;
+            op.shot("dry-run").await?;
+            op.click("#dlq-replay").await?;
+            shopper.sees_status("COMPLETED").await?;
+            shopper.was_not_reloaded().await?;
+            shopper.shot("replayed-completed").await?;
+            op.shot("after-replay").await?;
+            let steps = shopper.timeline().await?;
+            ensure!(steps.first().map(String::as_str) == Some("ACCEPTED") && steps.last().map(String::as_str) == Some("COMPLETED") && steps.contains(&"FAILED".to_string()), "order {stuck}: timeline {steps:?}");
+            anyhow::Ok(())
+        }
+        .await;
+        if outcome.is_err() {
+            let _ = op.shot("failure").await;
+            eprintln!("operator's banner: {}", op.banner().await);
+        }
+        let _ = op.b.close().await;
+        outcome
+    }
+    .await;
+    if outcome.is_err() {
+        let _ = shopper.shot("failure").await;
+        eprintln!("shopper's banner: {}", shopper.banner().await);
+    }
+    let _ = shopper.b.close().await;
+    outcome?;
+    println!("{} screenshots in {}", std::fs::read_dir(&shots)?.count(), shots.display());
+    Ok(())
+}
