@@ -18,7 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
 use sqlx::MySqlPool;
 
-use crate::kafka;
+use crate::{kafka, request_id};
 
 /// An RFC 9457 problem document. `code` is the stable machine-readable identifier clients switch on;
 /// `type` is the same code as a relative URI. Internals never go into `detail` for 5xx answers.
@@ -321,6 +321,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 async fn track_http(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
     let started = Instant::now();
     let route = req
         .extensions()
@@ -328,7 +329,14 @@ async fn track_http(req: Request, next: Next) -> Response {
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".to_string());
     let method = req.method().to_string();
-    let res = next.run(req).await;
+    // The request id: the caller's (the gateway's) or a new one; in every log line of the request,
+    // on every message it writes to the outbox, and on the answer.
+    let id = request_id::or_new(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
+    let span = tracing::info_span!("request", request_id = %id);
+    let mut res = request_id::scope(id.clone(), next.run(req)).instrument(span).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        res.headers_mut().insert(request_id::HEADER, v);
+    }
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);

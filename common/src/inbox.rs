@@ -355,7 +355,14 @@ impl ConsumerLoop {
                 metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
                 continue;
             }
-            outgoing.extend(handler.handle(&mut tx, msg).await.map_err(|e| (i, e))?);
+            let mut caused = handler.handle(&mut tx, msg).await.map_err(|e| (i, e))?;
+            // What a message causes carries the id of the request that caused the message.
+            if let Some((_, id)) = msg.headers.iter().find(|(k, _)| k == crate::request_id::KAFKA_HEADER) {
+                for out in &mut caused {
+                    crate::request_id::stamp(&mut out.headers, id);
+                }
+            }
+            outgoing.extend(caused);
             fresh.push(msg);
         }
         let recorded = async {

@@ -16,6 +16,7 @@
 //! - [`outbox`], [`inbox`]: effectively-once messaging (transactional outbox + relay; inbox-deduplicated consumers).
 //! - [`messages`]: the saga command/reply contract between the services.
 //! - [`money`]: exact amounts (parse, format, serde).
+//! - [`request_id`]: the id that follows a request through the services and the messages it causes.
 //! - [`rate`]: a token bucket (dead-letter replays are paced with it, server and CLI).
 //! - [`retry`]: backoff with jitter for every retrying loop (one schedule, testable without sleeping).
 //! - [`topics`]: the one list of topic names and partition counts.
@@ -35,6 +36,7 @@ pub mod messages;
 pub mod money;
 pub mod outbox;
 pub mod rate;
+pub mod request_id;
 pub mod retry;
 pub mod service;
 pub mod topics;

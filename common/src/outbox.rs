@@ -65,13 +65,18 @@ pub async fn enqueue_all(conn: &mut MySqlConnection, msgs: &[Outgoing]) -> sqlx:
     if msgs.is_empty() {
         return Ok(ids);
     }
+    // Messages written while serving a request carry its id (crate::request_id).
+    let request = crate::request_id::current();
+    let headers = |msg: &Outgoing| {
+        let mut h = msg.headers.clone();
+        if let Some(id) = &request {
+            crate::request_id::stamp(&mut h, id);
+        }
+        serde_json::to_string(&h).expect("headers serialise")
+    };
     let mut insert = sqlx::QueryBuilder::new("INSERT INTO outbox (message_id, topic, msg_key, payload, headers) ");
     insert.push_values(msgs.iter().zip(&ids), |mut row, (msg, id)| {
-        row.push_bind(id.to_string())
-            .push_bind(&msg.topic)
-            .push_bind(&msg.key)
-            .push_bind(&msg.payload)
-            .push_bind(serde_json::to_string(&msg.headers).expect("headers serialise"));
+        row.push_bind(id.to_string()).push_bind(&msg.topic).push_bind(&msg.key).push_bind(&msg.payload).push_bind(headers(msg));
     });
     insert.build().execute(conn).await?;
     Ok(ids)

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use rdkafka::{
     ClientConfig, Message, Offset, TopicPartitionList,
+    message::Headers,
     consumer::{BaseConsumer, Consumer},
 };
 
@@ -37,12 +38,20 @@ impl StackAddr {
     }
 }
 
-/// One record as seen on a topic: the key and value as JSON (`None` value = tombstone).
+/// One record as seen on a topic: the key and value as JSON (`None` value = tombstone), its headers.
 #[derive(Debug, Clone)]
 pub struct Record {
     pub key: Option<serde_json::Value>,
     pub value: Option<serde_json::Value>,
+    pub headers: Vec<(String, String)>,
     pub received: Instant,
+}
+
+impl Record {
+    /// The value of header `name`, if the record has it.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 /// Reads a topic from a chosen position without joining a consumer group.
@@ -98,7 +107,11 @@ impl TopicWatcher {
             let Some(msg) = self.consumer.poll(Duration::from_millis(20)) else { continue };
             let msg = msg.context("consuming")?;
             let parse = |b: Option<&[u8]>| b.and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok());
-            let record = Record { key: parse(msg.key()), value: parse(msg.payload()), received: Instant::now() };
+            let headers = msg
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_string(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            let record = Record { key: parse(msg.key()), value: parse(msg.payload()), headers, received: Instant::now() };
             if pred(&record) {
                 return Ok(record);
             }

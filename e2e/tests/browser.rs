@@ -2,7 +2,8 @@
 //! chromedriver), against the whole local stack through its gateway — what a shopper and an operator
 //! do, page by page, with a screenshot of each under `<target>/tmp/browser/<run>/`:
 //!
-//! 1. a shopper signs up, searches, reserves, pays with 4242… and watches the status timeline reach
+//! 1. a shopper signs up, searches with a slip in the word (found, the word highlighted), narrows
+//!    by the category facet, reserves, pays with 4242… and watches the status timeline reach
 //!    COMPLETED without a reload (every step once, in order);
 //! 2. pays with 4000…0119 (the acquirer fails every attempt): the order turns FAILED; an operator
 //!    signs in, finds the dead letter in the console and abandons it; the shopper's page shows
@@ -106,15 +107,35 @@ impl Person {
     }
 
     async fn fill(&self, css: &str, text: &str) -> anyhow::Result<()> {
-        let e = self.find(css).await?;
-        e.clear().await?;
-        e.send_keys(text).await?;
-        Ok(())
+        self.on_fresh(css, |e| async move {
+            e.clear().await?;
+            e.send_keys(text).await
+        })
+        .await
     }
 
     async fn click(&self, css: &str) -> anyhow::Result<()> {
-        self.find(css).await?.click().await?;
-        Ok(())
+        self.on_fresh(css, |e| async move { e.click().await }).await
+    }
+
+    /// Does `act` on the element `css` names, finding it again when the page re-rendered between
+    /// the find and the act (a stale element: the app replaces a page's content when its data
+    /// arrives or after an action), until the deadline.
+    async fn on_fresh<F, Fut>(&self, css: &str, act: F) -> anyhow::Result<()>
+    where
+        F: Fn(fantoccini::elements::Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), fantoccini::error::CmdError>>,
+    {
+        let deadline = Instant::now() + WITHIN;
+        loop {
+            match act(self.find(css).await?).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.to_string().contains("stale element") && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(e).with_context(|| format!("{}: on `{css}`", self.name)),
+            }
+        }
     }
 
     async fn goto(&self, url: &str) -> anyhow::Result<()> {
@@ -177,15 +198,17 @@ impl Person {
     }
 }
 
-/// Polls `/api/findAll` until the search index has the product (CDC → index is asynchronous).
-async fn indexed(http: &reqwest::Client, base: &str, word: &str) -> anyhow::Result<u64> {
+/// Polls `/api/findAll` until the search index has the product named `name` (CDC → index is
+/// asynchronous); its id.
+async fn indexed(http: &reqwest::Client, base: &str, name: &str) -> anyhow::Result<u64> {
     let started = Instant::now();
     loop {
-        let found: Value = http.get(format!("{base}/api/findAll")).query(&[("q", word)]).send().await?.json().await?;
-        if let Some(id) = found["items"][0]["id"].as_u64() {
+        let found: Value = http.get(format!("{base}/api/findAll")).query(&[("q", name)]).send().await?.json().await?;
+        let items = found["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+        if let Some(id) = items.iter().find(|i| i["name"] == name).and_then(|i| i["id"].as_u64()) {
             return Ok(id);
         }
-        ensure!(started.elapsed() < WITHIN, "the product `{word}` never reached the search index");
+        ensure!(started.elapsed() < WITHIN, "the product `{name}` never reached the search index");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -217,7 +240,7 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
             .send()
             .await?;
         ensure!(res.status() == 201, "creating the product: {} {}", res.status(), res.text().await?);
-        products.push(indexed(&http, &base, &format!("{word}{suffix}")).await?);
+        products.push(indexed(&http, &base, &name).await?);
     }
     let product = products[0];
 
@@ -236,9 +259,15 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
         shopper.shot("signup").await?;
         shopper.click("#signup-form button[type=submit]").await?;
         shopper.find("#signed-in-as").await?;
-        shopper.fill("#search-form input[name=q]", &word).await?;
-        shopper.fill("#search-form input[name=category]", &format!("lights{run}")).await?;
+        // A slip in the word (its second letter dropped) still finds the product, the matched
+        // word highlighted; the category facet offers the product's category.
+        let slipped = format!("l{}", &word[2..]);
+        shopper.fill("#search-form input[name=q]", &slipped).await?;
         shopper.click("#search-form button[type=submit]").await?;
+        let mark = shopper.find(&format!("article[data-product=\"{product}\"] h3 mark")).await?;
+        ensure!(mark.text().await?.eq_ignore_ascii_case(&word), "the highlighted word: {}", mark.text().await?);
+        shopper.click(&format!("#facets a[href*=\"category=lights{run}\"]")).await?;
+        shopper.find(&format!("#facets a[aria-current][href*=\"category=lights{run}\"]")).await?;
         shopper.find(&format!("article[data-product=\"{product}\"]")).await?;
         shopper.shot("search").await?;
         shopper.click(&format!("article[data-product=\"{product}\"] a")).await?;

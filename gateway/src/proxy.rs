@@ -19,19 +19,14 @@ use crate::{
     routes::{self, Access, Upstream},
 };
 
-pub const REQUEST_ID: &str = "x-request-id";
+pub const REQUEST_ID: &str = sagaway_common::request_id::HEADER;
 
 /// Headers that belong to one hop, never forwarded (RFC 9110 §7.6.1), and `host`.
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
 
 /// The caller's request id if it is a sane one (1–128 visible ASCII characters), else a fresh UUID.
 pub fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    sagaway_common::request_id::or_new(headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()))
 }
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {

@@ -43,7 +43,7 @@ use utoipa::OpenApi;
 pub use config::Config;
 use config::SearchBackendKind;
 use error::{ApiError, ApiResult};
-use search::{SearchBackend, SearchPage, SearchQuery, query::FindAllParams};
+use search::{FindAllAnswer, SearchBackend, SearchQuery, query::FindAllParams};
 
 /// Migrations of the `product` database, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -69,18 +69,23 @@ pub struct AppState {
     paths(catalogue::api::seed, catalogue::api::create, catalogue::api::get, catalogue::api::patch, catalogue::api::delete,
           reservations::api::reserve, reservations::api::get, find_all, reindex),
     components(schemas(catalogue::Product, catalogue::NewProduct, catalogue::ProductPatch, catalogue::SeedResult,
-                       reservations::Reservation, reservations::ReserveRequest, search::SearchPage, search::ProductDoc,
+                       reservations::Reservation, reservations::ReserveRequest, search::FindAllAnswer, search::Found, search::ProductDoc,
+                       search::Facets, search::facets::CategoryCount, search::facets::PriceBandCount, search::Highlights,
+                       search::highlight::Segment,
                        indexer::ReindexReport))
 )]
 pub struct ApiDoc;
 
-/// Search the catalogue (served from the CDC-fed index, never from SQL).
+/// Search the catalogue (served from the CDC-fed index, never from SQL): the page, the facets
+/// (matches per category and per price band) and, for a text query, each item's highlighted words.
+/// Words of five letters or more also match with one letter wrong, missing, extra or swapped.
 #[utoipa::path(get, path = "/findAll", params(FindAllParams), tag = "search",
-    responses((status = 200, body = SearchPage), (status = 422, description = "invalid parameter (problem+json names it)")))]
-pub async fn find_all(State(app): State<AppState>, ApiQuery(params): ApiQuery<FindAllParams>) -> ApiResult<Json<SearchPage>> {
+    responses((status = 200, body = FindAllAnswer), (status = 422, description = "invalid parameter (problem+json names it)")))]
+pub async fn find_all(State(app): State<AppState>, ApiQuery(params): ApiQuery<FindAllParams>) -> ApiResult<Json<FindAllAnswer>> {
     let query = SearchQuery::parse(&params)?;
+    let text = query.text.clone();
     let page = app.search.search(query).await.map_err(ApiError::Search)?;
-    Ok(Json(page))
+    Ok(Json(FindAllAnswer::new(page, text.as_deref())))
 }
 
 /// Rebuild the search index from the CDC topic (clear, then replay from the beginning).
@@ -178,6 +183,11 @@ impl Application {
         let handler = commands::CommandHandler { replies_topic: common.topic(topics::PRODUCT_REPLIES) };
         tasks.spawn(consumer_loop.run(handler, shutdown.clone()));
 
+        if self.state.search.needs_rebuild() {
+            // A new index layout: fill it from the CDC topic before indexing on from the stored offsets.
+            let report = indexer::reindex(&common.kafka_brokers, &cfg.cdc_topic, self.state.search.clone(), self.state.index_gate.clone()).await?;
+            tracing::info!(?report, "search index rebuilt for its new layout");
+        }
         let cdc = kafka::consumer(&common.kafka_brokers, &cfg.indexer_group, common.fetch_wait_max_ms)?;
         indexer::assign_all(&cdc, &cfg.cdc_topic)?;
         tasks.spawn(indexer::run(cdc, self.state.search.clone(), self.state.index_gate.clone(), cfg.index_linger, shutdown.clone()));

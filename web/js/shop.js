@@ -38,9 +38,11 @@ export async function search() {
   const pages = Math.max(1, Math.ceil(found.total / PER_PAGE));
   const to = (n) => { const q = new URLSearchParams(p); q.set('page', n); return `#/shop?${q}`; };
   results.replaceChildren(
+    facetsNav(p, found.facets),
     h('p', { class: 'muted' }, `${found.total} product${found.total === 1 ? '' : 's'}`),
     h('div', { class: 'products' }, found.items.map((item) => h('article', { dataset: { product: item.id } },
-      h('h3', {}, h('a', { href: `#/product/${item.id}` }, item.name)),
+      h('h3', {}, h('a', { href: `#/product/${item.id}` }, marked(item.highlight?.name, item.name))),
+      item.highlight?.description ? h('p', { class: 'muted' }, marked(item.highlight.description)) : null,
       h('div', { class: 'price' }, item.price),
       h('div', { class: 'muted' }, item.category || ''),
       h('div', { class: 'muted' }, item.stock > 0 ? `${item.stock} in stock` : 'Sold out'),
@@ -50,6 +52,36 @@ export async function search() {
       h('span', {}, `Page ${page} of ${pages}`),
       page < pages ? h('a', { href: to(page + 1), rel: 'next' }, 'Next →') : null,
     ),
+  );
+}
+
+/** A highlighted field: the matched words in <mark> (text nodes only), or `plain` without one. */
+function marked(segments, plain) {
+  if (!segments) return plain;
+  return segments.map((s) => (s.match ? h('mark', {}, s.text) : s.text));
+}
+
+/** Counts per category and price band for the current search; each a link that applies it. */
+function facetsNav(p, facets) {
+  if (!facets) return null;
+  const link = (changes, text, count, current) => {
+    const q = new URLSearchParams(p);
+    q.delete('page');
+    for (const [k, v] of Object.entries(changes)) (v === null ? q.delete(k) : q.set(k, v));
+    return h('li', {}, h('a', { href: `#/shop?${q}`, 'aria-current': current ? 'true' : null }, text), count === null ? '' : ` (${count})`);
+  };
+  const chosen = (p.get('category') || '').toLowerCase();
+  const band = (b) => (b.below ? `${b.min} – ${b.below}` : `${b.min} and up`);
+  // max_price is inclusive: a band ends just below its `below`.
+  const upTo = (b) => (b.below ? (Number(b.below) - 0.0001).toFixed(4) : null);
+  return h('nav', { class: 'card facets', id: 'facets', 'aria-label': 'Refine' },
+    h('div', {}, h('h2', {}, 'Category'), h('ul', {},
+      chosen ? link({ category: null }, 'Any category', null, false) : null,
+      facets.categories.map((c) => link({ category: c.value }, c.value, c.count, c.value === chosen)))),
+    h('div', {}, h('h2', {}, 'Price'), h('ul', {},
+      (p.get('min_price') || p.get('max_price')) ? link({ min_price: null, max_price: null }, 'Any price', null, false) : null,
+      facets.price_bands.filter((b) => b.count > 0).map((b) => link({ min_price: b.min, max_price: upTo(b) }, band(b), b.count,
+        p.get('min_price') === b.min && (p.get('max_price') || null) === upTo(b))))),
   );
 }
 

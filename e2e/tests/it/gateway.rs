@@ -17,6 +17,11 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 /// A gateway over `sys`, on `port` (0: any); returns its URL and its stop token.
 async fn spawn_gateway(sys: &System, port: u16) -> anyhow::Result<(String, CancellationToken)> {
+    spawn_gateway_with(sys, port, |_| {}).await
+}
+
+/// [`spawn_gateway`] with its settings changed by `tweak` first.
+async fn spawn_gateway_with(sys: &System, port: u16, tweak: impl FnOnce(&mut gateway::Config)) -> anyhow::Result<(String, CancellationToken)> {
     let mut banks = BTreeMap::new();
     if !sys.bank_url.is_empty() {
         banks.insert("001".to_string(), sys.bank_url.clone());
@@ -39,6 +44,8 @@ async fn spawn_gateway(sys: &System, port: u16) -> anyhow::Result<(String, Cance
         stream_buffer: 64,
         heartbeat: Duration::from_secs(1),
     };
+    let mut config = config;
+    tweak(&mut config);
     let app = gateway::Application::build(config).await?;
     let url = format!("http://127.0.0.1:{}", app.port());
     let stop = CancellationToken::new();
@@ -136,7 +143,12 @@ async fn buy(sys: &System, gw: &str, user: &str, product: u64, card: &str) -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_gateway_routes_every_service_and_checks_tokens_at_the_edge() -> anyhow::Result<()> {
     let sys = System::spawn(SystemOptions { bank: true, ..Default::default() }).await?;
-    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    // A second bank that is away: its routes answer 502, and streams open without it.
+    let (gw, stop) = spawn_gateway_with(&sys, 0, |c| {
+        c.upstreams.banks.insert("002".into(), "http://127.0.0.1:9".into());
+        c.request_timeout = Duration::from_secs(3);
+    })
+    .await?;
     let product = sys.create_product("9.99", 5).await?;
     let (customer, admin) = (sys.token("gabi"), sys.admin_token("ops"));
     let get = |path: &str, token: Option<&str>| {
@@ -169,6 +181,17 @@ async fn the_gateway_routes_every_service_and_checks_tokens_at_the_edge() -> any
         .send()
         .await?;
     assert_eq!(opened.status(), StatusCode::CREATED, "a bank behind the gateway, body streamed through");
+    let account: Value = opened.json().await?;
+    assert_eq!(get("/api/banks/002/accounts", Some(&customer)).await?.status(), StatusCode::BAD_GATEWAY, "a bank that is away");
+    // A new stream's snapshot: the caller's accounts at every bank that answered, and which did not.
+    let mut stream = Stream::open(&sys.http, &format!("{gw}/api/events"), &customer, None).await?;
+    let snapshot = stream.next(WITHIN).await?.expect("a snapshot");
+    assert_eq!(snapshot.event, "snapshot");
+    let accounts = snapshot.data["accounts"].as_array().expect("accounts in the snapshot");
+    assert_eq!(accounts.len(), 1, "{accounts:?}");
+    assert_eq!((&accounts[0]["id"], accounts[0]["bank"].as_str()), (&account["id"], Some("001")));
+    assert_eq!(snapshot.data["unavailable_banks"], json!(["002"]));
+    drop(stream);
     assert_eq!(get("/api/banks/009/accounts", Some(&customer)).await?.status(), StatusCode::NOT_FOUND);
     let interbank = sys.http.post(format!("{gw}/api/banks/001/interbank/tx/x/commit")).json(&json!({"leg": 0})).send().await?;
     assert_eq!(interbank.status(), StatusCode::NOT_FOUND, "bank-to-bank routes are not exposed");
@@ -221,6 +244,40 @@ async fn an_orders_statuses_arrive_once_in_order_and_only_to_its_user() -> anyho
     let fourth = sys.http.get(format!("{gw}/api/events")).bearer_auth(sys.token("ana-push")).send().await?;
     assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS);
 
+    stop.cancel();
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_id_follows_the_order_from_the_edge_into_every_message() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let product = sys.create_product("6.00", 5).await?;
+    let topic = gateway::config::default_event_topics(&sys.prefix, std::iter::empty::<&String>()).remove(0);
+    let watcher = e2e::TopicWatcher::from_end(&e2e::StackAddr::from_env().brokers(), &topic)?;
+    let token = sys.token("hugo-trace");
+    let r: Value = sys.http.post(format!("{gw}/api/reserve")).bearer_auth(&token).json(&json!({"product_id": product, "quantity": 1})).send().await?.json().await?;
+    let trace = format!("trace-{}", uuid::Uuid::new_v4());
+    let res = sys
+        .http
+        .post(format!("{gw}/api/payment"))
+        .bearer_auth(&token)
+        .header("x-request-id", &trace)
+        .json(&payment_body(r["id"].as_str().unwrap(), "hugo-trace", "4242424242424242"))
+        .send()
+        .await?;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    assert_eq!(res.headers()["x-request-id"], trace.as_str(), "the service answers with the id");
+    let order = res.json::<Value>().await?["order_id"].as_str().unwrap().to_string();
+    // ACCEPTED is written by the request itself; COMPLETED after the order went through the queue,
+    // the orchestrator, the payment service and back — each hop a consumed message.
+    for status in ["ACCEPTED", "COMPLETED"] {
+        let event = tokio::task::block_in_place(|| {
+            watcher.wait_for(WITHIN, |r| r.value.as_ref().is_some_and(|v| v["order_id"] == order.as_str() && v["status"] == status))
+        })?;
+        assert_eq!(event.header("request-id"), Some(trace.as_str()), "{status} carries the request id: {:?}", event.headers);
+    }
     stop.cancel();
     sys.stop().await;
     Ok(())

@@ -2,8 +2,9 @@
 //! WebSocket in [`super::ws`]): the caller's orders and bank operations/transfers, or one order.
 //!
 //! A stream subscribes to the hub first, then:
-//! - without `Last-Event-ID`: sends a `snapshot` (the orders as the orchestrator shows them now),
-//!   then the live events — minus those the snapshot already shows (an event published between the
+//! - without `Last-Event-ID`: sends a `snapshot` (the orders as the orchestrator shows them now,
+//!   and — on the all-events stream — the caller's accounts at every bank that answers within the
+//!   request timeout, the others named in `unavailable_banks`), then the live events — minus those the snapshot already shows (an event published between the
 //!   subscription and the snapshot is in both);
 //! - with `Last-Event-ID`: replays the caller's events between that cursor and the subscription
 //!   point from Kafka, then the live events: nothing missed, nothing twice — across a gateway
@@ -11,7 +12,7 @@
 //!   gets `resync`: start over without `Last-Event-ID`.
 //!
 //! Events: `order` (`{order_id, status, reason?, at}`), `bank` (`{type, id, account_id, status,
-//! reason?, at}`), `snapshot` (`{orders: […]}` or `{order: …}`), `resync` (`{reason}`: the client
+//! reason?, at}`), `snapshot` (`{orders: […], accounts: […], unavailable_banks: […]}` or `{order: …}`), `resync` (`{reason}`: the client
 //! fell behind, or cannot resume). Each carries the stream's cursor as its `id`. At most
 //! `GATEWAY_MAX_STREAMS_PER_USER` streams per user (429), SSE and WebSocket together.
 
@@ -90,10 +91,13 @@ pub async fn open(gw: Gateway, caller: Caller, last: Option<String>, filter: Fil
             Ok(None) => return Err(Problem::not_found("order_not_found", "no such order").into_response()),
             Err(r) => return Err(r),
         },
-        (Filter::All, None) => match fetch(&gw, &caller, "/orders").await {
-            Ok(orders) => Some(json!({"orders": orders.unwrap_or(json!([]))})),
-            Err(r) => return Err(r),
-        },
+        (Filter::All, None) => {
+            let (orders, (accounts, unavailable)) = tokio::join!(fetch(&gw, &caller, "/orders"), bank_accounts(&gw, &caller));
+            match orders {
+                Ok(orders) => Some(json!({"orders": orders.unwrap_or(json!([])), "accounts": accounts, "unavailable_banks": unavailable})),
+                Err(r) => return Err(r),
+            }
+        }
         _ => None,
     };
     let (out, rx) = mpsc::channel::<Push>(64);
@@ -117,6 +121,33 @@ async fn fetch(gw: &Gateway, caller: &Caller, path: &str) -> Result<Option<Value
         Ok(r) => Err(Problem::new(StatusCode::BAD_GATEWAY, "upstream_error", format!("the orchestrator answered {} for the snapshot", r.status())).into_response()),
         Err(_) => Err(Problem::new(StatusCode::BAD_GATEWAY, "upstream_unavailable", "the orchestrator did not answer; try again").into_response()),
     }
+}
+
+/// The caller's accounts at every bank, asked in parallel (each with its `bank` code), and the banks
+/// that did not answer in time: a bank being away does not keep the stream from opening.
+async fn bank_accounts(gw: &Gateway, caller: &Caller) -> (Vec<Value>, Vec<String>) {
+    let asks = gw.config.upstreams.banks.iter().map(|(code, url)| async move {
+        let res = gw.http.get(format!("{url}/accounts")).header("authorization", caller.bearer()).timeout(gw.config.request_timeout).send().await;
+        let list = match res {
+            Ok(r) if r.status().is_success() => r.json::<Vec<Value>>().await.ok(),
+            _ => None,
+        };
+        (code.clone(), list)
+    });
+    let mut accounts = Vec::new();
+    let mut unavailable = Vec::new();
+    for (code, list) in futures::future::join_all(asks).await {
+        match list {
+            Some(list) => accounts.extend(list.into_iter().map(|mut a| {
+                if let Some(obj) = a.as_object_mut() {
+                    obj.entry("bank").or_insert_with(|| Value::String(code.clone()));
+                }
+                a
+            })),
+            None => unavailable.push(code),
+        }
+    }
+    (accounts, unavailable)
 }
 
 /// The statuses a snapshot already shows, per order (a multiset: an event matching one is dropped once).

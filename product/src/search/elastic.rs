@@ -28,7 +28,10 @@ use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-use super::{Applied, Change, ProductDoc, SearchBackend, SearchPage, SearchQuery, Sort, query::price_units};
+use super::{
+    Applied, Change, ProductDoc, SearchBackend, SearchPage, SearchQuery, Sort, facets,
+    query::{edits_allowed, price_units, terms},
+};
 
 pub struct ElasticBackend {
     client: Elasticsearch,
@@ -76,10 +79,6 @@ fn version_long(version: u64) -> anyhow::Result<i64> {
 
 /// Splits user text into terms like tantivy's default tokenizer does, so every term must match
 /// name or description (term-centric AND) on both backends.
-fn terms(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_lowercase).collect()
-}
-
 impl ElasticBackend {
     /// Connects to `url` and creates `index` with its mapping when it does not exist.
     pub async fn open(url: &str, index: &str) -> anyhow::Result<Self> {
@@ -246,12 +245,19 @@ impl ElasticBackend {
         Ok(applied)
     }
 
-    fn search_body(q: &SearchQuery) -> Value {
+    /// The `query` part of a search for `q`: every word must match the name (counting double) or
+    /// the description, long words also one edit away; the filters as filters.
+    fn query_of(q: &SearchQuery) -> Value {
         let mut filter = vec![json!({"term": {"deleted": false}})];
         let mut must = Vec::new();
         if let Some(text) = &q.text {
             for term in terms(text) {
-                must.push(json!({"multi_match": {"query": term, "fields": ["name^2", "description"]}}));
+                let mut mm = json!({"query": term, "fields": ["name^2", "description"]});
+                let edits = edits_allowed(&term);
+                if edits > 0 {
+                    mm["fuzziness"] = json!(edits);
+                }
+                must.push(json!({"multi_match": mm}));
             }
         }
         if let Some(c) = &q.category {
@@ -272,6 +278,10 @@ impl ElasticBackend {
             Some(false) => filter.push(json!({"range": {"stock": {"lte": 0}}})),
             None => {}
         }
+        json!({"bool": {"filter": filter, "must": must}})
+    }
+
+    fn search_body(q: &SearchQuery) -> Value {
         // The id tie-break makes pages stable when sort keys repeat.
         let sort = match (q.sort, q.text.is_some()) {
             (Sort::Relevance, true) => json!([{"_score": "desc"}, {"id": "asc"}]),
@@ -284,18 +294,40 @@ impl ElasticBackend {
             "track_total_hits": true,
             "from": q.offset(),
             "size": q.per_page,
-            "query": {"bool": {"filter": filter, "must": must}},
+            "query": Self::query_of(q),
             "sort": sort,
         })
     }
 
-    async fn run_search(&self, q: SearchQuery) -> anyhow::Result<SearchPage> {
-        let res = self.client.search(SearchParts::Index(&[&self.index])).body(Self::search_body(&q)).send().await?;
+    /// The two facet searches (no hits, one aggregation each): categories without the category
+    /// filter, price bands without the price range (see [`facets`]).
+    fn facet_bodies(q: &SearchQuery) -> (Value, Value) {
+        let ranges: Vec<Value> = facets::PRICE_BANDS
+            .iter()
+            .map(|(from, to)| match to {
+                Some(to) => json!({"from": from, "to": to}),
+                None => json!({"from": from}),
+            })
+            .collect();
+        (
+            json!({"size": 0, "query": Self::query_of(&q.without_category()), "aggs": {"c": {"terms": {"field": "category_key", "size": 1000}}}}),
+            json!({"size": 0, "query": Self::query_of(&q.without_price()), "aggs": {"b": {"range": {"field": "price_units", "ranges": ranges}}}}),
+        )
+    }
+
+    async fn post_search(&self, body: Value) -> anyhow::Result<Value> {
+        let res = self.client.search(SearchParts::Index(&[&self.index])).body(body).send().await?;
         let status = res.status_code();
         let body: Value = res.json().await.context("search response")?;
         if !status.is_success() {
             bail!("search failed ({status}): {body}");
         }
+        Ok(body)
+    }
+
+    async fn run_search(&self, q: SearchQuery) -> anyhow::Result<SearchPage> {
+        let (by_category, by_band) = Self::facet_bodies(&q);
+        let (body, by_category, by_band) = futures::try_join!(self.post_search(Self::search_body(&q)), self.post_search(by_category), self.post_search(by_band))?;
         let total = body["hits"]["total"]["value"].as_u64().unwrap_or(0);
         let items = body["hits"]["hits"]
             .as_array()
@@ -304,7 +336,14 @@ impl ElasticBackend {
             .iter()
             .map(|h| Self::from_source(&h["_source"]))
             .collect();
-        Ok(SearchPage { total, page: q.page, per_page: q.per_page, items })
+        let buckets = |v: &Value, name: &str| v["aggregations"][name]["buckets"].as_array().cloned().unwrap_or_default();
+        let categories = buckets(&by_category, "c").iter().filter_map(|b| Some((b["key"].as_str()?.to_string(), b["doc_count"].as_u64()?))).collect::<Vec<_>>();
+        let mut bands = [0u64; facets::PRICE_BANDS.len()];
+        for (i, b) in buckets(&by_band, "b").iter().enumerate().take(bands.len()) {
+            bands[i] = b["doc_count"].as_u64().unwrap_or(0);
+        }
+        let facets = facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) };
+        Ok(SearchPage { total, page: q.page, per_page: q.per_page, items, facets })
     }
 
     /// Drops and recreates the index: external versions start over with the replay.
@@ -338,12 +377,6 @@ impl SearchBackend for ElasticBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terms_split_like_the_default_tokenizer() {
-        assert_eq!(terms("Red  lamp-shade, 40W!"), vec!["red", "lamp", "shade", "40w"]);
-        assert!(terms(" :: ").is_empty());
-    }
 
     #[test]
     fn huge_prices_saturate_instead_of_wrapping() {

@@ -11,6 +11,8 @@
 
 pub mod cdc;
 pub mod elastic;
+pub mod facets;
+pub mod highlight;
 pub mod query;
 pub mod tantivy_backend;
 
@@ -19,6 +21,8 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+pub use facets::Facets;
+pub use highlight::Highlights;
 pub use query::{SearchQuery, Sort};
 
 /// A product as the index holds it.
@@ -64,13 +68,48 @@ pub struct Applied {
     pub stale: u64,
 }
 
-/// One page of results and the total number of matches.
+/// One page of results, the total number of matches, and the facets of the query.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchPage {
     pub total: u64,
     pub page: u32,
     pub per_page: u32,
     pub items: Vec<ProductDoc>,
+    pub facets: Facets,
+}
+
+/// What `GET /findAll` answers: a [`SearchPage`] whose items carry their highlights.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FindAllAnswer {
+    pub total: u64,
+    pub page: u32,
+    pub per_page: u32,
+    pub items: Vec<Found>,
+    pub facets: Facets,
+}
+
+/// One product found, with the words the text query matched (absent without `q` or a match).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Found {
+    #[serde(flatten)]
+    pub product: ProductDoc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub highlight: Option<Highlights>,
+}
+
+impl FindAllAnswer {
+    /// `page` for the query text `q`: each item highlighted where the query matched it.
+    pub fn new(page: SearchPage, q: Option<&str>) -> Self {
+        let items = page
+            .items
+            .into_iter()
+            .map(|product| {
+                let highlight = q.map(|q| Highlights::of(q, &product.name, &product.description)).filter(|h| *h != Highlights::default());
+                Found { product, highlight }
+            })
+            .collect();
+        Self { total: page.total, page: page.page, per_page: page.per_page, items, facets: page.facets }
+    }
 }
 
 /// A search index fed by [`Change`]s.
@@ -81,4 +120,9 @@ pub trait SearchBackend: Send + Sync + 'static {
     /// Removes every document (the first step of a reindex).
     fn clear(&self) -> BoxFuture<'_, anyhow::Result<()>>;
     fn name(&self) -> &'static str;
+    /// True when the index was created afresh for a newer layout than the one on disk (tantivy):
+    /// the service rebuilds it from the CDC topic before indexing on.
+    fn needs_rebuild(&self) -> bool {
+        false
+    }
 }

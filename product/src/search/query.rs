@@ -117,6 +117,34 @@ impl SearchQuery {
     }
 }
 
+/// The words of a text query as both backends index them: runs of letters and digits, lower-cased
+/// (tantivy's default tokenizer; the Elasticsearch backend queries word by word the same way).
+pub fn terms(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|t| !t.is_empty()).map(str::to_lowercase).collect()
+}
+
+/// Words this long or longer also match one edit away (a letter changed, added, dropped, or two
+/// neighbours swapped); shorter ones only exactly (one edit in "oak" would match half the catalogue).
+pub const FUZZY_MIN_CHARS: usize = 5;
+
+/// The edits a query word tolerates: 1 for words of [`FUZZY_MIN_CHARS`] or more, else 0.
+pub fn edits_allowed(term: &str) -> u8 {
+    u8::from(term.chars().count() >= FUZZY_MIN_CHARS)
+}
+
+impl SearchQuery {
+    /// The query with the category filter dropped: what the category facet counts over (a shopper
+    /// sees how many each other category would give, not only the chosen one).
+    pub fn without_category(&self) -> Self {
+        Self { category: None, ..self.clone() }
+    }
+
+    /// The query with the price range dropped: what the price-band facet counts over.
+    pub fn without_price(&self) -> Self {
+        Self { min_price: None, max_price: None, ..self.clone() }
+    }
+}
+
 /// A price in ten-thousandths (exact for DECIMAL(19,4)); what the index sorts and filters on.
 pub fn price_units(price: Decimal) -> u64 {
     let scaled = (price * Decimal::from(10_000)).trunc();
@@ -130,6 +158,16 @@ pub fn price_units(price: Decimal) -> u64 {
 mod tests {
     use super::*;
     use std::str::FromStr;
+
+    #[test]
+    fn terms_split_like_the_default_tokenizer_and_long_words_tolerate_one_edit() {
+        assert_eq!(terms("Red  lamp-shade, 40W!"), vec!["red", "lamp", "shade", "40w"]);
+        assert!(terms(" :: ").is_empty());
+        assert_eq!(edits_allowed("oak"), 0);
+        assert_eq!(edits_allowed("lamp"), 0);
+        assert_eq!(edits_allowed("chair"), 1);
+        assert_eq!(edits_allowed("café"), 0, "characters, not bytes");
+    }
 
     #[test]
     fn price_units_are_exact() {

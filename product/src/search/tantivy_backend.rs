@@ -5,6 +5,12 @@
 //! cannot bring it back. Searches always exclude tombstones.
 //!
 //! The reader reloads explicitly after each commit (the default reload policy lags by ~500 ms).
+//!
+//! Text queries match word by word (every word must match, in the name or the description, the
+//! name counting double); words of five letters or more also match one edit away. Facets come from
+//! tantivy's aggregations over fast fields. An index on disk with an older layout (fields, options)
+//! is replaced by an empty one and [`TantivyBackend::needs_rebuild`] says so: the service then
+//! rebuilds it from the CDC topic.
 
 use std::{
     collections::HashMap,
@@ -17,18 +23,20 @@ use std::{
 use anyhow::Context;
 use futures::future::BoxFuture;
 use rust_decimal::Decimal;
+use serde_json::json;
 use tantivy::{
-    Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term,
+    Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
+    aggregation::{AggregationCollector, agg_req::Aggregations, agg_result::AggregationResults},
     collector::{Count, TopDocs},
     directory::MmapDirectory,
     doc,
-    query::{AllQuery, BooleanQuery, Occur, Query, QueryParser, RangeQuery, TermQuery},
+    query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery},
     schema::{FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TEXT, Value},
 };
 
 use super::{
-    Applied, Change, ProductDoc, SearchBackend, SearchPage, SearchQuery, Sort,
-    query::price_units,
+    Applied, Change, ProductDoc, SearchBackend, SearchPage, SearchQuery, Sort, facets,
+    query::{edits_allowed, price_units, terms},
 };
 
 #[derive(Clone, Copy)]
@@ -54,7 +62,8 @@ fn schema() -> (Schema, Fields) {
         name: b.add_text_field("name", TEXT | STORED),
         description: b.add_text_field("description", TEXT | STORED),
         category: b.add_text_field("category", STORED),
-        category_key: b.add_text_field("category_key", STRING),
+        // Fast too: the category facet counts over it.
+        category_key: b.add_text_field("category_key", STRING | FAST),
         // The exact decimal as text for display; its ten-thousandths as u64 for filters and sorts.
         price: b.add_text_field("price", STORED),
         price_units: b.add_u64_field("price_units", INDEXED | FAST),
@@ -68,26 +77,40 @@ fn schema() -> (Schema, Fields) {
 }
 
 pub struct TantivyBackend {
-    index: Index,
     reader: IndexReader,
     writer: Arc<Mutex<IndexWriter>>,
     f: Fields,
+    /// The directory held an index of an older layout; it was replaced by an empty one.
+    rebuilt: bool,
 }
 
 impl TantivyBackend {
     /// Opens (or creates) the index in `dir`; the directory name `memory` keeps it in RAM.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
         let (schema, f) = schema();
+        let mut rebuilt = false;
         let index = if dir.as_os_str() == "memory" {
             Index::create_in_ram(schema)
         } else {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             let mmap = MmapDirectory::open(dir).with_context(|| format!("opening {}", dir.display()))?;
-            Index::open_or_create(mmap, schema).context("opening the tantivy index (delete it to rebuild with `reindex`)")?
+            match Index::exists(&mmap)? {
+                true if Index::open(mmap.clone())?.schema() != schema => {
+                    // An older layout: the index is a projection of the CDC topic, so it is
+                    // replaced and rebuilt rather than migrated.
+                    tracing::warn!(dir = %dir.display(), "the search index has an older layout: replacing it (rebuilt from the CDC topic)");
+                    drop(mmap);
+                    std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
+                    std::fs::create_dir_all(dir)?;
+                    rebuilt = true;
+                    Index::create_in_dir(dir, schema).context("creating the tantivy index")?
+                }
+                _ => Index::open_or_create(mmap, schema).context("opening the tantivy index (delete it to rebuild with `reindex`)")?,
+            }
         };
         let writer = index.writer_with_num_threads(1, 64_000_000).context("tantivy writer (is another process using the index?)")?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, reader, writer: Arc::new(Mutex::new(writer)), f })
+        Ok(Self { reader, writer: Arc::new(Mutex::new(writer)), f, rebuilt })
     }
 
     /// The stored version and tombstone flag of `id`, if the committed index has it.
@@ -190,13 +213,20 @@ impl TantivyBackend {
             Occur::Must,
             Box::new(TermQuery::new(Term::from_field_u64(f.deleted, 0), IndexRecordOption::Basic)),
         )];
-        if let Some(text) = &q.text {
-            let mut parser = QueryParser::for_index(&self.index, vec![f.name, f.description]);
-            parser.set_field_boost(f.name, 2.0);
-            parser.set_conjunction_by_default();
-            // Lenient: a stray quote or colon in user input narrows the query instead of failing it.
-            let (parsed, _errors) = parser.parse_query_lenient(text);
-            clauses.push((Occur::Must, parsed));
+        // Every word must match, in the name (counting double) or the description; long words also
+        // one edit away (a slip scores below the exact word).
+        let words = q.text.as_deref().map(terms).unwrap_or_default();
+        for word in &words {
+            let mut either: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for (field, boost) in [(f.name, 2.0), (f.description, 1.0)] {
+                let term = Term::from_field_text(field, word);
+                either.push((Occur::Should, Box::new(BoostQuery::new(Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs)), boost))));
+                let edits = edits_allowed(word);
+                if edits > 0 {
+                    either.push((Occur::Should, Box::new(BoostQuery::new(Box::new(FuzzyTermQuery::new(term, edits, true)), boost * 0.5))));
+                }
+            }
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
         }
         if let Some(c) = &q.category {
             let term = Term::from_field_text(f.category_key, &c.to_lowercase());
@@ -220,16 +250,48 @@ impl TantivyBackend {
             )),
             None => {}
         }
-        if clauses.len() == 1 && q.text.is_none() {
+        if clauses.len() == 1 {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
         Box::new(BooleanQuery::new(clauses))
+    }
+
+    /// The facets of `q`: categories counted without its category filter, price bands without its
+    /// price range (see [`facets`]).
+    fn facets(&self, searcher: &Searcher, q: &SearchQuery) -> anyhow::Result<facets::Facets> {
+        let run = |query: &SearchQuery, aggs: serde_json::Value| -> anyhow::Result<serde_json::Value> {
+            let aggs: Aggregations = serde_json::from_value(aggs)?;
+            let results: AggregationResults = searcher.search(&self.build_query(query), &AggregationCollector::from_aggs(aggs, Default::default()))?;
+            Ok(serde_json::to_value(results)?)
+        };
+        let by_category = run(&q.without_category(), json!({"c": {"terms": {"field": "category_key", "size": 1000}}}))?;
+        let categories = by_category["c"]["buckets"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|b| Some((b["key"].as_str()?.to_string(), b["doc_count"].as_u64()?)))
+            .collect::<Vec<_>>();
+        let ranges: Vec<serde_json::Value> = facets::PRICE_BANDS
+            .iter()
+            .map(|(from, to)| match to {
+                Some(to) => json!({"from": *from as f64, "to": *to as f64}),
+                None => json!({"from": *from as f64}),
+            })
+            .collect();
+        let by_band = run(&q.without_price(), json!({"b": {"range": {"field": "price_units", "ranges": ranges}}}))?;
+        let mut bands = [0u64; facets::PRICE_BANDS.len()];
+        for (i, b) in by_band["b"]["buckets"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate().take(bands.len()) {
+            bands[i] = b["doc_count"].as_u64().unwrap_or(0);
+        }
+        Ok(facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) })
     }
 
     fn search_blocking(&self, q: SearchQuery) -> anyhow::Result<SearchPage> {
         let searcher = self.reader.searcher();
         let query = self.build_query(&q);
         let total = searcher.search(&query, &Count)? as u64;
+        let facets = self.facets(&searcher, &q)?;
         let top = TopDocs::with_limit(q.per_page as usize).and_offset(q.offset());
         let addrs: Vec<_> = match (q.sort, q.text.is_some()) {
             (Sort::Relevance, true) => searcher.search(&query, &top.order_by_score())?.into_iter().map(|(_, a)| a).collect(),
@@ -253,7 +315,7 @@ impl TantivyBackend {
             let doc: TantivyDocument = searcher.doc(a)?;
             items.push(self.product_doc(&doc));
         }
-        Ok(SearchPage { total, page: q.page, per_page: q.per_page, items })
+        Ok(SearchPage { total, page: q.page, per_page: q.per_page, items, facets })
     }
 }
 
@@ -284,5 +346,35 @@ impl SearchBackend for Arc<TantivyBackend> {
 
     fn name(&self) -> &'static str {
         "tantivy"
+    }
+
+    fn needs_rebuild(&self) -> bool {
+        self.rebuilt
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_of_an_older_layout_is_replaced_and_flagged_for_a_rebuild() {
+        let dir = std::env::temp_dir().join(format!("sagaway-index-{}", uuid::Uuid::new_v4()));
+        {
+            // The layout before facets: category_key not a fast field.
+            let mut b = Schema::builder();
+            b.add_u64_field("id", INDEXED | STORED | FAST);
+            b.add_text_field("category_key", STRING);
+            std::fs::create_dir_all(&dir).unwrap();
+            let old = Index::create_in_dir(&dir, b.build()).unwrap();
+            let mut w: IndexWriter = old.writer_with_num_threads(1, 15_000_000).unwrap();
+            w.commit().unwrap();
+        }
+        let reopened = TantivyBackend::open(&dir).unwrap();
+        assert!(reopened.rebuilt, "the old layout was replaced");
+        assert_eq!(reopened.reader.searcher().schema(), &schema().0);
+        drop(reopened);
+        assert!(!TantivyBackend::open(&dir).unwrap().rebuilt, "the current layout is kept");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

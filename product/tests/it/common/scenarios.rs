@@ -301,6 +301,64 @@ pub async fn search_agrees_with_sql(app: &TestApp, n: usize) -> anyhow::Result<(
         assert_eq!(ids_of(&items), expected, "results of {query}");
     }
 
+    // Typo tolerance: one slip (changed, dropped, added, swapped letters) in a word of five letters
+    // or more still finds exactly what the right word finds; a short word must be exact.
+    for (typo, condition) in [
+        ("q=crimsom", "name LIKE 'crimson %'"),
+        ("q=lantren", "name LIKE '% lantern %'"),
+        ("q=walnt", "description LIKE '% walnut %'"),
+        ("q=golden+kettles", "name LIKE 'golden kettle %'"),
+    ] {
+        let (total, items) = walk(app, typo, 100).await?;
+        assert_eq!(total as usize, items.len(), "{typo}");
+        assert_eq!(ids_of(&items), sql_ids(app, condition).await?, "results of {typo}");
+    }
+    assert_eq!(app.find_all("q=oek").await?["total"].as_u64(), Some(0), "`oak` is too short to tolerate a slip");
+
+    // Highlights: the matched words of each result, exact or slipped, and nothing else.
+    let found = app.find_all("q=ambar+oak&per_page=50").await?;
+    let items = found["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "amber + oak matches something");
+    for item in items {
+        let marked = |field: &str| -> Vec<String> {
+            item["highlight"][field].as_array().map(Vec::as_slice).unwrap_or_default().iter().filter(|s| s["match"] == true).map(|s| s["text"].as_str().unwrap().to_lowercase()).collect()
+        };
+        assert_eq!(marked("name"), ["amber"], "{item}");
+        assert_eq!(marked("description"), ["oak"], "{item}");
+        let whole: String = item["highlight"]["name"].as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+        assert_eq!(whole, item["name"].as_str().unwrap(), "the segments rebuild the name");
+    }
+    assert!(app.find_all("per_page=1").await?["items"][0].get("highlight").is_none(), "no text query, no highlight");
+
+    // Facets, as SQL counts them: categories without the category filter, price bands without the
+    // price range, every other filter applied.
+    let bands = "CASE WHEN price < 10 THEN 0 WHEN price < 25 THEN 1 WHEN price < 50 THEN 2 WHEN price < 100 THEN 3 WHEN price < 250 THEN 4 ELSE 5 END";
+    for (query, without_category, without_price) in [
+        ("per_page=1", "TRUE", "TRUE"),
+        (
+            "q=crimson&category=decor&min_price=100&max_price=900&in_stock=true&per_page=1",
+            "name LIKE 'crimson %' AND price BETWEEN 100 AND 900 AND stock > 0",
+            "name LIKE 'crimson %' AND category = 'Decor' AND stock > 0",
+        ),
+        ("q=walnut&max_price=50&per_page=1", "description LIKE '% walnut %' AND price <= 50", "description LIKE '% walnut %'"),
+    ] {
+        let facets = app.find_all(query).await?["facets"].clone();
+        let got: Vec<(String, i64)> =
+            facets["categories"].as_array().unwrap().iter().map(|c| (c["value"].as_str().unwrap().to_string(), c["count"].as_i64().unwrap())).collect();
+        let mut want: Vec<(String, i64)> =
+            sqlx::query_as(&format!("SELECT LOWER(category), COUNT(*) FROM products WHERE {without_category} GROUP BY LOWER(category)")).fetch_all(&app.pool).await?;
+        want.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        assert_eq!(got, want, "category facet of {query}");
+        let got: Vec<i64> = facets["price_bands"].as_array().unwrap().iter().map(|b| b["count"].as_i64().unwrap()).collect();
+        let rows: Vec<(i64, i64)> =
+            sqlx::query_as(&format!("SELECT CAST({bands} AS SIGNED) AS band, COUNT(*) FROM products WHERE {without_price} GROUP BY band")).fetch_all(&app.pool).await?;
+        let mut want = vec![0i64; 6];
+        for (band, count) in rows {
+            want[band as usize] = count;
+        }
+        assert_eq!(got, want, "price-band facet of {query}");
+    }
+
     // Sorts: the first 300 results in SQL's order (prices compared as exact strings; ties may
     // order differently, so price sorts compare the price sequence).
     let sorted = |sql: &'static str| async move {
