@@ -8,7 +8,7 @@
 //!
 //! Text queries match word by word (every word must match, in the name or the description, the
 //! name counting double); words of five letters or more also match one edit away. Facets come from
-//! tantivy's aggregations over fast fields. An index on disk with an older layout (fields, options)
+//! tantivy's aggregations over fast fields, in the same pass as the page where the query allows. An index on disk with an older layout (fields, options)
 //! is replaced by an empty one and [`TantivyBackend::needs_rebuild`] says so: the service then
 //! rebuilds it from the CDC topic.
 
@@ -25,9 +25,9 @@ use futures::future::BoxFuture;
 use rust_decimal::Decimal;
 use serde_json::json;
 use tantivy::{
-    Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
+    DocAddress, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Searcher, TantivyDocument, Term,
     aggregation::{AggregationCollector, agg_req::Aggregations, agg_result::AggregationResults},
-    collector::{Count, TopDocs},
+    collector::{Collector, Count, TopDocs},
     directory::MmapDirectory,
     doc,
     query::{AllQuery, BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, RangeQuery, TermQuery},
@@ -256,66 +256,100 @@ impl TantivyBackend {
         Box::new(BooleanQuery::new(clauses))
     }
 
-    /// The facets of `q`: categories counted without its category filter, price bands without its
-    /// price range (see [`facets`]).
-    fn facets(&self, searcher: &Searcher, q: &SearchQuery) -> anyhow::Result<facets::Facets> {
-        let run = |query: &SearchQuery, aggs: serde_json::Value| -> anyhow::Result<serde_json::Value> {
-            let aggs: Aggregations = serde_json::from_value(aggs)?;
-            let results: AggregationResults = searcher.search(&self.build_query(query), &AggregationCollector::from_aggs(aggs, Default::default()))?;
-            Ok(serde_json::to_value(results)?)
-        };
-        let by_category = run(&q.without_category(), json!({"c": {"terms": {"field": "category_key", "size": 1000}}}))?;
-        let categories = by_category["c"]["buckets"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|b| Some((b["key"].as_str()?.to_string(), b["doc_count"].as_u64()?)))
-            .collect::<Vec<_>>();
-        let ranges: Vec<serde_json::Value> = facets::PRICE_BANDS
-            .iter()
-            .map(|(from, to)| match to {
-                Some(to) => json!({"from": *from as f64, "to": *to as f64}),
-                None => json!({"from": *from as f64}),
-            })
-            .collect();
-        let by_band = run(&q.without_price(), json!({"b": {"range": {"field": "price_units", "ranges": ranges}}}))?;
-        let mut bands = [0u64; facets::PRICE_BANDS.len()];
-        for (i, b) in by_band["b"]["buckets"].as_array().map(Vec::as_slice).unwrap_or_default().iter().enumerate().take(bands.len()) {
-            bands[i] = b["doc_count"].as_u64().unwrap_or(0);
+    /// The addresses of ranked hits, whatever they were ranked by.
+    fn addresses<K>(hits: Vec<(K, DocAddress)>) -> Vec<DocAddress> {
+        hits.into_iter().map(|(_, a)| a).collect()
+    }
+
+    /// The category aggregation (over `category_key`) and the price-band one (over `price_units`).
+    fn facet_aggs(categories: bool, bands: bool) -> Option<Aggregations> {
+        let mut aggs = serde_json::Map::new();
+        if categories {
+            aggs.insert("c".into(), json!({"terms": {"field": "category_key", "size": 1000}}));
         }
-        Ok(facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) })
+        if bands {
+            let ranges: Vec<serde_json::Value> = facets::PRICE_BANDS
+                .iter()
+                .map(|(from, to)| match to {
+                    Some(to) => json!({"from": *from as f64, "to": *to as f64}),
+                    None => json!({"from": *from as f64}),
+                })
+                .collect();
+            aggs.insert("b".into(), json!({"range": {"field": "price_units", "ranges": ranges}}));
+        }
+        (!aggs.is_empty()).then(|| serde_json::from_value(serde_json::Value::Object(aggs)).expect("a valid aggregation request"))
+    }
+
+    /// Counts the matches of `query`, collects `top`, and runs `aggs` — all in one pass.
+    fn one_pass<C: Collector>(searcher: &Searcher, query: &dyn Query, top: C, aggs: Option<&Aggregations>) -> tantivy::Result<(usize, C::Fruit, serde_json::Value)> {
+        match aggs {
+            Some(aggs) => {
+                let (n, docs, results): (usize, C::Fruit, AggregationResults) =
+                    searcher.search(query, &(Count, top, AggregationCollector::from_aggs(aggs.clone(), Default::default())))?;
+                Ok((n, docs, serde_json::to_value(results).unwrap_or_default()))
+            }
+            None => {
+                let (n, docs) = searcher.search(query, &(Count, top))?;
+                Ok((n, docs, serde_json::Value::Null))
+            }
+        }
     }
 
     fn search_blocking(&self, q: SearchQuery) -> anyhow::Result<SearchPage> {
         let searcher = self.reader.searcher();
         let query = self.build_query(&q);
-        let total = searcher.search(&query, &Count)? as u64;
-        let facets = self.facets(&searcher, &q)?;
+        // A facet whose own filter the query does not use counts over the query itself: it rides
+        // along in the main pass. The others take one pass each over the query without that filter.
+        let (categories_here, bands_here) = (q.category.is_none(), q.min_price.is_none() && q.max_price.is_none());
+        let main_aggs = Self::facet_aggs(categories_here, bands_here);
+        let main_aggs = main_aggs.as_ref();
         let top = TopDocs::with_limit(q.per_page as usize).and_offset(q.offset());
-        let addrs: Vec<_> = match (q.sort, q.text.is_some()) {
-            (Sort::Relevance, true) => searcher.search(&query, &top.order_by_score())?.into_iter().map(|(_, a)| a).collect(),
+        let (total, addrs, mut aggs) = match (q.sort, q.text.is_some()) {
+            (Sort::Relevance, true) => {
+                let (n, hits, aggs) = Self::one_pass(&searcher, &*query, top.order_by_score(), main_aggs)?;
+                (n, Self::addresses(hits), aggs)
+            }
             (Sort::Relevance, false) => {
-                searcher.search(&query, &top.order_by_u64_field("id", Order::Asc))?.into_iter().map(|(_, a)| a).collect()
+                let (n, hits, aggs) = Self::one_pass(&searcher, &*query, top.order_by_u64_field("id", Order::Asc), main_aggs)?;
+                (n, Self::addresses(hits), aggs)
             }
             (Sort::PriceAsc, _) => {
-                searcher.search(&query, &top.order_by_u64_field("price_units", Order::Asc))?.into_iter().map(|(_, a)| a).collect()
+                let (n, hits, aggs) = Self::one_pass(&searcher, &*query, top.order_by_u64_field("price_units", Order::Asc), main_aggs)?;
+                (n, Self::addresses(hits), aggs)
             }
             (Sort::PriceDesc, _) => {
-                searcher.search(&query, &top.order_by_u64_field("price_units", Order::Desc))?.into_iter().map(|(_, a)| a).collect()
+                let (n, hits, aggs) = Self::one_pass(&searcher, &*query, top.order_by_u64_field("price_units", Order::Desc), main_aggs)?;
+                (n, Self::addresses(hits), aggs)
             }
-            (Sort::Newest, _) => searcher
-                .search(&query, &top.order_by_fast_field::<i64>("created_at", Order::Desc))?
-                .into_iter()
-                .map(|(_, a)| a)
-                .collect(),
+            (Sort::Newest, _) => {
+                let (n, hits, aggs) = Self::one_pass(&searcher, &*query, top.order_by_fast_field::<i64>("created_at", Order::Desc), main_aggs)?;
+                (n, Self::addresses(hits), aggs)
+            }
         };
+        if aggs.is_null() {
+            aggs = json!({});
+        }
+        for (needed, without, name) in [(!categories_here, q.without_category(), "c"), (!bands_here, q.without_price(), "b")] {
+            if needed {
+                let request = Self::facet_aggs(name == "c", name == "b").expect("one aggregation");
+                let results: AggregationResults =
+                    searcher.search(&self.build_query(&without), &AggregationCollector::from_aggs(request, Default::default()))?;
+                aggs[name] = serde_json::to_value(results)?[name].clone();
+            }
+        }
+        let buckets = |name: &str| aggs[name]["buckets"].as_array().cloned().unwrap_or_default();
+        let categories = buckets("c").iter().filter_map(|b| Some((b["key"].as_str()?.to_string(), b["doc_count"].as_u64()?))).collect::<Vec<_>>();
+        let mut bands = [0u64; facets::PRICE_BANDS.len()];
+        for (i, b) in buckets("b").iter().enumerate().take(bands.len()) {
+            bands[i] = b["doc_count"].as_u64().unwrap_or(0);
+        }
+        let facets = facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) };
         let mut items = Vec::with_capacity(addrs.len());
         for a in addrs {
             let doc: TantivyDocument = searcher.doc(a)?;
             items.push(self.product_doc(&doc));
         }
-        Ok(SearchPage { total, page: q.page, per_page: q.per_page, items, facets })
+        Ok(SearchPage { total: total as u64, page: q.page, per_page: q.per_page, items, facets })
     }
 }
 
