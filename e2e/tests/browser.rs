@@ -5,6 +5,8 @@
 //! 1. a shopper signs up, searches with a slip in the word (found, the word highlighted), narrows
 //!    by the category facet, reserves, pays with 4242… and watches the status timeline reach
 //!    COMPLETED without a reload (every step once, in order);
+//!    Then opens a USD account at bank 001, deposits 100.00 (the balance updates live), pays an
+//!    order from the account and sees 87.50 left;
 //! 2. pays with 4000…0119 (the acquirer fails every attempt): the order turns FAILED; an operator
 //!    signs in, finds the dead letter in the console and abandons it; the shopper's page shows
 //!    COMPENSATED;
@@ -231,7 +233,7 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
     let admin = stack(&["token", &format!("catalogue-{run}"), "--admin"], "")?;
     let word = format!("lantern{run}");
     let mut products = Vec::new();
-    for suffix in ["", "b", "c"] {
+    for suffix in ["", "b", "c", "d"] {
         let name = format!("Brass {word}{suffix}");
         let res = http
             .post(format!("{base}/api/products"))
@@ -279,6 +281,29 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
         shopper.shot("completed").await?;
         let steps = shopper.timeline().await?;
         ensure!(steps == ["ACCEPTED", "RESERVATION_LOCKED", "PAYMENT_PENDING", "PAID", "COMPLETED"], "order {paid}: timeline {steps:?}");
+
+        // The bank: open a USD account at bank 001, deposit 100.00 (the balance updates when the
+        // queue applies it, pushed), pay an order from the account, and see 87.50 left.
+        shopper.goto(&format!("{base}/#/bank")).await?;
+        shopper.find("#open-account-form").await?;
+        shopper.find("#open-account-form select[name=currency]").await?.select_by_value("USD").await?;
+        shopper.fill("#open-account-form input[name=document]", "529.982.247-25").await?;
+        shopper.click("#open-account-form button[type=submit]").await?;
+        shopper.find("#accounts tr[data-account]").await?;
+        shopper.fill("#operation-form input[name=amount]", "100.00").await?;
+        shopper.click("#operation-form button[type=submit]").await?;
+        let balance = |amount: &str| format!("//table[@id='accounts']//td[contains(., '{amount} USD')]");
+        shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath(&balance("100.00"))).await.context("the deposit never showed")?;
+        shopper.shot("bank-deposited").await?;
+        shopper.goto(&format!("{base}/#/product/{}", products[3])).await?;
+        shopper.click("#reserve-form button[type=submit]").await?;
+        shopper.find("#pay-form select[name=method]").await?.select_by_value("account").await?;
+        shopper.shot("pay-from-account").await?;
+        shopper.click("#pay-form button[type=submit]").await?;
+        shopper.sees_status("COMPLETED").await?;
+        shopper.goto(&format!("{base}/#/bank")).await?;
+        shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath(&balance("87.50"))).await.context("the account was not debited 12.50")?;
+        shopper.shot("bank-after-order").await?;
 
         // 2. 0119 fails every attempt → FAILED; the operator abandons the dead letter → COMPENSATED.
         let failing = shopper.buy(&base, products[1], "4000000000000119").await?;

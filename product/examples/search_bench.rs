@@ -6,7 +6,8 @@
 //! ```
 //! Arguments: products (default 100000), queries (default 2000), and `direct` to load the index
 //! straight from generated documents instead of through SQL + Debezium (the local broker makes CDC
-//! bulk loads slow: ~100–400 rows/s under shared load). Needs the stack (`scripts/stack up --infra`).
+//! bulk loads slow: ~100–400 rows/s under shared load), then optionally parameters added to every
+//! query of the mix (`facets=true`). Needs the stack (`scripts/stack up --infra`).
 //! Results go into docs/benchmarks.md ("Search").
 
 #[path = "../tests/it/common/mod.rs"]
@@ -38,6 +39,8 @@ async fn main() -> anyhow::Result<()> {
     let queries: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(2_000);
 
     let direct = args.next().as_deref() == Some("direct");
+    let extra = args.next().unwrap_or_default();
+    let with_extra = |q: &str| if extra.is_empty() { q.to_string() } else { format!("{q}&{extra}") };
 
     let app = spawn_app(Options { cdc: !direct, ..Options::default() }).await?;
     let loaded = if direct {
@@ -70,14 +73,14 @@ async fn main() -> anyhow::Result<()> {
 
     // Warm up caches, then time.
     for q in MIX {
-        app.find_all(q).await?;
+        app.find_all(&with_extra(q)).await?;
     }
     let mut all = Vec::with_capacity(queries);
     let mut per_query: Vec<Vec<Duration>> = vec![Vec::new(); MIX.len()];
     for i in 0..queries {
-        let q = MIX[i % MIX.len()];
+        let q = with_extra(MIX[i % MIX.len()]);
         let t = Instant::now();
-        let body = app.find_all(q).await?;
+        let body = app.find_all(&q).await?;
         let took = t.elapsed();
         anyhow::ensure!(body["total"].as_u64().is_some(), "{q}: {body}");
         all.push(took);
@@ -86,7 +89,7 @@ async fn main() -> anyhow::Result<()> {
     all.sort();
     let how = if direct { "straight into the index" } else { "via SQL + Debezium + indexer" };
     println!("products: {products}; loaded {how} in {loaded:.1?}");
-    println!("queries: {queries} sequential over HTTP (tantivy backend)");
+    println!("queries: {queries} sequential over HTTP (tantivy backend){}", if extra.is_empty() { String::new() } else { format!(", each with &{extra}") });
     println!("all: p50 {:.2?}  p99 {:.2?}  max {:.2?}", pct(&all, 0.50), pct(&all, 0.99), all[all.len() - 1]);
     for (q, mut times) in MIX.iter().zip(per_query) {
         times.sort();

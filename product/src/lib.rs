@@ -76,8 +76,9 @@ pub struct AppState {
 )]
 pub struct ApiDoc;
 
-/// Search the catalogue (served from the CDC-fed index, never from SQL): the page, the facets
-/// (matches per category and per price band) and, for a text query, each item's highlighted words.
+/// Search the catalogue (served from the CDC-fed index, never from SQL): the page, with
+/// `facets=true` the facets (matches per category and per price band) and, for a text query, each
+/// item's highlighted words.
 /// Words of five letters or more also match with one letter wrong, missing, extra or swapped.
 #[utoipa::path(get, path = "/findAll", params(FindAllParams), tag = "search",
     responses((status = 200, body = FindAllAnswer), (status = 422, description = "invalid parameter (problem+json names it)")))]

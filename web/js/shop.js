@@ -33,6 +33,7 @@ export async function search() {
 
   const query = new URLSearchParams(p);
   query.set('per_page', PER_PAGE);
+  query.set('facets', 'true');
   const page = Number(p.get('page') || 1);
   const found = await api('GET', `/api/findAll?${query}`);
   const pages = Math.max(1, Math.ceil(found.total / PER_PAGE));

@@ -326,16 +326,12 @@ impl ElasticBackend {
     }
 
     async fn run_search(&self, q: SearchQuery) -> anyhow::Result<SearchPage> {
+        if !q.facets {
+            let body = self.post_search(Self::search_body(&q)).await?;
+            return Ok(SearchPage { total: Self::total(&body), page: q.page, per_page: q.per_page, items: Self::items(&body), facets: None });
+        }
         let (by_category, by_band) = Self::facet_bodies(&q);
         let (body, by_category, by_band) = futures::try_join!(self.post_search(Self::search_body(&q)), self.post_search(by_category), self.post_search(by_band))?;
-        let total = body["hits"]["total"]["value"].as_u64().unwrap_or(0);
-        let items = body["hits"]["hits"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-            .iter()
-            .map(|h| Self::from_source(&h["_source"]))
-            .collect();
         let buckets = |v: &Value, name: &str| v["aggregations"][name]["buckets"].as_array().cloned().unwrap_or_default();
         let categories = buckets(&by_category, "c").iter().filter_map(|b| Some((b["key"].as_str()?.to_string(), b["doc_count"].as_u64()?))).collect::<Vec<_>>();
         let mut bands = [0u64; facets::PRICE_BANDS.len()];
@@ -343,7 +339,15 @@ impl ElasticBackend {
             bands[i] = b["doc_count"].as_u64().unwrap_or(0);
         }
         let facets = facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) };
-        Ok(SearchPage { total, page: q.page, per_page: q.per_page, items, facets })
+        Ok(SearchPage { total: Self::total(&body), page: q.page, per_page: q.per_page, items: Self::items(&body), facets: Some(facets) })
+    }
+
+    fn total(body: &Value) -> u64 {
+        body["hits"]["total"]["value"].as_u64().unwrap_or(0)
+    }
+
+    fn items(body: &Value) -> Vec<ProductDoc> {
+        body["hits"]["hits"].as_array().map(Vec::as_slice).unwrap_or_default().iter().map(|h| Self::from_source(&h["_source"])).collect()
     }
 
     /// Drops and recreates the index: external versions start over with the replay.

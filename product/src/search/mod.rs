@@ -68,14 +68,14 @@ pub struct Applied {
     pub stale: u64,
 }
 
-/// One page of results, the total number of matches, and the facets of the query.
+/// One page of results, the total number of matches, and the facets of the query when asked.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SearchPage {
     pub total: u64,
     pub page: u32,
     pub per_page: u32,
     pub items: Vec<ProductDoc>,
-    pub facets: Facets,
+    pub facets: Option<Facets>,
 }
 
 /// What `GET /findAll` answers: a [`SearchPage`] whose items carry their highlights.
@@ -85,7 +85,9 @@ pub struct FindAllAnswer {
     pub page: u32,
     pub per_page: u32,
     pub items: Vec<Found>,
-    pub facets: Facets,
+    /// With `facets=true` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub facets: Option<Facets>,
 }
 
 /// One product found, with the words the text query matched (absent without `q` or a match).

@@ -36,6 +36,9 @@ pub struct FindAllParams {
     pub page: Option<String>,
     /// Items per page, 1–100 (default 20).
     pub per_page: Option<String>,
+    /// `true`: also count the matches per category and per price band (`facets` in the answer).
+    /// Off by default: counting visits every match, so a client that shows no facets does not pay for it.
+    pub facets: Option<String>,
 }
 
 /// A validated search.
@@ -49,6 +52,8 @@ pub struct SearchQuery {
     pub sort: Sort,
     pub page: u32,
     pub per_page: u32,
+    /// Count facets too.
+    pub facets: bool,
 }
 
 /// Deep paging is refused beyond this many results (page × per_page).
@@ -87,12 +92,16 @@ impl SearchQuery {
                 return Err(ApiError::invalid("sort", format!("{other:?} is not one of relevance, price_asc, price_desc, newest")));
             }
         };
-        let in_stock = match non_empty(&p.in_stock).as_deref() {
-            None => None,
-            Some("true") | Some("1") => Some(true),
-            Some("false") | Some("0") => Some(false),
-            Some(other) => return Err(ApiError::invalid("in_stock", format!("{other:?} is not true or false"))),
+        let flag = |field: &'static str, v: &Option<String>| -> ApiResult<Option<bool>> {
+            match non_empty(v).as_deref() {
+                None => Ok(None),
+                Some("true") | Some("1") => Ok(Some(true)),
+                Some("false") | Some("0") => Ok(Some(false)),
+                Some(other) => Err(ApiError::invalid(field, format!("{other:?} is not true or false"))),
+            }
         };
+        let in_stock = flag("in_stock", &p.in_stock)?;
+        let facets = flag("facets", &p.facets)?.unwrap_or(false);
         let min_price = price("min_price", &p.min_price)?;
         let max_price = price("max_price", &p.max_price)?;
         if let (Some(lo), Some(hi)) = (min_price, max_price)
@@ -109,7 +118,7 @@ impl SearchQuery {
         if page as u64 * per_page as u64 > MAX_WINDOW {
             return Err(ApiError::invalid("page", format!("page × per_page must not exceed {MAX_WINDOW}; narrow the search")));
         }
-        Ok(Self { text, category: non_empty(&p.category), min_price, max_price, in_stock, sort, page, per_page })
+        Ok(Self { text, category: non_empty(&p.category), min_price, max_price, in_stock, sort, page, per_page, facets })
     }
 
     pub fn offset(&self) -> usize {
@@ -189,6 +198,7 @@ mod tests {
         assert_eq!(bad(FindAllParams { min_price: Some("-1".into()), ..Default::default() }), "min_price");
         assert_eq!(bad(FindAllParams { min_price: Some("5".into()), max_price: Some("2".into()), ..Default::default() }), "min_price");
         assert_eq!(bad(FindAllParams { in_stock: Some("maybe".into()), ..Default::default() }), "in_stock");
+        assert_eq!(bad(FindAllParams { facets: Some("yes".into()), ..Default::default() }), "facets");
         assert_eq!(bad(FindAllParams { page: Some("1000".into()), per_page: Some("100".into()), ..Default::default() }), "page");
     }
 }

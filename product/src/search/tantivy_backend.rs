@@ -300,7 +300,7 @@ impl TantivyBackend {
         let query = self.build_query(&q);
         // A facet whose own filter the query does not use counts over the query itself: it rides
         // along in the main pass. The others take one pass each over the query without that filter.
-        let (categories_here, bands_here) = (q.category.is_none(), q.min_price.is_none() && q.max_price.is_none());
+        let (categories_here, bands_here) = (q.facets && q.category.is_none(), q.facets && q.min_price.is_none() && q.max_price.is_none());
         let main_aggs = Self::facet_aggs(categories_here, bands_here);
         let main_aggs = main_aggs.as_ref();
         let top = TopDocs::with_limit(q.per_page as usize).and_offset(q.offset());
@@ -329,7 +329,7 @@ impl TantivyBackend {
         if aggs.is_null() {
             aggs = json!({});
         }
-        for (needed, without, name) in [(!categories_here, q.without_category(), "c"), (!bands_here, q.without_price(), "b")] {
+        for (needed, without, name) in [(q.facets && !categories_here, q.without_category(), "c"), (q.facets && !bands_here, q.without_price(), "b")] {
             if needed {
                 let request = Self::facet_aggs(name == "c", name == "b").expect("one aggregation");
                 let results: AggregationResults =
@@ -343,7 +343,7 @@ impl TantivyBackend {
         for (i, b) in buckets("b").iter().enumerate().take(bands.len()) {
             bands[i] = b["doc_count"].as_u64().unwrap_or(0);
         }
-        let facets = facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) };
+        let facets = q.facets.then(|| facets::Facets { categories: facets::categories(categories), price_bands: facets::price_bands(bands) });
         let mut items = Vec::with_capacity(addrs.len());
         for a in addrs {
             let doc: TantivyDocument = searcher.doc(a)?;

@@ -333,14 +333,15 @@ pub async fn search_agrees_with_sql(app: &TestApp, n: usize) -> anyhow::Result<(
     // Facets, as SQL counts them: categories without the category filter, price bands without the
     // price range, every other filter applied.
     let bands = "CASE WHEN price < 10 THEN 0 WHEN price < 25 THEN 1 WHEN price < 50 THEN 2 WHEN price < 100 THEN 3 WHEN price < 250 THEN 4 ELSE 5 END";
+    assert!(app.find_all("per_page=1").await?.get("facets").is_none(), "facets only when asked");
     for (query, without_category, without_price) in [
-        ("per_page=1", "TRUE", "TRUE"),
+        ("per_page=1&facets=true", "TRUE", "TRUE"),
         (
-            "q=crimson&category=decor&min_price=100&max_price=900&in_stock=true&per_page=1",
+            "q=crimson&category=decor&min_price=100&max_price=900&in_stock=true&per_page=1&facets=true",
             "name LIKE 'crimson %' AND price BETWEEN 100 AND 900 AND stock > 0",
             "name LIKE 'crimson %' AND category = 'Decor' AND stock > 0",
         ),
-        ("q=walnut&max_price=50&per_page=1", "description LIKE '% walnut %' AND price <= 50", "description LIKE '% walnut %'"),
+        ("q=walnut&max_price=50&per_page=1&facets=true", "description LIKE '% walnut %' AND price <= 50", "description LIKE '% walnut %'"),
     ] {
         let facets = app.find_all(query).await?["facets"].clone();
         let got: Vec<(String, i64)> =
