@@ -53,6 +53,9 @@ pub struct CommonConfig {
     /// partition costs broker CPU at every poll (docs/benchmarks.md), and one consumer per service
     /// reads all partitions anyway. Real Kafka (compose): 4.
     pub topic_partitions: i32,
+    /// Replicas of each topic this service creates (`KAFKA_TOPIC_REPLICATION_FACTOR`, 1; compose's
+    /// three-broker cluster: 3).
+    pub topic_replicas: i32,
     /// How bearer tokens are checked (`AUTH_*`; see [`crate::auth::AuthConfig::from_env`]).
     pub auth: crate::auth::AuthConfig,
     /// Per-user limit on the write routes that start work (`POST /reserve`, `POST /payment`):
@@ -98,6 +101,7 @@ impl CommonConfig {
             fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
             consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
             topic_partitions: env_or("KAFKA_TOPIC_PARTITIONS", 1)?,
+            topic_replicas: env_or("KAFKA_TOPIC_REPLICATION_FACTOR", 1)?,
             auth: crate::auth::AuthConfig::from_env()?,
             user_rate: UserRate::from_env()?,
         })
@@ -118,6 +122,7 @@ impl CommonConfig {
             fetch_wait_max_ms: 50,
             consumer_batch_max: 200,
             topic_partitions: 1,
+            topic_replicas: 1,
             // Tests that call protected routes point this at their own identity service.
             auth: crate::auth::AuthConfig::local("http://127.0.0.1:3336", "http://127.0.0.1:3336", "sagaway"),
             user_rate: UserRate::default(),

@@ -127,14 +127,15 @@ pub fn consumer(brokers: &str, group: &str, fetch_wait_max_ms: u32) -> anyhow::R
         .context("creating the Kafka consumer")
 }
 
-/// Creates the topics that do not exist yet; existing topics are left as they are.
-pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)]) -> anyhow::Result<()> {
+/// Creates the topics that do not exist yet, each with `replicas` replicas (at most the brokers, at
+/// least the cluster's `min.insync.replicas`, or acks=all writes fail); existing topics are left as they are.
+pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)], replicas: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers)
         .create()
         .context("creating the Kafka admin client")?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(replicas)))
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await.context("CreateTopics")? {

@@ -36,7 +36,7 @@ pub async fn migrate(cfg: &CommonConfig, migrator: &Migrator, topics: &[&str]) -
     let pool = db::connect_and_migrate(&cfg.database_url, cfg.db_max_connections, migrator).await?;
     let mut wanted: Vec<(String, i32)> = topics.iter().map(|t| (cfg.topic(t), crate::topics::partitions(t, cfg.topic_partitions))).collect();
     wanted.push((kafka::PROBE_TOPIC.to_string(), 1));
-    kafka::ensure_topics(&cfg.kafka_brokers, &wanted).await?;
+    kafka::ensure_topics(&cfg.kafka_brokers, &wanted, cfg.topic_replicas).await?;
     Ok(pool)
 }
 

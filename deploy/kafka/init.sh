@@ -3,7 +3,7 @@
 # `admin` over the BROKER listener, SASL/PLAIN):
 #   1. gives every principal of acls.conf its SCRAM-SHA-512 credential, read from the secret
 #      /run/secrets/kafka_<principal>_password (setting it again is how a password is rotated);
-#   2. creates the CDC topic (1 partition), which the product service's indexer needs before
+#   2. creates the CDC topic (1 partition, compacted), which the product service's indexer needs before
 #      Debezium has written anything;
 #   3. adds the ACLs listed in acls.conf (adding an ACL that exists is a no-op).
 # Idempotent: every `docker compose up` runs it again. ACLs removed from acls.conf are NOT revoked
@@ -15,6 +15,7 @@ acls="${ACLS_FILE:-$here/acls.conf}"
 bootstrap="${ADMIN_BOOTSTRAP_SERVER:-kafka:9094}"
 secrets_dir="${SECRETS_DIR:-/run/secrets}"
 cdc_topic="${CDC_TOPIC:-shop.product.products}"
+cdc_replicas="${CDC_TOPIC_REPLICATION_FACTOR:-1}"
 bin="${KAFKA_BIN:-/opt/kafka/bin}"
 
 secret() {
@@ -61,8 +62,14 @@ for principal in $(rules | awk '{print $1}' | sort -u); do
     --add-config "SCRAM-SHA-512=[iterations=8192,password=$password]" >/dev/null
 done
 
-echo "kafka-init: topic $cdc_topic (1 partition: Debezium's order of a table is the topic's order)"
-"$bin/kafka-topics.sh" "${admin[@]}" --create --if-not-exists --topic "$cdc_topic" --partitions 1 >/dev/null
+# Compacted: the latest change of every product stays however old, so a reindex from the start of
+# the topic (product/src/search) sees every product; deletes are tombstones, compacted away later.
+echo "kafka-init: topic $cdc_topic (1 partition: Debezium's order of a table is the topic's order; compacted; $cdc_replicas replicas)"
+"$bin/kafka-topics.sh" "${admin[@]}" --create --if-not-exists --topic "$cdc_topic" --partitions 1 \
+  --replication-factor "$cdc_replicas" --config cleanup.policy=compact >/dev/null
+# An existing topic (created before it was compacted) is switched over.
+"$bin/kafka-configs.sh" "${admin[@]}" --alter --entity-type topics --entity-name "$cdc_topic" \
+  --add-config cleanup.policy=compact >/dev/null
 
 rules | while read -r principal resource pattern name operations extra; do
   if [ -n "${extra:-}" ] || [ -z "${operations:-}" ]; then

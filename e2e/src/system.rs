@@ -131,7 +131,7 @@ impl System {
         let local = |db: &str| CommonConfig { auth: auth.clone(), user_rate: opts.user_rate, ..CommonConfig::local(db, &prefix) };
         let product_common = local(&product_db);
         let cdc_topic = format!("{prefix}cdc.products");
-        kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
+        kafka::ensure_topics(&product_common.kafka_brokers, &[(cdc_topic.clone(), 1)], 1).await?;
         let product_cfg = product::Config {
             common: product_common,
             reservation_ttl: opts.reservation_ttl,

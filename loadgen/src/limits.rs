@@ -170,7 +170,7 @@ async fn mariadb(s: &Settings) -> anyhow::Result<Vec<DbLimit>> {
 
 async fn broker(s: &Settings) -> anyhow::Result<BrokerLimit> {
     let topic = format!("loadgen.scratch.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sagaway_common::kafka::ensure_topics(&s.brokers, &[(topic.clone(), s.partitions)]).await?;
+    sagaway_common::kafka::ensure_topics(&s.brokers, &[(topic.clone(), s.partitions)], 1).await?;
     // The scratch topic is NOT deleted: after a DeleteTopics, tansu 0.6.0 stopped answering metadata
     // requests on our bench stack (every service turned not-ready). Its name is unique and it holds
     // a few MB; the bench stack's state dir is thrown away afterwards.

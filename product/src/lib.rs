@@ -211,6 +211,6 @@ impl Application {
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     service::migrate(&config.common, &MIGRATOR, TOPICS).await?;
     // The CDC topic is Debezium's (never prefixed): created here so it has exactly one partition.
-    kafka::ensure_topics(&config.common.kafka_brokers, &[(config.cdc_topic.clone(), 1)]).await?;
+    kafka::ensure_topics(&config.common.kafka_brokers, &[(config.cdc_topic.clone(), 1)], config.common.topic_replicas).await?;
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! standalone and distributed Connect configurations describe the same connector, the identity
 //! service runs with its key as a secret and every service trusts it, each Kafka principal's ACLs
 //! (deploy/kafka/acls.conf) grant exactly the topics and groups its code uses, the bank runs beside
-//! the saga services as one of the orchestrator's banks, and the Dockerfile builds every service
-//! binary.
+//! the saga services as one of the orchestrator's banks, the Dockerfile builds every service
+//! binary, every Sagaway image is built and every other pinned (Debezium to the tested line, a
+//! maintained Kafka UI), topic replicas fit the brokers and their min ISR with one broker and with
+//! three, the CDC topic is compacted, and no secret has a default.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -154,9 +156,16 @@ fn connect_json_and_properties_describe_the_same_connector() {
     assert_eq!(json["name"].as_str(), props.get("name").map(String::as_str), "same connector name");
     let config: BTreeMap<String, String> =
         json["config"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
-    // Where they may differ: how to reach the database, and where the schema history lives
-    // (a file for standalone, a Kafka topic for a distributed cluster).
-    let environment = |k: &str| k == "database.hostname" || k == "database.port" || k.starts_with("schema.history.internal");
+    // Where they may differ: how to reach the database, where the schema history lives (a file for
+    // standalone, a Kafka topic for a distributed cluster), and how a created topic is replicated and
+    // cleaned up (one tansu broker, which does not compact; the cluster's default and compaction).
+    let environment = |k: &str| {
+        k == "database.hostname"
+            || k == "database.port"
+            || k.starts_with("schema.history.internal")
+            || k == "topic.creation.default.replication.factor"
+            || k == "topic.creation.default.cleanup.policy"
+    };
     for (k, v) in &props {
         if k == "name" || environment(k) {
             continue;
@@ -627,7 +636,7 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
         expected_created.insert(probe.clone());
         if svc == "product" {
             // `product migrate` creates the CDC topic (one partition) when it is missing.
-            assert!(source.contains("kafka::ensure_topics(&config.common.kafka_brokers, &[(config.cdc_topic.clone(), 1)])"));
+            assert!(source.contains("kafka::ensure_topics(&config.common.kafka_brokers, &[(config.cdc_topic.clone(), 1)], config.common.topic_replicas)"));
             expected_created.insert(cdc.clone());
         }
         let without_cdc: BTreeSet<String> = used.iter().filter(|t| **t != cdc).cloned().collect();
@@ -814,5 +823,324 @@ mod toml_like {
         let line = cargo.lines().find(|l| l.trim_start().starts_with("members")).expect("workspace members");
         let list = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
         Members(list.split(',').map(|m| m.trim().trim_matches('"').to_string()).filter(|m| !m.is_empty()).collect())
+    }
+}
+
+/// docker-compose.yml with an override file laid over it the way `docker compose -f a -f b` does:
+/// mappings merge key by key (so an override's `environment` adds to or replaces single variables),
+/// anything else is replaced.
+fn compose_with(override_file: &str) -> Value {
+    fn merge(base: &mut Value, over: &Value) {
+        match (base, over) {
+            (Value::Mapping(b), Value::Mapping(o)) => {
+                for (k, v) in o {
+                    match b.get_mut(k) {
+                        Some(existing) => merge(existing, v),
+                        None => {
+                            b.insert(k.clone(), v.clone());
+                        }
+                    }
+                }
+            }
+            (b, o) => *b = o.clone(),
+        }
+    }
+    let mut base = compose();
+    let mut over: Value = serde_yaml::from_str(&read(override_file)).unwrap_or_else(|e| panic!("{override_file}: {e}"));
+    over.apply_merge().expect("merge keys resolve");
+    merge(&mut base, &over);
+    base
+}
+
+/// The services of a compose model that run a Kafka broker, with their environment.
+fn brokers_of(compose: &Value) -> Vec<(String, BTreeMap<String, String>)> {
+    compose["services"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_string())
+        .map(|name| {
+            let env = compose["services"][name.as_str()]["environment"].as_mapping().map(|_| env_of(compose, &name)).unwrap_or_default();
+            (name, env)
+        })
+        .filter(|(_, env)| env.get("KAFKA_PROCESS_ROLES").is_some_and(|r| r.contains("broker")))
+        .collect()
+}
+
+#[test]
+fn compose_builds_every_sagaway_image_and_pins_every_other() {
+    let compose = compose();
+    for (name, svc) in compose["services"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let image = svc["image"].as_str().unwrap_or_else(|| panic!("{name} names its image"));
+        if image.starts_with("sagaway") {
+            // Without `build:` compose pulls an image that exists in no registry.
+            assert!(svc.get("build").is_some(), "{name} runs {image} but has no build:");
+        } else {
+            let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("");
+            assert!(!tag.is_empty() && tag != "latest" && !tag.contains('/'), "{name}: {image} is not pinned to a version");
+        }
+    }
+    // The Kafka UI of provectuslabs is unmaintained since 2024; kafbat/kafka-ui continues it.
+    let ui = compose["services"]["kafka-ui"]["image"].as_str().unwrap();
+    assert!(!ui.contains("provectuslabs"), "kafka-ui runs the unmaintained {ui}");
+}
+
+#[test]
+fn compose_runs_the_debezium_line_the_stack_tests() {
+    let classpath = read("scripts/connect/classpath.txt");
+    let tested = classpath
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("debezium-connector-mysql-").and_then(|v| v.strip_suffix(".jar")))
+        .expect("the classpath names the Debezium MySQL connector jar");
+    let image = compose()["services"]["connect"]["image"].as_str().unwrap().to_string();
+    let tag = image.rsplit_once(':').unwrap().1;
+    assert_eq!(tag, tested, "connect runs {image}, the local stack tests Debezium {tested}");
+}
+
+#[test]
+fn topic_replicas_fit_the_brokers_in_both_compose_setups() {
+    for (setup, model) in [("docker-compose.yml", compose()), ("+ docker-compose.kafka-cluster.yml", compose_with("docker-compose.kafka-cluster.yml"))] {
+        let brokers = brokers_of(&model);
+        assert!(!brokers.is_empty(), "{setup}: no broker");
+        let n = brokers.len() as i64;
+        let num = |env: &BTreeMap<String, String>, k: &str| -> i64 {
+            env.get(k).unwrap_or_else(|| panic!("{setup}: {k} must be explicit")).parse().unwrap_or_else(|_| panic!("{setup}: {k} is a number"))
+        };
+        let mut min_isr = 0;
+        for (name, env) in &brokers {
+            // Kafka's own topics and the default (used by the connector's "-1") fit the brokers too.
+            let isr = num(env, "KAFKA_MIN_INSYNC_REPLICAS");
+            min_isr = min_isr.max(isr);
+            for k in ["KAFKA_DEFAULT_REPLICATION_FACTOR", "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] {
+                let rf = num(env, k);
+                assert!(rf <= n && rf >= isr, "{setup}: {name} {k}={rf} with {n} broker(s) and min ISR {isr}");
+            }
+            assert!(num(env, "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR") <= num(env, "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"), "{setup}: {name}");
+        }
+        // Every other place a topic is created: the services, kafka-init (the CDC topic), Connect's topics.
+        let mut checked = 0;
+        for (name, _) in model["services"].as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            if brokers.iter().any(|(b, _)| b == name) || model["services"][name]["environment"].as_mapping().is_none() {
+                continue;
+            }
+            let env = env_of(&model, name);
+            if env.contains_key("KAFKA_BROKERS") {
+                assert!(env.contains_key("KAFKA_TOPIC_REPLICATION_FACTOR"), "{setup}: {name} creates topics without KAFKA_TOPIC_REPLICATION_FACTOR");
+            }
+            for (k, v) in env.iter().filter(|(k, _)| k.ends_with("REPLICATION_FACTOR")) {
+                let rf: i64 = v.parse().unwrap_or_else(|_| panic!("{setup}: {name} {k}={v} is a number"));
+                assert!(rf <= n && rf >= min_isr, "{setup}: {name} {k}={rf} with {n} broker(s) and min.insync.replicas {min_isr}: acks=all writes would fail");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 8, "{setup}: only {checked} replication settings found");
+    }
+    // The connector's own topics take the broker default, which the loop above bounds.
+    let connector: serde_json::Value = serde_json::from_str(&read("connect-config/product-cdc.json")).unwrap();
+    assert_eq!(connector["config"]["topic.creation.default.replication.factor"], "-1", "the connector uses the broker's default replication");
+}
+
+#[test]
+fn the_cdc_topic_is_compacted_wherever_it_is_created() {
+    // Compacted, the topic keeps the latest change of every product for good: a reindex from its
+    // start sees products that have not changed since long before the retention period.
+    let init = read("deploy/kafka/init.sh");
+    let create = init.lines().skip_while(|l| !l.contains("--create --if-not-exists --topic \"$cdc_topic\"")).take(2).collect::<Vec<_>>().join(" ");
+    assert!(create.contains("cleanup.policy=compact"), "kafka-init creates the CDC topic compacted: {create}");
+    assert!(init.contains("--add-config cleanup.policy=compact"), "kafka-init switches an existing CDC topic to compaction");
+    let connector: serde_json::Value = serde_json::from_str(&read("connect-config/product-cdc.json")).unwrap();
+    assert_eq!(connector["config"]["topic.creation.default.cleanup.policy"], "compact");
+}
+
+#[test]
+fn compose_has_no_default_for_any_secret() {
+    // `${VAR:-value}` falls back silently; a password must be given (`${VAR:?why}` refuses to start).
+    for file in ["docker-compose.yml", "docker-compose.kafka-cluster.yml"] {
+        let text = read(file);
+        for (i, _) in text.match_indices("${") {
+            let inner = &text[i + 2..i + text[i..].find('}').unwrap()];
+            let (var, rest) = inner.split_once([':', '-', '?']).map(|(v, _)| (v, &inner[v.len()..])).unwrap_or((inner, ""));
+            let upper = var.to_uppercase();
+            // Where secrets live (SAGAWAY_SECRETS_DIR) is not a secret.
+            let secret = ["PASSWORD", "SECRET", "TOKEN", "KEY"].iter().any(|w| upper.contains(w)) && !upper.ends_with("_DIR") && !upper.ends_with("_FILE");
+            assert!(!(secret && (rest.starts_with(":-") || rest.starts_with('-'))), "{file}: ${{{inner}}} gives the secret {var} a default");
+        }
+    }
+    let example = read(".env.example");
+    assert!(example.contains("MYSQL_ROOT_PASSWORD="), ".env.example lists MYSQL_ROOT_PASSWORD");
+}
+
+/// `kubectl kustomize deploy/k8s/overlays/<overlay>`: every object of the overlay, as YAML values.
+fn kustomize(overlay: &str) -> Vec<Value> {
+    let dir = repo().join("deploy/k8s/overlays").join(overlay);
+    let out = std::process::Command::new("kubectl").arg("kustomize").arg(&dir).output().expect("kubectl (with its built-in kustomize) is installed");
+    assert!(out.status.success(), "kubectl kustomize {overlay}: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    // kustomize writes one object per document, separated by `---` lines.
+    text.split("\n---\n").map(|doc| serde_yaml::from_str::<Value>(doc).expect("kustomize output is YAML")).filter(|v| !v.is_null()).collect()
+}
+
+fn kind_of(o: &Value) -> &str {
+    o["kind"].as_str().unwrap_or_default()
+}
+
+fn name_of(o: &Value) -> &str {
+    o["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+fn int(v: &Value) -> i64 {
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not an integer: {v:?}"))
+}
+
+/// Whether a `matchLabels` selector selects pods labelled `labels`.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    selector["matchLabels"].as_mapping().is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
+}
+
+
+#[test]
+fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
+    let acl_conf = acls();
+    for overlay in ["dev", "prod"] {
+        let objects = kustomize(overlay);
+        let of = |kind: &str| objects.iter().filter(move |o| kind_of(o) == kind).collect::<Vec<_>>();
+        let deployments = of("Deployment");
+        let names: BTreeSet<&str> = deployments.iter().map(|d| name_of(d)).collect();
+        for svc in ["identity", "product", "orchestrator", "payment", "bank", "gateway"] {
+            assert!(names.contains(svc), "{overlay}: no Deployment for {svc}");
+        }
+
+        // Pods: probes, requests and limits, non-root, no privilege escalation; Deployments spread
+        // over nodes and zones and have a disruption budget.
+        for w in deployments.iter().chain(of("StatefulSet").iter()) {
+            let (kind, name) = (kind_of(w), name_of(w));
+            let pod = &w["spec"]["template"]["spec"];
+            assert_eq!(pod["securityContext"]["runAsNonRoot"], Value::Bool(true), "{overlay}: {kind} {name} runs as root");
+            for c in pod["containers"].as_sequence().unwrap() {
+                let cname = c["name"].as_str().unwrap();
+                for probe in ["livenessProbe", "readinessProbe"] {
+                    assert!(c.get(probe).is_some(), "{overlay}: {name}/{cname} has no {probe}");
+                }
+                if c["image"].as_str().unwrap().contains("sagaway") {
+                    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/health/live", "{overlay}: {name}");
+                    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/health/ready", "{overlay}: {name}");
+                    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], Value::Bool(true), "{overlay}: {name}");
+                }
+                for (section, res) in [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")] {
+                    assert!(c["resources"][section].get(res).is_some(), "{overlay}: {name}/{cname} has no {section}.{res}");
+                }
+                assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], Value::Bool(false), "{overlay}: {name}/{cname}");
+                // No secret in the manifests: passwords, keys and credentialed URLs come from Secrets.
+                for e in c["env"].as_sequence().into_iter().flatten() {
+                    let (var, value) = (e["name"].as_str().unwrap(), e.get("value").and_then(Value::as_str));
+                    let upper = var.to_uppercase();
+                    let secretish = ["PASSWORD", "SECRET", "TOKEN"].iter().any(|w| upper.contains(w)) || upper.ends_with("_KEY") || upper.ends_with("_KEYS") || upper.ends_with("DATABASE_URL");
+                    if let Some(value) = value {
+                        assert!(!secretish || value.starts_with("/run/secrets/"), "{overlay}: {name} sets {var} inline");
+                        assert!(!(value.contains("://") && value.contains('@')), "{overlay}: {name} {var} carries credentials inline");
+                    }
+                }
+            }
+            if kind == "Deployment" {
+                assert!(pod["topologySpreadConstraints"].as_sequence().is_some_and(|t| !t.is_empty()), "{overlay}: {name} has no topology spread");
+                let labels = &w["spec"]["template"]["metadata"]["labels"];
+                assert!(of("PodDisruptionBudget").iter().any(|p| selects(&p["spec"]["selector"], labels)), "{overlay}: no PodDisruptionBudget covers {name}");
+            }
+        }
+        assert!(of("Secret").is_empty(), "{overlay}: Secrets are created at install time, never kept in the manifests");
+
+        // Kafka: topics as the services create them, replicas within the brokers and above min ISR.
+        let brokers: i64 = of("KafkaNodePool").iter().filter(|p| strings(&p["spec"]["roles"]).contains(&"broker".to_string())).map(|p| int(&p["spec"]["replicas"])).sum();
+        let kafka = of("Kafka");
+        assert_eq!(kafka.len(), 1, "{overlay}: one Kafka cluster");
+        let kcfg = &kafka[0]["spec"]["kafka"]["config"];
+        let min_isr = int(&kcfg["min.insync.replicas"]);
+        for k in ["default.replication.factor", "offsets.topic.replication.factor", "transaction.state.log.replication.factor"] {
+            let rf = int(&kcfg[k]);
+            assert!(rf <= brokers && rf >= min_isr, "{overlay}: Kafka {k}={rf} with {brokers} brokers, min ISR {min_isr}");
+        }
+        let env = of("ConfigMap").into_iter().find(|c| name_of(c).starts_with("sagaway-env")).expect("the shared ConfigMap");
+        let keyed = int(&env["data"]["KAFKA_TOPIC_PARTITIONS"]) as i32;
+        let service_rf = int(&env["data"]["KAFKA_TOPIC_REPLICATION_FACTOR"]);
+        assert!(service_rf <= brokers && service_rf >= min_isr, "{overlay}: KAFKA_TOPIC_REPLICATION_FACTOR={service_rf}");
+        assert_eq!(env["data"]["KAFKA_CONSUMER_MODE"], "group", "{overlay}: replicas share partitions only in group mode");
+        let topics = of("KafkaTopic");
+        let mut seen = BTreeSet::new();
+        for t in &topics {
+            let name = t["spec"]["topicName"].as_str().unwrap();
+            seen.insert(name.to_string());
+            let rf = int(&t["spec"]["replicas"]);
+            let topic_isr = t["spec"]["config"].get("min.insync.replicas").map(int).unwrap_or(min_isr);
+            assert!(rf <= brokers && rf >= topic_isr.max(min_isr), "{overlay}: {name} has {rf} replicas, {brokers} brokers, min ISR {topic_isr}");
+            assert_eq!(int(&t["spec"]["partitions"]) as i32, sagaway_common::topics::partitions(name, keyed), "{overlay}: partitions of {name}");
+        }
+        for (topic, _) in sagaway_common::topics::all() {
+            assert!(seen.contains(topic), "{overlay}: no KafkaTopic for {topic}");
+        }
+        let cdc = topics.iter().find(|t| t["spec"]["topicName"] == sagaway_common::topics::CDC_PRODUCTS).unwrap();
+        assert_eq!(cdc["spec"]["config"]["cleanup.policy"], "compact", "{overlay}: the CDC topic is compacted");
+        for c in of("KafkaConnect") {
+            for k in ["config.storage.replication.factor", "offset.storage.replication.factor", "status.storage.replication.factor"] {
+                let rf = int(&c["spec"]["config"][k]);
+                assert!(rf <= brokers && rf >= min_isr, "{overlay}: Connect {k}={rf}");
+            }
+        }
+
+        // Autoscaling: a Kafka-driven service never scales past its topics' partitions.
+        let consumers = ["product", "orchestrator", "payment", "bank"];
+        for h in of("HorizontalPodAutoscaler") {
+            let target = h["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+            assert_eq!(h["apiVersion"], "autoscaling/v2", "{overlay}: {target}");
+            if consumers.contains(&target) {
+                assert!(int(&h["spec"]["maxReplicas"]) <= keyed as i64, "{overlay}: {target} scales past {keyed} partitions");
+            }
+        }
+        let scaled: Vec<_> = of("ScaledObject");
+        for s in &scaled {
+            let target = s["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
+            assert!(int(&s["spec"]["maxReplicaCount"]) <= keyed as i64, "{overlay}: {target} scales past {keyed} partitions");
+            let lag = s["spec"]["triggers"].as_sequence().unwrap().iter().find(|t| t["type"] == "kafka").unwrap_or_else(|| panic!("{overlay}: {target} scales on consumer lag"));
+            let topic = lag["metadata"]["topic"].as_str().unwrap();
+            assert!(seen.contains(topic), "{overlay}: {target} watches the lag of {topic}, which has no KafkaTopic");
+            let group = lag["metadata"]["consumerGroup"].as_str().unwrap();
+            assert!(acl_conf.iter().any(|a| a.principal == target && a.resource == "group" && a.name == group), "{overlay}: {target} does not consume as {group}");
+        }
+        let autoscaled: BTreeSet<&str> = of("HorizontalPodAutoscaler").iter().chain(scaled.iter()).map(|h| h["spec"]["scaleTargetRef"]["name"].as_str().unwrap()).collect();
+        for svc in ["identity", "product", "orchestrator", "payment", "bank", "gateway"] {
+            assert!(autoscaled.contains(svc), "{overlay}: {svc} is not autoscaled");
+        }
+
+        // Each principal of acls.conf is a KafkaUser with exactly those grants.
+        for principal in acl_conf.iter().map(|a| a.principal.as_str()).collect::<BTreeSet<_>>() {
+            let user = of("KafkaUser").into_iter().find(|u| name_of(u) == principal).unwrap_or_else(|| panic!("{overlay}: no KafkaUser {principal}"));
+            let got: BTreeSet<(String, String, String, BTreeSet<String>)> = user["spec"]["authorization"]["acls"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| (scalar(&a["resource"]["type"]), scalar(&a["resource"]["patternType"]), scalar(&a["resource"]["name"]), strings(&a["operations"]).into_iter().collect()))
+                .collect();
+            let want: BTreeSet<_> = acl_conf.iter().filter(|a| a.principal == principal).map(|a| (a.resource.clone(), a.pattern.clone(), a.name.clone(), a.operations.clone())).collect();
+            assert_eq!(got, want, "{overlay}: KafkaUser {principal} differs from acls.conf");
+        }
+
+        // Only the gateway is reachable from anywhere; everything else is denied unless allowed.
+        let policies = of("NetworkPolicy");
+        assert!(
+            policies.iter().any(|p| p["spec"]["podSelector"].as_mapping().is_some_and(|m| m.is_empty()) && strings(&p["spec"]["policyTypes"]).len() == 2 && p["spec"].get("ingress").is_none()),
+            "{overlay}: no default-deny policy"
+        );
+        for p in &policies {
+            for rule in p["spec"]["ingress"].as_sequence().into_iter().flatten() {
+                if rule.get("from").is_none() {
+                    assert_eq!(p["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "gateway", "{overlay}: {} admits everyone", name_of(p));
+                }
+            }
+        }
+        // Operators' resources are there: Strimzi (Kafka, Connect, connector), ECK.
+        for kind in ["KafkaConnect", "KafkaConnector", "Elasticsearch"] {
+            assert_eq!(of(kind).len(), 1, "{overlay}: one {kind}");
+        }
     }
 }

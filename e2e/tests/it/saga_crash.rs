@@ -118,7 +118,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
 
     let product_db = format!("product_t_{id}");
     let cdc_topic = format!("{prefix}cdc.products");
-    kafka::ensure_topics(&stack.brokers(), &[(cdc_topic.clone(), 1)]).await?;
+    kafka::ensure_topics(&stack.brokers(), &[(cdc_topic.clone(), 1)], 1).await?;
     // Replica A of each service is the one killed; in group mode replica B (same database, same
     // consumer groups) stays up and serves the clients.
     let replicas = if group { 2 } else { 1 };

@@ -119,6 +119,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
             fetch_wait_max_ms: 10,
             consumer_batch_max: 200,
             topic_partitions: 1,
+            topic_replicas: 1,
             auth: issuer.auth_config(),
             user_rate: Default::default(),
         },
@@ -137,7 +138,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
         es_index: format!("products_{short}"),
     };
     // The indexer subscribes at start: its topic must exist by then (tansu does not auto-create).
-    sagaway_common::kafka::ensure_topics(&config.common.kafka_brokers, &[(cdc_topic.clone(), 1)]).await?;
+    sagaway_common::kafka::ensure_topics(&config.common.kafka_brokers, &[(cdc_topic.clone(), 1)], 1).await?;
     let app = Application::build(config.clone()).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let search = app.search_backend();
