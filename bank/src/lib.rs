@@ -53,7 +53,7 @@ use sagaway_common::{
     inbox::ConsumerLoop,
     kafka,
     outbox::OutboxRelay,
-    service, topics,
+    service, telemetry, topics,
 };
 use interbank::api::InterbankAuth;
 use tokio::sync::Notify;
@@ -223,6 +223,11 @@ impl Application {
         let scheduler = scheduler::Scheduler { app: self.state.clone(), interval: cfg.scheduler_interval, wake: self.state.scheduler_wake.clone() };
         tasks.spawn(scheduler.run(shutdown.clone()));
         tasks.spawn(interbank::recovery::run(self.state.clone(), shutdown.clone()));
+        let pool = self.state.pool.clone();
+        tasks.spawn(telemetry::sample_every(telemetry::GAUGE_SAMPLE_EVERY, shutdown.clone(), move || {
+            let pool = pool.clone();
+            async move { interbank::recovery::sample_backlog(&pool).await }
+        }));
         tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(600), shutdown.clone()));
 
         tracing::info!(port = self.port, bank = %cfg.code, "bank listening");

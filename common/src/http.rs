@@ -301,21 +301,29 @@ mod readiness_tests {
     }
 }
 
-/// The process-wide Prometheus recorder (installed once, shared by every app in a test process).
+/// Every metric name starts with this (`sagaway_http_requests_total`): one namespace to select
+/// on in Prometheus, whatever else the host exports. Code names metrics without it.
+pub const METRIC_PREFIX: &str = "sagaway";
+
+/// The process-wide Prometheus recorder (installed once, shared by every app in a test process),
+/// behind a layer that puts [`METRIC_PREFIX`] before every name.
 pub fn metrics_handle() -> PrometheusHandle {
+    use metrics_exporter_prometheus::Matcher;
+    use metrics_util::layers::{Layer, PrefixLayer};
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
-                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5])
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
                 .expect("static buckets are valid")
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full("consumer_batch_size".into()),
-                    &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
-                )
+                // Matched after the prefix layer, so on the name's end.
+                .set_buckets_for_metric(Matcher::Suffix("consumer_batch_size".into()), &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0])
                 .expect("static buckets are valid")
-                .install_recorder()
-                .expect("the metrics recorder is installed once per process")
+                .build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(PrefixLayer::new(METRIC_PREFIX).layer(recorder))
+                .expect("the metrics recorder is installed once per process");
+            handle
         })
         .clone()
 }

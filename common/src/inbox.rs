@@ -24,7 +24,7 @@
 //! runs ONE instance of each service. `KAFKA_CONSUMER_MODE=group` keeps the subscription and Kafka
 //! offset commits instead, for several instances on a broker with a working group coordinator.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use chrono::{SecondsFormat, Utc};
 use rdkafka::{
@@ -129,6 +129,17 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
+/// How often each consumer's lag is measured (`consumer_lag`).
+pub const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+struct PartitionMarks {
+    topic: String,
+    partition: i32,
+    low: i64,
+    high: i64,
+    committed: Option<i64>,
+}
+
 /// How many times one message is retried in place (backoff from 50 ms, doubling: ≈ 6 s in all)
 /// before a failure that is not the database's own is dead-lettered.
 pub const IN_PLACE_ATTEMPTS: u32 = 8;
@@ -196,6 +207,10 @@ impl ConsumerLoop {
     }
 
     pub async fn run<H: Handler>(self, handler: H, shutdown: CancellationToken) {
+        Arc::new(self).consume(handler, shutdown).await
+    }
+
+    async fn consume<H: Handler>(self: Arc<Self>, handler: H, shutdown: CancellationToken) {
         let in_db = !group_mode();
         let mut topics = Vec::new();
         let mut expected_partitions = 0;
@@ -213,6 +228,9 @@ impl ConsumerLoop {
             }
             expected_partitions = self.consumer.assignment().map(|a| a.count()).unwrap_or(0);
         }
+        let sampling = shutdown.child_token();
+        let _stop_sampling = sampling.clone().drop_guard();
+        tokio::spawn(self.clone().sample_lag(sampling));
         loop {
             // A group rebalance queued before the subscription was dropped can revoke all or part
             // of our manual assignment when it is finally served: check now and then, put it back.
@@ -261,6 +279,58 @@ impl ConsumerLoop {
                 tracing::warn!(service = self.service, error = %e, "offset commit failed; the messages may be redelivered");
             }
         }
+    }
+
+    /// Sets `consumer_lag{service,topic,partition}` every [`LAG_SAMPLE_EVERY`] until `stop`: the
+    /// partition's high watermark (asked of the broker) minus the position this service stored
+    /// with its effects (the database's `consumer_offsets`, or Kafka's committed offset in group
+    /// mode). Asked apart from the consuming loop, so a loop stuck on one message shows a lag
+    /// that grows.
+    async fn sample_lag(self: Arc<Self>, stop: CancellationToken) {
+        let mut every = tokio::time::interval(LAG_SAMPLE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = every.tick() => {}
+            }
+            let this = self.clone();
+            let Ok(marks) = tokio::task::spawn_blocking(move || this.broker_positions()).await else { continue };
+            let stored: std::collections::HashMap<(String, i32), i64> = if group_mode() {
+                marks.iter().filter_map(|m| m.committed.map(|c| ((m.topic.clone(), m.partition), c))).collect()
+            } else {
+                match sqlx::query_as::<_, (String, i32, i64)>("SELECT topic, part, next_offset FROM consumer_offsets").fetch_all(&self.pool).await {
+                    Ok(rows) => rows.into_iter().map(|(t, p, o)| ((t, p), o)).collect(),
+                    Err(_) => continue, // the database is away: keep the last figures
+                }
+            };
+            for m in marks {
+                // Nothing stored yet: the loop starts from the beginning (what the log still holds).
+                let position = stored.get(&(m.topic.clone(), m.partition)).copied().unwrap_or(m.low).max(m.low);
+                metrics::gauge!("consumer_lag", "service" => self.service, "topic" => m.topic, "partition" => m.partition.to_string())
+                    .set((m.high - position).max(0) as f64);
+            }
+        }
+    }
+
+    /// Low and high watermark (and, in group mode, the committed offset) of every assigned
+    /// partition, asked of the broker: blocking calls, run on a blocking thread.
+    fn broker_positions(&self) -> Vec<PartitionMarks> {
+        let Ok(assigned) = self.consumer.assignment() else { return Vec::new() };
+        let committed = if group_mode() { self.consumer.committed_offsets(assigned.clone(), Duration::from_secs(5)).ok() } else { None };
+        assigned
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let (low, high) = self.consumer.fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(5)).ok()?;
+                let committed = committed
+                    .as_ref()
+                    .and_then(|c| c.find_partition(e.topic(), e.partition()))
+                    .and_then(|p| p.offset().to_raw())
+                    .filter(|o| *o >= 0);
+                Some(PartitionMarks { topic: e.topic().to_string(), partition: e.partition(), low, high, committed })
+            })
+            .collect()
     }
 
     /// Applies `batch` in one transaction. If that fails, the messages before the failing one are

@@ -82,6 +82,9 @@ pub async fn enqueue_all(conn: &mut MySqlConnection, msgs: &[Outgoing]) -> sqlx:
     Ok(ids)
 }
 
+/// How often the relay measures its backlog (`outbox_pending`, `outbox_oldest_age_seconds`).
+pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
+
 /// Publishes committed outbox rows. Writers call [`OutboxRelay::notify`] after commit for low
 /// latency; the relay also polls, so rows left by a crash are published after restart.
 #[derive(Clone)]
@@ -105,7 +108,12 @@ impl OutboxRelay {
 
     /// Runs until `shutdown`, then publishes what is left (best effort) and returns.
     pub async fn run(self, shutdown: CancellationToken) {
+        let mut sampled = None::<std::time::Instant>;
         loop {
+            if sampled.is_none_or(|at| at.elapsed() >= SAMPLE_EVERY) {
+                sampled = Some(std::time::Instant::now());
+                self.sample().await;
+            }
             match self.drain().await {
                 Ok(()) => {}
                 Err(e) => {
@@ -120,6 +128,17 @@ impl OutboxRelay {
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(5), self.drain()).await;
+    }
+
+    /// Sets `outbox_pending` (rows not yet published) and `outbox_oldest_age_seconds` (0 when
+    /// none): a growing age means the relay cannot publish (broker away, a poisoned row).
+    async fn sample(&self) {
+        let row: sqlx::Result<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT COUNT(*), TIMESTAMPDIFF(MICROSECOND, MIN(created_at), NOW(6)) FROM outbox").fetch_one(&self.pool).await;
+        if let Ok((pending, age_us)) = row {
+            metrics::gauge!("outbox_pending").set(pending as f64);
+            metrics::gauge!("outbox_oldest_age_seconds").set(age_us.unwrap_or(0).max(0) as f64 / 1e6);
+        }
     }
 
     /// Publishes every committed row, oldest first, batch by batch.

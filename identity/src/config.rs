@@ -100,7 +100,7 @@ impl Config {
         let config = Self {
             http_host: env_string("IDENTITY_HOST", "127.0.0.1"),
             http_port: env_or("IDENTITY_PORT", 3336)?,
-            database_url: env_string("IDENTITY_DATABASE_URL", &default_url),
+            database_url: sagaway_common::config::database_url("IDENTITY", &default_url)?,
             db_max_connections: env_or("IDENTITY_DB_MAX_CONNECTIONS", 16)?,
             issuer: var("IDENTITY_ISSUER"),
             audience: env_string("IDENTITY_AUDIENCE", "sagaway"),

@@ -39,7 +39,7 @@ use sagaway_common::{
     inbox::ConsumerLoop,
     kafka,
     outbox::OutboxRelay,
-    service, topics,
+    service, telemetry, topics,
 };
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -162,6 +162,11 @@ impl Application {
         };
         tasks.spawn(dlq_loop.run(dlq::recorder::DeadLetterRecorder, shutdown.clone()));
         tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(60), shutdown.clone()));
+        let pool = self.state.pool.clone();
+        tasks.spawn(telemetry::sample_every(telemetry::GAUGE_SAMPLE_EVERY, shutdown.clone(), move || {
+            let pool = pool.clone();
+            async move { dlq::store::sample_pending(&pool).await }
+        }));
 
         tracing::info!(port = self.port, "orchestrator listening");
         let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;

@@ -80,8 +80,13 @@ pub async fn run(
         };
         let mut changes = Vec::new();
         let mut next_offsets: HashMap<(String, i32), i64> = HashMap::new();
+        // The record time of the batch's first event: how far behind the database the index is.
+        let mut oldest_ms: Option<i64> = None;
         let mut note = |m: &rdkafka::message::BorrowedMessage<'_>, changes: &mut Vec<Change>| {
             next_offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+            if let Some(ms) = m.timestamp().to_millis() {
+                oldest_ms = Some(oldest_ms.map_or(ms, |o| o.min(ms)));
+            }
             if let Some(c) = to_change(m.key(), m.payload(), m.topic(), m.offset()) {
                 changes.push(c);
             }
@@ -103,6 +108,10 @@ pub async fn run(
             match backend.apply(changes.clone()).await {
                 Ok(applied) => {
                     record(&applied);
+                    if let Some(ms) = oldest_ms {
+                        let lag_ms = (chrono::Utc::now().timestamp_millis() - ms).max(0);
+                        metrics::histogram!("cdc_index_lag_seconds").record(lag_ms as f64 / 1e3);
+                    }
                     break;
                 }
                 Err(e) => {

@@ -7,14 +7,14 @@ import { h, pageRender, field, select, submitting, status, when, flash } from '.
 import { params, go } from './main.js';
 
 const COUNTERS = [
-  ['order_transitions_total', 'Order transitions'],
-  ['payments_accepted_total', 'Payments accepted'],
-  ['dlq_recorded_total', 'Dead letters recorded'],
-  ['dlq_replayed_total', 'Replayed'],
-  ['dlq_abandoned_total', 'Abandoned'],
+  ['sagaway_order_transitions_total', 'Order transitions'],
+  ['sagaway_payments_accepted_total', 'Payments accepted'],
+  ['sagaway_dlq_recorded_total', 'Dead letters recorded'],
+  ['sagaway_dlq_replayed_total', 'Replayed'],
+  ['sagaway_dlq_abandoned_total', 'Abandoned'],
 ];
 
-/** Sums of the Prometheus counters named in COUNTERS, with `order_transitions_total` per status. */
+/** Sums of the Prometheus counters named in COUNTERS, with `sagaway_order_transitions_total` per status. */
 function counters(text) {
   const sums = new Map();
   for (const line of text.split('\n')) {

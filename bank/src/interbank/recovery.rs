@@ -35,6 +35,33 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
     }
 }
 
+/// Sets the gauges of the 2PC backlog: `bank_interbank_in_doubt` (legs held here PREPARED,
+/// waiting for their coordinator's decision) and `bank_interbank_undecided` (transfers this bank
+/// coordinates that are not yet COMMITTED or ABORTED), each with the age of its oldest
+/// (`…_oldest_age_seconds`, 0 when none). Long waits mean a bank or the network is away.
+pub async fn sample_backlog(pool: &sqlx::MySqlPool) {
+    use crate::rules::interbank::{CoordinatorStatus, ParticipantStatus};
+    let held = sqlx::query_as::<_, (i64, Option<chrono::DateTime<Utc>>)>("SELECT COUNT(*), MIN(created_at) FROM interbank_participants WHERE status = ?")
+        .bind(ParticipantStatus::Prepared.as_str())
+        .fetch_one(pool)
+        .await;
+    let driven = sqlx::query_as::<_, (i64, Option<chrono::DateTime<Utc>>)>("SELECT COUNT(*), MIN(created_at) FROM interbank_coordinator WHERE status NOT IN (?, ?)")
+        .bind(CoordinatorStatus::Committed.as_str())
+        .bind(CoordinatorStatus::Aborted.as_str())
+        .fetch_one(pool)
+        .await;
+    let now = Utc::now();
+    let age = |oldest: Option<chrono::DateTime<Utc>>| oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1e3);
+    if let Ok((n, oldest)) = held {
+        metrics::gauge!("bank_interbank_in_doubt").set(n as f64);
+        metrics::gauge!("bank_interbank_in_doubt_oldest_age_seconds").set(age(oldest));
+    }
+    if let Ok((n, oldest)) = driven {
+        metrics::gauge!("bank_interbank_undecided").set(n as f64);
+        metrics::gauge!("bank_interbank_undecided_oldest_age_seconds").set(age(oldest));
+    }
+}
+
 async fn tick(app: &AppState, permits: &Arc<Semaphore>) -> sqlx::Result<()> {
     let interval = app.config.interbank.retry_interval;
     for tx_id in coordinator::due(&app.pool, 256).await? {

@@ -232,6 +232,7 @@ pub async fn apply_through(conn: &mut MySqlConnection, events_topic: &str, now: 
             .bind(&op.id)
             .execute(&mut *conn)
             .await?;
+        metrics::counter!("bank_operations_total", "kind" => op.kind.clone(), "status" => to.as_str()).increment(1);
         let change = Change { kind: "operation", id: &op.id, account_id, user_id: &op.user_id, status: to.as_str(), reason, at: now };
         out.push(events::record(conn, events_topic, &change).await?);
     }

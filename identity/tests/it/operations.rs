@@ -31,7 +31,7 @@ async fn openapi_lists_every_route_and_health_checks_the_database() {
     assert_eq!(ready.body, json!({"service": "identity", "status": "ready", "checks": {"database": "up"}}));
     assert_eq!(app.get("/health/live").await.status, 200);
     let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(metrics.contains("sagaway_http_requests_total"), "{metrics}");
     app.cleanup().await;
 }
 

@@ -150,6 +150,13 @@ pub async fn select_ids(conn: &mut MySqlConnection, filter: &Filter, prefix: &st
     q.build_query_scalar().fetch_all(conn).await
 }
 
+/// Sets `dlq_pending`: dead letters no operator has resolved yet (each one is an order waiting).
+pub async fn sample_pending(pool: &sqlx::MySqlPool) {
+    if let Ok(n) = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dead_letters WHERE status = 'PENDING'").fetch_one(pool).await {
+        metrics::gauge!("dlq_pending").set(n as f64);
+    }
+}
+
 pub async fn load(conn: &mut MySqlConnection, id: u64) -> sqlx::Result<Option<DeadLetter>> {
     sqlx::query_as(&format!("SELECT {COLUMNS}, payload FROM dead_letters WHERE id = ?")).bind(id).fetch_optional(conn).await
 }

@@ -155,6 +155,7 @@ pub struct OrderEvent {
 pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transition, events_topic: &str) -> sqlx::Result<Vec<Outgoing>> {
     let s = &t.state;
     let erase_card = s.status.is_terminal();
+    observe_step(order, s.status);
     sqlx::query(
         "UPDATE orders SET status = ?, hold_state = ?, capture_state = ?, compensating = ?, reason = ?, \
          card_sealed = IF(?, NULL, card_sealed), card_cvc_sealed = IF(?, NULL, card_cvc_sealed) WHERE id = ?",
@@ -173,6 +174,7 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
     order.hold_state = hold_name(s.hold).to_string();
     order.capture_state = capture_name(s.capture).to_string();
     order.compensating = s.compensating as i8;
+    order.updated_at = Utc::now(); // as the row's ON UPDATE did: the next step of this batch starts here
     order.reason = s.reason.clone();
     if erase_card {
         order.card_sealed = None;
@@ -193,6 +195,22 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
         .iter()
         .map(|(status, reason)| status_event(events_topic, &order.id, &order.user_id, *status, reason.clone(), now))
         .collect())
+}
+
+/// `saga_step_seconds{from,to}`: how long the order stayed in its status before this move; and
+/// `saga_order_seconds{outcome}`, accepted → terminal, when the move ends the saga. (Recorded as
+/// the step is decided: a batch that rolls back and is applied again records its steps twice —
+/// rare, and it only skews the histogram.)
+fn observe_step(order: &Order, to: OrderStatus) {
+    if order.status == to.as_str() {
+        return;
+    }
+    let now = Utc::now();
+    let seconds = |since: DateTime<Utc>| (now - since).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+    metrics::histogram!("saga_step_seconds", "from" => order.status.clone(), "to" => to.as_str()).record(seconds(order.updated_at));
+    if to.is_terminal() {
+        metrics::histogram!("saga_order_seconds", "outcome" => to.as_str()).record(seconds(order.created_at));
+    }
 }
 
 /// What an accepted order is created with (amounts from the reservation, card already sealed).

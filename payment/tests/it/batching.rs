@@ -61,7 +61,7 @@ async fn a_burst_is_applied_in_batches_and_a_poison_message_or_redelivery_inside
 
     // The burst was really applied in batches: fewer committed batches than messages in them.
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    let (batches, batched) = (sample(&metrics, "consumer_batch_size_count"), sample(&metrics, "consumer_batch_size_sum"));
+    let (batches, batched) = (sample(&metrics, "sagaway_consumer_batch_size_count"), sample(&metrics, "sagaway_consumer_batch_size_sum"));
     assert!(batches >= 1.0 && batched > batches, "messages were committed several per transaction: {batched} in {batches} batches\n{metrics}");
     app.stop().await;
 }
