@@ -35,6 +35,7 @@ use rdkafka::{
 use serde::de::DeserializeOwned;
 use sqlx::{MySqlConnection, MySqlPool};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::{
     outbox::{self, MESSAGE_ID, Outgoing, OutboxRelay},
@@ -425,11 +426,20 @@ impl ConsumerLoop {
                 metrics::counter!("inbox_duplicates_total", "service" => self.service).increment(1);
                 continue;
             }
-            let mut caused = handler.handle(&mut tx, msg).await.map_err(|e| (i, e))?;
-            // What a message causes carries the id of the request that caused the message.
+            // Each message is handled in a span of the trace it carries (crate::trace).
+            let span = tracing::info_span!("message", otel.name = %format!("consume {}", msg.topic), otel.kind = "consumer");
+            crate::trace::continue_from(&span, msg.header(crate::trace::TRACEPARENT));
+            let mut caused = handler.handle(&mut tx, msg).instrument(span.clone()).await.map_err(|e| (i, e))?;
+            // What a message causes carries the id of the request that caused the message, and
+            // continues its trace.
             if let Some((_, id)) = msg.headers.iter().find(|(k, _)| k == crate::request_id::KAFKA_HEADER) {
                 for out in &mut caused {
                     crate::request_id::stamp(&mut out.headers, id);
+                }
+            }
+            if let Some(tp) = crate::trace::traceparent_of(&span) {
+                for out in &mut caused {
+                    crate::trace::stamp(&mut out.headers, &tp);
                 }
             }
             outgoing.extend(caused);

@@ -7,7 +7,8 @@
 //! - [`card`]: card validation, the card keys (HKDF subkeys of versioned master keys), keyed
 //!   fingerprints and AES-GCM sealing (no PAN/CVC in clear anywhere; no CVC after the first charge).
 //! - [`config`]: settings read from the environment, each with a default that works on the local stack.
-//! - [`telemetry`]: JSON `tracing` logs.
+//! - [`telemetry`]: JSON `tracing` logs; the sampler of database-backed gauges.
+//! - [`trace`]: W3C `traceparent` across HTTP and Kafka; spans over OTLP when configured.
 //! - [`http`]: `/health/live`, `/health/ready`, `/metrics`, `application/problem+json` errors, the
 //!   JSON body extractor that turns every rejection into a problem, and graceful shutdown on signals.
 //! - [`db`]: the MariaDB pool (creating the service's database when missing) and migrations.
@@ -41,3 +42,4 @@ pub mod retry;
 pub mod service;
 pub mod topics;
 pub mod telemetry;
+pub mod trace;

@@ -65,12 +65,17 @@ pub async fn enqueue_all(conn: &mut MySqlConnection, msgs: &[Outgoing]) -> sqlx:
     if msgs.is_empty() {
         return Ok(ids);
     }
-    // Messages written while serving a request carry its id (crate::request_id).
+    // Messages written while serving a request carry its id (crate::request_id) and the trace
+    // context of the span writing them (crate::trace), unless they were given their own.
     let request = crate::request_id::current();
+    let traceparent = crate::trace::current();
     let headers = |msg: &Outgoing| {
         let mut h = msg.headers.clone();
         if let Some(id) = &request {
             crate::request_id::stamp(&mut h, id);
+        }
+        if let Some(tp) = &traceparent {
+            crate::trace::stamp(&mut h, tp);
         }
         serde_json::to_string(&h).expect("headers serialise")
     };

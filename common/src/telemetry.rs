@@ -9,6 +9,7 @@ use std::{future::Future, time::Duration};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, fmt};
 
+
 /// How often database-backed gauges are re-read: cheap (one indexed COUNT each), and well inside
 /// the minutes an alert waits before firing.
 pub const GAUGE_SAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -29,18 +30,24 @@ where
     }
 }
 
-/// Installs the global JSON subscriber. Safe to call more than once (later calls are ignored), so
-/// tests that start several apps in one process can call it freely.
+/// Installs the global subscriber: JSON log lines filtered by `RUST_LOG`, and the spans that
+/// carry the trace context ([`crate::trace`]) whatever `RUST_LOG` says. Safe to call more than
+/// once (later calls are ignored), so tests that start several apps in one process can call it freely.
 pub fn init(service: &'static str) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
-    let installed = fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(filter)
-        .try_init();
+    init_with_default(service, "info,sqlx=warn,rdkafka=warn")
+}
+
+/// [`init`] with another log filter when `RUST_LOG` is unset (test processes log warnings only).
+pub fn init_with_default(service: &'static str, default_filter: &str) {
+    use tracing_subscriber::{Layer, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let logs = fmt::layer().json().flatten_event(true).with_current_span(false).with_filter(filter);
+    // Only Sagaway's own spans become trace spans (`request`, `message`), never a library's.
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(crate::trace::tracer(service))
+        .with_filter(filter_fn(|meta| meta.is_span() && meta.level() <= &tracing::Level::INFO && meta.target().starts_with("sagaway_common")));
+    let installed = tracing_subscriber::registry().with(logs).with(spans).try_init();
     if installed.is_ok() {
-        tracing::info!(service, "logging initialised");
+        tracing::info!(service, exporting_traces = crate::trace::exporting(), "logging initialised");
     }
 }

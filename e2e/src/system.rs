@@ -119,6 +119,8 @@ impl System {
 
     /// Starts the services on the databases and topics of test `id` (created when missing).
     async fn spawn_as(id: String, opts: SystemOptions) -> anyhow::Result<Self> {
+        // The services' spans carry the trace context (the subscriber is what makes them real).
+        sagaway_common::telemetry::init_with_default("e2e", "warn");
         let prefix = format!("t{id}.");
         let shutdown = CancellationToken::new();
         let mut tasks = Vec::new();

@@ -12,7 +12,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::TryStreamExt;
-use sagaway_common::{auth::bearer_token, http::Problem};
+use sagaway_common::{auth::bearer_token, http::Problem, trace};
+use tracing::Instrument;
 
 use crate::{
     Gateway,
@@ -65,13 +66,19 @@ pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
     headers.insert(HeaderName::from_static(REQUEST_ID), HeaderValue::from_str(&id).expect("a checked request id"));
+    // The gateway's span continues the client's trace; the service's spans are its children.
+    let span = trace::server_span(&format!("proxy {service}"), parts.headers.get(trace::TRACEPARENT).and_then(|v| v.to_str().ok()));
+    headers.remove(trace::TRACEPARENT);
+    if let Some(tp) = trace::traceparent_of(&span).and_then(|tp| HeaderValue::from_str(&tp).ok()) {
+        headers.insert(trace::TRACEPARENT, tp);
+    }
     let outbound = gw
         .http
         .request(parts.method.clone(), &url)
         .headers(headers)
         .timeout(gw.config.request_timeout)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
-    let upstream = match outbound.send().await {
+    let upstream = match outbound.send().instrument(span).await {
         Ok(r) => r,
         Err(e) => {
             let (status, code) = if e.is_timeout() { (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout") } else { (StatusCode::BAD_GATEWAY, "upstream_unavailable") };

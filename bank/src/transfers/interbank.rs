@@ -216,7 +216,7 @@ pub async fn execute(app: &AppState, user_id: &str, plan: &Plan, claim: &idempot
     tx.commit().await?;
     app.relay.notify();
     if start_now {
-        tokio::spawn(coordinator::drive(app.clone(), id));
+        tokio::spawn(tracing::Instrument::in_current_span(coordinator::drive(app.clone(), id)));
     }
     Ok((http_status, body))
 }
