@@ -6,7 +6,12 @@
 //! the saga services as one of the orchestrator's banks, the Dockerfile builds every service
 //! binary, every Sagaway image is built and every other pinned (Debezium to the tested line, a
 //! maintained Kafka UI), topic replicas fit the brokers and their min ISR with one broker and with
-//! three, the CDC topic is compacted, and no secret has a default.
+//! three, the CDC topic is compacted, and no secret has a default. Compose runs every service binary
+//! (the bank three times: 001, 002, 003, and the gateway), database URLs name a user and no password
+//! (each service reads its own from a secret; deploy/mysql/init.sh makes the users), every secret is
+//! declared, mounted where it is named and made by scripts/compose-secrets, and the monitoring files
+//! (deploy/prometheus/, deploy/grafana/) are mounted and scrape every service (their content:
+//! scripts/check-monitoring).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -44,12 +49,15 @@ fn variables_read_by_services() -> BTreeSet<String> {
         }
     }
     for svc in ["PRODUCT", "ORCHESTRATOR", "PAYMENT", "BANK"] {
-        for suffix in ["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"] {
+        for suffix in DERIVED_SUFFIXES {
             vars.insert(format!("{svc}_{suffix}"));
         }
     }
     vars
 }
+
+/// What `CommonConfig::from_env` (and `config::database_url`) read under a service's prefix.
+const DERIVED_SUFFIXES: [&str; 5] = ["HOST", "PORT", "DATABASE_URL", "DATABASE_PASSWORD_FILE", "DB_MAX_CONNECTIONS"];
 
 fn collect_rs(dir: &Path, out: &mut Vec<PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap().flatten() {
@@ -77,7 +85,7 @@ fn every_variable_the_services_read_is_documented() {
     let undocumented: Vec<_> = vars
         .iter()
         .filter(|v| {
-            let generic = ["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"].iter().any(|s| v.ends_with(s) && docs.contains(&format!("`<SVC>_{s}`")));
+            let generic = DERIVED_SUFFIXES.iter().any(|s| v.ends_with(s) && docs.contains(&format!("`<SVC>_{s}`")));
             let bank = v.starts_with("BANK_") && bank_readme.contains(&format!("`{v}`"));
             let gateway = gateway_readme.contains(&format!("`{v}`"));
             !docs.contains(&format!("`{v}`")) && !generic && !bank && !gateway
@@ -135,8 +143,8 @@ fn compose_services_have_an_image_a_healthcheck_and_the_settings_the_services_ex
     for profile_svc in ["prometheus", "grafana", "kafka-ui"] {
         assert!(services[profile_svc]["profiles"].as_sequence().is_some_and(|p| !p.is_empty()), "{profile_svc} is optional");
     }
-    let prometheus = read("deploy/prometheus.yml");
-    for target in ["identity:3336", "product:3333", "orchestrator:3334", "payment:3335", "bank:3340"] {
+    let prometheus = read("deploy/prometheus/prometheus.yml");
+    for target in ["identity:3336", "product:3333", "orchestrator:3334", "payment:3335", "bank:3340", "bank002:3341", "bank003:3342", "gateway:8080"] {
         assert!(prometheus.contains(target), "prometheus scrapes {target}");
     }
 }
@@ -156,12 +164,15 @@ fn connect_json_and_properties_describe_the_same_connector() {
     assert_eq!(json["name"].as_str(), props.get("name").map(String::as_str), "same connector name");
     let config: BTreeMap<String, String> =
         json["config"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
-    // Where they may differ: how to reach the database, where the schema history lives (a file for
-    // standalone, a Kafka topic for a distributed cluster), and how a created topic is replicated and
-    // cleaned up (one tansu broker, which does not compact; the cluster's default and compaction).
+    // Where they may differ: how to reach the database (and its password: the local MariaDB's
+    // development one, the compose secret resolved by the worker), where the schema history lives (a
+    // file for standalone, a Kafka topic for a distributed cluster), and how a created topic is
+    // replicated and cleaned up (one tansu broker, which does not compact; the cluster's default and
+    // compaction).
     let environment = |k: &str| {
         k == "database.hostname"
             || k == "database.port"
+            || k == "database.password"
             || k.starts_with("schema.history.internal")
             || k == "topic.creation.default.replication.factor"
             || k == "topic.creation.default.cleanup.policy"
@@ -180,6 +191,7 @@ fn connect_json_and_properties_describe_the_same_connector() {
     }
     assert_eq!(props["decimal.handling.mode"], "string");
     assert!(config["schema.history.internal"].contains("KafkaSchemaHistory"));
+    assert_eq!(config["database.password"], "${dir:/run/secrets:mysql_debezium_password}", "the compose connector's password is a secret");
 }
 
 // ---- compose helpers --------------------------------------------------------------------------
@@ -259,6 +271,51 @@ fn variables_read_in(dirs: &[&str]) -> BTreeSet<String> {
     vars
 }
 
+/// The MySQL users deploy/mysql/init.sh creates, each allowed one database: its `USERS="…"` table,
+/// `<user> <database>` a line (Debezium's user is created apart).
+fn mysql_users() -> Vec<(String, String)> {
+    let init = read("deploy/mysql/init.sh");
+    let start = init.find("\nUSERS=\"").expect("deploy/mysql/init.sh has its USERS table") + "\nUSERS=\"".len();
+    let body = &init[start..start + init[start..].find('"').expect("the USERS table ends")];
+    let users: Vec<(String, String)> = body
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(f.len(), 2, "deploy/mysql/init.sh USERS: `<user> <database>`: {l}");
+            (f[0].to_string(), f[1].to_string())
+        })
+        .collect();
+    assert!(users.len() >= 5, "deploy/mysql/init.sh USERS parsed: {users:?}");
+    users
+}
+
+/// `mysql://<userinfo>@<host:port>/<database>[?…]` → (userinfo, host:port, database).
+fn database_url_parts(url: &str) -> (String, String, String) {
+    let rest = url.strip_prefix("mysql://").unwrap_or_else(|| panic!("{url} is a mysql:// URL"));
+    let (userinfo, rest) = rest.split_once('@').unwrap_or_else(|| panic!("{url} names a user"));
+    let (host, database) = rest.split_once('/').unwrap_or_else(|| panic!("{url} names a database"));
+    (userinfo.to_string(), host.to_string(), database.split('?').next().unwrap_or_default().to_string())
+}
+
+/// The binary a Sagaway-image service runs: its command's first word, or what its shell `exec`s.
+fn binary_of(svc: &Value) -> String {
+    let command = strings(&svc["command"]);
+    if command.first().map(String::as_str) == Some("/bin/sh") {
+        command.last().and_then(|c| c.split("exec ").nth(1)).and_then(|c| c.split_whitespace().next()).expect("exec <binary>").to_string()
+    } else {
+        command.first().cloned().expect("a command")
+    }
+}
+
+/// The port of a service's healthcheck (`…localhost:<port>/…`).
+fn health_port(svc: &Value) -> String {
+    let test = strings(&svc["healthcheck"]["test"]).join(" ");
+    let i = test.find("localhost:").unwrap_or_else(|| panic!("a healthcheck on localhost: {test}")) + "localhost:".len();
+    test[i..].chars().take_while(char::is_ascii_digit).collect()
+}
+
 // ---- identity -----------------------------------------------------------------------------------
 
 #[test]
@@ -272,7 +329,7 @@ fn compose_runs_the_identity_service_with_its_key_as_a_secret_and_every_service_
     assert_eq!(env["IDENTITY_PORT"], "3336");
     assert!(strings(&id["ports"]).contains(&"3336:3336".to_string()), "identity publishes 3336");
     assert!(env["IDENTITY_DATABASE_URL"].ends_with("@mysql:3306/identity"), "identity has its own database on the mysql service");
-    assert!(read("deploy/mysql/init.sql").contains("ON `identity`.*"), "deploy/mysql/init.sql grants the identity database");
+    assert!(mysql_users().contains(&("identity".to_string(), "identity".to_string())), "deploy/mysql/init.sh makes the identity database's user");
     let issuer = &env["IDENTITY_ISSUER"];
     assert_eq!(issuer, "http://identity:3336", "the issuer is the address the services reach identity at");
     assert_eq!(depends_on(&compose, "identity", "mysql").as_deref(), Some("service_healthy"));
@@ -297,7 +354,11 @@ fn compose_runs_the_identity_service_with_its_key_as_a_secret_and_every_service_
     }
 
     // Every variable compose gives identity is one it reads and identity/README.md documents.
-    let known = variables_read_in(&["identity/src", "common/src"]);
+    let mut known = variables_read_in(&["identity/src", "common/src"]);
+    // `config::database_url("IDENTITY", …)` derives IDENTITY_DATABASE_URL and …_PASSWORD_FILE from the prefix.
+    assert!(read("identity/src/config.rs").contains("database_url(\"IDENTITY\""), "identity reads its database URL through config::database_url");
+    known.insert("IDENTITY_DATABASE_URL".to_string());
+    known.insert("IDENTITY_DATABASE_PASSWORD_FILE".to_string());
     let readme = read("identity/README.md");
     for var in env.keys() {
         assert!(known.contains(var) || var == "RUST_LOG", "identity is given {var}, which it does not read");
@@ -319,7 +380,7 @@ fn compose_runs_the_identity_service_with_its_key_as_a_secret_and_every_service_
         }
         assert_eq!(depends_on(&compose, name, "identity").as_deref(), Some("service_healthy"), "{name} waits for identity");
     }
-    assert_eq!(verifiers, 4, "product, orchestrator, payment and the bank verify tokens");
+    assert_eq!(verifiers, 7, "product, orchestrator, payment, the three banks and the gateway verify tokens");
 }
 
 // ---- the bank -----------------------------------------------------------------------------------
@@ -335,13 +396,14 @@ fn compose_runs_the_bank_as_one_of_the_orchestrators_banks() {
     assert_eq!(env["BANK_PORT"], "3340");
     assert!(strings(&bank["ports"]).contains(&"3340:3340".to_string()), "the bank publishes 3340");
     assert!(env["BANK_DATABASE_URL"].ends_with("@mysql:3306/bank"), "the bank has its own database on the mysql service");
-    assert!(read("deploy/mysql/init.sql").contains("ON `bank`.*"), "deploy/mysql/init.sql grants the bank database");
+    assert!(mysql_users().contains(&("bank".to_string(), "bank".to_string())), "deploy/mysql/init.sh makes the bank database's user");
     for dep in ["mysql", "kafka", "identity"] {
         assert_eq!(depends_on(&compose, "bank", dep).as_deref(), Some("service_healthy"), "the bank waits for {dep}");
     }
     assert!(strings(&bank["healthcheck"]["test"]).iter().any(|t| t.contains("localhost:3340/health/ready")), "the bank's healthcheck is its readiness");
 
-    // The orchestrator accepts account payments at exactly the banks compose runs: this one.
+    // The orchestrator accepts account payments at exactly this bank: the one that reads the shared
+    // bank.commands (banks 002 and 003 have their own topics, which the payment processor does not write).
     let code = &env["BANK_CODE"];
     assert!(code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()), "BANK_CODE {code:?} is 3 digits");
     let banks: Vec<String> = env_of(&compose, "orchestrator")
@@ -359,7 +421,7 @@ fn compose_runs_the_bank_as_one_of_the_orchestrators_banks() {
     let mut known = variables_read_in(&["bank/src", "common/src"]);
     // CommonConfig::from_env derives BANK_HOST, BANK_PORT, ... from the prefix.
     assert!(read("bank/src/config.rs").contains("CommonConfig::from_env(\"BANK\", 3340, \"bank\")"), "the bank's prefix, port and database");
-    known.extend(["HOST", "PORT", "DATABASE_URL", "DB_MAX_CONNECTIONS"].map(|s| format!("BANK_{s}")));
+    known.extend(DERIVED_SUFFIXES.map(|s| format!("BANK_{s}")));
     let readme = read("bank/README.md");
     let docs = read("docs/configuration.md");
     for var in env.keys() {
@@ -600,7 +662,11 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
         assert_ne!(a.principal, "admin", "admin is a super user: no ACL lines");
     }
     let principals: BTreeSet<String> = acls.iter().map(|a| a.principal.clone()).collect();
-    assert_eq!(principals, set(&["product", "orchestrator", "payment", "bank", "connect"]), "one principal per Kafka client");
+    assert_eq!(
+        principals,
+        set(&["product", "orchestrator", "payment", "bank", "bank002", "bank003", "gateway", "connect"]),
+        "one principal per Kafka client (banks 002 and 003, and the gateway: kafka_acls_of_banks_002_and_003_and_of_the_gateway)"
+    );
 
     // Every topic read by a Sagaway consumer that dead-letters into payment_dlq (a dead letter's
     // original topic can be any of them, and the orchestrator's replay republishes it there), the CDC
@@ -730,7 +796,7 @@ fn kafka_in_compose_authenticates_every_client_with_its_own_credential() {
     for s in &init_secrets {
         assert!(secret_file(&compose, s).ends_with(&format!("/{s}")), "secret {s} is the file of the same name");
     }
-    for svc in ["product", "orchestrator", "payment", "bank"] {
+    for svc in ["product", "orchestrator", "payment", "bank", "bank002", "bank003", "gateway"] {
         let env = env_of(&compose, svc);
         assert_eq!(env["KAFKA_SECURITY_PROTOCOL"], "SASL_PLAINTEXT", "{svc}");
         assert_eq!(env["KAFKA_SASL_MECHANISM"], "SCRAM-SHA-512", "{svc}");
@@ -741,11 +807,23 @@ fn kafka_in_compose_authenticates_every_client_with_its_own_credential() {
         if svc == "orchestrator" || svc == "payment" {
             own.insert("card_keys".to_string()); // the card keys: CARD_KEYS_FILE
         }
-        assert_eq!(secrets_of(&compose, svc), own, "{svc} mounts its own password (and the card keys) only");
+        // Its database user's password (the user its URL names), and a bank's signing key and directory.
+        if let Some(url) = env.iter().find(|(k, _)| k.ends_with("_DATABASE_URL")).map(|(_, v)| v) {
+            own.insert(format!("mysql_{}_password", database_url_parts(url).0));
+        }
+        if let Some(code) = env.get("BANK_CODE") {
+            own.insert(format!("bank_{code}_signing_key"));
+            own.insert("bank_directory".to_string());
+        }
+        assert_eq!(secrets_of(&compose, svc), own, "{svc} mounts its own passwords (and the card keys, or a bank's key) only");
         assert_eq!(depends_on(&compose, svc, "kafka-init").as_deref(), Some("service_completed_successfully"), "{svc} waits for its ACLs");
     }
     let connect = env_of(&compose, "connect");
-    assert_eq!(secrets_of(&compose, "connect"), BTreeSet::from(["kafka_connect_password".to_string()]));
+    assert_eq!(
+        secrets_of(&compose, "connect"),
+        BTreeSet::from(["kafka_connect_password".to_string(), "mysql_debezium_password".to_string()]),
+        "connect mounts its Kafka password and the connector's database password"
+    );
     assert_eq!(depends_on(&compose, "connect", "kafka-init").as_deref(), Some("service_completed_successfully"));
     assert_eq!(connect["CONNECT_CONFIG_PROVIDERS"], "dir");
     assert_eq!(connect["CONNECT_CONFIG_PROVIDERS_DIR_CLASS"], "org.apache.kafka.common.config.provider.DirectoryConfigProvider");
@@ -806,7 +884,7 @@ fn the_dockerfile_loads_the_whole_workspace_and_ships_every_service_binary() {
         assert!(cargo.0.contains(&binary), "{name:?} runs {binary}, a workspace member");
         binaries.insert(binary);
     }
-    assert_eq!(binaries, set(&["identity", "product", "orchestrator", "payment", "bank"]));
+    assert_eq!(binaries, set(&["identity", "product", "orchestrator", "payment", "bank", "gateway"]));
     for b in &binaries {
         assert_eq!(dockerfile.matches(&format!("-p {b}")).count(), 2, "both cargo builds of the Dockerfile build {b}");
         assert!(dockerfile.contains(&format!("target/release/{b}")), "the Dockerfile copies {b} into the image");
@@ -926,7 +1004,9 @@ fn topic_replicas_fit_the_brokers_in_both_compose_setups() {
                 continue;
             }
             let env = env_of(&model, name);
-            if env.contains_key("KAFKA_BROKERS") {
+            // The gateway reads the event topics and creates none (checked in
+            // kafka_acls_of_banks_002_and_003_and_of_the_gateway: no Create in its ACLs).
+            if env.contains_key("KAFKA_BROKERS") && name != "gateway" {
                 assert!(env.contains_key("KAFKA_TOPIC_REPLICATION_FACTOR"), "{setup}: {name} creates topics without KAFKA_TOPIC_REPLICATION_FACTOR");
             }
             for (k, v) in env.iter().filter(|(k, _)| k.ends_with("REPLICATION_FACTOR")) {
@@ -1115,11 +1195,17 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
         // Each principal of acls.conf is a KafkaUser with exactly those grants.
         for principal in acl_conf.iter().map(|a| a.principal.as_str()).collect::<BTreeSet<_>>() {
             let user = of("KafkaUser").into_iter().find(|u| name_of(u) == principal).unwrap_or_else(|| panic!("{overlay}: no KafkaUser {principal}"));
+            // Strimzi spells a prefixed pattern `prefix` (its CRD accepts literal or prefix); kafka-acls.sh `prefixed`.
             let got: BTreeSet<(String, String, String, BTreeSet<String>)> = user["spec"]["authorization"]["acls"]
                 .as_sequence()
                 .unwrap()
                 .iter()
-                .map(|a| (scalar(&a["resource"]["type"]), scalar(&a["resource"]["patternType"]), scalar(&a["resource"]["name"]), strings(&a["operations"]).into_iter().collect()))
+                .map(|a| {
+                    let pattern = scalar(&a["resource"]["patternType"]);
+                    assert!(pattern == "literal" || pattern == "prefix", "{overlay}: KafkaUser {principal}: patternType {pattern} (Strimzi: literal or prefix)");
+                    let pattern = if pattern == "prefix" { "prefixed".to_string() } else { pattern };
+                    (scalar(&a["resource"]["type"]), pattern, scalar(&a["resource"]["name"]), strings(&a["operations"]).into_iter().collect())
+                })
                 .collect();
             let want: BTreeSet<_> = acl_conf.iter().filter(|a| a.principal == principal).map(|a| (a.resource.clone(), a.pattern.clone(), a.name.clone(), a.operations.clone())).collect();
             assert_eq!(got, want, "{overlay}: KafkaUser {principal} differs from acls.conf");
@@ -1143,4 +1229,395 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
             assert_eq!(of(kind).len(), 1, "{overlay}: one {kind}");
         }
     }
+}
+
+// ---- every service, the banks, the gateway ------------------------------------------------------
+
+#[test]
+fn compose_runs_every_service_binary_and_the_three_banks() {
+    let compose = compose();
+    let services = compose["services"].as_mapping().unwrap();
+    // The workspace's service binaries: members with a main.rs, but the operator CLI (cli), the
+    // load generator (loadgen) and the tests (e2e).
+    let cargo = toml_like::members(&read("Cargo.toml"));
+    let binaries: BTreeSet<String> =
+        cargo.0.iter().filter(|m| repo().join(m.as_str()).join("src/main.rs").exists() && !["cli", "loadgen", "e2e"].contains(&m.as_str())).cloned().collect();
+    assert_eq!(binaries, set(&["identity", "product", "orchestrator", "payment", "bank", "gateway"]), "the workspace's service binaries");
+    let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (name, svc) in services {
+        if svc["image"] != "sagaway:latest" {
+            continue;
+        }
+        let name = name.as_str().unwrap().to_string();
+        let port = health_port(svc);
+        assert!(!port.is_empty(), "{name} has a healthcheck on its port");
+        assert!(strings(&svc["healthcheck"]["test"]).iter().any(|t| t.contains(&format!("localhost:{port}/health/ready"))), "{name}'s healthcheck is its readiness");
+        runs.entry(binary_of(svc)).or_default().push(name);
+    }
+    for b in &binaries {
+        let n = runs.get(b).map(Vec::len).unwrap_or(0);
+        let wanted = if b == "bank" { 3 } else { 1 };
+        assert_eq!(n, wanted, "compose runs {b} {n} time(s), not {wanted}: {runs:?}");
+    }
+    assert_eq!(runs.keys().cloned().collect::<BTreeSet<_>>(), binaries, "compose runs only service binaries");
+
+    // The banks 001, 002, 003 as scripts/stack runs them: each its own port, database, topic prefix
+    // (001 the shared topics), Kafka principal and signing key; one directory for all, which
+    // scripts/compose-secrets writes with the address each bank has in compose.
+    let secrets_script = read("scripts/compose-secrets");
+    let (mut codes, mut ports, mut databases) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for b in &runs["bank"] {
+        let env = env_of(&compose, b);
+        let code = env["BANK_CODE"].clone();
+        let port = env["BANK_PORT"].clone();
+        assert_eq!(health_port(&compose["services"][b.as_str()]), port, "{b}'s healthcheck asks its BANK_PORT");
+        let prefix = env.get("TOPIC_PREFIX").cloned().unwrap_or_default();
+        let wanted = if code == "001" { String::new() } else { format!("b{code}.") };
+        assert_eq!(prefix, wanted, "bank {code} ({b}): its topics are {wanted}bank.* (bank 001 reads the shared bank.commands)");
+        assert_eq!(env["KAFKA_SASL_USERNAME"], *b, "bank {code} is the principal of its service name");
+        assert_eq!(env["BANK_SIGNING_KEY_FILE"], format!("/run/secrets/bank_{code}_signing_key"), "bank {code}'s own key");
+        assert_eq!(env["BANK_DIRECTORY_FILE"], "/run/secrets/bank_directory", "bank {code} reads the shared directory");
+        assert!(!env.contains_key("BANK_SIGNING_KEY"), "bank {code}: the key is a file, not a value");
+        assert!(!secrets_of(&compose, b).contains("card_keys"), "bank {code} mounts no card keys");
+        assert!(
+            secrets_script.contains(&format!("{code} http://{b}:{port}")),
+            "scripts/compose-secrets writes bank {code} into the directory at http://{b}:{port}"
+        );
+        assert_eq!(depends_on(&compose, b, "kafka-init").as_deref(), Some("service_completed_successfully"), "{b} waits for its ACLs");
+        codes.insert(code);
+        ports.insert(port);
+        databases.insert(database_url_parts(&env["BANK_DATABASE_URL"]).2);
+    }
+    assert_eq!(codes, set(&["001", "002", "003"]), "banks 001, 002 and 003");
+    assert_eq!(ports.len(), 3, "one port per bank: {ports:?}");
+    assert_eq!(databases, set(&["bank", "bank_002", "bank_003"]), "one database per bank");
+
+    // The gateway: every service and every bank at its compose address, on 8080, the one port a
+    // browser needs; its event topics follow from GATEWAY_BANKS (its ACLs are written for them).
+    let gw = env_of(&compose, "gateway");
+    assert_eq!(gw["GATEWAY_HOST"], "0.0.0.0", "the gateway listens on all interfaces");
+    assert_eq!(gw["GATEWAY_PORT"], "8080");
+    assert_eq!(strings(&compose["services"]["gateway"]["ports"]), ["8080:8080"], "the gateway publishes 8080");
+    for (var, svc, port) in [("IDENTITY_URL", "identity", 3336), ("PRODUCT_URL", "product", 3333), ("ORCHESTRATOR_URL", "orchestrator", 3334), ("PAYMENT_URL", "payment", 3335)] {
+        assert_eq!(gw[var], format!("http://{svc}:{port}"), "the gateway reaches {svc}");
+    }
+    let gateway_banks: BTreeMap<String, String> = gw["GATEWAY_BANKS"]
+        .split(',')
+        .map(|p| p.trim().split_once('=').map(|(c, u)| (c.to_string(), u.to_string())).expect("code=url"))
+        .collect();
+    let banks_in_compose: BTreeMap<String, String> = runs["bank"]
+        .iter()
+        .map(|b| {
+            let env = env_of(&compose, b);
+            (env["BANK_CODE"].clone(), format!("http://{b}:{}", env["BANK_PORT"]))
+        })
+        .collect();
+    assert_eq!(gateway_banks, banks_in_compose, "GATEWAY_BANKS names every bank at its compose address");
+    assert!(!gw.contains_key("GATEWAY_EVENT_TOPICS") && !gw.contains_key("TOPIC_PREFIX"), "the event topics are the defaults the ACLs grant");
+    let known = variables_read_in(&["gateway/src", "common/src"]);
+    let config = read("gateway/src/config.rs");
+    for var in gw.keys() {
+        assert!(known.contains(var) || config.contains(&format!("\"{var}\"")) || var == "RUST_LOG", "the gateway is given {var}, which it does not read");
+    }
+    for svc in ["kafka-init", "identity", "product", "orchestrator", "payment", "bank", "bank002", "bank003"] {
+        assert!(depends_on(&compose, "gateway", svc).is_some(), "the gateway waits for {svc}");
+    }
+
+    // No host port is published twice (Kafka UI moved off the gateway's 8080).
+    let mut published = BTreeMap::new();
+    for (name, svc) in services {
+        for p in strings(&svc["ports"]) {
+            let host = p.rsplit_once(':').map(|(h, _)| h.to_string()).unwrap_or(p.clone());
+            if let Some(other) = published.insert(host.clone(), name.as_str().unwrap().to_string()) {
+                panic!("host port {host} is published by {other} and {:?}", name.as_str());
+            }
+        }
+    }
+}
+
+#[test]
+fn kafka_acls_of_banks_002_and_003_and_of_the_gateway() {
+    let acls = acls();
+    let compose = compose();
+    let probe = {
+        let kafka = read("common/src/kafka.rs");
+        let decl = "pub const PROBE_TOPIC: &str = \"";
+        let i = kafka.find(decl).expect("PROBE_TOPIC") + decl.len();
+        kafka[i..i + kafka[i..].find('"').unwrap()].to_string()
+    };
+    let as_tuples = |principal: &str| -> BTreeSet<(String, String, String, BTreeSet<String>)> {
+        acls.iter().filter(|a| a.principal == principal).map(|a| (a.resource.clone(), a.pattern.clone(), a.name.clone(), a.operations.clone())).collect()
+    };
+
+    // Banks 002 and 003 run the bank's code under a topic prefix: bank 001's grants (which
+    // kafka_acls_grant_each_principal_exactly_what_its_code_uses ties to the code), with the prefix on
+    // every topic and group but the (unprefixed) probe topic.
+    let bank_source = crate_source("bank");
+    assert!(bank_source.contains("&format!(\"{}bank-{name}\", common.topic_prefix)"), "the bank's groups carry the topic prefix");
+    assert!(read("common/src/service.rs").contains("wanted.push((kafka::PROBE_TOPIC.to_string(), 1));"), "the probe topic is not prefixed");
+    for svc in ["bank002", "bank003"] {
+        let env = env_of(&compose, svc);
+        let prefix = env["TOPIC_PREFIX"].clone();
+        assert!(!prefix.is_empty(), "{svc} has a topic prefix");
+        let wanted: BTreeSet<_> = as_tuples("bank")
+            .into_iter()
+            .map(|(resource, pattern, name, ops)| {
+                let name = if resource == "topic" && name == probe { name } else { format!("{prefix}{name}") };
+                (resource, pattern, name, ops)
+            })
+            .collect();
+        assert_eq!(as_tuples(svc), wanted, "{svc}: bank's grants on its own topics and groups ({prefix})");
+    }
+
+    // The gateway reads the event topics it derives from GATEWAY_BANKS, assigning partitions itself
+    // (no group membership, no commits), produces nothing and creates no topic; librdkafka looks up
+    // the coordinator of its random group ids, which takes Describe on the group.
+    let gateway = crate_source("gateway");
+    for evidence in [
+        "let bank_prefix = if code == \"001\" { String::new() } else { format!(\"b{code}.\") };",
+        "cfg.set(\"group.id\", format!(\"gateway-{}\", uuid::Uuid::new_v4()))",
+        "consumer.assign(&tpl)",
+    ] {
+        assert!(gateway.contains(evidence), "gateway: the source no longer shows `{evidence}`: revisit its ACLs");
+    }
+    for absent in ["FutureProducer", "kafka::producer", "ensure_topics", ".commit("] {
+        assert!(!gateway.contains(absent), "gateway: `{absent}` in its source: its ACLs grant no Write, Create or group Read");
+    }
+    let constants = topic_constants();
+    let mut topics = BTreeSet::from([constants["ORDER_EVENTS"].clone()]);
+    for pair in env_of(&compose, "gateway")["GATEWAY_BANKS"].split(',') {
+        let code = pair.trim().split('=').next().unwrap();
+        let bank_prefix = if code == "001" { String::new() } else { format!("b{code}.") };
+        topics.insert(format!("{bank_prefix}{}", constants["BANK_EVENTS"]));
+    }
+    let mut wanted: BTreeSet<_> = topics.into_iter().map(|t| ("topic".to_string(), "literal".to_string(), t, set(&["Read"]))).collect();
+    wanted.insert(("group".to_string(), "prefixed".to_string(), "gateway-".to_string(), set(&["Describe"])));
+    assert_eq!(as_tuples("gateway"), wanted, "gateway: Read on the event topics, Describe on its groups");
+}
+
+// ---- database users and secrets -----------------------------------------------------------------
+
+#[test]
+fn compose_database_urls_name_a_user_and_each_service_reads_its_password_from_its_secret() {
+    let compose = compose();
+    let users = mysql_users();
+    // config::database_url reads <PREFIX>_DATABASE_PASSWORD_FILE for every prefix.
+    assert!(read("common/src/config.rs").contains("format!(\"{prefix}_DATABASE_PASSWORD_FILE\")"), "common/src/config.rs derives the password file's variable");
+    let mut logins = BTreeSet::new();
+    for (name, svc) in compose["services"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        if svc["environment"].as_mapping().is_none() {
+            continue;
+        }
+        let env = env_of(&compose, name);
+        for (var, url) in env.iter().filter(|(k, _)| k.ends_with("_DATABASE_URL")) {
+            let prefix = var.strip_suffix("_DATABASE_URL").unwrap();
+            let (user, host, database) = database_url_parts(url);
+            assert!(!user.contains(':'), "{name}: {var} carries a password");
+            assert_eq!(host, "mysql:3306", "{name}: {var} is the mysql service");
+            assert!(users.contains(&(user.clone(), database.clone())), "{name}: {var} logs in as {user} to {database}, a pair deploy/mysql/init.sh does not make");
+            let secret = format!("mysql_{user}_password");
+            assert_eq!(env.get(&format!("{prefix}_DATABASE_PASSWORD_FILE")), Some(&format!("/run/secrets/{secret}")), "{name} reads {user}'s password from its secret");
+            assert!(secrets_of(&compose, name).contains(&secret), "{name} mounts {secret}");
+            assert!(logins.insert(user.clone()), "{name}: the user {user} is another service's too (one user per database)");
+        }
+    }
+    let all: BTreeSet<String> = users.iter().map(|(u, _)| u.clone()).collect();
+    assert_eq!(logins, all, "every user of deploy/mysql/init.sh is one service's");
+    assert_eq!(users.iter().map(|(_, d)| d.clone()).collect::<BTreeSet<_>>().len(), users.len(), "one user per database");
+
+    // MySQL makes the users from the same secrets, by deploy/mysql/init.sh (no password in it).
+    let mut wanted: BTreeSet<String> = all.iter().map(|u| format!("mysql_{u}_password")).collect();
+    wanted.insert("mysql_debezium_password".to_string());
+    assert_eq!(secrets_of(&compose, "mysql"), wanted, "mysql mounts every database user's password and Debezium's");
+    let volumes = strings(&compose["services"]["mysql"]["volumes"]);
+    assert!(
+        volumes.iter().any(|v| v.starts_with("./deploy/mysql/init.sh:/docker-entrypoint-initdb.d/") && v.trim_end_matches(":ro").ends_with(".sh")),
+        "mysql runs deploy/mysql/init.sh at initialisation: {volumes:?}"
+    );
+    assert!(!repo().join("deploy/mysql/init.sql").exists(), "deploy/mysql/init.sql (passwords inline) is gone");
+    let init = read("deploy/mysql/init.sh");
+    assert!(init.contains("secrets_dir=\"${SECRETS_DIR:-/run/secrets}\"") && init.contains("mysql_$1_password"), "init.sh reads each password from /run/secrets");
+    assert!(!init.contains("IDENTIFIED BY 'sagaway'") && !init.contains("IDENTIFIED BY 'dbz'"), "no literal password in init.sh");
+    assert!(init.contains("'debezium'@'%'") && init.contains("REPLICATION SLAVE"), "init.sh makes Debezium's user");
+    assert!(repo().join("scripts/compose-secrets").exists() && read("scripts/compose-secrets").contains("new_file \"mysql_${u}_password\""), "scripts/compose-secrets makes the MySQL passwords");
+
+    // Connect hands the connector its password through the worker's `dir` provider.
+    assert!(secrets_of(&compose, "connect").contains("mysql_debezium_password"), "connect mounts the Debezium user's password");
+    let json: serde_json::Value = serde_json::from_str(&read("connect-config/product-cdc.json")).unwrap();
+    assert_eq!(json["config"]["database.user"], "debezium");
+    assert_eq!(json["config"]["database.password"], "${dir:/run/secrets:mysql_debezium_password}");
+    assert_eq!(env_of(&compose, "connect")["CONNECT_CONFIG_PROVIDERS_DIR_CLASS"], "org.apache.kafka.common.config.provider.DirectoryConfigProvider");
+
+    // No `mysql://user:password@` anywhere in the compose files.
+    for file in ["docker-compose.yml", "docker-compose.kafka-cluster.yml"] {
+        let text = read(file);
+        for (i, _) in text.match_indices("mysql://") {
+            let rest = &text[i + "mysql://".len()..];
+            let url = &rest[..rest.find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`').unwrap_or(rest.len())];
+            if let Some((userinfo, _)) = url.split_once('@') {
+                assert!(!userinfo.contains(':'), "{file}: mysql://{url} carries a password");
+            }
+        }
+    }
+}
+
+#[test]
+fn compose_secrets_are_declared_mounted_where_named_and_made_by_compose_secrets() {
+    for (setup, model) in [("docker-compose.yml", compose()), ("+ docker-compose.kafka-cluster.yml", compose_with("docker-compose.kafka-cluster.yml"))] {
+        let declared: BTreeSet<String> = model["secrets"].as_mapping().unwrap().keys().map(|k| k.as_str().unwrap().to_string()).collect();
+        let mut mounted = BTreeSet::new();
+        for (name, svc) in model["services"].as_mapping().unwrap() {
+            let name = name.as_str().unwrap();
+            let own = secrets_of(&model, name);
+            for s in &own {
+                assert!(declared.contains(s), "{setup}: {name} mounts the undeclared secret {s}");
+            }
+            mounted.extend(own.iter().cloned());
+            // Every secret file the service names (environment, command, entrypoint) is one it mounts:
+            // `/run/secrets/<file>`, or `${dir:/run/secrets:<file>}` for Connect's provider (the
+            // directory itself, as Kafka UI's `configtree:/run/secrets/`, names no file).
+            let mut texts: Vec<String> = Vec::new();
+            if svc["environment"].as_mapping().is_some() {
+                texts.extend(env_of(&model, name).into_values());
+            }
+            texts.extend(strings(&svc["command"]));
+            texts.extend(strings(&svc["entrypoint"]));
+            for t in &texts {
+                for sep in ["/run/secrets/", "/run/secrets:"] {
+                    for (i, _) in t.match_indices(sep) {
+                        let file: String = t[i + sep.len()..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-' || *c == '.').collect();
+                        if file.is_empty() {
+                            continue;
+                        }
+                        assert!(own.contains(&file), "{setup}: {name} names the secret {file} but does not mount it");
+                    }
+                }
+            }
+        }
+        assert_eq!(mounted, declared, "{setup}: every declared secret is mounted by some service");
+    }
+
+    // scripts/compose-secrets makes every file: the Kafka passwords of acls.conf's principals, the
+    // MySQL passwords of init.sh's users, the banks' keys and directory, and the named ones.
+    let compose = compose();
+    let script = read("scripts/compose-secrets");
+    let principals: BTreeSet<String> = acls().into_iter().map(|a| a.principal).chain(["admin".to_string()]).collect();
+    let users: BTreeSet<String> = mysql_users().into_iter().map(|(u, _)| u).chain(["debezium".to_string()]).collect();
+    for name in compose["secrets"].as_mapping().unwrap().keys() {
+        let name = name.as_str().unwrap();
+        let file = secret_file(&compose, name);
+        assert!(file.starts_with("./deploy/secrets/"), "secret {name}: {file} is in SAGAWAY_SECRETS_DIR");
+        let base = file.rsplit('/').next().unwrap();
+        let middle = |prefix: &str, suffix: &str| base.strip_prefix(prefix).and_then(|r| r.strip_suffix(suffix)).map(str::to_string);
+        let made = if let Some(p) = middle("kafka_", "_password") {
+            principals.contains(&p) && (p == "admin" || script.contains("new_file \"kafka_${p}_password\""))
+        } else if let Some(u) = middle("mysql_", "_password") {
+            users.contains(&u) && script.contains("new_file \"mysql_${u}_password\"")
+        } else if let Some(code) = middle("bank_", "_signing_key") {
+            // the BANKS table: `BANKS="001 http://…` then one `<code> http://…` line per bank
+            script.contains("new_file \"bank_${code}_signing_key\"")
+                && (script.contains(&format!("\n{code} http://")) || script.contains(&format!("BANKS=\"{code} http://")))
+        } else {
+            script.contains(base)
+        };
+        assert!(made, "scripts/compose-secrets does not make {base} (secret {name})");
+    }
+}
+
+// ---- monitoring ---------------------------------------------------------------------------------
+
+#[test]
+fn compose_mounts_the_monitoring_files_and_prometheus_scrapes_every_service() {
+    let compose = compose();
+    // Where a host path is mounted in a container (`host:container[:ro]`).
+    let mount = |svc: &str, host: &str| -> String {
+        strings(&compose["services"][svc]["volumes"])
+            .iter()
+            .find_map(|v| {
+                let mut parts = v.split(':');
+                (parts.next() == Some(host)).then(|| parts.next().unwrap_or_default().to_string())
+            })
+            .unwrap_or_else(|| panic!("{svc} does not mount {host}"))
+    };
+    for svc in ["prometheus", "grafana"] {
+        assert!(compose["services"][svc]["profiles"].as_sequence().is_some_and(|p| p.iter().any(|x| x == "monitoring")), "{svc} is in the profile monitoring");
+    }
+
+    // Prometheus: its configuration where the image reads it, and each rule file where the
+    // configuration resolves it (relative to the configuration's directory).
+    assert_eq!(mount("prometheus", "./deploy/prometheus/prometheus.yml"), "/etc/prometheus/prometheus.yml", "the image's --config.file");
+    let config: Value = serde_yaml::from_str(&read("deploy/prometheus/prometheus.yml")).expect("prometheus.yml is YAML");
+    let rule_files = strings(&config["rule_files"]);
+    assert!(!rule_files.is_empty(), "prometheus.yml loads the alert rules");
+    for rule_file in &rule_files {
+        assert!(!rule_file.starts_with('/'), "{rule_file}: relative, so the same file works with promtool and in the container");
+        assert!(repo().join("deploy/prometheus").join(rule_file).exists(), "deploy/prometheus/{rule_file} exists");
+        assert_eq!(mount("prometheus", &format!("./deploy/prometheus/{rule_file}")), format!("/etc/prometheus/{rule_file}"), "{rule_file} is mounted next to prometheus.yml");
+    }
+    // One job per Sagaway service (named after its binary: the three banks are the job `bank`),
+    // scraping each at the port of its healthcheck, and nothing else.
+    let mut targets: BTreeMap<String, String> = BTreeMap::new();
+    for job in config["scrape_configs"].as_sequence().expect("scrape_configs") {
+        let job_name = job["job_name"].as_str().unwrap();
+        for static_config in job["static_configs"].as_sequence().expect("static_configs") {
+            for target in strings(&static_config["targets"]) {
+                assert!(targets.insert(target.clone(), job_name.to_string()).is_none(), "{target} is scraped twice");
+            }
+        }
+    }
+    let mut sagaway = 0;
+    for (name, svc) in compose["services"].as_mapping().unwrap() {
+        if svc["image"] != "sagaway:latest" {
+            continue;
+        }
+        sagaway += 1;
+        let name = name.as_str().unwrap();
+        let target = format!("{name}:{}", health_port(svc));
+        let job = targets.get(&target).unwrap_or_else(|| panic!("prometheus does not scrape {target}"));
+        assert_eq!(*job, binary_of(svc), "{name} is scraped by the job of its service");
+    }
+    assert_eq!(targets.len(), sagaway, "prometheus scrapes the Sagaway services only: {targets:?}");
+    // Every alert carries a severity and a runbook entry of docs/operations.md.
+    let rules: Value = serde_yaml::from_str(&read("deploy/prometheus/alerts.yml")).expect("alerts.yml is YAML");
+    let operations = read("docs/operations.md");
+    let mut alerts = 0;
+    for group in rules["groups"].as_sequence().expect("groups") {
+        for rule in group["rules"].as_sequence().expect("rules") {
+            let alert = rule["alert"].as_str().expect("alerting rules only");
+            alerts += 1;
+            assert!(["critical", "warning"].contains(&rule["labels"]["severity"].as_str().unwrap_or_default()), "{alert} has a severity");
+            for annotation in ["summary", "description"] {
+                assert!(rule["annotations"][annotation].as_str().is_some_and(|a| !a.is_empty()), "{alert} has a {annotation}");
+            }
+            assert_eq!(rule["annotations"]["runbook_url"].as_str(), Some(format!("docs/operations.md#{}", alert.to_lowercase()).as_str()), "{alert}'s runbook_url");
+            assert!(operations.contains(&format!("\n### {alert}\n")), "docs/operations.md has the runbook entry {alert}");
+        }
+    }
+    assert!(alerts >= 8, "alerts.yml has the alerts: {alerts}");
+    assert!(read("deploy/prometheus/alerts.test.yml").contains("rule_files:\n  - alerts.yml"), "the rules have unit tests (promtool test rules)");
+
+    // Grafana: the datasource and the dashboard provider where Grafana provisions from, and the
+    // dashboards at the provider's path; every dashboard uses that datasource.
+    assert_eq!(mount("grafana", "./deploy/grafana/datasource.yml"), "/etc/grafana/provisioning/datasources/datasource.yml");
+    assert_eq!(mount("grafana", "./deploy/grafana/dashboards.yml"), "/etc/grafana/provisioning/dashboards/dashboards.yml");
+    let provider: Value = serde_yaml::from_str(&read("deploy/grafana/dashboards.yml")).expect("dashboards.yml is YAML");
+    let path = provider["providers"][0]["options"]["path"].as_str().expect("the provider's options.path");
+    assert_eq!(mount("grafana", "./deploy/grafana/dashboards"), path, "the dashboards are mounted at the provider's path");
+    let datasource: Value = serde_yaml::from_str(&read("deploy/grafana/datasource.yml")).expect("datasource.yml is YAML");
+    assert_eq!(datasource["datasources"][0]["url"], "http://prometheus:9090", "Grafana reads the compose Prometheus");
+    let uid = datasource["datasources"][0]["uid"].as_str().expect("the datasource has a uid").to_string();
+    let mut dashboards = 0;
+    for entry in std::fs::read_dir(repo().join("deploy/grafana/dashboards")).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{:?}: {e}", entry.path()));
+        dashboards += 1;
+        for panel in dashboard["panels"].as_array().expect("panels") {
+            if let Some(ds) = panel.get("datasource") {
+                assert_eq!(ds["uid"], uid.as_str(), "{:?}: panel {} uses the provisioned datasource", entry.path(), panel["id"]);
+            }
+        }
+    }
+    assert!(dashboards >= 6, "the dashboards: {dashboards}");
+    assert!(read("scripts/check-monitoring").contains("promtool test rules"), "scripts/check-monitoring tests the rules");
 }
