@@ -11,7 +11,10 @@
 //! (each service reads its own from a secret; deploy/mysql/init.sh makes the users), every secret is
 //! declared, mounted where it is named and made by scripts/compose-secrets, and the monitoring files
 //! (deploy/prometheus/, deploy/grafana/) are mounted and scrape every service (their content:
-//! scripts/check-monitoring).
+//! scripts/check-monitoring). The Kubernetes overlays (deploy/k8s/) build and follow the deployment
+//! rules, run every service binary (the bank three times, each its own code, principal, topics and
+//! key, one directory), give each database user's password as its own mounted Secret file, create
+//! the users with deploy/mysql/init.sh, and let the gateway and the banks reach every bank.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -1079,6 +1082,95 @@ fn selects(selector: &Value, labels: &Value) -> bool {
     selector["matchLabels"].as_mapping().is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v)))
 }
 
+/// Whether a label selector (`matchLabels`, and `matchExpressions` with In, NotIn, Exists,
+/// DoesNotExist) selects pods labelled `labels`; an empty or absent selector selects every pod.
+fn selector_matches(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"].as_mapping().into_iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let by_expressions = selector["matchExpressions"].as_sequence().into_iter().flatten().all(|e| {
+        let value = labels.get(e["key"].as_str().unwrap_or_default());
+        let values = strings(&e["values"]);
+        let listed = value.and_then(Value::as_str).is_some_and(|v| values.iter().any(|w| w.as_str() == v));
+        match e["operator"].as_str().unwrap_or_default() {
+            "In" => listed,
+            "NotIn" => !listed,
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            op => panic!("selector operator {op}"),
+        }
+    });
+    by_labels && by_expressions
+}
+
+/// Whether a NetworkPolicy of pods labelled `to` admits a connection from pods labelled `from` (same
+/// namespace) on `port`. No `from`: every peer; a peer with a namespaceSelector or an ipBlock is not
+/// this namespace's pods.
+fn ingress_allows(policies: &[&Value], from: &Value, to: &Value, port: i64) -> bool {
+    policies.iter().copied().filter(|p| policy_applies(p, "Ingress", to)).any(|p| {
+        p["spec"]["ingress"].as_sequence().into_iter().flatten().any(|r| peer_selected(&r["from"], from) && port_listed(&r["ports"], port))
+    })
+}
+
+/// Whether a NetworkPolicy of pods labelled `from` lets them connect out to pods labelled `to` (same
+/// namespace) on `port`.
+fn egress_allows(policies: &[&Value], from: &Value, to: &Value, port: i64) -> bool {
+    policies.iter().copied().filter(|p| policy_applies(p, "Egress", from)).any(|p| {
+        p["spec"]["egress"].as_sequence().into_iter().flatten().any(|r| peer_selected(&r["to"], to) && port_listed(&r["ports"], port))
+    })
+}
+
+/// Both ways: the default-deny policy denies ingress and egress alike.
+fn network_allows(policies: &[&Value], from: &Value, to: &Value, port: i64) -> bool {
+    ingress_allows(policies, from, to, port) && egress_allows(policies, from, to, port)
+}
+
+fn policy_applies(policy: &Value, kind: &str, labels: &Value) -> bool {
+    strings(&policy["spec"]["policyTypes"]).iter().any(|t| t == kind) && selector_matches(&policy["spec"]["podSelector"], labels)
+}
+
+fn peer_selected(peers: &Value, labels: &Value) -> bool {
+    peers.as_sequence().is_none_or(|peers| {
+        peers.iter().any(|p| p.get("namespaceSelector").is_none() && p.get("ipBlock").is_none() && selector_matches(&p["podSelector"], labels))
+    })
+}
+
+fn port_listed(ports: &Value, port: i64) -> bool {
+    ports.as_sequence().is_none_or(|ports| ports.iter().any(|p| p.get("port").is_none_or(|q| q.as_i64() == Some(port))))
+}
+
+/// The object of `kind` named `name`.
+fn object<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects.iter().find(|o| kind_of(o) == kind && name_of(o) == name)
+}
+
+/// The value of a container's variable: inline, or the key of a ConfigMap of `objects`
+/// (configMapKeyRef); None when unset or a Secret's.
+fn env_value(objects: &[Value], container: &Value, var: &str) -> Option<String> {
+    let e = container["env"].as_sequence()?.iter().find(|e| e["name"] == var)?;
+    if let Some(v) = e.get("value") {
+        return Some(scalar(v));
+    }
+    let r = &e["valueFrom"]["configMapKeyRef"];
+    let map = objects.iter().find(|o| kind_of(o) == "ConfigMap" && o["metadata"]["name"] == r["name"])?;
+    map["data"].get(r["key"].as_str()?).map(scalar)
+}
+
+/// The Secret and key a container sees as the file `path`: the volume mounted at the file's
+/// directory is a Secret (or projects one) with an item of that file name (or no items: every key a file).
+fn secret_at(pod: &Value, container: &Value, path: &str) -> Option<(String, String)> {
+    let (dir, file) = path.rsplit_once('/')?;
+    let mount = container["volumeMounts"].as_sequence()?.iter().find(|m| m["mountPath"] == dir)?;
+    let volume = pod["volumes"].as_sequence()?.iter().find(|v| v["name"] == mount["name"])?;
+    let mut sources: Vec<(&Value, &str)> = vec![(&volume["secret"], "secretName")];
+    sources.extend(volume["projected"]["sources"].as_sequence().into_iter().flatten().map(|s| (&s["secret"], "name")));
+    sources.into_iter().find_map(|(secret, name_field)| {
+        let name = secret[name_field].as_str()?.to_string();
+        match secret["items"].as_sequence() {
+            Some(items) => items.iter().find(|i| i["path"] == file).map(|i| (name, scalar(&i["key"]))),
+            None => Some((name, file.to_string())),
+        }
+    })
+}
+
 
 #[test]
 fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
@@ -1148,13 +1240,23 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
         assert_eq!(env["data"]["KAFKA_CONSUMER_MODE"], "group", "{overlay}: replicas share partitions only in group mode");
         let topics = of("KafkaTopic");
         let mut seen = BTreeSet::new();
+        // A service creates `<TOPIC_PREFIX><topic>` with the partitions of `<topic>`: banks 002 and 003
+        // (b002., b003.) partition their topics as bank 001 does.
+        assert!(
+            read("common/src/service.rs").contains("(cfg.topic(t), crate::topics::partitions(t, cfg.topic_partitions))"),
+            "common/src/service.rs no longer takes the partitions of the unprefixed name: revisit this rule"
+        );
         for t in &topics {
             let name = t["spec"]["topicName"].as_str().unwrap();
             seen.insert(name.to_string());
             let rf = int(&t["spec"]["replicas"]);
             let topic_isr = t["spec"]["config"].get("min.insync.replicas").map(int).unwrap_or(min_isr);
             assert!(rf <= brokers && rf >= topic_isr.max(min_isr), "{overlay}: {name} has {rf} replicas, {brokers} brokers, min ISR {topic_isr}");
-            assert_eq!(int(&t["spec"]["partitions"]) as i32, sagaway_common::topics::partitions(name, keyed), "{overlay}: partitions of {name}");
+            let unprefixed = name
+                .split_once('.')
+                .filter(|(p, _)| p.len() == 4 && p.starts_with('b') && p[1..].bytes().all(|b| b.is_ascii_digit()))
+                .map_or(name, |(_, rest)| rest);
+            assert_eq!(int(&t["spec"]["partitions"]) as i32, sagaway_common::topics::partitions(unprefixed, keyed), "{overlay}: partitions of {name}");
         }
         for (topic, _) in sagaway_common::topics::all() {
             assert!(seen.contains(topic), "{overlay}: no KafkaTopic for {topic}");
@@ -1169,7 +1271,7 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
         }
 
         // Autoscaling: a Kafka-driven service never scales past its topics' partitions.
-        let consumers = ["product", "orchestrator", "payment", "bank"];
+        let consumers = ["product", "orchestrator", "payment", "bank", "bank002", "bank003"];
         for h in of("HorizontalPodAutoscaler") {
             let target = h["spec"]["scaleTargetRef"]["name"].as_str().unwrap();
             assert_eq!(h["apiVersion"], "autoscaling/v2", "{overlay}: {target}");
@@ -1184,11 +1286,13 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
             let lag = s["spec"]["triggers"].as_sequence().unwrap().iter().find(|t| t["type"] == "kafka").unwrap_or_else(|| panic!("{overlay}: {target} scales on consumer lag"));
             let topic = lag["metadata"]["topic"].as_str().unwrap();
             assert!(seen.contains(topic), "{overlay}: {target} watches the lag of {topic}, which has no KafkaTopic");
+            let partitions = topics.iter().find(|t| t["spec"]["topicName"] == topic).map(|t| int(&t["spec"]["partitions"])).unwrap_or(0);
+            assert!(int(&s["spec"]["maxReplicaCount"]) <= partitions, "{overlay}: {target} scales past the {partitions} partitions of {topic}");
             let group = lag["metadata"]["consumerGroup"].as_str().unwrap();
             assert!(acl_conf.iter().any(|a| a.principal == target && a.resource == "group" && a.name == group), "{overlay}: {target} does not consume as {group}");
         }
         let autoscaled: BTreeSet<&str> = of("HorizontalPodAutoscaler").iter().chain(scaled.iter()).map(|h| h["spec"]["scaleTargetRef"]["name"].as_str().unwrap()).collect();
-        for svc in ["identity", "product", "orchestrator", "payment", "bank", "gateway"] {
+        for svc in ["identity", "product", "orchestrator", "payment", "bank", "bank002", "bank003", "gateway"] {
             assert!(autoscaled.contains(svc), "{overlay}: {svc} is not autoscaled");
         }
 
@@ -1229,6 +1333,190 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
             assert_eq!(of(kind).len(), 1, "{overlay}: one {kind}");
         }
     }
+}
+
+#[test]
+fn kubernetes_runs_every_service_binary_the_three_banks_and_one_database_user_each() {
+    // The workspace's service binaries, as compose_runs_every_service_binary_and_the_three_banks finds them.
+    let cargo = toml_like::members(&read("Cargo.toml"));
+    let binaries: BTreeSet<String> =
+        cargo.0.iter().filter(|m| repo().join(m.as_str()).join("src/main.rs").exists() && !["cli", "loadgen", "e2e"].contains(&m.as_str())).cloned().collect();
+    assert_eq!(binaries, set(&["identity", "product", "orchestrator", "payment", "bank", "gateway"]), "the workspace's service binaries");
+    let users = mysql_users();
+    let init = read("deploy/mysql/init.sh");
+    // kustomize loads no file outside the base: the StatefulSet's script is a copy (scripts/check-k8s compares them too).
+    assert_eq!(read("deploy/k8s/base/mysql-init.sh"), init, "deploy/k8s/base/mysql-init.sh is a copy of deploy/mysql/init.sh");
+    let secrets_script = read("scripts/compose-secrets");
+    let kafka_labels: Value = serde_yaml::from_str("strimzi.io/cluster: sagaway").unwrap();
+    for overlay in ["dev", "prod"] {
+        let objects = kustomize(overlay);
+        let of = |kind: &str| objects.iter().filter(move |o| kind_of(o) == kind).collect::<Vec<_>>();
+        let policies = of("NetworkPolicy");
+        let labels_of = |w: &Value| w["spec"]["template"]["metadata"]["labels"].clone();
+
+        // Every service binary runs in a Deployment (the bank in three), and no Deployment runs anything else.
+        let mut runs: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
+        for d in of("Deployment") {
+            let binary = strings(&d["spec"]["template"]["spec"]["containers"][0]["args"]).first().cloned();
+            runs.entry(binary.unwrap_or_else(|| panic!("{overlay}: Deployment {} names its binary in args", name_of(d)))).or_default().push(d);
+        }
+        for b in &binaries {
+            let n = runs.get(b).map(Vec::len).unwrap_or(0);
+            let wanted = if b == "bank" { 3 } else { 1 };
+            assert_eq!(n, wanted, "{overlay}: {b} runs in {n} Deployment(s), not {wanted}");
+        }
+        assert_eq!(runs.keys().cloned().collect::<BTreeSet<_>>(), binaries, "{overlay}: Deployments run only service binaries");
+
+        // Banks 001, 002, 003 as compose runs them: each Deployment its own BANK_CODE, port and Service,
+        // topic prefix (001 the shared topics, which have KafkaTopics), Kafka principal (its name) and
+        // signing key Secret; one directory Secret for all, whose URLs (the Services) are the ones
+        // scripts/compose-secrets writes. The gateway names every bank; the gateway and every bank
+        // reach every bank; each bank reaches Kafka and identity.
+        let gateway = object(&objects, "Deployment", "gateway").unwrap_or_else(|| panic!("{overlay}: the gateway's Deployment"));
+        let identity = object(&objects, "Deployment", "identity").unwrap_or_else(|| panic!("{overlay}: identity's Deployment"));
+        let mut banks: BTreeMap<String, String> = BTreeMap::new();
+        let mut bank_pods: Vec<(String, Value, i64)> = Vec::new();
+        for d in runs["bank"].iter().copied() {
+            let name = name_of(d);
+            let pod = &d["spec"]["template"]["spec"];
+            let c = &pod["containers"][0];
+            let var = |v: &str| env_value(&objects, c, v).unwrap_or_else(|| panic!("{overlay}: Deployment {name} sets {v}"));
+            let code = var("BANK_CODE");
+            let port = var("BANK_PORT");
+            let port_number: i64 = port.parse().unwrap_or_else(|_| panic!("{overlay}: {name}: BANK_PORT {port}"));
+            let prefix = env_value(&objects, c, "TOPIC_PREFIX").unwrap_or_default();
+            let wanted = if code == "001" { String::new() } else { format!("b{code}.") };
+            assert_eq!(prefix, wanted, "{overlay}: bank {code} ({name}): its topics are {wanted}bank.*");
+            for (topic, _) in sagaway_common::topics::all().into_iter().filter(|(t, _)| t.starts_with("bank.")) {
+                let full = format!("{prefix}{topic}");
+                assert!(of("KafkaTopic").iter().any(|t| t["spec"]["topicName"] == full.as_str()), "{overlay}: bank {code}: no KafkaTopic {full}");
+            }
+            assert_eq!(int(&c["ports"][0]["containerPort"]), port_number, "{overlay}: {name} listens on BANK_PORT");
+            let service = object(&objects, "Service", name).unwrap_or_else(|| panic!("{overlay}: no Service {name}"));
+            assert_eq!(int(&service["spec"]["ports"][0]["port"]), port_number, "{overlay}: Service {name} is on BANK_PORT");
+            let labels = labels_of(d);
+            assert!(
+                service["spec"]["selector"].as_mapping().is_some_and(|m| !m.is_empty() && m.iter().all(|(k, v)| labels.get(k) == Some(v))),
+                "{overlay}: Service {name} selects the pods of Deployment {name}"
+            );
+            assert_eq!(var("KAFKA_SASL_USERNAME"), name, "{overlay}: bank {code} is the Kafka principal of its Deployment's name");
+            assert!(of("KafkaUser").iter().any(|u| name_of(u) == name), "{overlay}: no KafkaUser {name}");
+            assert_eq!(secret_at(pod, c, &var("KAFKA_SASL_PASSWORD_FILE")), Some((name.to_string(), "password".to_string())), "{overlay}: {name} reads its KafkaUser's Secret");
+            assert_eq!(secret_at(pod, c, &var("BANK_SIGNING_KEY_FILE")).map(|(s, _)| s), Some(format!("bank-{code}-signing-key")), "{overlay}: bank {code}'s own signing key");
+            assert!(c["env"].as_sequence().unwrap().iter().all(|e| e["name"] != "BANK_SIGNING_KEY"), "{overlay}: bank {code}: the key is a file, not a value");
+            assert_eq!(secret_at(pod, c, &var("BANK_DIRECTORY_FILE")).map(|(s, _)| s), Some("bank-directory".to_string()), "{overlay}: bank {code} reads the shared directory");
+            assert!(of("ScaledObject").iter().any(|s| s["spec"]["scaleTargetRef"]["name"] == name), "{overlay}: {name} is not autoscaled on its lag");
+            let url = format!("http://{name}:{port}");
+            assert!(secrets_script.contains(&format!("{code} {url}")), "{overlay}: scripts/compose-secrets' directory does not list bank {code} at {url}");
+            assert!(banks.insert(code.clone(), url).is_none(), "{overlay}: two Deployments are bank {code}");
+            // (into the brokers: Strimzi's own NetworkPolicy of the listener, not in these manifests)
+            assert!(egress_allows(&policies, &labels, &kafka_labels, 9092), "{overlay}: {name} may not connect to Kafka");
+            assert!(network_allows(&policies, &labels, &labels_of(identity), 3336), "{overlay}: {name} cannot reach identity");
+            bank_pods.push((name.to_string(), labels, port_number));
+        }
+        assert_eq!(banks.keys().cloned().collect::<BTreeSet<_>>(), set(&["001", "002", "003"]), "{overlay}: banks 001, 002 and 003");
+        let gateway_banks: BTreeMap<String, String> = env_value(&objects, &gateway["spec"]["template"]["spec"]["containers"][0], "GATEWAY_BANKS")
+            .unwrap_or_else(|| panic!("{overlay}: the gateway sets GATEWAY_BANKS"))
+            .split(',')
+            .map(|p| p.trim().split_once('=').map(|(c, u)| (c.to_string(), u.to_string())).expect("code=url"))
+            .collect();
+        assert_eq!(gateway_banks, banks, "{overlay}: GATEWAY_BANKS names every bank at its Service");
+        for (to, to_labels, port) in &bank_pods {
+            assert!(network_allows(&policies, &labels_of(gateway), to_labels, *port), "{overlay}: the gateway cannot reach {to}:{port}");
+            for (from, from_labels, _) in bank_pods.iter().filter(|(from, _, _)| from != to) {
+                assert!(network_allows(&policies, from_labels, to_labels, *port), "{overlay}: {from} cannot reach {to}:{port} (inter-bank two-phase commit)");
+            }
+        }
+
+        // Databases: every <PREFIX>_DATABASE_URL names a user of deploy/mysql/init.sh and no password and
+        // comes from a ConfigMap (never inline); <PREFIX>_DATABASE_PASSWORD_FILE is the file of that
+        // user's own Secret mysql-<user>, mounted in that container. One user per Deployment. Every
+        // other *_PASSWORD_FILE is a mounted Secret's file too.
+        let mysql = object(&objects, "StatefulSet", "mysql").unwrap_or_else(|| panic!("{overlay}: the MySQL StatefulSet"));
+        let mut logins = BTreeSet::new();
+        for d in of("Deployment") {
+            let name = name_of(d);
+            let pod = &d["spec"]["template"]["spec"];
+            for c in pod["containers"].as_sequence().unwrap() {
+                for e in c["env"].as_sequence().into_iter().flatten() {
+                    let var = e["name"].as_str().unwrap();
+                    if var.ends_with("_PASSWORD_FILE") {
+                        let path = env_value(&objects, c, var).unwrap_or_else(|| panic!("{overlay}: {name} {var} is a path"));
+                        assert!(secret_at(pod, c, &path).is_some(), "{overlay}: {name} {var}={path} is not a file of a mounted Secret");
+                    }
+                    let Some(prefix) = var.strip_suffix("_DATABASE_URL") else { continue };
+                    assert!(e.get("value").is_none(), "{overlay}: {name} sets {var} inline (the URLs are a ConfigMap's)");
+                    let url = env_value(&objects, c, var).unwrap_or_else(|| panic!("{overlay}: {name} {var} is a ConfigMap's key"));
+                    let (user, host, database) = database_url_parts(&url);
+                    assert!(!user.contains(':'), "{overlay}: {name} {var} carries a password");
+                    assert_eq!(host, "mysql:3306", "{overlay}: {name} {var} is the mysql Service");
+                    assert!(users.contains(&(user.clone(), database.clone())), "{overlay}: {name} {var} logs in as {user} to {database}, a pair deploy/mysql/init.sh does not make");
+                    let file = env_value(&objects, c, &format!("{prefix}_DATABASE_PASSWORD_FILE")).unwrap_or_else(|| panic!("{overlay}: {name} sets {prefix}_DATABASE_PASSWORD_FILE"));
+                    assert_eq!(secret_at(pod, c, &file), Some((format!("mysql-{user}"), "password".to_string())), "{overlay}: {name} reads {user}'s password ({file}) from the Secret mysql-{user}");
+                    assert!(logins.insert(user.clone()), "{overlay}: {name}: the user {user} is another Deployment's too (one user per database)");
+                    assert!(network_allows(&policies, &labels_of(d), &labels_of(mysql), 3306), "{overlay}: {name} cannot reach MySQL");
+                }
+            }
+        }
+        let all: BTreeSet<String> = users.iter().map(|(u, _)| u.clone()).collect();
+        assert_eq!(logins, all, "{overlay}: every user of deploy/mysql/init.sh is one Deployment's");
+        // No `mysql://user:password@` in any object.
+        for o in &objects {
+            let text = serde_yaml::to_string(o).unwrap();
+            for (i, _) in text.match_indices("mysql://") {
+                let rest = &text[i + "mysql://".len()..];
+                let url = &rest[..rest.find(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '`').unwrap_or(rest.len())];
+                if let Some((userinfo, _)) = url.split_once('@') {
+                    assert!(!userinfo.contains(':'), "{overlay}: {} {}: mysql://{url} carries a password", kind_of(o), name_of(o));
+                }
+            }
+        }
+
+        // MySQL creates those users and Debezium's at its first start with deploy/mysql/init.sh, which
+        // reads each password from /run/secrets/mysql_<user>_password: there, the Secret mysql-<user>.
+        let pod = &mysql["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let init_mount = c["volumeMounts"].as_sequence().unwrap().iter().find(|m| m["mountPath"] == "/docker-entrypoint-initdb.d");
+        let init_volume = init_mount.and_then(|m| pod["volumes"].as_sequence().unwrap().iter().find(|v| v["name"] == m["name"]));
+        let init_map = init_volume.and_then(|v| object(&objects, "ConfigMap", v["configMap"]["name"].as_str().unwrap_or_default()));
+        let scripts: Vec<String> = init_map
+            .unwrap_or_else(|| panic!("{overlay}: MySQL mounts a ConfigMap at /docker-entrypoint-initdb.d"))["data"]
+            .as_mapping()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| scalar(k).ends_with(".sh"))
+            .map(|(_, v)| scalar(v))
+            .collect();
+        assert_eq!(scripts, [init.clone()], "{overlay}: MySQL runs deploy/mysql/init.sh, and only that, at initialisation");
+        assert!(c["env"].as_sequence().unwrap().iter().all(|e| e["name"] != "SECRETS_DIR"), "{overlay}: init.sh reads /run/secrets");
+        for u in users.iter().map(|(u, _)| u.as_str()).chain(["debezium"]) {
+            assert_eq!(
+                secret_at(pod, c, &format!("/run/secrets/mysql_{u}_password")),
+                Some((format!("mysql-{u}"), "password".to_string())),
+                "{overlay}: MySQL reads {u}'s password from the Secret mysql-{u}"
+            );
+        }
+
+        // Debezium's password: the connector reads the Secret mysql-debezium through Strimzi's
+        // Kubernetes config provider, which may read it.
+        let namespace = objects.iter().find_map(|o| o["metadata"]["namespace"].as_str()).expect("the overlay's namespace");
+        let connect = of("KafkaConnect");
+        assert_eq!(connect[0]["spec"]["config"]["config.providers.secrets.class"], "io.strimzi.kafka.KubernetesSecretConfigProvider", "{overlay}: Connect's config provider");
+        let connectors = of("KafkaConnector");
+        let config = &connectors[0]["spec"]["config"];
+        assert_eq!(config["database.user"], "debezium", "{overlay}: the connector's database user");
+        assert_eq!(config["database.password"], format!("${{secrets:{namespace}/mysql-debezium:password}}").as_str(), "{overlay}: the connector's database password");
+        assert!(
+            of("Role").iter().any(|r| r["rules"].as_sequence().into_iter().flatten().any(|rule| strings(&rule["resourceNames"]).iter().any(|n| n == "mysql-debezium"))),
+            "{overlay}: Connect may not read the Secret mysql-debezium"
+        );
+        assert!(ingress_allows(&policies, &kafka_connect_labels(), &labels_of(mysql), 3306), "{overlay}: MySQL does not admit Connect");
+    }
+}
+
+/// The labels Strimzi gives the Kafka Connect pods of the cluster `sagaway-connect`.
+fn kafka_connect_labels() -> Value {
+    serde_yaml::from_str("strimzi.io/cluster: sagaway-connect\nstrimzi.io/kind: KafkaConnect").unwrap()
 }
 
 // ---- every service, the banks, the gateway ------------------------------------------------------
