@@ -1110,15 +1110,15 @@ fn ingress_allows(policies: &[&Value], from: &Value, to: &Value, port: i64) -> b
     })
 }
 
-/// Whether a NetworkPolicy of pods labelled `from` lets them connect out to pods labelled `to` (same
-/// namespace) on `port`.
+/// Whether the NetworkPolicies let pods labelled `from` connect out to pods labelled `to` (same
+/// namespace) on `port`. Pods no Egress policy selects may connect anywhere (Kubernetes' rule).
 fn egress_allows(policies: &[&Value], from: &Value, to: &Value, port: i64) -> bool {
-    policies.iter().copied().filter(|p| policy_applies(p, "Egress", from)).any(|p| {
-        p["spec"]["egress"].as_sequence().into_iter().flatten().any(|r| peer_selected(&r["to"], to) && port_listed(&r["ports"], port))
-    })
+    let mut applying = policies.iter().copied().filter(|p| policy_applies(p, "Egress", from)).peekable();
+    applying.peek().is_none()
+        || applying.any(|p| p["spec"]["egress"].as_sequence().into_iter().flatten().any(|r| peer_selected(&r["to"], to) && port_listed(&r["ports"], port)))
 }
 
-/// Both ways: the default-deny policy denies ingress and egress alike.
+/// Both ways: admitted by the receiver's ingress policies and let out by the sender's egress ones.
 fn network_allows(policies: &[&Value], from: &Value, to: &Value, port: i64) -> bool {
     ingress_allows(policies, from, to, port) && egress_allows(policies, from, to, port)
 }
@@ -1318,9 +1318,30 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
         // Only the gateway is reachable from anywhere; everything else is denied unless allowed.
         let policies = of("NetworkPolicy");
         assert!(
-            policies.iter().any(|p| p["spec"]["podSelector"].as_mapping().is_some_and(|m| m.is_empty()) && strings(&p["spec"]["policyTypes"]).len() == 2 && p["spec"].get("ingress").is_none()),
-            "{overlay}: no default-deny policy"
+            policies.iter().any(|p| p["spec"]["podSelector"].as_mapping().is_some_and(|m| m.is_empty()) && strings(&p["spec"]["policyTypes"]) == ["Ingress"] && p["spec"].get("ingress").is_none()),
+            "{overlay}: no default-deny ingress policy"
         );
+        // Egress is restricted for Sagaway's own pods only: a namespace-wide egress deny would cut
+        // the operators' pods (brokers to each other, Connect to Kafka and MySQL, Elasticsearch
+        // nodes, the Kubernetes API) off, and they are not ours to enumerate.
+        for p in &policies {
+            if strings(&p["spec"]["policyTypes"]).iter().any(|t| t == "Egress") {
+                let selector = &p["spec"]["podSelector"];
+                assert!(
+                    selector.as_mapping().is_some_and(|m| !m.is_empty()) || p["spec"]["egress"].as_sequence().is_some_and(|r| !r.is_empty()),
+                    "{overlay}: {} denies egress to every pod of the namespace (operators' pods included)",
+                    name_of(p)
+                );
+            }
+        }
+        for d in of("Deployment") {
+            let labels = &d["spec"]["template"]["metadata"]["labels"];
+            let restricted = policies.iter().any(|p| policy_applies(p, "Egress", labels) && p["spec"]["podSelector"].as_mapping().is_some_and(|m| !m.is_empty()));
+            assert!(restricted, "{overlay}: {}'s egress is not restricted", name_of(d));
+        }
+        // Elasticsearch nodes reach each other (transport, 9300), and the ECK operator their API.
+        let es = serde_yaml::from_str::<Value>("{elasticsearch.k8s.elastic.co/cluster-name: sagaway}").unwrap();
+        assert!(ingress_allows(&policies, &es, &es, 9300), "{overlay}: Elasticsearch nodes cannot reach each other");
         for p in &policies {
             for rule in p["spec"]["ingress"].as_sequence().into_iter().flatten() {
                 if rule.get("from").is_none() {
