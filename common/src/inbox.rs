@@ -290,6 +290,9 @@ impl ConsumerLoop {
     async fn sample_lag(self: Arc<Self>, stop: CancellationToken) {
         let mut every = tokio::time::interval(LAG_SAMPLE_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Partitions reported last time: one a rebalance took away reads 0 here (its new owner
+        // reports it), so dashboards summing the lag do not count it twice.
+        let mut reported = std::collections::HashSet::<(String, i32)>::new();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -305,12 +308,18 @@ impl ConsumerLoop {
                     Err(_) => continue, // the database is away: keep the last figures
                 }
             };
+            let mut now_reported = std::collections::HashSet::new();
             for m in marks {
                 // Nothing stored yet: the loop starts from the beginning (what the log still holds).
                 let position = stored.get(&(m.topic.clone(), m.partition)).copied().unwrap_or(m.low).max(m.low);
-                metrics::gauge!("consumer_lag", "service" => self.service, "topic" => m.topic, "partition" => m.partition.to_string())
+                metrics::gauge!("consumer_lag", "service" => self.service, "topic" => m.topic.clone(), "partition" => m.partition.to_string())
                     .set((m.high - position).max(0) as f64);
+                now_reported.insert((m.topic, m.partition));
             }
+            for (topic, partition) in reported.difference(&now_reported) {
+                metrics::gauge!("consumer_lag", "service" => self.service, "topic" => topic.clone(), "partition" => partition.to_string()).set(0.0);
+            }
+            reported = now_reported;
         }
     }
 

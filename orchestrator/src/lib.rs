@@ -134,6 +134,8 @@ impl Application {
         let common = &cfg.common;
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn(self.state.relay.clone().run(shutdown.clone()));
+        // Exported at 0 from the start, so the alert on its increase sees the first alert too.
+        metrics::counter!("saga_alerts_total").increment(0);
 
         let saga_topics = saga::SagaTopics::new(common);
         let consumer = kafka::consumer(&common.kafka_brokers, &format!("{}orchestrator-saga", common.topic_prefix), common.fetch_wait_max_ms)?;
