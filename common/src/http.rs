@@ -182,7 +182,15 @@ fn field_in_message(detail: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::field_in_message;
+    use super::{field_in_message, plausible_id};
+
+    #[test]
+    fn only_ascii_ids_within_the_length_are_plausible() {
+        assert!(plausible_id("merchant-USD", 36) && plausible_id("0b1c2d3e-aaaa-4bbb-8ccc-0123456789ab", 36));
+        for bad in ["", "\u{2ebe4}m", "a b", "a/b", "é", &"x".repeat(37)] {
+            assert!(!plausible_id(bad, 36), "{bad:?}");
+        }
+    }
 
     #[test]
     fn names_fields_from_root_level_serde_errors() {
@@ -299,6 +307,13 @@ mod readiness_tests {
             assert!(line.contains("readiness check failed") && line.contains("error="), "{line}");
         }
     }
+}
+
+/// Whether `id` (a path segment) could be an id the platform issued: 1–`max` ASCII letters,
+/// digits, `-` or `_`. Anything else names nothing: answer 404 without asking the database (a
+/// non-ASCII id compared with a latin1 column is a collation error there, not a miss).
+pub fn plausible_id(id: &str, max: usize) -> bool {
+    (1..=max).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Every metric name starts with this (`sagaway_http_requests_total`): one namespace to select

@@ -8,6 +8,7 @@ pub mod api;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{
+    http::plausible_id,
     auth::{self, Caller},
     money::{self, Currency},
 };
@@ -236,7 +237,7 @@ pub async fn is_holder<'c>(conn: impl sqlx::Executor<'c, Database = sqlx::MySql>
 
 /// 404 unless the caller holds account `id` or is an admin.
 pub async fn may_see(pool: &MySqlPool, caller: &Caller, id: &str) -> ApiResult<()> {
-    if id.len() > 36 || !(caller.is_admin() || is_holder(pool, id, &caller.user_id).await?) {
+    if !plausible_id(id, 36) || !(caller.is_admin() || is_holder(pool, id, &caller.user_id).await?) {
         return Err(ApiError::NotFound("account"));
     }
     Ok(())
@@ -244,7 +245,7 @@ pub async fn may_see(pool: &MySqlPool, caller: &Caller, id: &str) -> ApiResult<(
 
 /// The customer account `id` the caller may operate (holders only; anyone else 404).
 pub async fn operable(pool: &MySqlPool, caller: &Caller, id: &str) -> ApiResult<AccountRow> {
-    if id.len() > 36 || !is_holder(pool, id, &caller.user_id).await? {
+    if !plausible_id(id, 36) || !is_holder(pool, id, &caller.user_id).await? {
         return Err(ApiError::NotFound("account"));
     }
     let row: Option<AccountRow> = sqlx::query_as(&format!("{SELECT_ACCOUNT} WHERE id = ?")).bind(id).fetch_optional(pool).await?;

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{
+    http::plausible_id,
     inbox::{HandleError, Handler, Incoming},
     messages::Validate,
     money,
@@ -164,6 +165,9 @@ async fn accept(app: &AppState, user_id: &str, account_id: &str, kind: &str, amo
 
 /// An operation's row, if there is one.
 async fn find(pool: &MySqlPool, id: &str) -> sqlx::Result<Option<OperationRow>> {
+    if !plausible_id(id, 36) {
+        return Ok(None);
+    }
     sqlx::query_as(&format!("{SELECT_OPERATION} WHERE id = ?")).bind(id).fetch_optional(pool).await
 }
 

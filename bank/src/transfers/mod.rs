@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{
+    http::plausible_id,
     auth::Caller,
     money,
     outbox::{self, Outgoing},
@@ -335,6 +336,9 @@ async fn visible(app: &AppState, caller: &Caller, row: &TransferRow) -> ApiResul
 
 /// Transfer `id` as the caller may see it (holders of either account, or an admin; anyone else 404).
 async fn load_visible(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Transfer> {
+    if !plausible_id(id, 36) {
+        return Err(ApiError::NotFound("transfer"));
+    }
     let mut conn = app.pool.acquire().await?;
     let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ?")).bind(id).fetch_optional(&mut *conn).await?;
     let row = row.ok_or(ApiError::NotFound("transfer"))?;
@@ -348,6 +352,9 @@ async fn load_visible(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Tr
 /// Cancels a SCHEDULED transfer of the caller's (holders of the paying account): the hold is
 /// released, in one transaction. Returns the transfer as it is now (CANCELED).
 async fn cancel_scheduled(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Transfer> {
+    if !plausible_id(id, 36) {
+        return Err(ApiError::NotFound("transfer"));
+    }
     let now = app.config.clock.now();
     let mut tx = app.pool.begin().await?;
     // Waits for the scheduler if it holds the row (it then finds it SETTLED: 409).
