@@ -356,8 +356,9 @@ async fn track_http(req: Request, next: Next) -> Response {
     // on every message it writes to the outbox, and on the answer.
     let id = request_id::or_new(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
     // The span continues the caller's trace (W3C `traceparent`), or starts one.
-    let span = tracing::info_span!("request", request_id = %id, otel.name = %format!("{method} {route}"), otel.kind = "server");
+    let span = tracing::info_span!("request", request_id = %id, trace_id = tracing::field::Empty, otel.name = %format!("{method} {route}"), otel.kind = "server");
     crate::trace::continue_from(&span, req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok()));
+    crate::trace::record_trace_id(&span);
     let mut res = request_id::scope(id.clone(), next.run(req)).instrument(span).await;
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         res.headers_mut().insert(request_id::HEADER, v);

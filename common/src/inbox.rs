@@ -436,8 +436,9 @@ impl ConsumerLoop {
                 continue;
             }
             // Each message is handled in a span of the trace it carries (crate::trace).
-            let span = tracing::info_span!("message", otel.name = %format!("consume {}", msg.topic), otel.kind = "consumer");
+            let span = tracing::info_span!("message", trace_id = tracing::field::Empty, otel.name = %format!("consume {}", msg.topic), otel.kind = "consumer");
             crate::trace::continue_from(&span, msg.header(crate::trace::TRACEPARENT));
+            crate::trace::record_trace_id(&span);
             let mut caused = handler.handle(&mut tx, msg).instrument(span.clone()).await.map_err(|e| (i, e))?;
             // What a message causes carries the id of the request that caused the message, and
             // continues its trace.

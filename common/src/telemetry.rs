@@ -30,23 +30,26 @@ where
     }
 }
 
-/// Installs the global subscriber: JSON log lines filtered by `RUST_LOG`, and the spans that
-/// carry the trace context ([`crate::trace`]) whatever `RUST_LOG` says. Safe to call more than
-/// once (later calls are ignored), so tests that start several apps in one process can call it freely.
+/// Installs the global subscriber: JSON log lines filtered by `RUST_LOG`, and trace spans
+/// ([`crate::trace`]). Safe to call more than once (later calls are ignored), so tests that start
+/// several apps in one process can call it freely.
 pub fn init(service: &'static str) {
     init_with_default(service, "info,sqlx=warn,rdkafka=warn")
 }
 
 /// [`init`] with another log filter when `RUST_LOG` is unset (test processes log warnings only).
 pub fn init_with_default(service: &'static str, default_filter: &str) {
-    use tracing_subscriber::{Layer, filter::filter_fn, layer::SubscriberExt, util::SubscriberInitExt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let logs = fmt::layer().json().flatten_event(true).with_current_span(false).with_filter(filter);
-    // Only Sagaway's own spans become trace spans (`request`, `message`), never a library's.
-    let spans = tracing_opentelemetry::layer()
-        .with_tracer(crate::trace::tracer(service))
-        .with_filter(filter_fn(|meta| meta.is_span() && meta.level() <= &tracing::Level::INFO && meta.target().starts_with("sagaway_common")));
-    let installed = tracing_subscriber::registry().with(logs).with(spans).try_init();
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // The `request` and `message` spans carry the trace context from hop to hop: they stay on when
+    // the filter is quieter than info (and with them sagaway_common's info lines).
+    // One global filter, not one per layer: per-layer filters lost the span of some log lines.
+    if filter.max_level_hint().is_some_and(|max| max < tracing::level_filters::LevelFilter::INFO) {
+        filter = filter.add_directive("sagaway_common=info".parse().expect("a static directive"));
+    }
+    let logs = fmt::layer().json().flatten_event(true).with_current_span(false);
+    let spans = tracing_opentelemetry::layer().with_tracer(crate::trace::tracer(service));
+    let installed = tracing_subscriber::registry().with(filter).with(logs).with(spans).try_init();
     if installed.is_ok() {
         tracing::info!(service, exporting_traces = crate::trace::exporting(), "logging initialised");
     }

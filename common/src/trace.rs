@@ -74,9 +74,18 @@ pub fn continue_from(span: &tracing::Span, traceparent: Option<&str>) {
 /// A server span named `name` continuing the caller's `traceparent` (for an edge that does not go
 /// through [`crate::http`]'s middleware, such as the gateway's proxy).
 pub fn server_span(name: &str, traceparent: Option<&str>) -> tracing::Span {
-    let span = tracing::info_span!("request", otel.name = %name, otel.kind = "server");
+    let span = tracing::info_span!("request", trace_id = tracing::field::Empty, otel.name = %name, otel.kind = "server");
     continue_from(&span, traceparent);
+    record_trace_id(&span);
     span
+}
+
+/// Writes the trace id of `span` into its `trace_id` field (declared `tracing::field::Empty`), so
+/// every log line inside it names the trace.
+pub fn record_trace_id(span: &tracing::Span) {
+    if let Some(tp) = traceparent_of(span) {
+        span.record("trace_id", &tp[3..35]);
+    }
 }
 
 /// The `traceparent` of `span`, when it belongs to a trace.

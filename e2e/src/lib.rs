@@ -120,6 +120,21 @@ impl TopicWatcher {
     }
 }
 
+/// Builds the service binaries of this checkout when missing or stale, for tests that run them as
+/// real processes (to kill them). Always the package set `scripts/stack up` builds: cargo unifies
+/// features per invocation, so another set (`-p payment` alone) made separate artifacts and
+/// compiled the workspace's crates and dependencies again inside the test (minutes). A no-op after
+/// `scripts/stack up`; the binaries land in the target directory beside the test executables.
+pub fn build_service_binaries() -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .args(["build", "-q", "-p", "identity", "-p", "product", "-p", "orchestrator", "-p", "payment", "-p", "bank", "-p", "gateway"])
+        .status()
+        .context("running cargo build")?;
+    anyhow::ensure!(built.success(), "cargo build of the service binaries failed");
+    Ok(())
+}
+
 /// Everything on `topic` right now (keys, values and headers of every record, as text), read from
 /// the beginning up to each partition's current end: for scanning topics for data that must not be there.
 pub fn dump_topic(brokers: &str, topic: &str) -> anyhow::Result<String> {

@@ -25,6 +25,8 @@ impl Handler for CommandHandler {
     async fn handle(&self, conn: &mut MySqlConnection, msg: &Incoming) -> Result<Vec<Outgoing>, HandleError> {
         let command: ProductCommand = msg.json()?;
         let reply = apply(conn, &command).await?;
+        // One line per saga command: with the message span's trace id, an order's path here is findable.
+        tracing::info!(command = command.kind(), answer = reply.kind(), "reservation command applied");
         let key = msg.key.clone().unwrap_or_default();
         Ok(vec![Outgoing::json(&self.replies_topic, key, reply.kind(), &reply)])
     }

@@ -265,9 +265,7 @@ fn migrate(service: &str, env: &[(&str, String)]) -> (bool, String) {
 /// with a real key they run and log only key ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_refuse_the_development_card_key_outside_dev() -> anyhow::Result<()> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo).args(["build", "-q", "-p", "orchestrator", "-p", "payment"]).status()?;
-    assert!(built.success(), "building the service binaries");
+    e2e::build_service_binaries()?;
     let stack = e2e::StackAddr::from_env();
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     for service in ["orchestrator", "payment"] {

@@ -291,14 +291,8 @@ struct GatewayProcess {
 
 impl GatewayProcess {
     async fn start(sys: &System, port: u16) -> anyhow::Result<Self> {
-        // The binary of this checkout, built if missing or stale. The same packages as
-        // `scripts/stack up` builds, so the features unify the same way and this is a no-op after
-        // it (`-p gateway` alone compiled the gateway and its crates again, inside the test). It
-        // lands beside this test's own executable.
-        let built = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-q", "-p", "identity", "-p", "product", "-p", "orchestrator", "-p", "payment", "-p", "bank", "-p", "gateway"])
-            .status()?;
-        anyhow::ensure!(built.success(), "cargo build -p gateway failed");
+        // The binary of this checkout, built if missing or stale; it lands beside this test's own executable.
+        e2e::build_service_binaries()?;
         let bin = std::env::current_exe()?.parent().and_then(|deps| deps.parent()).map(|dir| dir.join("gateway")).unwrap();
         let auth = sys.issuer.auth_config();
         let mut banks = BTreeMap::new();

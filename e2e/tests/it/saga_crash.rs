@@ -105,9 +105,7 @@ async fn orders_survive_kill_9_in_group_mode_with_two_replicas_each() -> anyhow:
 
 async fn crash_run(group: bool) -> anyhow::Result<()> {
     // Make sure the binaries match the code under test.
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = Command::new(cargo).args(["build", "-q", "-p", "product", "-p", "orchestrator", "-p", "payment"]).status()?;
-    assert!(built.success(), "building the service binaries");
+    e2e::build_service_binaries()?;
 
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let prefix = format!("t{id}.");
@@ -221,10 +219,14 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
         })
     };
 
-    // Clients: reserve, then pay with an Idempotency-Key, retrying through crashes as a real client would.
+    // Clients: reserve, then pay with an Idempotency-Key, retrying through crashes as a real client
+    // would. Each order is its client's trace (W3C traceparent): its id must show in every
+    // service's log lines about the order.
+    let traces: Arc<std::sync::Mutex<HashMap<String, String>>> = Arc::default();
     let submitted: Vec<(String, u64, i64)> = stream::iter(0..ORDERS)
         .map(|i| {
-            let (http, product_url, orch_url) = (http.clone(), product_url.clone(), orch_url.clone());
+            let (http, product_url, orch_url, traces) = (http.clone(), product_url.clone(), orch_url.clone(), traces.clone());
+            let trace_id = format!("5a6a{:028x}", i + 1);
             let product = products[i % products.len()];
             let token = issuer.token(&format!("crash-user-{i}"));
             async move {
@@ -259,10 +261,20 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
                 let deadline = Instant::now() + Duration::from_secs(120);
                 loop {
                     assert!(Instant::now() < deadline, "payment {i} never accepted");
-                    match http.post(format!("{orch_url}/payment")).bearer_auth(&token).header("Idempotency-Key", &rid).json(&body).send().await {
+                    let paid = http
+                        .post(format!("{orch_url}/payment"))
+                        .bearer_auth(&token)
+                        .header("Idempotency-Key", &rid)
+                        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match paid {
                         Ok(res) if res.status() == StatusCode::ACCEPTED => {
                             let b: Value = res.json().await.unwrap();
-                            return (b["order_id"].as_str().unwrap().to_string(), product, qty);
+                            let order_id = b["order_id"].as_str().unwrap().to_string();
+                            traces.lock().unwrap().insert(order_id.clone(), trace_id);
+                            return (order_id, product, qty);
                         }
                         Ok(res) if res.status().is_client_error() && res.status() != StatusCode::CONFLICT => {
                             panic!("payment {i} refused: {} {}", res.status(), res.text().await.unwrap_or_default())
@@ -339,6 +351,23 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
             .map(|(_, _, q)| q)
             .sum();
         assert_eq!(sold, Decimal::from(expected_sold), "product {p}: sold units match COMPLETED orders");
+    }
+
+    // One order is one trace: a COMPLETED order's trace id is in the log lines of the orchestrator
+    // (the accepted payment), the product service (its reservation commands) and the payment
+    // processor (the charge).
+    let traces = traces.lock().unwrap().clone();
+    let log_of = |bin: &str| -> String {
+        std::fs::read_dir(&logs).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(bin)).map(|e| std::fs::read_to_string(e.path()).unwrap()).collect()
+    };
+    let (orch_log, product_log, pay_log) = (log_of("orchestrator"), log_of("product"), log_of("payment"));
+    let completed_orders: Vec<&String> = final_orders.iter().filter(|(_, o)| o["status"] == "COMPLETED").map(|(id, _)| id).collect();
+    assert!(!completed_orders.is_empty());
+    for order_id in completed_orders {
+        let trace_id = &traces[order_id];
+        for (service, log) in [("orchestrator", &orch_log), ("product", &product_log), ("payment", &pay_log)] {
+            assert!(log.contains(&format!("\"trace_id\":\"{trace_id}\"")), "order {order_id}: trace {trace_id} is not in the {service} log");
+        }
     }
 
     // No process log holds a card number.
