@@ -36,6 +36,7 @@ pub mod rules;
 pub mod scheduler;
 pub mod transfers;
 
+use sagaway_common::http::ProblemResponses;
 use std::{
     collections::HashSet,
     sync::{Arc, Mutex},
@@ -108,7 +109,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth, &InterbankAuth),
+    modifiers(&BearerAuth, &InterbankAuth, &ProblemResponses),
     info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers, transfers between banks (two-phase commit) and consolidated balances."),
     paths(accounts::api::create, accounts::api::list, accounts::api::get, accounts::api::statement, accounts::api::lookup,
           operations::api::enqueue, operations::api::get, transfers::api::create, transfers::api::get, transfers::api::cancel,

@@ -182,7 +182,32 @@ fn field_in_message(detail: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{field_in_message, plausible_id};
+    use super::{ProblemResponses, field_in_message, plausible_id};
+
+    #[test]
+    fn every_body_or_query_route_documents_its_problem_answers() {
+        use utoipa::{Modify, openapi::OpenApi};
+        let mut doc: OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0", "info": {"title": "t", "version": "1"},
+            "paths": {
+                "/payment": {"post": {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}},
+                                      "responses": {"202": {"description": "accepted"}, "422": {"description": "its own"}}}},
+                "/orders": {"get": {"parameters": [{"name": "limit", "in": "query", "required": false, "schema": {"type": "integer"}}],
+                                    "responses": {"200": {"description": "ok"}}}},
+                "/health": {"get": {"responses": {"200": {"description": "ok"}}}}
+            }
+        }))
+        .unwrap();
+        ProblemResponses.modify(&mut doc);
+        let doc = serde_json::to_value(&doc).unwrap();
+        let statuses = |path: &str, method: &str| -> Vec<String> { doc["paths"][path][method]["responses"].as_object().unwrap().keys().cloned().collect() };
+        assert_eq!(statuses("/payment", "post"), ["202", "400", "415", "422"]);
+        assert_eq!(doc["paths"]["/payment"]["post"]["responses"]["422"]["description"], "its own", "a route's own answer is kept");
+        assert_eq!(doc["paths"]["/payment"]["post"]["responses"]["415"]["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem");
+        assert_eq!(statuses("/orders", "get"), ["200", "400", "422"]);
+        assert_eq!(statuses("/health", "get"), ["200"]);
+        assert!(doc["components"]["schemas"]["Problem"]["required"].as_array().unwrap().contains(&serde_json::json!("code")));
+    }
 
     #[test]
     fn only_ascii_ids_within_the_length_are_plausible() {
@@ -305,6 +330,61 @@ mod readiness_tests {
         for dependency in ["dependency=\"database\"", "dependency=\"broker\""] {
             let line = logged.lines().find(|l| l.contains(dependency)).unwrap_or_else(|| panic!("no log line for {dependency}: {logged}"));
             assert!(line.contains("readiness check failed") && line.contains("error="), "{line}");
+        }
+    }
+}
+
+/// An OpenAPI modifier that documents what every route of these services may answer besides its
+/// own statuses, as RFC 9457 problems (the `Problem` schema): a route with a JSON body 400
+/// (malformed JSON), 415 (not `application/json`) and 422 (a field invalid); a route with query
+/// parameters 400 and 422. Use as `#[openapi(modifiers(&ProblemResponses, …))]`.
+pub struct ProblemResponses;
+
+impl utoipa::Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{
+            ContentBuilder, ObjectBuilder, Ref, ResponseBuilder, Type,
+            path::ParameterIn,
+            schema::{Schema, SchemaType},
+        };
+        let string = || ObjectBuilder::new().schema_type(SchemaType::Type(Type::String));
+        let problem = ObjectBuilder::new()
+            .description(Some("An RFC 9457 problem document; `code` is the stable identifier to switch on, `field` names the offending input."))
+            .property("type", string())
+            .property("title", string())
+            .property("status", ObjectBuilder::new().schema_type(SchemaType::Type(Type::Integer)))
+            .property("code", string())
+            .property("detail", string())
+            .property("field", string())
+            .required("type")
+            .required("title")
+            .required("status")
+            .required("code")
+            .required("detail")
+            .build();
+        openapi.components.get_or_insert_with(Default::default).schemas.insert("Problem".into(), Schema::Object(problem).into());
+        let answer = |what: &str| {
+            ResponseBuilder::new()
+                .description(what)
+                .content("application/problem+json", ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten() {
+                let has_body = op.request_body.is_some();
+                let has_query = op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+                let mut add = |status: &str, what: &str| {
+                    op.responses.responses.entry(status.into()).or_insert_with(|| answer(what).into());
+                };
+                if has_body {
+                    add("400", "the body is not well-formed JSON (problem+json)");
+                    add("415", "the body is not sent as `application/json` (problem+json)");
+                    add("422", "a field is missing or invalid; `field` names it (problem+json)");
+                } else if has_query {
+                    add("400", "the query string is malformed (problem+json)");
+                    add("422", "a query parameter is invalid; `field` names it (problem+json)");
+                }
+            }
         }
     }
 }

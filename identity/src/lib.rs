@@ -28,6 +28,7 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 
+use sagaway_common::http::ProblemResponses;
 use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
@@ -59,6 +60,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ProblemResponses),
     info(title = "Sagaway identity service",
          description = "Accounts, login, rotating refresh tokens, and the EdDSA JWT issuer (JWKS) the services trust."),
     paths(api::signup, api::login, api::refresh, api::logout, discovery::jwks, discovery::openid_configuration),

@@ -26,6 +26,7 @@ pub mod orders;
 pub mod product_client;
 pub mod saga;
 
+use sagaway_common::http::ProblemResponses;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -77,7 +78,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
     paths(intake::create_payment, orders::api::get, orders::api::list,
           dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),

@@ -31,6 +31,7 @@ pub mod refunds;
 pub mod retry;
 pub mod retry_policy;
 
+use sagaway_common::http::ProblemResponses;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -75,7 +76,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     info(title = "Sagaway payment processor", description = "Simulated acquirer, double-entry ledger and charge history. \
         Charges and refunds arrive over Kafka (`payment.commands`); this API inspects them and runs the outage switch."),
     paths(charges::api::get, ledger::api::summary, ledger::api::account, outage::api::get, outage::api::set),

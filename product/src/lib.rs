@@ -21,6 +21,7 @@ pub mod indexer;
 pub mod reservations;
 pub mod search;
 
+use sagaway_common::http::ProblemResponses;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -64,7 +65,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     info(title = "Sagaway product service", description = "Catalogue, stock reservations and CDC-fed product search."),
     paths(catalogue::api::seed, catalogue::api::create, catalogue::api::get, catalogue::api::patch, catalogue::api::delete,
           reservations::api::reserve, reservations::api::get, find_all, reindex),
