@@ -26,6 +26,9 @@ pub enum ApiError {
     IdempotencyKeyReused,
     #[error("idempotency key in flight")]
     IdempotencyKeyInFlight,
+    /// An answer already made (a shared check's problem, e.g. paging's `limit` or `cursor`).
+    #[error("{}", .0.detail)]
+    Answered(Box<Problem>),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -53,9 +56,16 @@ impl ApiError {
     }
 }
 
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        Self::Answered(Box::new(p))
+    }
+}
+
 impl From<ApiError> for Problem {
     fn from(e: ApiError) -> Self {
         match e {
+            ApiError::Answered(p) => *p,
             ApiError::Invalid { field, message } => Problem::invalid(field, format!("{field}: {message}")),
             ApiError::NotFound(what) => Problem::not_found(&format!("{what}_not_found"), format!("no such {what}")),
             ApiError::Refused { code, field, detail } => {

@@ -44,7 +44,7 @@ use std::{
 };
 
 use axum::{
-    Json, Router,
+    Router,
     routing::{get, post},
 };
 use rdkafka::consumer::Consumer;
@@ -125,7 +125,7 @@ pub struct ApiDoc;
 /// Every route needs a signed-in caller; the writes that start work are rate-limited per user.
 pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
-    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let public = sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi()));
     let limited = guards.signed_in_rate_limited(
         Router::new().route("/accounts/{id}/operations", post(operations::api::enqueue)).route("/transfers", post(transfers::api::create)),
     );

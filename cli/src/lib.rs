@@ -106,9 +106,12 @@ pub enum DlqCommand {
         /// Only entries about this dead letter.
         #[arg(long, value_name = "N")]
         id: Option<u64>,
-        /// At most this many entries.
+        /// At most this many entries (one page; the server's default is 100).
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        /// The page after the one that printed this cursor.
+        #[arg(long)]
+        cursor: Option<String>,
     },
 }
 
@@ -260,7 +263,7 @@ pub async fn run(argv: &[String]) -> i32 {
         DlqCommand::Replay { selection, dry_run, rate, yes } => replay(&client, selection, *dry_run, *rate, *yes).await,
         DlqCommand::Abandon { selection, yes } => abandon(&client, selection, *yes).await,
         DlqCommand::Purge { selection, dry_run, force, yes } => purge(&client, selection, *dry_run, *force, *yes).await,
-        DlqCommand::Audit { id, limit } => audit(&client, *id, *limit).await,
+        DlqCommand::Audit { id, limit, cursor } => audit(&client, *id, *limit, cursor.as_deref()).await,
     };
     match done {
         Ok(Done::AllActed) => 0,
@@ -552,7 +555,7 @@ async fn purge(c: &Client, selection: &Selection, dry_run: bool, force: bool, ye
     Ok(report(c, &result))
 }
 
-async fn audit(c: &Client, id: Option<u64>, limit: Option<u32>) -> Result<Done, String> {
+async fn audit(c: &Client, id: Option<u64>, limit: Option<u32>, cursor: Option<&str>) -> Result<Done, String> {
     let mut query = Vec::new();
     if let Some(id) = id {
         query.push(("dead_letter_id".to_string(), id.to_string()));
@@ -560,12 +563,15 @@ async fn audit(c: &Client, id: Option<u64>, limit: Option<u32>) -> Result<Done, 
     if let Some(l) = limit {
         query.push(("limit".to_string(), l.to_string()));
     }
-    let entries = c.get("/admin/dlq/audit", &query).await?;
+    if let Some(cursor) = cursor {
+        query.push(("cursor".to_string(), cursor.to_string()));
+    }
+    let page = c.get("/admin/dlq/audit", &query).await?;
     if c.json {
-        println!("{}", pretty(&entries));
+        println!("{}", pretty(&page));
         return Ok(Done::AllActed);
     }
-    for e in entries.as_array().into_iter().flatten() {
+    for e in page["items"].as_array().into_iter().flatten() {
         let outcomes: Vec<String> = e["outcomes"].as_array().into_iter().flatten().map(|o| format!("{}:{}", o["dead_letter_id"], text(o, "outcome"))).collect();
         println!(
             "{:>5}  {}  {:<12} {:<8}{}  {}",
@@ -576,6 +582,9 @@ async fn audit(c: &Client, id: Option<u64>, limit: Option<u32>) -> Result<Done, 
             if e["dry_run"] == true { " (dry run)" } else { "" },
             outcomes.join(" ")
         );
+    }
+    if let Some(next) = page["next_cursor"].as_str() {
+        println!("older entries: sagaway dlq audit --cursor {next}");
     }
     Ok(Done::AllActed)
 }
@@ -654,7 +663,7 @@ mod tests {
         assert_eq!((d.url.as_deref(), d.token.as_deref(), d.json), (Some("http://h:1"), Some("x.y.z"), true));
         assert!(matches!(d.command, DlqCommand::List { page: Some(2), per_page: None, ref filter } if filter.status.as_deref() == Some("PENDING")));
 
-        assert!(matches!(dlq("dlq audit --id 3 --limit 5").unwrap().command, DlqCommand::Audit { id: Some(3), limit: Some(5) }));
+        assert!(matches!(dlq("dlq audit --id 3 --limit 5").unwrap().command, DlqCommand::Audit { id: Some(3), limit: Some(5), cursor: None }));
     }
 
     #[test]

@@ -217,7 +217,9 @@ impl CardKey {
 #[serde(deny_unknown_fields)]
 pub struct CardInput {
     pub number: String,
+    #[serde(deserialize_with = "crate::http::integral")]
     pub exp_month: u8,
+    #[serde(deserialize_with = "crate::http::integral")]
     pub exp_year: u16,
     pub cvc: String,
 }

@@ -210,6 +210,24 @@ mod tests {
     }
 
     #[test]
+    fn integers_may_come_with_a_zero_fraction_but_not_with_another() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct T {
+            #[serde(deserialize_with = "super::integral")]
+            n: u8,
+            #[serde(default, deserialize_with = "super::optional_integral")]
+            o: Option<i64>,
+        }
+        let parse = |s: &str| serde_json::from_str::<T>(s).map_err(|e| e.to_string());
+        assert_eq!(parse(r#"{"n": 12, "o": -3.0}"#), Ok(T { n: 12, o: Some(-3) }));
+        assert_eq!(parse(r#"{"n": 12.0}"#), Ok(T { n: 12, o: None }));
+        assert_eq!(parse(r#"{"n": 1, "o": null}"#), Ok(T { n: 1, o: None }));
+        for bad in [r#"{"n": 1.5}"#, r#"{"n": 256}"#, r#"{"n": -1.0}"#, r#"{"n": "1"}"#, r#"{"n": 1e300}"#] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn only_ascii_ids_within_the_length_are_plausible() {
         assert!(plausible_id("merchant-USD", 36) && plausible_id("0b1c2d3e-aaaa-4bbb-8ccc-0123456789ab", 36));
         for bad in ["", "\u{2ebe4}m", "a b", "a/b", "é", &"x".repeat(37)] {
@@ -387,6 +405,45 @@ impl utoipa::Modify for ProblemResponses {
             }
         }
     }
+}
+
+/// `#[serde(deserialize_with = "integral")]`: an integer field that also takes a JSON number with
+/// a zero fraction (`3.0`). JSON Schema's `integer` is any number without a fraction, so a client
+/// following the document may send one; serde's integers would refuse it. Anything with a
+/// fraction, or out of `T`'s range, is refused as before.
+pub fn integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
+    use serde::{Deserialize, de::Error};
+    let n = serde_json::Number::deserialize(d)?;
+    let wide: i128 = match (n.as_i64(), n.as_u64(), n.as_f64()) {
+        (Some(i), _, _) => i.into(),
+        (None, Some(u), _) => u.into(),
+        (None, None, Some(f)) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => f as i128,
+        _ => return Err(D::Error::custom(format!("expected an integer, got {n}"))),
+    };
+    T::try_from(wide).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+}
+
+/// [`integral`] for an optional field (`#[serde(default, deserialize_with = "optional_integral")]`).
+pub fn optional_integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    struct Wrap<T: TryFrom<i128>>(#[serde(deserialize_with = "integral")] T);
+    Ok(Option::<Wrap<T>>::deserialize(d)?.map(|w| w.0))
+}
+
+/// A utoipa document as JSON, for [`api_reference`] (where a service may then set schemas that
+/// utoipa's types cannot hold: `oneOf` with `const`, `allOf` beside `properties`).
+pub fn document_json(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
+    serde_json::to_value(doc).expect("an OpenAPI document serialises")
+}
+
+/// A service's contract, public: `/openapi.json` (built per request by `doc`, so a part that
+/// depends on the date stays true) and the browsable reference at `/docs/` (Swagger UI, its files
+/// compiled into the binary: no CDN). The UI fetches `../openapi.json`, relative, so it also works
+/// under the gateway's `/api/<service>/` prefix.
+pub fn api_reference<S: Clone + Send + Sync + 'static>(doc: impl Fn() -> serde_json::Value + Clone + Send + Sync + 'static) -> Router<S> {
+    let ui = utoipa_swagger_ui::SwaggerUi::new("/docs").config(utoipa_swagger_ui::Config::from("../openapi.json"));
+    Router::new().route("/openapi.json", get(move || std::future::ready(Json(doc())))).merge(ui)
 }
 
 /// Whether `id` (a path segment) could be an id the platform issued: 1–`max` ASCII letters,

@@ -18,6 +18,7 @@
 //! - [`messages`]: the saga command/reply contract between the services.
 //! - [`money`]: exact amounts (parse, format, serde).
 //! - [`request_id`]: the id that follows a request through the services and the messages it causes.
+//! - [`paging`]: the one cursor convention for lists that only grow (`limit`, `cursor`, `next_cursor`).
 //! - [`rate`]: a token bucket (dead-letter replays are paced with it, server and CLI).
 //! - [`retry`]: backoff with jitter for every retrying loop (one schedule, testable without sleeping).
 //! - [`topics`]: the one list of topic names and partition counts.
@@ -36,6 +37,7 @@ pub mod kafka;
 pub mod messages;
 pub mod money;
 pub mod outbox;
+pub mod paging;
 pub mod rate;
 pub mod request_id;
 pub mod retry;

@@ -443,7 +443,7 @@ impl System {
     /// Every statement entry of a bank account, newest first, read as an admin.
     pub async fn bank_statement(&self, id: &str) -> anyhow::Result<Vec<Value>> {
         let s = self.get_json(format!("{}/accounts/{id}/statement?limit=200", self.bank_url)).await?;
-        Ok(s["entries"].as_array().context("statement entries")?.clone())
+        Ok(s["items"].as_array().context("statement items")?.clone())
     }
 
     /// `POST /payment` of reservation `reservation_id` from `user`'s bank account `account_id`.

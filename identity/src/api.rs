@@ -25,13 +25,14 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     /// 1–64 letters, digits and `_ - . @ :`; case matters (`alice` and `Alice` are two users).
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.@:-]+$")]
     pub username: String,
     /// 10–1024 characters, not the username.
     #[schema(value_type = String, min_length = 10, max_length = 1024, example = "correct horse battery staple")]
     pub password: Password,
     /// Shown to people; defaults to the username.
-    #[schema(example = "Alice Liddell")]
+    /// 1–100 characters once trimmed, no control characters.
+    #[schema(example = "Alice Liddell", min_length = 1, max_length = 100, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$")]
     pub display_name: Option<String>,
 }
 
@@ -52,7 +53,7 @@ impl From<&User> for UserView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.@:-]+$")]
     pub username: String,
     #[schema(value_type = String, example = "correct horse battery staple")]
     pub password: Password,

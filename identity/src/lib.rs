@@ -33,7 +33,7 @@ use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
-    Json, Router,
+    Router,
     routing::{get, post},
 };
 use sqlx::MySqlPool;
@@ -77,7 +77,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/logout", post(api::logout))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+        .merge(sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi())))
         .with_state(state)
 }
 

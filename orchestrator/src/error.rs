@@ -26,7 +26,7 @@ pub enum ApiError {
     IdempotencyKeyInFlight,
     #[error("product service unavailable: {0}")]
     ProductUnavailable(String),
-    /// An answer decided elsewhere (authorization: 403 `user_mismatch`).
+    /// An answer decided elsewhere (authorization: 403 `user_mismatch`; paging's `limit`, `cursor`).
     #[error("{}", .0.detail)]
     Refused(Box<Problem>),
     #[error(transparent)]
@@ -38,6 +38,12 @@ pub enum ApiError {
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         Self::Invalid { field: field.to_string(), code: "validation_failed", message: message.into() }
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        Self::Refused(Box::new(p))
     }
 }
 

@@ -85,39 +85,54 @@ pub enum Method {
     Account(AccountRef),
 }
 
-/// Documentation shape of the body (the real type keeps card data out of `Debug`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PaymentRequestDoc {
-    reservation_id: String,
-    /// Optional: the bearer token's subject is the user; if sent it must be that (403 `user_mismatch`).
-    user_id: Option<String>,
-    payment_method: PaymentMethodDoc,
-}
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct PaymentMethodDoc {
-    /// `card` (with `card`) or `account` (with `bank` and `account_id`).
-    #[schema(rename = "type", example = "card")]
-    kind: String,
-    /// Type `card` only.
-    card: Option<CardDoc>,
-    /// Type `account` only: the bank's 3-digit code, one the orchestrator knows (`ORCHESTRATOR_BANKS`;
-    /// another is 422 `unknown_bank`).
-    #[schema(example = "001")]
-    bank: Option<String>,
-    /// Type `account` only: the account's id at that bank (a UUID, as `POST /accounts` answers it).
-    account_id: Option<String>,
-}
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct CardDoc {
-    #[schema(example = "4242424242424242")]
-    number: String,
-    exp_month: u8,
-    exp_year: u16,
-    #[schema(example = "123")]
-    cvc: String,
+/// The `POST /payment` body as the handler takes it, for the document: exactly one payment method
+/// (`card`, or `account` at one of `banks`); a card number of 13–19 digits that passes the Luhn
+/// check (`format: card-number`), with a 4-digit CVC for American Express (34…/37…) and 3 digits
+/// otherwise; an expiry not in the past as of `today` (year, month) and at most 50 years ahead.
+pub fn payment_body_schema(banks: &[String], today: (u16, u8)) -> serde_json::Value {
+    use serde_json::json;
+    let (year, month) = today;
+    let number = |pattern: &str| json!({"type": "string", "format": "card-number", "pattern": pattern, "example": "4242424242424242"});
+    let brands = json!({"oneOf": [
+        {"properties": {"number": number("^3[47][0-9]{13,17}$"), "cvc": {"type": "string", "pattern": "^[0-9]{4}$"}}},
+        {"properties": {"number": number("^([0-24-9][0-9]{12,18}|3[0-35-9][0-9]{11,17})$"), "cvc": {"type": "string", "pattern": "^[0-9]{3}$", "example": "123"}}},
+    ]});
+    let expiry = json!({"anyOf": [
+        {"properties": {"exp_year": {"minimum": year + 1}}},
+        {"properties": {"exp_year": {"const": year}, "exp_month": {"minimum": month}}},
+    ]});
+    let card = json!({
+        "type": "object", "additionalProperties": false, "required": ["number", "exp_month", "exp_year", "cvc"],
+        "properties": {
+            "number": {"type": "string"},
+            "exp_month": {"type": "integer", "minimum": 1, "maximum": 12},
+            "exp_year": {"type": "integer", "minimum": year, "maximum": year + 50},
+            "cvc": {"type": "string"},
+        },
+        "allOf": [brands, expiry],
+    });
+    let none = json!({"type": "null"});
+    let card_method = json!({
+        "type": "object", "additionalProperties": false, "required": ["type", "card"],
+        "properties": {"type": {"const": "card"}, "card": card, "bank": none, "account_id": none},
+    });
+    let account_method = json!({
+        "type": "object", "additionalProperties": false, "required": ["type", "bank", "account_id"],
+        "properties": {
+            "type": {"const": "account"},
+            "bank": {"type": "string", "enum": banks, "description": "a bank orders may be paid from (ORCHESTRATOR_BANKS)"},
+            "account_id": {"type": "string", "format": "uuid", "description": "the account's id at that bank"},
+            "card": none,
+        },
+    });
+    json!({
+        "type": "object", "additionalProperties": false, "required": ["reservation_id", "payment_method"],
+        "properties": {
+            "reservation_id": {"type": "string", "format": "uuid"},
+            "user_id": {"type": ["string", "null"], "description": "optional: the bearer token's subject; anyone else is 403 user_mismatch"},
+            "payment_method": {"oneOf": [card_method, account_method]},
+        },
+    })
 }
 
 /// The 202 answer.
@@ -129,7 +144,7 @@ pub struct PaymentAccepted {
 }
 
 /// Accept a payment for a reservation.
-#[utoipa::path(post, path = "/payment", request_body = PaymentRequestDoc, tag = "payments",
+#[utoipa::path(post, path = "/payment", request_body(content = Object, description = "the `PaymentRequest` schema (see `crate::document`)"), tag = "payments",
     params(("Idempotency-Key" = Option<String>, Header, description = "Stripe-style idempotency key")),
     responses((status = 202, body = PaymentAccepted),
               (status = 401, description = "no or invalid bearer token"),

@@ -30,7 +30,7 @@ use sagaway_common::http::ProblemResponses;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Router,
     routing::{get, post},
 };
 use rdkafka::consumer::Consumer;
@@ -82,18 +82,35 @@ pub struct AppState {
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
     paths(intake::create_payment, orders::api::get, orders::api::list,
           dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),
-    components(schemas(intake::PaymentRequestDoc, intake::PaymentMethodDoc, intake::CardDoc, intake::PaymentAccepted,
-                       orders::api::OrderView, orders::HistoryEntry, orders::api::PaymentView,
+    components(schemas(intake::PaymentAccepted,
+                       orders::api::OrderView, orders::api::OrderPage, orders::HistoryEntry, orders::api::PaymentView,
                        dlq::store::DeadLetter, dlq::store::Filter, dlq::Outcome, dlq::audit::AuditEntry,
-                       dlq::api::DeadLetterPage, dlq::api::DeadLetterDetail, dlq::api::OperationRequest, dlq::api::OperationResult))
+                       dlq::api::DeadLetterPage, dlq::api::AuditPage, dlq::api::DeadLetterDetail, dlq::api::OperationRequest, dlq::api::OperationResult))
 )]
 pub struct ApiDoc;
+
+/// The document this deployment serves: [`ApiDoc`] with the request bodies utoipa's types cannot
+/// state exactly — `POST /payment` for its banks and today's date (a card that expired last month
+/// is refused), and the dead-letter operations ([`dlq::api::operation_body_schema`]).
+pub fn document(banks: &[String]) -> serde_json::Value {
+    use chrono::Datelike;
+    let mut doc = sagaway_common::http::document_json(ApiDoc::openapi());
+    let now = chrono::Utc::now();
+    doc["components"]["schemas"]["PaymentRequest"] = intake::payment_body_schema(banks, (now.year() as u16, now.month() as u8));
+    doc["paths"]["/payment"]["post"]["requestBody"]["content"]["application/json"]["schema"] = serde_json::json!({"$ref": "#/components/schemas/PaymentRequest"});
+    for operation in ["replay", "abandon", "purge"] {
+        let body = &mut doc["paths"][format!("/admin/dlq/{operation}")]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        *body = dlq::api::operation_body_schema(operation);
+    }
+    doc
+}
 
 /// The routes, by who may call them: a signed-in customer (paying, rate-limited per user; their
 /// orders) or an admin (the dead-letter tools).
 pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
-    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let banks = state.config.banks.clone();
+    let public = sagaway_common::http::api_reference(move || document(&banks));
     let customer = guards
         .signed_in_rate_limited(Router::new().route("/payment", post(intake::create_payment)))
         .merge(guards.signed_in(Router::new().route("/orders", get(orders::api::list)).route("/orders/{id}", get(orders::api::get))));

@@ -35,7 +35,7 @@ use sagaway_common::http::ProblemResponses;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
-    Json, Router,
+    Router,
     routing::get,
 };
 use rdkafka::consumer::Consumer;
@@ -89,7 +89,7 @@ pub struct ApiDoc;
 /// (the ledger summary, any account, the outage switch).
 pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
-    let public = Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+    let public = sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi()));
     let customer = guards.signed_in(
         Router::new().route("/charges/{order_id}", get(charges::api::get)).route("/accounts/{id}", get(ledger::api::account)),
     );

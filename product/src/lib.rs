@@ -106,7 +106,7 @@ pub fn router(state: AppState) -> Router {
     let public = Router::new()
         .route("/findAll", get(find_all))
         .route("/products/{id}", get(catalogue::api::get))
-        .route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }));
+        .merge(sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi())));
     let customer = guards
         .signed_in_rate_limited(Router::new().route("/reserve", post(reservations::api::reserve)))
         .merge(guards.signed_in(Router::new().route("/reservations/{id}", get(reservations::api::get))));

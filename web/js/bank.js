@@ -143,10 +143,10 @@ export async function statement(bank, id, cursor) {
     h('p', {}, `${account.available} ${account.currency} available · ${account.held} held`),
     h('table', { id: 'statement' },
       h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'What'), h('th', {}, 'Bucket'), h('th', { class: 'num' }, 'Amount'), h('th', {}, 'Reference'))),
-      h('tbody', {}, page.entries.map((e) => h('tr', {},
+      h('tbody', {}, page.items.map((e) => h('tr', {},
         h('td', {}, when(e.at)), h('td', {}, e.kind), h('td', {}, e.bucket), h('td', { class: 'num' }, e.amount), h('td', {}, h('code', {}, e.reference)))))),
     page.next_cursor ? h('p', {}, h('button', { class: 'secondary', type: 'button', onclick: () => statement(bank, id, page.next_cursor).catch((e) => flash(e.message)) }, 'Older')) : null,
   );
-  if (!page.entries.length) flash('No postings yet.', 'info');
+  if (!page.items.length) flash('No postings yet.', 'info');
 }
 

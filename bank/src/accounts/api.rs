@@ -6,10 +6,10 @@ use axum::{
     extract::{Path, State},
     http::StatusCode,
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
 use sagaway_common::{
     auth::Caller,
     http::{ApiJson, ApiQuery},
+    paging,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -48,11 +48,14 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatementParams {
-    /// From `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 200)]
     pub cursor: Option<String>,
-    /// 1-200, default 50.
+    /// At most this many postings, newest first (1-200, default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -67,35 +70,21 @@ pub async fn statement(
     ApiQuery(params): ApiQuery<StatementParams>,
 ) -> ApiResult<Json<Statement>> {
     may_see(&app.pool, &caller, &id).await?;
-    let limit = params.limit.unwrap_or(50);
-    if !(1..=200).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
-    }
-    let before = match params.cursor.as_deref() {
-        None | Some("") => u64::MAX,
-        Some(c) => decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "not a cursor this API issued"))?,
+    let limit = paging::limit(params.limit, 50, 200)?;
+    let before = match paging::decode(STATEMENT_CURSOR, params.cursor.as_deref())? {
+        None => u64::MAX,
+        Some(key) => key.parse().map_err(|_| ApiError::invalid("cursor", "not a cursor this list issued"))?,
     };
     // One more than a page: whether there is a next page.
-    let mut entries = postings(&app.pool, &id, before, limit + 1).await?;
-    let next_cursor = if entries.len() > limit as usize {
-        entries.truncate(limit as usize);
-        entries.last().map(|e| encode_cursor(e.posting_id))
-    } else {
-        None
-    };
-    Ok(Json(Statement { entries, next_cursor }))
+    let rows = postings(&app.pool, &id, before, limit + 1).await?;
+    let (items, next_cursor) = paging::page(rows, limit, |e| e.posting_id.to_string(), STATEMENT_CURSOR);
+    Ok(Json(Statement { items, next_cursor }))
 }
 
-fn encode_cursor(posting_id: u64) -> String {
-    B64.encode(format!("p:{posting_id}"))
-}
-
-fn decode_cursor(cursor: &str) -> Option<u64> {
-    let text = String::from_utf8(B64.decode(cursor).ok()?).ok()?;
-    text.strip_prefix("p:")?.parse().ok()
-}
+const STATEMENT_CURSOR: &str = "posting";
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LookupParams {
     /// The account number (`12345678-5`).
@@ -110,16 +99,4 @@ pub async fn lookup(State(app): State<AppState>, _caller: Caller, ApiQuery(param
     let number = AccountNumber::parse(&params.number).map_err(|e| ApiError::invalid("number", e))?;
     let row = by_number_in(&app.pool, &number).await?.ok_or(ApiError::NotFound("account"))?;
     Ok(Json(Recipient { bank: app.config.code.clone(), number: number.display(), kind: row.kind, currency: row.currency, holder: mask::holder(&row.owner_user) }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{decode_cursor, encode_cursor};
-
-    #[test]
-    fn cursors_round_trip_and_garbage_is_refused() {
-        assert_eq!(decode_cursor(&encode_cursor(42)), Some(42));
-        assert_eq!(decode_cursor("nonsense"), None);
-        assert_eq!(decode_cursor(""), None);
-    }
 }

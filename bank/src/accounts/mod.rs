@@ -284,7 +284,7 @@ pub struct StatementEntry {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Statement {
-    pub entries: Vec<StatementEntry>,
+    pub items: Vec<StatementEntry>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,

@@ -117,7 +117,7 @@ async fn lookups_show_only_the_masked_holder_and_statements_page_newest_first() 
     }
     let (s, page) = app.get("alice", &format!("/accounts/{id}/statement?limit=2")).await;
     assert_eq!(s, StatusCode::OK);
-    let amounts: Vec<&str> = page["entries"].as_array().unwrap().iter().map(|e| e["amount"].as_str().unwrap()).collect();
+    let amounts: Vec<&str> = page["items"].as_array().unwrap().iter().map(|e| e["amount"].as_str().unwrap()).collect();
     assert_eq!(amounts, ["5.00", "4.00"]);
     let all = app.statement("alice", id).await;
     let amounts: Vec<&str> = all.iter().map(|e| e["amount"].as_str().unwrap()).collect();

@@ -386,7 +386,7 @@ async fn operations_and_transfers_survive_kill_9_of_bank_and_broker() {
                 None => format!("{url}/accounts/{account_id}/statement?limit=200"),
             };
             let page = get_json(&http, page_url, &tokens[a]).await.expect("a statement page");
-            entries.extend(page["entries"].as_array().unwrap().iter().cloned());
+            entries.extend(page["items"].as_array().unwrap().iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => break,

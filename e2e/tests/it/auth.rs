@@ -244,11 +244,11 @@ async fn two_users_cannot_see_or_touch_each_others_things() -> anyhow::Result<()
     }
     // Listing: his own (none), and naming Ana is refused.
     let (status, list) = get(format!("{}/orders", sys.orchestrator_url), b.clone()).await;
-    assert_eq!((status, list), (StatusCode::OK, json!([])));
+    assert_eq!((status, list), (StatusCode::OK, json!({"items": []})));
     let (status, body) = get(format!("{}/orders?user_id=ana", sys.orchestrator_url), b.clone()).await;
     assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("user_mismatch")));
     let (status, list) = get(format!("{}/orders", sys.orchestrator_url), a.clone()).await;
-    assert_eq!((status, list.as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{list}");
+    assert_eq!((status, list["items"].as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{list}");
 
     // Reserving on Ana's behalf is refused; paying Ana's held reservation finds nothing.
     let res = sys.http.post(format!("{}/reserve", sys.product_url)).bearer_auth(&b)

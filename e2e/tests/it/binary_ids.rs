@@ -45,7 +45,7 @@ async fn users_and_idempotency_keys_that_differ_only_in_case_are_different() -> 
         let own: Value = sys.http.get(format!("{}/orders", sys.orchestrator_url)).bearer_auth(sys.token(user)).send().await?.json().await?;
         let by_admin = sys.get_json(format!("{}/orders?user_id={user}", sys.orchestrator_url)).await?;
         for listed in [own, by_admin] {
-            let ids: Vec<&str> = listed.as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+            let ids: Vec<&str> = listed["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
             assert_eq!(ids, [order.as_str()], "GET /orders as {user}: {listed}");
         }
     }

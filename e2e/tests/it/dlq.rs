@@ -68,8 +68,9 @@ async fn captured_total(sys: &System) -> anyhow::Result<String> {
 }
 
 async fn audit_of(sys: &System, dead_letter_id: u64) -> anyhow::Result<Vec<Value>> {
-    let entries = sys.get_json(format!("{}/admin/dlq/audit?dead_letter_id={dead_letter_id}", sys.orchestrator_url)).await?;
-    let mut entries = entries.as_array().unwrap().clone();
+    let page = sys.get_json(format!("{}/admin/dlq/audit?dead_letter_id={dead_letter_id}", sys.orchestrator_url)).await?;
+    assert!(page["next_cursor"].is_null(), "one page holds a dead letter's trail");
+    let mut entries = page["items"].as_array().unwrap().clone();
     entries.reverse(); // oldest first
     Ok(entries)
 }

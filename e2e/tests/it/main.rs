@@ -15,6 +15,7 @@ mod identity_flow;
 mod layering;
 mod metrics;
 mod migrations;
+mod paging;
 mod payment_intake;
 mod saga_crash;
 mod saga_flow;

@@ -94,7 +94,11 @@ pub async fn open(gw: Gateway, caller: Caller, last: Option<String>, filter: Fil
         (Filter::All, None) => {
             let (orders, (accounts, unavailable)) = tokio::join!(fetch(&gw, &caller, "/orders"), bank_accounts(&gw, &caller));
             match orders {
-                Ok(orders) => Some(json!({"orders": orders.unwrap_or(json!([])), "accounts": accounts, "unavailable_banks": unavailable})),
+                // The newest page of the caller's orders (`GET /orders` answers `{items, next_cursor}`).
+                Ok(page) => {
+                    let orders = page.and_then(|mut p| p.get_mut("items").map(Value::take)).unwrap_or(json!([]));
+                    Some(json!({"orders": orders, "accounts": accounts, "unavailable_banks": unavailable}))
+                }
                 Err(r) => return Err(r),
             }
         }

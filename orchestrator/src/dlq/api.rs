@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use sagaway_common::{
     auth::Caller,
     http::{ApiJson, ApiQuery, Problem},
+    paging,
     rate::TokenBucket,
 };
 use serde::{Deserialize, Serialize};
@@ -53,22 +54,30 @@ pub fn routes() -> Router<AppState> {
 
 /// `GET /admin/dlq` parameters: the filter plus paging.
 #[derive(Debug, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
+    #[param(min_length = 1, max_length = 255)]
     pub order_id: Option<String>,
+    #[param(min_length = 1, max_length = 255)]
     pub error_class: Option<String>,
     /// Source topic, with or without the topic prefix.
+    #[param(min_length = 1, max_length = 255)]
     pub topic: Option<String>,
     /// PENDING, REPLAYED, ABANDONED or PURGED (default: all but PURGED).
+    #[param(pattern = "^(PENDING|REPLAYED|ABANDONED|PURGED)$")]
     pub status: Option<String>,
+    #[param(min_length = 1, max_length = 255)]
     pub service: Option<String>,
     /// RFC 3339: failing at or after.
     pub since: Option<DateTime<Utc>>,
-    /// RFC 3339: failing at or before.
+    /// RFC 3339: failing at or before (before `since`: nothing matches).
     pub until: Option<DateTime<Utc>>,
     /// 1-based (default 1).
+    #[param(minimum = 1, maximum = 1000000)]
     pub page: Option<u32>,
     /// 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub per_page: Option<u32>,
 }
 
@@ -126,7 +135,7 @@ fn parse_id(raw: &str) -> DlqResult<u64> {
 }
 
 /// One dead letter, with its payload (redacted of card numbers; a charge's card is only sealed).
-#[utoipa::path(get, path = "/admin/dlq/{id}", tag = "dlq", params(("id" = u64, Path, description = "dead letter id")),
+#[utoipa::path(get, path = "/admin/dlq/{id}", tag = "dlq", params(("id" = u64, Path, description = "dead letter id", minimum = 1)),
     responses((status = 200, body = DeadLetterDetail), (status = 404, description = "no such dead letter"), (status = 422, description = "malformed id")))]
 pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> DlqResult<Json<DeadLetterDetail>> {
     let who = caller.user_id.clone();
@@ -140,7 +149,7 @@ pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<S
         Some(o) => orders::load(&mut conn, o).await.map_err(db)?.map(|o| o.status),
         None => None,
     };
-    let audit = audit::list(&mut conn, Some(id), 100).await.map_err(db)?;
+    let audit = audit::list(&mut conn, Some(id), None, 100).await.map_err(db)?;
     Ok(Json(DeadLetterDetail { dead_letter, order_status, audit }))
 }
 
@@ -154,6 +163,7 @@ pub struct OperationRequest {
     #[serde(default)]
     pub all: bool,
     /// At most this many (oldest first).
+    #[serde(default, deserialize_with = "sagaway_common::http::optional_integral")]
     pub limit: Option<u32>,
     /// Replay and purge: say what would happen, change nothing.
     #[serde(default)]
@@ -343,25 +353,90 @@ pub async fn purge(State(app): State<AppState>, caller: Caller, ApiJson(req): Ap
     finish(&mut conn, audit_id, &who, "purge", &req, outcomes).await
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Only entries that touched this dead letter.
+    #[param(minimum = 1)]
     pub dead_letter_id: Option<u64>,
     /// At most this many, newest first (1-1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 200)]
+    pub cursor: Option<String>,
 }
 
-/// The audit trail, newest first.
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<audit::AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+const AUDIT_CURSOR: &str = "audit";
+
+/// The audit trail, newest first, a page at a time.
 #[utoipa::path(get, path = "/admin/dlq/audit", tag = "dlq", params(AuditParams),
-    responses((status = 200, body = [audit::AuditEntry]), (status = 422, description = "invalid parameters")))]
-pub async fn audit_log(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditParams>) -> DlqResult<Json<Vec<audit::AuditEntry>>> {
-    let limit = p.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(invalid("limit", "must be between 1 and 1000"));
+    responses((status = 200, body = AuditPage), (status = 422, description = "invalid parameters")))]
+pub async fn audit_log(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditParams>) -> DlqResult<Json<AuditPage>> {
+    let limit = paging::limit(p.limit, 100, 1000)?;
+    if p.dead_letter_id == Some(0) {
+        return Err(invalid("dead_letter_id", "must be a positive integer"));
     }
+    let before = paging::decode(AUDIT_CURSOR, p.cursor.as_deref())?
+        .map(|key| key.parse::<u64>().map_err(|_| invalid("cursor", "not a cursor this list issued")))
+        .transpose()?;
     let mut conn = app.pool.acquire().await.map_err(db)?;
-    Ok(Json(audit::list(&mut conn, p.dead_letter_id, limit).await.map_err(db)?))
+    let rows = audit::list(&mut conn, p.dead_letter_id, before, limit + 1).await.map_err(db)?;
+    let (items, next_cursor) = paging::page(rows, limit, |e| e.id.to_string(), AUDIT_CURSOR);
+    Ok(Json(AuditPage { items, next_cursor }))
+}
+
+/// The request bodies of replay, abandon and purge as each route takes them: a selection that is
+/// exactly one of `ids`, a non-empty `filter` or `all: true`, plus the options that operation
+/// accepts (`dry_run` replay and purge, `rate` replay, `force` purge). [`OperationRequest`] is
+/// one type for all three; its rules ([`OperationRequest::validate`]) are spelt out here so that
+/// a request the document allows is a request the handler takes.
+pub fn operation_body_schema(operation: &str) -> serde_json::Value {
+    let string = json!({"type": "string", "minLength": 1, "maxLength": 255});
+    let filter = json!({
+        "type": "object", "additionalProperties": false, "minProperties": 1,
+        "description": "Dead letters matching every given field.",
+        "properties": {
+            "order_id": string, "error_class": string, "topic": string, "service": string,
+            "status": {"type": "string", "enum": ["PENDING", "REPLAYED", "ABANDONED", "PURGED"]},
+            "since": {"type": "string", "format": "date-time"},
+            "until": {"type": "string", "format": "date-time"},
+        },
+    });
+    let ids = json!({"type": "array", "minItems": 1, "maxItems": MAX_IDS, "items": {"type": "integer", "minimum": 1, "maximum": u64::MAX}});
+    let flag = |allowed: bool| if allowed { json!({"type": "boolean"}) } else { json!({"type": "boolean", "const": false}) };
+    let mut options = serde_json::Map::new();
+    options.insert("limit".into(), json!({"type": ["integer", "null"], "minimum": 1, "maximum": 100_000, "description": "At most this many (oldest first)."}));
+    options.insert("dry_run".into(), flag(operation != "abandon"));
+    options.insert("force".into(), flag(operation == "purge"));
+    options.insert(
+        "rate".into(),
+        if operation == "replay" {
+            json!({"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 10_000, "description": "At most this many per second."})
+        } else {
+            json!({"type": "null"})
+        },
+    );
+    let branch = |selector: &str, schema: serde_json::Value| {
+        let mut properties = options.clone();
+        for other in ["ids", "filter"] {
+            properties.insert(other.into(), json!({"type": "null"}));
+        }
+        properties.insert("all".into(), json!({"type": "boolean", "const": false}));
+        properties.insert(selector.into(), schema);
+        json!({"type": "object", "additionalProperties": false, "required": [selector], "properties": properties})
+    };
+    json!({"oneOf": [branch("ids", ids), branch("filter", filter), branch("all", json!({"type": "boolean", "const": true}))]})
 }
 
 #[cfg(test)]

@@ -79,18 +79,20 @@ pub async fn record(
 }
 
 /// Entries, newest first; only those touching `dead_letter_id` when given.
-pub async fn list(conn: &mut MySqlConnection, dead_letter_id: Option<u64>, limit: u32) -> sqlx::Result<Vec<AuditEntry>> {
+/// Up to `limit` entries older than entry `before` (all when `None`), newest first.
+pub async fn list(conn: &mut MySqlConnection, dead_letter_id: Option<u64>, before: Option<u64>, limit: u32) -> sqlx::Result<Vec<AuditEntry>> {
+    let before = before.unwrap_or(u64::MAX);
     const COLUMNS: &str = "SELECT id, operator, at, finished_at, operation, dry_run, request, outcomes FROM dlq_audit";
     let (by_letter, all) = (
         format!(
-            "{COLUMNS} WHERE id IN (SELECT audit_id FROM dlq_audit_items WHERE dead_letter_id = ?) \
-             OR JSON_CONTAINS(dead_letter_ids, ?) ORDER BY id DESC LIMIT ?"
+            "{COLUMNS} WHERE (id IN (SELECT audit_id FROM dlq_audit_items WHERE dead_letter_id = ?) \
+             OR JSON_CONTAINS(dead_letter_ids, ?)) AND id < ? ORDER BY id DESC LIMIT ?"
         ),
-        format!("{COLUMNS} ORDER BY id DESC LIMIT ?"),
+        format!("{COLUMNS} WHERE id < ? ORDER BY id DESC LIMIT ?"),
     );
     let rows = match dead_letter_id {
-        Some(id) => sqlx::query(&by_letter).bind(id).bind(id.to_string()).bind(limit),
-        None => sqlx::query(&all).bind(limit),
+        Some(id) => sqlx::query(&by_letter).bind(id).bind(id.to_string()).bind(before).bind(limit),
+        None => sqlx::query(&all).bind(before).bind(limit),
     }
     .fetch_all(&mut *conn)
     .await?;

@@ -53,14 +53,19 @@ const COLUMNS: &str = "id, dlq_message_id, dlq_partition, dlq_offset, original_t
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// The order the dead-lettered message was about.
+    #[schema(min_length = 1, max_length = 255)]
     pub order_id: Option<String>,
     /// `processing_error`, `malformed`, `invalid_command`, `card_unreadable`, ...
+    #[schema(min_length = 1, max_length = 255)]
     pub error_class: Option<String>,
     /// The source topic, with or without the deployment's topic prefix (`payment.commands`).
+    #[schema(min_length = 1, max_length = 255)]
     pub topic: Option<String>,
     /// PENDING, REPLAYED, ABANDONED or PURGED. Lists hide PURGED unless asked for it.
+    #[schema(pattern = "^(PENDING|REPLAYED|ABANDONED|PURGED)$")]
     pub status: Option<String>,
     /// The service that gave up (`payment`, `orchestrator`, `product`).
+    #[schema(min_length = 1, max_length = 255)]
     pub service: Option<String>,
     /// Failing at or after this time (its last failure is not earlier), RFC 3339.
     pub since: Option<DateTime<Utc>>,
@@ -75,13 +80,9 @@ impl Filter {
         {
             return Err(ApiError::invalid("status", format!("must be one of {}", STATUSES.join(", "))));
         }
-        if let (Some(since), Some(until)) = (self.since, self.until)
-            && since > until
-        {
-            return Err(ApiError::invalid("since", "must not be after `until`"));
-        }
+        // (`since` after `until` is an empty range, not an error: it matches nothing.)
         for (field, value) in [("order_id", &self.order_id), ("error_class", &self.error_class), ("topic", &self.topic), ("service", &self.service)] {
-            if value.as_ref().is_some_and(|v| v.is_empty() || v.len() > 255) {
+            if value.as_ref().is_some_and(|v| v.is_empty() || v.chars().count() > 255) {
                 return Err(ApiError::invalid(field, "must be 1-255 characters"));
             }
         }

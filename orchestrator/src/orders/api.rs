@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use sagaway_common::{
     auth::{self, Caller},
     http::ApiQuery,
-    money,
+    money, paging,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -97,34 +97,60 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Whose orders: yours by default; naming another user is for admins only (403 `user_mismatch`).
+    #[param(max_length = 64)]
     pub user_id: Option<String>,
     /// At most this many, newest first (1–100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// `next_cursor` of the previous page (see [`sagaway_common::paging`]).
+    #[param(max_length = 200)]
+    pub cursor: Option<String>,
 }
 
-/// Your orders (admins: any user's, with `user_id`), newest first.
+/// A page of orders, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+const CURSOR: &str = "order";
+
+/// Your orders (admins: any user's, with `user_id`), newest first, a page at a time.
 #[utoipa::path(get, path = "/orders", params(ListParams), tag = "orders",
-    responses((status = 200, body = [OrderView]), (status = 401, description = "no or invalid bearer token"),
-              (status = 403, description = "user_id names another user"), (status = 422, description = "invalid limit")),
+    responses((status = 200, body = OrderPage), (status = 401, description = "no or invalid bearer token"),
+              (status = 403, description = "user_id names another user"), (status = 422, description = "invalid limit or cursor")),
     security(("bearer" = [])))]
-pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<Vec<OrderView>>> {
+pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<OrderPage>> {
     let named = p.user_id.filter(|u| !u.is_empty());
     let user_id = match named {
         Some(other) if caller.is_admin() => other,
         named => auth::acting_user(&caller, named.as_deref()).map_err(ApiError::Refused)?,
     };
-    let limit = p.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
-    }
+    let limit = paging::limit(p.limit, 20, 100)?;
+    let after = paging::decode(CURSOR, p.cursor.as_deref())?
+        .map(|key| parse_key(&key).ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list issued")))
+        .transpose()?;
     let mut conn = app.pool.acquire().await?;
-    let orders = latest_of_user(&mut conn, &user_id, limit).await?;
-    let mut out = Vec::with_capacity(orders.len());
+    let orders = latest_of_user(&mut conn, &user_id, after.as_ref(), limit + 1).await?;
+    let (orders, next_cursor) = paging::page(orders, limit, |o| format!("{}:{}", o.created_at.timestamp_micros(), o.id), CURSOR);
+    let mut items = Vec::with_capacity(orders.len());
     for o in orders {
         let history = history(&mut conn, &o.id).await?;
-        out.push(view(o, history));
+        items.push(view(o, history));
     }
-    Ok(Json(out))
+    Ok(Json(OrderPage { items, next_cursor }))
+}
+
+/// An order cursor's key: the last order's creation time (µs) and id.
+fn parse_key(key: &str) -> Option<(DateTime<Utc>, String)> {
+    let (micros, id) = key.split_once(':')?;
+    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    sagaway_common::http::plausible_id(id, 36).then(|| (at, id.to_string()))
 }

@@ -314,10 +314,33 @@ pub async fn history(conn: &mut MySqlConnection, order_id: &str) -> sqlx::Result
 }
 
 /// A user's latest `limit` orders, newest first.
-pub async fn latest_of_user(conn: &mut MySqlConnection, user_id: &str, limit: u32) -> sqlx::Result<Vec<Order>> {
-    sqlx::query_as::<_, Order>(&format!("{SELECT_ORDER} WHERE user_id = ? ORDER BY created_at DESC LIMIT ?"))
-        .bind(user_id)
-        .bind(limit)
-        .fetch_all(conn)
-        .await
+pub async fn latest_of_user(
+    conn: &mut MySqlConnection,
+    user_id: &str,
+    after: Option<&(chrono::DateTime<chrono::Utc>, String)>,
+    limit: u32,
+) -> sqlx::Result<Vec<Order>> {
+    // Keyset paging on (created_at, id), newest first: the `orders_user (user_id, created_at)`
+    // index holds the primary key too, so a page is one index range whatever its depth.
+    match after {
+        None => {
+            sqlx::query_as::<_, Order>(&format!("{SELECT_ORDER} WHERE user_id = ? ORDER BY created_at DESC, id DESC LIMIT ?"))
+                .bind(user_id)
+                .bind(limit)
+                .fetch_all(conn)
+                .await
+        }
+        Some((at, id)) => {
+            sqlx::query_as::<_, Order>(&format!(
+                "{SELECT_ORDER} WHERE user_id = ? AND (created_at < ? OR (created_at = ? AND id < ?)) ORDER BY created_at DESC, id DESC LIMIT ?"
+            ))
+            .bind(user_id)
+            .bind(at)
+            .bind(at)
+            .bind(id)
+            .bind(limit)
+            .fetch_all(conn)
+            .await
+        }
+    }
 }

@@ -14,7 +14,7 @@ use crate::{
 
 /// The charge of one of your orders (admins: any), with every attempt and its timestamp. Another
 /// user's charge is 404, as if it did not exist.
-#[utoipa::path(get, path = "/charges/{order_id}", tag = "charges", params(("order_id" = String, Path, description = "the order's id")),
+#[utoipa::path(get, path = "/charges/{order_id}", tag = "charges", params(("order_id" = String, Path, description = "the order's id", min_length = 1, max_length = 160, pattern = "^[A-Za-z0-9_.@:-]+$")),
     responses((status = 200, body = ChargeView), (status = 401, description = "no or invalid bearer token"),
               (status = 404, description = "no charge of yours for this order"),
               (status = 422, description = "malformed order id")),

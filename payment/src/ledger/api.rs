@@ -23,7 +23,7 @@ pub async fn summary(State(app): State<AppState>) -> ApiResult<Json<LedgerSummar
 
 /// An account with its balances and latest postings (`merchant`, `customer:<user_id>`).
 /// Customers see their own account; the merchant account and others' are admin-only (404 otherwise).
-#[utoipa::path(get, path = "/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "account id")),
+#[utoipa::path(get, path = "/accounts/{id}", tag = "ledger", params(("id" = String, Path, description = "account id", min_length = 1, max_length = 160, pattern = "^[A-Za-z0-9_.@:-]+$")),
     responses((status = 200, body = AccountView), (status = 401, description = "no or invalid bearer token"),
               (status = 404, description = "no such account of yours"),
               (status = 422, description = "malformed account id")),

@@ -38,15 +38,22 @@ pub struct Product {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
+    /// 1–200 characters once trimmed.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
+    /// 1–100 characters once trimmed; `general` when absent.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub category: Option<String>,
     /// A decimal string or number in the catalogue's currency (`PRODUCT_CURRENCY`, USD by default):
     /// at least one minor unit (0.01 USD) and no finer than it (at most 2 decimals for USD, 0 for JPY).
-    #[schema(value_type = String, example = "19.99")]
+    #[schema(value_type = String, example = "19.99", pattern = r"^([1-9][0-9]{0,14}(\.[0-9]{1,2}0*)?|0\.(0[1-9]|[1-9][0-9]?)0*)$")]
     pub price: serde_json::Value,
+    #[schema(minimum = 0, maximum = 1000000000)]
+    #[serde(deserialize_with = "sagaway_common::http::integral")]
     pub stock: i64,
 }
 
@@ -54,11 +61,16 @@ pub struct NewProduct {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub category: Option<String>,
-    #[schema(value_type = Option<String>, example = "17.50")]
+    #[schema(value_type = Option<String>, example = "17.50", pattern = r"^([1-9][0-9]{0,14}(\.[0-9]{1,2}0*)?|0\.(0[1-9]|[1-9][0-9]?)0*)$")]
     pub price: Option<serde_json::Value>,
+    #[schema(minimum = 0, maximum = 1000000000)]
+    #[serde(default, deserialize_with = "sagaway_common::http::optional_integral")]
     pub stock: Option<i64>,
 }
 
@@ -174,7 +186,8 @@ pub async fn update(pool: &MySqlPool, currency: money::Currency, id: u64, body: 
         args.push(PatchArg::Int(validate_stock(s)?));
     }
     if sets.is_empty() {
-        return Err(ApiError::invalid("body", "give at least one of name, description, category, price, stock"));
+        // Nothing to change (`{}`, or only nulls): the product as it is.
+        return load(pool, id).await;
     }
     let sql = format!("UPDATE products SET {} WHERE id = ?", sets.join(", "));
     let mut q = sqlx::query(&sql);

@@ -57,10 +57,15 @@ pub struct Reservation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
+    #[schema(minimum = 1)]
+    #[serde(deserialize_with = "sagaway_common::http::integral")]
     pub product_id: u64,
     /// Optional: if present it must equal the token's subject (403 `user_mismatch` otherwise).
     #[serde(default)]
     pub user_id: Option<String>,
+    /// 1 to `PRODUCT_MAX_RESERVATION_QUANTITY` (1000 unless the deployment sets it).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "sagaway_common::http::integral")]
     pub quantity: i64,
 }
 

@@ -20,24 +20,35 @@ pub enum Sort {
 /// Raw query-string parameters of `GET /findAll` (everything as text, validated by [`SearchQuery::parse`]).
 /// Unknown parameters are refused (422 naming them): a misspelt filter must not silently widen a search.
 #[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct FindAllParams {
-    /// Full-text query over name and description.
+    /// Full-text query over name and description (at most 200 characters).
+    #[param(max_length = 200)]
     pub q: Option<String>,
     /// Exact category (case-insensitive).
     pub category: Option<String>,
+    /// At least this price (a non-negative decimal, at most 4 places).
+    #[param(pattern = r"^([0-9]{1,15}(\.[0-9]{1,4})?)?$")]
     pub min_price: Option<String>,
+    /// At most this price (above `min_price`: nothing matches).
+    #[param(pattern = r"^([0-9]{1,15}(\.[0-9]{1,4})?)?$")]
     pub max_price: Option<String>,
     /// `true`: only products with stock; `false`: only sold-out ones.
+    #[param(pattern = "^(|true|false|1|0)$")]
     pub in_stock: Option<String>,
     /// relevance (default), price_asc, price_desc, newest.
+    #[param(pattern = "^(|relevance|price_asc|price_desc|newest)$")]
     pub sort: Option<String>,
-    /// 1-based page (default 1).
+    /// 1-based page, 1–100 (default 1).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub page: Option<String>,
     /// Items per page, 1–100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub per_page: Option<String>,
     /// `true`: also count the matches per category and per price band (`facets` in the answer).
     /// Off by default: counting visits every match, so a client that shows no facets does not pay for it.
+    #[param(pattern = "^(|true|false|1|0)$")]
     pub facets: Option<String>,
 }
 
@@ -56,8 +67,9 @@ pub struct SearchQuery {
     pub facets: bool,
 }
 
-/// Deep paging is refused beyond this many results (page × per_page).
+/// Deep paging is refused beyond this many results (page × per_page): pages past 100 are refused.
 pub const MAX_WINDOW: u64 = 10_000;
+const MAX_PAGE: u32 = (MAX_WINDOW / 100) as u32;
 
 impl SearchQuery {
     pub fn parse(p: &FindAllParams) -> ApiResult<Self> {
@@ -104,20 +116,14 @@ impl SearchQuery {
         let facets = flag("facets", &p.facets)?.unwrap_or(false);
         let min_price = price("min_price", &p.min_price)?;
         let max_price = price("max_price", &p.max_price)?;
-        if let (Some(lo), Some(hi)) = (min_price, max_price)
-            && lo > hi
-        {
-            return Err(ApiError::invalid("min_price", "must not be greater than max_price"));
-        }
+        // (`min_price` above `max_price` is an empty range: it matches nothing, like any filter.)
         let text = non_empty(&p.q);
         if text.as_ref().is_some_and(|t| t.chars().count() > 200) {
             return Err(ApiError::invalid("q", "must be at most 200 characters"));
         }
-        let page = number("page", &p.page, 1, u32::MAX)?;
+        // Each bounded on its own, so that their product stays within MAX_WINDOW whatever the pair.
+        let page = number("page", &p.page, 1, MAX_PAGE)?;
         let per_page = number("per_page", &p.per_page, 20, 100)?;
-        if page as u64 * per_page as u64 > MAX_WINDOW {
-            return Err(ApiError::invalid("page", format!("page × per_page must not exceed {MAX_WINDOW}; narrow the search")));
-        }
         Ok(Self { text, category: non_empty(&p.category), min_price, max_price, in_stock, sort, page, per_page, facets })
     }
 
@@ -196,7 +202,8 @@ mod tests {
         assert_eq!(bad(FindAllParams { per_page: Some("0".into()), ..Default::default() }), "per_page");
         assert_eq!(bad(FindAllParams { per_page: Some("abc".into()), ..Default::default() }), "per_page");
         assert_eq!(bad(FindAllParams { min_price: Some("-1".into()), ..Default::default() }), "min_price");
-        assert_eq!(bad(FindAllParams { min_price: Some("5".into()), max_price: Some("2".into()), ..Default::default() }), "min_price");
+        assert!(SearchQuery::parse(&FindAllParams { min_price: Some("5".into()), max_price: Some("2".into()), ..Default::default() }).is_ok(), "an empty range");
+        assert_eq!(bad(FindAllParams { page: Some("101".into()), ..Default::default() }), "page");
         assert_eq!(bad(FindAllParams { in_stock: Some("maybe".into()), ..Default::default() }), "in_stock");
         assert_eq!(bad(FindAllParams { facets: Some("yes".into()), ..Default::default() }), "facets");
         assert_eq!(bad(FindAllParams { page: Some("1000".into()), per_page: Some("100".into()), ..Default::default() }), "page");

@@ -81,12 +81,12 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
         ("price beyond DECIMAL(19,4)", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1e20", "stock": 1})), 422, Some("price")),
         ("price boolean", "POST", "/products".into(), reserve(json!({"name": "X", "price": true, "stock": 1})), 422, Some("price")),
         ("stock negative", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1", "stock": -1})), 422, Some("stock")),
+        ("stock with a fraction", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1", "stock": 2.5})), 422, Some("stock")),
         ("stock absurd", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1", "stock": 10_000_000_000i64})), 422, Some("stock")),
         ("name empty", "POST", "/products".into(), reserve(json!({"name": "  ", "price": "1", "stock": 1})), 422, Some("name")),
         ("name too long", "POST", "/products".into(), reserve(json!({"name": "x".repeat(201), "price": "1", "stock": 1})), 422, Some("name")),
         ("missing name", "POST", "/products".into(), reserve(json!({"price": "1", "stock": 1})), 422, Some("name")),
         ("unknown product field", "POST", "/products".into(), reserve(json!({"name": "X", "price": "1", "stock": 1, "colour": "red"})), 422, Some("colour")),
-        ("patch nothing", "PATCH", format!("/products/{cheap}"), reserve(json!({})), 422, Some("body")),
         ("patch unknown product", "PATCH", "/products/999999".into(), reserve(json!({"name": "Y"})), 404, None),
         ("patch wrong type", "PATCH", format!("/products/{cheap}"), reserve(json!({"stock": "many"})), 422, Some("stock")),
         ("patch unknown field", "PATCH", format!("/products/{cheap}"), reserve(json!({"sku": "1"})), 422, Some("sku")),
@@ -103,8 +103,8 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
         ("per_page huge", "GET", "/findAll?per_page=100000".into(), None, 422, Some("per_page")),
         ("page not a number", "GET", "/findAll?page=two".into(), None, 422, Some("page")),
         ("page past the window", "GET", "/findAll?page=1000&per_page=100".into(), None, 422, Some("page")),
+        ("page past 100", "GET", "/findAll?page=101&per_page=1".into(), None, 422, Some("page")),
         ("min_price text", "GET", "/findAll?min_price=cheap".into(), None, 422, Some("min_price")),
-        ("min above max", "GET", "/findAll?min_price=5&max_price=1".into(), None, 422, Some("min_price")),
         ("in_stock text", "GET", "/findAll?in_stock=maybe".into(), None, 422, Some("in_stock")),
         ("q too long", "GET", format!("/findAll?q={}", "a".repeat(201)), None, 422, Some("q")),
         ("unknown parameter", "GET", "/findAll?colour=red".into(), None, 422, Some("colour")),
@@ -114,6 +114,13 @@ async fn bad_input_is_a_4xx_problem_naming_the_field() -> anyhow::Result<()> {
         let a = send(&app, method, path, body.as_deref()).await;
         assert_problem(what, &a, *status, *field);
     }
+
+    // An empty patch changes nothing and answers the product; an integer may come as `5.0` (JSON
+    // Schema's `integer` allows it, so a client following the document may send it).
+    let a = send(&app, "PATCH", &format!("/products/{cheap}"), Some("{}")).await;
+    assert_eq!((a.status, a.body["id"].as_u64()), (200, Some(cheap)), "{}", a.body);
+    let a = send(&app, "PATCH", &format!("/products/{cheap}"), Some(r#"{"stock": 7.0}"#)).await;
+    assert_eq!((a.status, a.body["stock"].as_i64()), (200, Some(7)), "{}", a.body);
 
     // The price rule is the currency's (USD by default): the answer says which rule and the limit.
     let a = send(&app, "POST", "/products", Some(&json!({"name": "Free", "price": "0", "stock": 1}).to_string())).await;

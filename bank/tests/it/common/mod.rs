@@ -276,7 +276,7 @@ impl TestApp {
         loop {
             let (s, b) = self.get(user, &format!("/accounts/{id}/statement?limit=200&cursor={cursor}")).await;
             assert_eq!(s, StatusCode::OK, "{b}");
-            out.extend(b["entries"].as_array().unwrap().iter().cloned());
+            out.extend(b["items"].as_array().unwrap().iter().cloned());
             match b["next_cursor"].as_str() {
                 Some(c) => cursor = c.to_string(),
                 None => return out,
