@@ -17,6 +17,9 @@ pub enum ApiError {
     /// unknown_bank, unknown_account, currency_mismatch).
     #[error("{code}: {detail}")]
     Refused { code: &'static str, field: Option<&'static str>, detail: String },
+    /// The caller may not do this (403 with a stable code: not_a_holder).
+    #[error("{code}: {detail}")]
+    Forbidden { code: &'static str, field: Option<&'static str>, detail: String },
     /// Another bank this request needs did not answer (503).
     #[error("{code}: {detail}")]
     Unavailable { code: &'static str, detail: String },
@@ -70,6 +73,11 @@ impl From<ApiError> for Problem {
             ApiError::NotFound(what) => Problem::not_found(&format!("{what}_not_found"), format!("no such {what}")),
             ApiError::Refused { code, field, detail } => {
                 let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail);
+                p.field = field.map(str::to_string);
+                p
+            }
+            ApiError::Forbidden { code, field, detail } => {
+                let mut p = Problem::new(StatusCode::FORBIDDEN, code, detail);
                 p.field = field.map(str::to_string);
                 p
             }

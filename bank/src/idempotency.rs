@@ -18,6 +18,16 @@ use sha2::{Digest, Sha256};
 
 use crate::{AppState, error::ApiError};
 
+/// The request's `Idempotency-Key`: required, 1-255 visible ASCII characters. Handlers check it
+/// first, so a request without one is refused as such before anything else is looked at.
+pub fn key(headers: &HeaderMap) -> Result<String, ApiError> {
+    match records::key_from(headers) {
+        Ok(Some(k)) => Ok(k),
+        Ok(None) => Err(ApiError::invalid("Idempotency-Key", "this request needs an Idempotency-Key header")),
+        Err(m) => Err(ApiError::invalid("Idempotency-Key", m)),
+    }
+}
+
 /// Runs `work` at most once per (caller, key): a repeat with the same request replays the stored
 /// answer, with another request answers 422, while the first still runs 409. `work` gets the claim
 /// and must store its success answer with [`complete`] inside the transaction of its effect; its
@@ -27,10 +37,9 @@ where
     F: FnOnce(Claimed) -> Fut,
     Fut: Future<Output = Result<(StatusCode, String), ApiError>>,
 {
-    let key = match records::key_from(headers) {
-        Ok(Some(k)) => k,
-        Ok(None) => return ApiError::invalid("Idempotency-Key", "this request needs an Idempotency-Key header").into_response(),
-        Err(m) => return ApiError::invalid("Idempotency-Key", m).into_response(),
+    let key = match key(headers) {
+        Ok(k) => k,
+        Err(e) => return e.into_response(),
     };
     let stored_key = format!("{user_id}:{}", hex::encode(Sha256::digest(key.as_bytes())));
     let hash = hex::encode(Sha256::digest(serde_json::json!({"user": user_id, "request": request}).to_string().as_bytes()));

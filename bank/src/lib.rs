@@ -20,9 +20,11 @@
 //! are the only places where both meet).
 //! - [`commands`]: `bank.commands` → `bank.replies` (hold / capture / void / refund of order payments).
 //! - [`events`]: status history and `bank.events`; [`idempotency`]: `Idempotency-Key`.
+//! - [`api_doc`]: the OpenAPI document, its request bodies stated exactly.
 //! - [`Application`]: wires it together and runs it until shutdown.
 
 pub mod accounts;
+pub mod api_doc;
 pub mod clock;
 pub mod commands;
 pub mod config;
@@ -125,7 +127,8 @@ pub struct ApiDoc;
 /// Every route needs a signed-in caller; the writes that start work are rate-limited per user.
 pub fn router(state: AppState) -> Router {
     let guards = state.guards.clone();
-    let public = sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi()));
+    let (peers, max_amount) = (state.peers.clone(), state.config.max_amount);
+    let public = sagaway_common::http::api_reference(move || api_doc::document(&peers.codes(), max_amount));
     let limited = guards.signed_in_rate_limited(
         Router::new().route("/accounts/{id}/operations", post(operations::api::enqueue)).route("/transfers", post(transfers::api::create)),
     );

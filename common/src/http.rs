@@ -228,6 +228,26 @@ mod tests {
     }
 
     #[test]
+    fn integral_lists_and_present_fields() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct T {
+            #[serde(default, deserialize_with = "super::optional_integrals")]
+            ids: Option<Vec<u64>>,
+            #[serde(default, deserialize_with = "super::present")]
+            until: Option<String>,
+        }
+        let parse = |s: &str| serde_json::from_str::<T>(s).map_err(|e| e.to_string());
+        assert_eq!(parse(r#"{"ids": [1, 2.0]}"#), Ok(T { ids: Some(vec![1, 2]), until: None }));
+        assert_eq!(parse(r#"{"ids": null, "until": "x"}"#), Ok(T { ids: None, until: Some("x".into()) }));
+        assert_eq!(parse("{}"), Ok(T { ids: None, until: None }));
+        // Read as the nearest double (serde_json's float_roundtrip), not one ulp off (…170.5).
+        assert_eq!(parse(r#"{"ids": [4288506285096170.0]}"#), Ok(T { ids: Some(vec![4_288_506_285_096_170]), until: None }));
+        for bad in [r#"{"ids": [1.5]}"#, r#"{"ids": [-1]}"#, r#"{"until": null}"#] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
     fn only_ascii_ids_within_the_length_are_plausible() {
         assert!(plausible_id("merchant-USD", 36) && plausible_id("0b1c2d3e-aaaa-4bbb-8ccc-0123456789ab", 36));
         for bad in ["", "\u{2ebe4}m", "a b", "a/b", "é", &"x".repeat(37)] {
@@ -431,10 +451,38 @@ pub fn optional_integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: 
     Ok(Option::<Wrap<T>>::deserialize(d)?.map(|w| w.0))
 }
 
+/// [`integral`] for an optional list (`#[serde(default, deserialize_with = "optional_integrals")]`):
+/// `[1, 2.0]` is `[1, 2]`.
+pub fn optional_integrals<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
+    use serde::Deserialize;
+    #[derive(Deserialize)]
+    struct Wrap<T: TryFrom<i128>>(#[serde(deserialize_with = "integral")] T);
+    Ok(Option::<Vec<Wrap<T>>>::deserialize(d)?.map(|v| v.into_iter().map(|w| w.0).collect()))
+}
+
+/// `#[serde(default, deserialize_with = "present")]`: an optional field that may be left out but
+/// not sent as `null` — so a document that lists it as a plain string (not nullable) is exact.
+pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
 /// A utoipa document as JSON, for [`api_reference`] (where a service may then set schemas that
 /// utoipa's types cannot hold: `oneOf` with `const`, `allOf` beside `properties`).
+/// Every `Idempotency-Key` header it documents gets the rule [`crate::idempotency::key_from`]
+/// enforces (1–255 visible ASCII characters).
 pub fn document_json(doc: utoipa::openapi::OpenApi) -> serde_json::Value {
-    serde_json::to_value(doc).expect("an OpenAPI document serialises")
+    let mut doc = serde_json::to_value(doc).expect("an OpenAPI document serialises");
+    let key = serde_json::json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]{1,255}$"});
+    if let Some(paths) = doc["paths"].as_object_mut() {
+        for operation in paths.values_mut().filter_map(|p| p.as_object_mut()).flat_map(|p| p.values_mut()) {
+            for param in operation.get_mut("parameters").and_then(|p| p.as_array_mut()).into_iter().flatten() {
+                if param["in"] == "header" && param["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("idempotency-key")) {
+                    param["schema"] = key.clone();
+                }
+            }
+        }
+    }
+    doc
 }
 
 /// A service's contract, public: `/openapi.json` (built per request by `doc`, so a part that

@@ -135,6 +135,24 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error>
     parse(&v).map_err(D::Error::custom)
 }
 
+/// The ISO 4217 codes Sagaway knows, for a document's `enum`.
+pub fn currency_codes() -> Vec<&'static str> {
+    CURRENCIES.iter().map(|(code, _)| *code).collect()
+}
+
+/// The JSON Schema of an amount field that takes an amount string of at least one cent, at most
+/// two decimals (trailing zeros aside) and at most `max` — what [`Currency::check_price`] and an
+/// upper limit accept for a two-decimal currency. Whole amounts with fewer digits than `max` are
+/// all below it; `max` itself is spelt out; anything between is left out of the pattern (the
+/// schema is then narrower than the service, never wider).
+pub fn amount_schema(max: Decimal, example: &str) -> serde_json::Value {
+    let max = max.trunc().normalize();
+    let below = max.to_string().len().saturating_sub(1).max(1);
+    let pattern = format!(r"^([1-9][0-9]{{0,{}}}(\.[0-9]{{1,2}}0*)?|0\.(0[1-9]|[1-9][0-9]?)0*|{max}(\.0+)?)$", below - 1);
+    serde_json::json!({"type": "string", "pattern": pattern, "example": example,
+        "description": format!("A decimal amount as a string: at least one minor unit, no finer than the currency's (2 decimals; whole numbers for JPY/KRW), at most {max}.")})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +174,26 @@ mod tests {
         assert!(parse(&json!("1.23456")).is_err());
         assert!(parse(&json!("abc")).is_err());
         assert!(parse(&json!(true)).is_err());
+    }
+
+    #[test]
+    fn the_amount_pattern_takes_what_the_rules_take() {
+        let max = Decimal::new(100_000_000_000, 2);
+        let schema = amount_schema(max, "1.00");
+        let re = regex::Regex::new(schema["pattern"].as_str().unwrap()).unwrap();
+        let rule = |t: &str| parse(&json!(t)).ok().filter(|d| Currency::USD.check_price(*d).is_ok() && *d <= max).is_some();
+        for t in ["0.01", "0.1", "0.10", "1", "1.5", "1.500", "999999999.99", "1000000000", "1000000000.00", "42"] {
+            assert!(re.is_match(t) && rule(t), "{t}");
+        }
+        for t in ["0", "0.00", "0.001", "1.234", "1000000000.01", "1000000001", "-1", "", "abc", "1e3", "12."] {
+            assert!(!re.is_match(t), "{t} matches");
+        }
+        // Whatever the pattern takes, the rules take.
+        proptest::proptest!(|(t in r"[0-9]{1,11}(\.[0-9]{1,4})?")| {
+            if re.is_match(&t) {
+                proptest::prop_assert!(rule(&t), "{} matches but is refused", t);
+            }
+        });
     }
 
     #[test]

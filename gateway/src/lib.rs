@@ -8,9 +8,11 @@
 //!   fed from `order.events` and the banks' `bank.events`, resumable with `Last-Event-ID`) and the
 //!   same over a WebSocket at `/api/ws` (a single-use ticket from `POST /api/ws/ticket`).
 //! - [`web`]: the web app (`web/`), compiled in and served at `/`.
+//! - [`api_doc`]: the OpenAPI document of the gateway's own routes (`/openapi.json`, `/docs/`).
 //! - [`config`]: settings from the environment.
 //! - [`Application`]: binds, starts the event feed, serves until shutdown.
 
+pub mod api_doc;
 pub mod config;
 pub mod proxy;
 pub mod push;
@@ -56,6 +58,7 @@ pub fn router(gw: Gateway) -> Router {
         gw.verifier.clone(),
     );
     let metrics = sagaway_common::http::metrics_handle();
+    let bank_codes: Vec<String> = gw.config.upstreams.banks.keys().cloned().collect();
     Router::new()
         .route("/health/live", get(|| async { Json(json!({"status": "live"})) }))
         .route("/health/ready", get(ready))
@@ -64,6 +67,7 @@ pub fn router(gw: Gateway) -> Router {
         // The ticket in the query authenticates the handshake (a browser cannot send a header).
         .route("/api/ws", get(push::ws::socket))
         .route("/api/banks", get(banks))
+        .merge(sagaway_common::http::api_reference(move || api_doc::document(&bank_codes)))
         .route("/api/{*rest}", any(proxy::forward))
         .fallback(web::serve)
         .with_state(gw)

@@ -23,7 +23,8 @@ use crate::{
 
 /// Open an account.
 #[utoipa::path(post, path = "/accounts", request_body = NewAccount, tag = "accounts",
-    responses((status = 201, body = Account), (status = 422, description = "invalid field (problem+json names it)")),
+    responses((status = 201, body = Account), (status = 403, description = "not_a_holder: the caller is not among the holders"),
+              (status = 422, description = "invalid field (problem+json names it)")),
     security(("bearer" = [])))]
 pub async fn create(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<NewAccount>) -> ApiResult<(StatusCode, Json<Account>)> {
     let opening = validate(&caller, &req)?;
@@ -51,8 +52,8 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StatementParams {
-    /// `next_cursor` of the previous page.
-    #[param(max_length = 200)]
+    /// `next_cursor` of the previous page: `posting.<id>`.
+    #[param(pattern = r"^(posting\.[0-9]{1,18})?$")]
     pub cursor: Option<String>,
     /// At most this many postings, newest first (1-200, default 50).
     #[param(minimum = 1, maximum = 200)]
@@ -73,7 +74,7 @@ pub async fn statement(
     let limit = paging::limit(params.limit, 50, 200)?;
     let before = match paging::decode(STATEMENT_CURSOR, params.cursor.as_deref())? {
         None => u64::MAX,
-        Some(key) => key.parse().map_err(|_| ApiError::invalid("cursor", "not a cursor this list issued"))?,
+        Some(key) => paging::numeric_key(&key)?,
     };
     // One more than a page: whether there is a next page.
     let rows = postings(&app.pool, &id, before, limit + 1).await?;
@@ -87,7 +88,7 @@ const STATEMENT_CURSOR: &str = "posting";
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LookupParams {
-    /// The account number (`12345678-5`).
+    /// The account number (`12345678-9`).
     pub number: String,
 }
 

@@ -26,7 +26,7 @@ use crate::{
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Account {
     pub id: String,
-    /// 8 digits and a mod-11 check digit: `12345678-5`.
+    /// 8 digits and a mod-11 check digit: `12345678-9`.
     pub number: String,
     /// This bank's code.
     pub bank: String,
@@ -119,7 +119,11 @@ fn validate(caller: &Caller, req: &NewAccount) -> ApiResult<Opening> {
             if let Some(h) = &req.holders
                 && h.as_slice() != std::slice::from_ref(&me)
             {
-                return Err(ApiError::invalid("holders", format!("an {kind} account has one holder: the caller")));
+                return Err(ApiError::Forbidden {
+                    code: "not_a_holder",
+                    field: Some("holders"),
+                    detail: format!("an {kind} account has one holder: the caller (leave holders out)"),
+                });
             }
             let doc = req.document.as_deref().ok_or_else(|| ApiError::invalid("document", format!("an {kind} account needs a {}", if kind == "individual" { "CPF" } else { "CNPJ" })))?;
             let doc = if kind == "individual" { documents::cpf(doc) } else { documents::cnpj(doc) }.map_err(|e| ApiError::invalid("document", e))?;
@@ -132,15 +136,16 @@ fn validate(caller: &Caller, req: &NewAccount) -> ApiResult<Opening> {
                 if !auth::valid_user_id(h) {
                     return Err(ApiError::invalid("holders", "each holder is a user id (1-64 letters, digits, _ - . @ :)"));
                 }
-                if !holders.contains(h) {
-                    holders.push(h.clone());
+                if holders.contains(h) {
+                    return Err(ApiError::invalid("holders", format!("{h} is listed twice")));
                 }
+                holders.push(h.clone());
             }
             if holders.len() < 2 || holders.len() > 8 {
                 return Err(ApiError::invalid("holders", "a joint account has 2 to 8 distinct holders"));
             }
             if !holders.contains(&me) {
-                return Err(ApiError::invalid("holders", "the caller must be one of the holders"));
+                return Err(ApiError::Forbidden { code: "not_a_holder", field: Some("holders"), detail: "the caller must be one of the holders".into() });
             }
             let doc = match req.document.as_deref() {
                 Some(d) => Some(documents::cpf(d).map_err(|e| ApiError::invalid("document", e))?),

@@ -57,6 +57,15 @@ impl Peers {
         *self.directory.write().expect("directory lock") = directory;
     }
 
+    /// This bank's code and every listed one's, in order: the banks a transfer may name.
+    pub fn codes(&self) -> Vec<String> {
+        let mut codes: Vec<String> = self.directory.read().expect("directory lock").banks().iter().map(|e| e.code.clone()).collect();
+        codes.push(self.code().to_string());
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     /// Whether `bank` is listed.
     pub fn knows(&self, bank: &str) -> bool {
         self.directory.read().expect("directory lock").get(bank).is_some()

@@ -33,6 +33,9 @@ pub async fn enqueue(
     headers: HeaderMap,
     ApiJson(req): ApiJson<NewOperation>,
 ) -> Response {
+    if let Err(e) = idempotency::key(&headers) {
+        return axum::response::IntoResponse::into_response(e);
+    }
     let checked = async {
         let account = accounts::operable(&app.pool, &caller, &account_id).await?;
         let kind = match req.kind.as_str() {

@@ -1,4 +1,4 @@
-//! Account numbers: 8 digits and a mod-11 check digit (`12345678-5`).
+//! Account numbers: 8 digits and a mod-11 check digit (`12345678-9`).
 //!
 //! The check digit is `(11 - Σ dᵢ·wᵢ mod 11) mod 11` with weights 9, 8, …, 2 from the left. Bases whose
 //! digit would be 10 are never issued, so every issued number has one decimal check digit and every
@@ -12,7 +12,7 @@ pub fn check_digit(base: &[u8; 8]) -> Option<u8> {
     (digit < 10).then_some(digit as u8)
 }
 
-/// An issued account number, canonical as 9 digits (the API shows `12345678-5`).
+/// An issued account number, canonical as 9 digits (the API shows `12345678-9`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AccountNumber([u8; 9]);
 
@@ -41,16 +41,16 @@ impl AccountNumber {
         (n..).find_map(|k| Self::from_base(digits8(k))).expect("some base nearby is issuable")
     }
 
-    /// Parses `12345678-5` or `123456785`; the check digit must match.
+    /// Parses `12345678-9` or `123456789`; the check digit must match.
     pub fn parse(text: &str) -> Result<Self, String> {
         let digits: Vec<u8> = text.trim().chars().filter(|c| *c != '-').map(|c| c.to_digit(10).map(|d| d as u8).ok_or(())).collect::<Result<_, _>>()
-            .map_err(|_| "must be 8 digits and a check digit (12345678-5)".to_string())?;
+            .map_err(|_| "must be 8 digits and a check digit (12345678-9)".to_string())?;
         let dash_ok = match text.trim().find('-') {
             None => true,
             Some(i) => i == 8 && text.trim().matches('-').count() == 1,
         };
         if digits.len() != 9 || !dash_ok {
-            return Err("must be 8 digits and a check digit (12345678-5)".into());
+            return Err("must be 8 digits and a check digit (12345678-9)".into());
         }
         let base: [u8; 8] = digits[..8].try_into().expect("8 digits");
         match check_digit(&base) {
@@ -59,19 +59,19 @@ impl AccountNumber {
         }
     }
 
-    /// The 9 digits as stored (`123456785`).
+    /// The 9 digits as stored (`123456789`).
     pub fn digits(&self) -> String {
         self.0.iter().map(|d| char::from(b'0' + d)).collect()
     }
 
-    /// As shown: `12345678-5`.
+    /// As shown: `12345678-9`.
     pub fn display(&self) -> String {
         let d = self.digits();
         format!("{}-{}", &d[..8], &d[8..])
     }
 }
 
-/// Shows stored digits (`123456785`) as `12345678-5`.
+/// Shows stored digits (`123456789`) as `12345678-9`.
 pub fn display_stored(stored: &str) -> String {
     if stored.len() == 9 { format!("{}-{}", &stored[..8], &stored[8..]) } else { stored.to_string() }
 }

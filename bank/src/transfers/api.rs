@@ -25,6 +25,9 @@ use crate::{AppState, error::ApiResult, idempotency};
               (status = 429, description = "per-user rate limit")),
     security(("bearer" = [])))]
 pub async fn create(State(app): State<AppState>, caller: Caller, headers: HeaderMap, ApiJson(req): ApiJson<NewTransfer>) -> Response {
+    if let Err(e) = idempotency::key(&headers) {
+        return e.into_response();
+    }
     let plan = match plan(&app, &caller, &req).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -59,7 +62,7 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
     Ok(Json(load_visible(&app, &caller, &id).await?))
 }
 
-/// Cancel a SCHEDULED transfer (holders of the paying account): the hold is released.
+/// Cancel a SCHEDULED transfer (its maker, or holders of the paying account): the hold is released.
 #[utoipa::path(delete, path = "/transfers/{id}", tag = "transfers", params(("id" = String, Path)),
     responses((status = 200, body = Transfer, description = "CANCELED"), (status = 404, description = "no such transfer (or not yours)"),
               (status = 409, description = "not_cancelable: it is no longer SCHEDULED")), security(("bearer" = [])))]

@@ -16,6 +16,7 @@ use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{
     auth::Caller,
+    http::plausible_id,
     money,
     outbox::{self, Outgoing},
 };
@@ -60,8 +61,8 @@ pub(super) fn sources(app: &AppState, req: &NewTransfer) -> ApiResult<Vec<Source
                 if !valid_code(&s.bank) {
                     return Err(ApiError::invalid("sources", format!("sources[{i}].bank must be a 3-digit bank code")));
                 }
-                if s.account_id.is_empty() || s.account_id.len() > 36 {
-                    return Err(ApiError::invalid("sources", format!("sources[{i}].account_id must be 1-36 characters")));
+                if !plausible_id(&s.account_id, 36) {
+                    return Err(ApiError::invalid("sources", format!("sources[{i}].account_id must be 1-36 letters, digits, - or _")));
                 }
                 if list[..i].iter().any(|o| o.bank == s.bank && o.account_id == s.account_id) {
                     return Err(ApiError::invalid("sources", format!("sources[{i}] repeats an account")));
@@ -70,6 +71,7 @@ pub(super) fn sources(app: &AppState, req: &NewTransfer) -> ApiResult<Vec<Source
             Ok(list.clone())
         }
         (Some(_), _, _) => Err(ApiError::invalid("sources", "give either sources, or from_account and amount")),
+        (None, Some(from), Some(_)) if !plausible_id(from, 36) => Err(ApiError::invalid("from_account", "must be 1-36 letters, digits, - or _")),
         (None, Some(from), Some(amount)) => Ok(vec![Source { bank: app.config.code.clone(), account_id: from.clone(), amount }]),
         (None, None, _) => Err(ApiError::invalid("from_account", "required (or sources)")),
         (None, Some(_), None) => Err(ApiError::invalid("amount", "required")),

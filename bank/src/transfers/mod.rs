@@ -47,7 +47,7 @@ use crate::{
 pub struct Destination {
     /// The recipient's bank code (3 digits; only this bank's code is served for now).
     pub bank: String,
-    /// `12345678-5`.
+    /// `12345678-9`.
     pub account_number: String,
 }
 
@@ -87,8 +87,13 @@ pub struct NewTransfer {
     pub description: Option<String>,
 }
 
+/// An amount, or `null`/absent (the `sources` shape has none).
 fn optional_money<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    money::deserialize(d).map(Some)
+    use serde::{Deserialize, de::Error};
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None => Ok(None),
+        Some(v) => money::parse(&v).map(Some).map_err(D::Error::custom),
+    }
 }
 
 /// A transfer as the API shows it.
@@ -349,7 +354,7 @@ async fn load_visible(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Tr
     Ok(view(row, history))
 }
 
-/// Cancels a SCHEDULED transfer of the caller's (holders of the paying account): the hold is
+/// Cancels a SCHEDULED transfer of the caller's (its maker, or holders of the paying account): the hold is
 /// released, in one transaction. Returns the transfer as it is now (CANCELED).
 async fn cancel_scheduled(app: &AppState, caller: &Caller, id: &str) -> ApiResult<Transfer> {
     if !plausible_id(id, 36) {
@@ -360,7 +365,8 @@ async fn cancel_scheduled(app: &AppState, caller: &Caller, id: &str) -> ApiResul
     // Waits for the scheduler if it holds the row (it then finds it SETTLED: 409).
     let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ? FOR UPDATE")).bind(id).fetch_optional(&mut *tx).await?;
     let row = row.ok_or(ApiError::NotFound("transfer"))?;
-    if !accounts::is_holder(&mut *tx, &row.from_account, &caller.user_id).await? {
+    // Who made it, or holds the paying account (an inter-bank one's may be at another bank).
+    if row.user_id != caller.user_id && !accounts::is_holder(&mut *tx, &row.from_account, &caller.user_id).await? {
         return Err(ApiError::NotFound("transfer"));
     }
     let status = TransferStatus::parse(&row.status).ok_or_else(|| anyhow::anyhow!("transfer {id} has status {:?}", row.status))?;

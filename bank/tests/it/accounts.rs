@@ -54,15 +54,22 @@ async fn accounts_open_with_valid_documents_and_refuse_invalid_fields() {
         (json!({"type": "business", "currency": "BRL", "document": "529.982.247-25"}), "document"),
         (json!({"type": "savings", "currency": "BRL", "document": "529.982.247-25"}), "type"),
         (json!({"type": "individual", "currency": "XYZ", "document": "529.982.247-25"}), "currency"),
-        (json!({"type": "individual", "currency": "BRL", "document": "529.982.247-25", "holders": ["bob"]}), "holders"),
         (json!({"type": "joint", "currency": "BRL", "holders": ["alice"]}), "holders"),
-        (json!({"type": "joint", "currency": "BRL", "holders": ["bob", "carol"]}), "holders"),
+        (json!({"type": "joint", "currency": "BRL", "holders": ["alice", "bob", "alice"]}), "holders"),
         (json!({"type": "joint", "currency": "BRL"}), "holders"),
         (json!({"type": "individual", "currency": "BRL", "document": "529.982.247-25", "colour": "red"}), "colour"),
     ] {
         let (s, b) = app.post("alice", "/accounts", &body).await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body} → {b}");
         assert_eq!(b["field"], field, "{body} → {b}");
+    }
+    // Opening an account for others (not among its holders) is not the caller's to do.
+    for body in [
+        json!({"type": "individual", "currency": "BRL", "document": "529.982.247-25", "holders": ["bob"]}),
+        json!({"type": "joint", "currency": "BRL", "holders": ["bob", "carol"]}),
+    ] {
+        let (s, b) = app.post("alice", "/accounts", &body).await;
+        assert_eq!((s, &b["code"], &b["field"]), (StatusCode::FORBIDDEN, &json!("not_a_holder"), &json!("holders")), "{body} → {b}");
     }
     let (s, _, _) = app.call("alice", Method::GET, "/accounts", None, None).await;
     assert_eq!(s, StatusCode::OK);

@@ -358,6 +358,17 @@ async fn a_business_hours_transfer_to_another_bank_waits_for_the_opening_and_can
     let (s, c, _) = a.call("alice", Method::DELETE, &format!("/transfers/{}", canceled["id"].as_str().unwrap()), None, None).await;
     assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("CANCELED")), "{c}");
     assert_eq!(balance(a, "alice", &alice).await, (d("70.00"), d("30.00")));
+    // One paid only from another bank: its maker cancels it here, where no paying account is
+    // (this was a 404: only holders of a local paying account could).
+    let (alice_at_b, _) = funded(b, "alice", "10.00").await;
+    let remote = json!({"kind": "business_hours", "sources": [{"bank": "002", "account_id": alice_at_b, "amount": "5.00"}],
+                        "to": {"bank": "001", "account_number": a.open("carol").await["number"]}});
+    let (s, scheduled) = a.transfer("alice", &remote).await;
+    assert_eq!((s, scheduled["status"].as_str()), (StatusCode::ACCEPTED, Some("SCHEDULED")), "{scheduled}");
+    let path = format!("/transfers/{}", scheduled["id"].as_str().unwrap());
+    assert_eq!(a.call("mallory", Method::DELETE, &path, None, None).await.0, StatusCode::NOT_FOUND);
+    let (s, c, _) = a.call("alice", Method::DELETE, &path, None, None).await;
+    assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("CANCELED")), "{c}");
 
     // Monday's opening: the scheduler starts the two-phase commit; the hold becomes the leg's hold.
     a.clock.set(crate::common::local("2026-12-07 08:00:01"));

@@ -45,6 +45,15 @@ async fn instant_transfers_settle_at_once_or_are_refused() {
     assert_eq!((s, e["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("kind")));
     let (s, _) = app.transfer("mallory", &body("instant", &a, &bn, "1.00")).await;
     assert_eq!(s, StatusCode::NOT_FOUND, "someone else's account");
+    // Any printable text is a description (4-byte UTF-8 too: it was a 500); ids are ASCII.
+    let mut req = body("instant", &a, &bn, "1.00");
+    req["description"] = json!("aluguel 🏠 março");
+    assert_eq!(app.transfer("alice", &req).await.0, StatusCode::CREATED);
+    let (s, e) = app.transfer("alice", &body("instant", "cônta", &bn, "1.00")).await;
+    assert_eq!((s, e["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("from_account")), "{e}");
+    let sources = json!({"kind": "instant", "sources": [{"bank": "002", "account_id": "\u{89}x", "amount": "1.00"}], "to": {"bank": "001", "account_number": bn}});
+    let (s, e) = app.transfer("alice", &sources).await;
+    assert_eq!((s, e["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("sources")), "{e}");
 
     // Idempotency: the same key replays, another body is refused.
     let req = body("instant", &a, &bn, "5.00");
@@ -55,7 +64,7 @@ async fn instant_transfers_settle_at_once_or_are_refused() {
     assert_eq!(h.get("idempotent-replayed").unwrap(), "true");
     let (s3, e, _) = app.call("alice", Method::POST, "/transfers", Some(&body("instant", &a, &bn, "6.00")), Some("t-1")).await;
     assert_eq!((s3, e["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")));
-    assert_eq!(app.account("alice", &a).await["available"], "55.00", "one transfer for one key");
+    assert_eq!(app.account("alice", &a).await["available"], "54.00", "one transfer for one key");
     app.stop().await;
 }
 

@@ -450,6 +450,16 @@ async fn the_websocket_carries_the_same_events_after_a_single_use_ticket() -> an
     assert!(tokio_tungstenite::connect_async(format!("{ws_url}/api/ws?ticket={token}")).await.is_err());
     let anonymous = sys.http.post(format!("{gw}/api/ws/ticket")).send().await?;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED, "tickets need a token");
+    // A plain GET is not a handshake: a problem (it was a bare text 400), and the ticket is kept.
+    let t = ticket(token.clone()).await?;
+    let plain = sys.http.get(format!("{gw}/api/ws?ticket={t}")).send().await?;
+    assert_eq!(plain.status(), StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(plain.json::<Value>().await?["code"], "websocket_required");
+    let (socket, _) = tokio_tungstenite::connect_async(format!("{ws_url}/api/ws?ticket={t}")).await?;
+    drop(socket);
+    // The gateway documents its own routes.
+    let doc: Value = sys.http.get(format!("{gw}/openapi.json")).send().await?.json().await?;
+    assert!(doc["paths"]["/api/ws"]["get"]["responses"]["426"].is_object(), "{doc}");
 
     stop.cancel();
     sys.stop().await;

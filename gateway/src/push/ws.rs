@@ -8,13 +8,16 @@ use std::time::Instant;
 use axum::{
     Json,
     extract::{
-        Query, State,
-        ws::{Message, WebSocket, WebSocketUpgrade},
+        State,
+        ws::{Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection},
     },
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use sagaway_common::{auth::Caller, http::Problem};
+use sagaway_common::{
+    auth::Caller,
+    http::{ApiQuery, Problem},
+};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -42,7 +45,12 @@ pub struct Handshake {
 
 /// The upgrade: the ticket is redeemed first (401 if missing, used or expired), then the stream is
 /// opened (its own refusals — 429, 503 — answer the handshake), then the socket carries it.
-pub async fn socket(State(gw): State<Gateway>, Query(h): Query<Handshake>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn socket(State(gw): State<Gateway>, ApiQuery(h): ApiQuery<Handshake>, upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
+    // A plain GET (no Upgrade headers) is not a handshake: say so as a problem, and keep the ticket.
+    let Ok(upgrade) = upgrade else {
+        return Problem::new(StatusCode::UPGRADE_REQUIRED, "websocket_required", "GET /api/ws is a WebSocket handshake (Connection: upgrade, Upgrade: websocket)")
+            .into_response();
+    };
     let Some(caller) = gw.tickets.redeem(&h.ticket, Instant::now()) else {
         return Problem::new(StatusCode::UNAUTHORIZED, "invalid_ticket", "a WebSocket needs a fresh ticket from POST /api/ws/ticket (single use, 30 s)").into_response();
     };

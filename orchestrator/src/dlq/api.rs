@@ -157,6 +157,7 @@ pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<S
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRequest {
+    #[serde(default, deserialize_with = "sagaway_common::http::optional_integrals")]
     pub ids: Option<Vec<u64>>,
     pub filter: Option<store::Filter>,
     /// Every dead letter in the default status (PENDING for replay and abandon; all but PURGED for purge).
@@ -359,12 +360,12 @@ pub async fn purge(State(app): State<AppState>, caller: Caller, ApiJson(req): Ap
 pub struct AuditParams {
     /// Only entries that touched this dead letter.
     #[param(minimum = 1)]
-    pub dead_letter_id: Option<u64>,
+    pub dead_letter_id: Option<i64>,
     /// At most this many, newest first (1-1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page.
-    #[param(max_length = 200)]
+    /// `next_cursor` of the previous page: `audit.<id>`.
+    #[param(pattern = r"^(audit\.[0-9]{1,18})?$")]
     pub cursor: Option<String>,
 }
 
@@ -384,14 +385,14 @@ const AUDIT_CURSOR: &str = "audit";
     responses((status = 200, body = AuditPage), (status = 422, description = "invalid parameters")))]
 pub async fn audit_log(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditParams>) -> DlqResult<Json<AuditPage>> {
     let limit = paging::limit(p.limit, 100, 1000)?;
-    if p.dead_letter_id == Some(0) {
+    if p.dead_letter_id.is_some_and(|id| id < 1) {
         return Err(invalid("dead_letter_id", "must be a positive integer"));
     }
     let before = paging::decode(AUDIT_CURSOR, p.cursor.as_deref())?
-        .map(|key| key.parse::<u64>().map_err(|_| invalid("cursor", "not a cursor this list issued")))
+        .map(|key| paging::numeric_key(&key))
         .transpose()?;
     let mut conn = app.pool.acquire().await.map_err(db)?;
-    let rows = audit::list(&mut conn, p.dead_letter_id, before, limit + 1).await.map_err(db)?;
+    let rows = audit::list(&mut conn, p.dead_letter_id.map(|id| id as u64), before, limit + 1).await.map_err(db)?;
     let (items, next_cursor) = paging::page(rows, limit, |e| e.id.to_string(), AUDIT_CURSOR);
     Ok(Json(AuditPage { items, next_cursor }))
 }

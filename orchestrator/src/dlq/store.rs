@@ -54,22 +54,29 @@ const COLUMNS: &str = "id, dlq_message_id, dlq_partition, dlq_offset, original_t
 pub struct Filter {
     /// The order the dead-lettered message was about.
     #[schema(min_length = 1, max_length = 255)]
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub order_id: Option<String>,
     /// `processing_error`, `malformed`, `invalid_command`, `card_unreadable`, ...
     #[schema(min_length = 1, max_length = 255)]
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub error_class: Option<String>,
     /// The source topic, with or without the deployment's topic prefix (`payment.commands`).
     #[schema(min_length = 1, max_length = 255)]
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub topic: Option<String>,
     /// PENDING, REPLAYED, ABANDONED or PURGED. Lists hide PURGED unless asked for it.
     #[schema(pattern = "^(PENDING|REPLAYED|ABANDONED|PURGED)$")]
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub status: Option<String>,
     /// The service that gave up (`payment`, `orchestrator`, `product`).
     #[schema(min_length = 1, max_length = 255)]
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub service: Option<String>,
     /// Failing at or after this time (its last failure is not earlier), RFC 3339.
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub since: Option<DateTime<Utc>>,
     /// Failing at or before this time (its first failure is not later), RFC 3339.
+    #[serde(default, deserialize_with = "sagaway_common::http::present")]
     pub until: Option<DateTime<Utc>>,
 }
 

@@ -101,13 +101,13 @@ pub async fn get(State(app): State<AppState>, caller: Caller, Path(id): Path<Str
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Whose orders: yours by default; naming another user is for admins only (403 `user_mismatch`).
-    #[param(max_length = 64)]
+    #[param(pattern = "^[A-Za-z0-9_.@:-]{0,64}$")]
     pub user_id: Option<String>,
     /// At most this many, newest first (1–100, default 20).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
-    /// `next_cursor` of the previous page (see [`sagaway_common::paging`]).
-    #[param(max_length = 200)]
+    /// `next_cursor` of the previous page (see [`sagaway_common::paging`]): `order.<µs>:<id>`.
+    #[param(pattern = r"^(order\.[0-9]{1,18}:[A-Za-z0-9_-]{1,36})?$")]
     pub cursor: Option<String>,
 }
 
@@ -129,13 +129,16 @@ const CURSOR: &str = "order";
     security(("bearer" = [])))]
 pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQuery<ListParams>) -> ApiResult<Json<OrderPage>> {
     let named = p.user_id.filter(|u| !u.is_empty());
+    if named.as_deref().is_some_and(|u| !auth::valid_user_id(u)) {
+        return Err(ApiError::invalid("user_id", "a user id is 1-64 letters, digits, _ - . @ :"));
+    }
     let user_id = match named {
         Some(other) if caller.is_admin() => other,
         named => auth::acting_user(&caller, named.as_deref()).map_err(ApiError::Refused)?,
     };
     let limit = paging::limit(p.limit, 20, 100)?;
     let after = paging::decode(CURSOR, p.cursor.as_deref())?
-        .map(|key| parse_key(&key).ok_or_else(|| ApiError::invalid("cursor", "not a cursor this list issued")))
+        .map(|key| parse_key(&key).ok_or_else(paging::refused))
         .transpose()?;
     let mut conn = app.pool.acquire().await?;
     let orders = latest_of_user(&mut conn, &user_id, after.as_ref(), limit + 1).await?;
@@ -151,6 +154,6 @@ pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQ
 /// An order cursor's key: the last order's creation time (µs) and id.
 fn parse_key(key: &str) -> Option<(DateTime<Utc>, String)> {
     let (micros, id) = key.split_once(':')?;
-    let at = DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+    let at = DateTime::from_timestamp_micros(paging::numeric_key(micros).ok()?.try_into().ok()?)?;
     sagaway_common::http::plausible_id(id, 36).then(|| (at, id.to_string()))
 }
