@@ -6,6 +6,7 @@ each one, so that a request the document allows is one the service takes. The al
 the services' own (`common/src/card.rs`, `bank/src/rules/`): a change there is a change here.
 """
 
+import json
 import re
 import uuid
 
@@ -110,5 +111,6 @@ def filter_body(context, body):
     sources = body.get("sources") if isinstance(body, dict) else None
     if not isinstance(sources, list):
         return True
-    keys = [(s.get("bank"), s.get("account_id")) for s in sources if isinstance(s, dict)]
+    # As JSON text: a body meant to break the schema may hold lists or objects in those fields.
+    keys = [json.dumps([s.get("bank"), s.get("account_id")], sort_keys=True, default=str) for s in sources if isinstance(s, dict)]
     return len(keys) == len(set(keys))

@@ -15,7 +15,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "common/src/http.rs",
     "common/src/service.rs",
     "loadgen/src/limits.rs",
-    "orchestrator/src/dlq/api.rs",
 ];
 
 /// Pure modules: no database, broker or HTTP.

@@ -17,24 +17,24 @@ use sagaway_common::{
     auth::Caller,
     http::{ApiJson, ApiQuery, Problem},
     paging,
-    rate::TokenBucket,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::MySqlConnection;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Outcome, PENDING, abandon, audit, purge, replay, store};
-use crate::{AppState, error::ApiError, orders, saga::SagaContext};
+use super::{Outcome, audit, operations, store};
+use crate::{AppState, error::ApiError};
 
 const MAX_IDS: usize = 10_000;
-/// Dead letters purged per transaction.
-const PURGE_CHUNK: usize = 100;
 
 type DlqResult<T> = Result<T, Problem>;
 
-fn db(e: sqlx::Error) -> Problem {
-    ApiError::Database(e).into()
+/// A database error (its detail is logged, not answered).
+fn db<E>(e: E) -> Problem
+where
+    ApiError: From<E>,
+{
+    ApiError::from(e).into()
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> Problem {
@@ -113,9 +113,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQ
         until: p.until,
     };
     filter.validate()?;
-    let mut conn = app.pool.acquire().await.map_err(db)?;
-    let (total, items) = store::list(&mut conn, &filter, &app.config.common.topic_prefix, page, per_page).await.map_err(db)?;
-    audit::record(&mut conn, &who, "list", &json!(p), &[]).await.map_err(db)?;
+    let (total, items) = operations::list(&app, &who, &filter, page, per_page, &json!(p)).await.map_err(db)?;
     Ok(Json(DeadLetterPage { total, page, per_page, items }))
 }
 
@@ -140,17 +138,8 @@ fn parse_id(raw: &str) -> DlqResult<u64> {
 pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<String>) -> DlqResult<Json<DeadLetterDetail>> {
     let who = caller.user_id.clone();
     let id = parse_id(&raw)?;
-    let mut conn = app.pool.acquire().await.map_err(db)?;
-    let found = store::load(&mut conn, id).await.map_err(db)?;
-    let outcome = Outcome::new(id, if found.is_some() { "shown" } else { "not_found" }, "");
-    audit::record(&mut conn, &who, "show", &json!({"id": id}), &[outcome]).await.map_err(db)?;
-    let dead_letter = found.ok_or_else(|| Problem::not_found("dead_letter_not_found", format!("dead letter {id} does not exist")))?;
-    let order_status = match &dead_letter.order_id {
-        Some(o) => orders::load(&mut conn, o).await.map_err(db)?.map(|o| o.status),
-        None => None,
-    };
-    let audit = audit::list(&mut conn, Some(id), None, 100).await.map_err(db)?;
-    Ok(Json(DeadLetterDetail { dead_letter, order_status, audit }))
+    let detail = operations::show(&app, &who, id).await.map_err(db)?;
+    Ok(Json(detail.ok_or_else(|| Problem::not_found("dead_letter_not_found", format!("dead letter {id} does not exist")))?))
 }
 
 /// Which dead letters an operation applies to: `ids`, or a `filter`, or `all: true`.
@@ -232,41 +221,6 @@ impl OperationRequest {
         }
         Ok(())
     }
-
-    /// The ids to work on, in order.
-    async fn resolve(&self, conn: &mut MySqlConnection, default_status: Option<&str>, prefix: &str) -> sqlx::Result<Vec<u64>> {
-        if let Some(ids) = &self.ids {
-            let mut seen = std::collections::HashSet::new();
-            let mut ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
-            if let Some(limit) = self.limit {
-                ids.truncate(limit as usize);
-            }
-            return Ok(ids);
-        }
-        let mut filter = self.filter.clone().unwrap_or_default();
-        if filter.status.is_none() {
-            filter.status = default_status.map(str::to_string);
-        }
-        store::select_ids(conn, &filter, prefix, self.limit).await
-    }
-}
-
-/// Stamps the end of an audited operation and answers with its outcomes.
-async fn finish(
-    conn: &mut MySqlConnection,
-    audit_id: u64,
-    who: &str,
-    operation: &str,
-    req: &OperationRequest,
-    outcomes: Vec<Outcome>,
-) -> DlqResult<Json<OperationResult>> {
-    audit::finish(conn, audit_id).await.map_err(db)?;
-    let mut summary = BTreeMap::new();
-    for o in &outcomes {
-        *summary.entry(o.outcome.clone()).or_insert(0) += 1;
-    }
-    tracing::info!(operator = who, operation, dry_run = req.dry_run, ?summary, audit_id, "dlq operation");
-    Ok(Json(OperationResult { audit_id, operation: operation.to_string(), dry_run: req.dry_run, summary, outcomes }))
 }
 
 /// Replays dead letters onto their original topics (PENDING ones only; terminal orders are
@@ -274,57 +228,16 @@ async fn finish(
 #[utoipa::path(post, path = "/admin/dlq/replay", tag = "dlq", request_body = OperationRequest,
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
 pub async fn replay(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
-    let who = caller.user_id.clone();
     req.validate("replay")?;
-    let t = SagaContext::new(&app.config);
-    let mut conn = app.pool.acquire().await.map_err(db)?;
-    let ids = req.resolve(&mut conn, Some(PENDING), &app.config.common.topic_prefix).await.map_err(db)?;
-    let audit_id = audit::begin(&mut conn, &who, "replay", req.dry_run, &json!(req)).await.map_err(db)?;
-    let mut bucket = req.rate.filter(|_| !req.dry_run).map(TokenBucket::new);
-    let mut outcomes = Vec::with_capacity(ids.len());
-    for id in ids {
-        if let Some(b) = bucket.as_mut() {
-            b.acquire().await;
-        }
-        let mut tx = app.pool.begin().await.map_err(db)?;
-        let (outcome, enqueued) = replay::replay_one(&mut tx, &t, id, req.dry_run).await.map_err(db)?;
-        if req.dry_run {
-            tx.rollback().await.map_err(db)?;
-            audit::item(&mut conn, audit_id, &outcome).await.map_err(db)?;
-        } else {
-            audit::item(&mut tx, audit_id, &outcome).await.map_err(db)?;
-            tx.commit().await.map_err(db)?;
-        }
-        if enqueued {
-            app.relay.notify();
-        }
-        outcomes.push(outcome);
-    }
-    finish(&mut conn, audit_id, &who, "replay", &req, outcomes).await
+    Ok(Json(operations::replay(&app, &caller.user_id, &req).await.map_err(db)?))
 }
 
 /// Abandons dead letters: their parked (FAILED) orders are compensated (→ COMPENSATED).
 #[utoipa::path(post, path = "/admin/dlq/abandon", tag = "dlq", request_body = OperationRequest,
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
 pub async fn abandon(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
-    let who = caller.user_id.clone();
     req.validate("abandon")?;
-    let t = SagaContext::new(&app.config);
-    let mut conn = app.pool.acquire().await.map_err(db)?;
-    let ids = req.resolve(&mut conn, Some(PENDING), &app.config.common.topic_prefix).await.map_err(db)?;
-    let audit_id = audit::begin(&mut conn, &who, "abandon", false, &json!(req)).await.map_err(db)?;
-    let mut outcomes = Vec::with_capacity(ids.len());
-    for id in ids {
-        let mut tx = app.pool.begin().await.map_err(db)?;
-        let (outcome, enqueued) = abandon::abandon_one(&mut tx, &t, id).await.map_err(db)?;
-        audit::item(&mut tx, audit_id, &outcome).await.map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        if enqueued {
-            app.relay.notify();
-        }
-        outcomes.push(outcome);
-    }
-    finish(&mut conn, audit_id, &who, "abandon", &req, outcomes).await
+    Ok(Json(operations::abandon(&app, &caller.user_id, &req).await.map_err(db)?))
 }
 
 /// Purges resolved dead letters from the store (payload erased, marked PURGED): REPLAYED and
@@ -334,24 +247,8 @@ pub async fn abandon(State(app): State<AppState>, caller: Caller, ApiJson(req): 
 #[utoipa::path(post, path = "/admin/dlq/purge", tag = "dlq", request_body = OperationRequest,
     responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection")))]
 pub async fn purge(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
-    let who = caller.user_id.clone();
     req.validate("purge")?;
-    let mut conn = app.pool.acquire().await.map_err(db)?;
-    let ids = req.resolve(&mut conn, None, &app.config.common.topic_prefix).await.map_err(db)?;
-    let audit_id = audit::begin(&mut conn, &who, "purge", req.dry_run, &json!(req)).await.map_err(db)?;
-    let mut outcomes = Vec::with_capacity(ids.len());
-    // Purges touch only the dead-letter store, so they commit in chunks (one fsync per chunk, not
-    // per letter); each letter's audit item still commits with its purge.
-    for chunk in ids.chunks(PURGE_CHUNK) {
-        let mut tx = app.pool.begin().await.map_err(db)?;
-        for &id in chunk {
-            let outcome = purge::purge_one(&mut tx, id, req.force, req.dry_run).await.map_err(db)?;
-            audit::item(&mut tx, audit_id, &outcome).await.map_err(db)?;
-            outcomes.push(outcome);
-        }
-        tx.commit().await.map_err(db)?;
-    }
-    finish(&mut conn, audit_id, &who, "purge", &req, outcomes).await
+    Ok(Json(operations::purge(&app, &caller.user_id, &req).await.map_err(db)?))
 }
 
 #[derive(Debug, Serialize, Deserialize, IntoParams)]
@@ -391,8 +288,7 @@ pub async fn audit_log(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditP
     let before = paging::decode(AUDIT_CURSOR, p.cursor.as_deref())?
         .map(|key| paging::numeric_key(&key))
         .transpose()?;
-    let mut conn = app.pool.acquire().await.map_err(db)?;
-    let rows = audit::list(&mut conn, p.dead_letter_id.map(|id| id as u64), before, limit + 1).await.map_err(db)?;
+    let rows = operations::audit_log(&app, p.dead_letter_id.map(|id| id as u64), before, limit + 1).await.map_err(db)?;
     let (items, next_cursor) = paging::page(rows, limit, |e| e.id.to_string(), AUDIT_CURSOR);
     Ok(Json(AuditPage { items, next_cursor }))
 }

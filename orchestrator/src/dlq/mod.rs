@@ -9,12 +9,14 @@
 //! - [`replay`]: back onto the original topic through the outbox, the order FAILED → PAYMENT_PENDING.
 //! - [`abandon`]: compensate the parked order (→ COMPENSATED).
 //! - [`purge`]: drop the payload, mark PURGED.
+//! - [`operations`]: what each admin route does with the database, audited (no HTTP).
 //! - [`api`]: `/admin/dlq/...` over HTTP (the `sagaway dlq ...` CLI, crate `sagaway-cli`, is a client of it).
 //! - the token bucket behind `rate` is [`sagaway_common::rate`].
 
 pub mod abandon;
 pub mod api;
 pub mod audit;
+pub mod operations;
 pub mod purge;
 pub mod recorder;
 pub mod replay;

@@ -1,0 +1,148 @@
+//! What each `/admin/dlq` route does with the database, audited: the reads (list, show, the audit
+//! log) and the replay / abandon / purge loops, one transaction per dead letter (per chunk for
+//! purges) with its audit item inside it. No HTTP here: [`super::api`] parses and checks the
+//! request, calls one of these, and answers.
+
+use std::collections::BTreeMap;
+
+use sagaway_common::rate::TokenBucket;
+use serde_json::{Value, json};
+use sqlx::MySqlConnection;
+
+use super::{
+    Outcome, PENDING, abandon,
+    api::{DeadLetterDetail, OperationRequest, OperationResult},
+    audit, purge, replay, store,
+};
+use crate::{AppState, orders, saga::SagaContext};
+
+/// Dead letters purged per transaction.
+const PURGE_CHUNK: usize = 100;
+
+/// A page of dead letters matching `filter`; the look is audited with what was `asked`.
+pub async fn list(app: &AppState, who: &str, filter: &store::Filter, page: u32, per_page: u32, asked: &Value) -> sqlx::Result<(i64, Vec<store::DeadLetter>)> {
+    let mut conn = app.pool.acquire().await?;
+    let found = store::list(&mut conn, filter, &app.config.common.topic_prefix, page, per_page).await?;
+    audit::record(&mut conn, who, "list", asked, &[]).await?;
+    Ok(found)
+}
+
+/// Dead letter `id` with its order's status and its audit trail (`None`: there is none; the look
+/// is audited either way).
+pub async fn show(app: &AppState, who: &str, id: u64) -> sqlx::Result<Option<DeadLetterDetail>> {
+    let mut conn = app.pool.acquire().await?;
+    let found = store::load(&mut conn, id).await?;
+    let outcome = Outcome::new(id, if found.is_some() { "shown" } else { "not_found" }, "");
+    audit::record(&mut conn, who, "show", &json!({"id": id}), &[outcome]).await?;
+    let Some(dead_letter) = found else { return Ok(None) };
+    let order_status = match &dead_letter.order_id {
+        Some(o) => orders::load(&mut conn, o).await?.map(|o| o.status),
+        None => None,
+    };
+    let audit = audit::list(&mut conn, Some(id), None, 100).await?;
+    Ok(Some(DeadLetterDetail { dead_letter, order_status, audit }))
+}
+
+/// Audit entries (of one dead letter, if given) older than `before`, newest first.
+pub async fn audit_log(app: &AppState, dead_letter_id: Option<u64>, before: Option<u64>, limit: u32) -> sqlx::Result<Vec<audit::AuditEntry>> {
+    let mut conn = app.pool.acquire().await?;
+    audit::list(&mut conn, dead_letter_id, before, limit).await
+}
+
+/// Replays the selected (PENDING by default) dead letters, paced by `rate`; a dry run rolls each back.
+pub async fn replay(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
+    let t = SagaContext::new(&app.config);
+    let mut conn = app.pool.acquire().await?;
+    let ids = resolve(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
+    let audit_id = audit::begin(&mut conn, who, "replay", req.dry_run, &json!(req)).await?;
+    let mut bucket = req.rate.filter(|_| !req.dry_run).map(TokenBucket::new);
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(b) = bucket.as_mut() {
+            b.acquire().await;
+        }
+        let mut tx = app.pool.begin().await?;
+        let (outcome, enqueued) = replay::replay_one(&mut tx, &t, id, req.dry_run).await?;
+        if req.dry_run {
+            tx.rollback().await?;
+            audit::item(&mut conn, audit_id, &outcome).await?;
+        } else {
+            audit::item(&mut tx, audit_id, &outcome).await?;
+            tx.commit().await?;
+        }
+        if enqueued {
+            app.relay.notify();
+        }
+        outcomes.push(outcome);
+    }
+    finish(&mut conn, audit_id, who, "replay", req, outcomes).await
+}
+
+/// Abandons the selected (PENDING by default) dead letters: their parked orders are compensated.
+pub async fn abandon(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
+    let t = SagaContext::new(&app.config);
+    let mut conn = app.pool.acquire().await?;
+    let ids = resolve(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
+    let audit_id = audit::begin(&mut conn, who, "abandon", false, &json!(req)).await?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut tx = app.pool.begin().await?;
+        let (outcome, enqueued) = abandon::abandon_one(&mut tx, &t, id).await?;
+        audit::item(&mut tx, audit_id, &outcome).await?;
+        tx.commit().await?;
+        if enqueued {
+            app.relay.notify();
+        }
+        outcomes.push(outcome);
+    }
+    finish(&mut conn, audit_id, who, "abandon", req, outcomes).await
+}
+
+/// Purges the selected dead letters (resolved ones; PENDING only with `force`).
+pub async fn purge(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
+    let mut conn = app.pool.acquire().await?;
+    let ids = resolve(req, &mut conn, None, &app.config.common.topic_prefix).await?;
+    let audit_id = audit::begin(&mut conn, who, "purge", req.dry_run, &json!(req)).await?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    // Purges touch only the dead-letter store, so they commit in chunks (one fsync per chunk, not
+    // per letter); each letter's audit item still commits with its purge.
+    for chunk in ids.chunks(PURGE_CHUNK) {
+        let mut tx = app.pool.begin().await?;
+        for &id in chunk {
+            let outcome = purge::purge_one(&mut tx, id, req.force, req.dry_run).await?;
+            audit::item(&mut tx, audit_id, &outcome).await?;
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+    }
+    finish(&mut conn, audit_id, who, "purge", req, outcomes).await
+}
+
+/// The ids an operation works on, in order: the given ones (deduplicated), or those its filter
+/// (with `default_status` when it names none) selects; at most `limit`.
+async fn resolve(req: &OperationRequest, conn: &mut MySqlConnection, default_status: Option<&str>, prefix: &str) -> sqlx::Result<Vec<u64>> {
+    if let Some(ids) = &req.ids {
+        let mut seen = std::collections::HashSet::new();
+        let mut ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        if let Some(limit) = req.limit {
+            ids.truncate(limit as usize);
+        }
+        return Ok(ids);
+    }
+    let mut filter = req.filter.clone().unwrap_or_default();
+    if filter.status.is_none() {
+        filter.status = default_status.map(str::to_string);
+    }
+    store::select_ids(conn, &filter, prefix, req.limit).await
+}
+
+/// Stamps the end of an audited operation and sums up its outcomes.
+async fn finish(conn: &mut MySqlConnection, audit_id: u64, who: &str, operation: &str, req: &OperationRequest, outcomes: Vec<Outcome>) -> sqlx::Result<OperationResult> {
+    audit::finish(conn, audit_id).await?;
+    let mut summary = BTreeMap::new();
+    for o in &outcomes {
+        *summary.entry(o.outcome.clone()).or_insert(0) += 1;
+    }
+    tracing::info!(operator = who, operation, dry_run = req.dry_run, ?summary, audit_id, "dlq operation");
+    Ok(OperationResult { audit_id, operation: operation.to_string(), dry_run: req.dry_run, summary, outcomes })
+}
