@@ -14,7 +14,6 @@ const WIRING: &[&str] = &["lib.rs", "error.rs"];
 const NOT_YET_SPLIT: &[&str] = &[
     "common/src/http.rs",
     "common/src/service.rs",
-    "loadgen/src/limits.rs",
 ];
 
 /// Pure modules: no database, broker or HTTP.

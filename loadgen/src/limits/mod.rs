@@ -6,12 +6,11 @@
 //! - Broker: the idempotent producer the services use (`sagaway_common::kafka::producer`), 200-byte
 //!   messages into a scratch topic (left in place: see [`broker`]): produced msgs/s with many in flight, the
 //!   produce round trip with one in flight, then consumed msgs/s reading them back.
-//! - HTTP: a trivial axum handler in this process (port 0) driven by the same client and closed
-//!   model as the scenarios: requests/s.
+//! - HTTP ([`http`]): a trivial axum handler in this process (port 0) driven by the same client and
+//!   closed model as the scenarios: requests/s.
 
 use std::{
     collections::BTreeMap,
-    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -26,11 +25,9 @@ use rdkafka::{
 use serde::Serialize;
 use sqlx::{Connection, Executor, mysql::MySqlPoolOptions};
 
-use crate::{
-    api,
-    driver::{self, Model, Window},
-    stats::{Latency, Stats},
-};
+use crate::stats::{Latency, Stats};
+
+mod http;
 
 #[derive(Debug, Serialize)]
 pub struct DbLimit {
@@ -100,7 +97,7 @@ pub async fn run(s: Settings) -> anyhow::Result<Report> {
     }
     if !s.skip.iter().any(|x| x == "http") {
         for &c in &s.http_concurrency {
-            match http(c, s.duration).await {
+            match http::limit(c, s.duration).await {
                 Ok(r) => report.http.push(r),
                 Err(e) => report.errors.push(format!("http: {e:#}")),
             }
@@ -275,46 +272,4 @@ async fn broker_inner(s: &Settings, topic: &str) -> anyhow::Result<BrokerLimit> 
         consume_per_s,
         topic: topic.to_string(),
     })
-}
-
-async fn http(concurrency: usize, duration: Duration) -> anyhow::Result<HttpLimit> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let client = api::client(Duration::from_secs(10));
-    let url = Arc::new(format!("http://{addr}/"));
-    let stats = Stats::new();
-    let window = Window { duration, warmup: Duration::from_millis(500).min(duration / 4), max_inflight: 100_000, drain: Duration::from_secs(10) };
-    let driven = {
-        let stats = stats.clone();
-        driver::run(Model::Closed { concurrency }, window, stats.clone(), move |op| {
-            let (client, url, stats) = (client.clone(), url.clone(), stats.clone());
-            async move {
-                match client.get(url.as_str()).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        if op.measured {
-                            stats.record("request", op.scheduled.elapsed());
-                        }
-                        true
-                    }
-                    Ok(r) => {
-                        stats.error(format!("GET / {}", r.status().as_u16()));
-                        false
-                    }
-                    Err(e) => {
-                        stats.error(api::error_key("GET /", &e));
-                        false
-                    }
-                }
-            }
-        })
-        .await
-    };
-    server.abort();
-    let latency = stats.latency("request");
-    let r = HttpLimit { concurrency, requests_per_s: latency.count as f64 / driven.measured_secs, latency, errors: stats.errors() };
-    eprintln!("[limits] http (axum, trivial handler) concurrency {concurrency}: {:.0} requests/s ({})", r.requests_per_s, r.latency.line());
-    Ok(r)
 }
