@@ -446,18 +446,18 @@ pub fn integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Res
 /// [`integral`] for an optional field (`#[serde(default, deserialize_with = "optional_integral")]`).
 pub fn optional_integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
     use serde::Deserialize;
-    #[derive(Deserialize)]
-    struct Wrap<T: TryFrom<i128>>(#[serde(deserialize_with = "integral")] T);
-    Ok(Option::<Wrap<T>>::deserialize(d)?.map(|w| w.0))
+    Ok(Option::<Integral<T>>::deserialize(d)?.map(|w| w.0))
 }
+
+/// One [`integral`] value, for the optional and list forms.
+#[derive(serde::Deserialize)]
+struct Integral<T: TryFrom<i128>>(#[serde(deserialize_with = "integral")] T);
 
 /// [`integral`] for an optional list (`#[serde(default, deserialize_with = "optional_integrals")]`):
 /// `[1, 2.0]` is `[1, 2]`.
 pub fn optional_integrals<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
     use serde::Deserialize;
-    #[derive(Deserialize)]
-    struct Wrap<T: TryFrom<i128>>(#[serde(deserialize_with = "integral")] T);
-    Ok(Option::<Vec<Wrap<T>>>::deserialize(d)?.map(|v| v.into_iter().map(|w| w.0).collect()))
+    Ok(Option::<Vec<Integral<T>>>::deserialize(d)?.map(|v| v.into_iter().map(|w| w.0).collect()))
 }
 
 /// `#[serde(default, deserialize_with = "present")]`: an optional field that may be left out but
