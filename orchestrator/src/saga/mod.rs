@@ -104,7 +104,13 @@ impl Handler for SagaHandler {
         for alert in driven.alerts {
             // A reply the saga refused to act on: kept as a dead letter for an operator to see.
             tracing::error!(%order_id, alert = %alert, "saga alert; the reply is dead-lettered and the order compensated");
-            out.push(inbox::dead_letter_message(&self.ctx.topics.payment_dlq, "orchestrator", msg, "saga_alert", &alert, 1, chrono::Utc::now()));
+            // The order id as a header, as the payment processor's letters carry it: the payload's
+            // copy can be cut by the card-number redaction (a UUID whose digit groups add up to a
+            // PAN's length), and the letter would then name no order (a flaky e2e test found it).
+            out.push(
+                inbox::dead_letter_message(&self.ctx.topics.payment_dlq, "orchestrator", msg, "saga_alert", &alert, 1, chrono::Utc::now())
+                    .header("dlq.order_id", &order_id),
+            );
         }
         Ok(out)
     }
