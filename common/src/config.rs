@@ -69,6 +69,10 @@ pub struct CommonConfig {
     /// How long a consumer's fetch waits on the broker. tansu does not wake a waiting fetch when data
     /// arrives, so this is the per-hop latency floor (docs/stack.md): 10 ms costs ~18 % of a core per idle consumer.
     pub fetch_wait_max_ms: u32,
+    /// The same for consumers off an order's critical path (the dead-letter recorder, the payment
+    /// retry forwarder, whose messages wait seconds anyway): every consumer costs the broker CPU at
+    /// each poll, data or not, so these poll ten times less often (docs/performance.md).
+    pub background_fetch_wait_max_ms: u32,
     /// At most this many ready messages a consumer applies in one DB transaction (one commit per
     /// batch instead of per message; see `inbox`).
     pub consumer_batch_max: usize,
@@ -123,6 +127,7 @@ impl CommonConfig {
             kafka_brokers: env_string("KAFKA_BROKERS", "127.0.0.1:9092"),
             topic_prefix: env_string("TOPIC_PREFIX", ""),
             fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
+            background_fetch_wait_max_ms: env_or("KAFKA_BACKGROUND_FETCH_WAIT_MAX_MS", 250)?,
             consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
             topic_partitions: env_or("KAFKA_TOPIC_PARTITIONS", 1)?,
             topic_replicas: env_or("KAFKA_TOPIC_REPLICATION_FACTOR", 1)?,
@@ -144,6 +149,7 @@ impl CommonConfig {
             // 50 ms: each idle consumer polling tansu every 10 ms costs ~18 % of a core (docs/stack.md), and
             // tests run several services side by side.
             fetch_wait_max_ms: 50,
+            background_fetch_wait_max_ms: 100,
             consumer_batch_max: 200,
             topic_partitions: 1,
             topic_replicas: 1,

@@ -1,6 +1,11 @@
 //! `summarize DIR`: reads the JSON results of repeated runs (`<name>-run<N>.json`), groups them by
 //! name, and prints markdown tables with min / median / max of each figure across runs (and writes
 //! the same as `summary.json`).
+//!
+//! A payments run whose step also left `cpu-<name>-run<N>.json` (the CPU every stack process used
+//! during it) gains the figure *CPU-ms per order*: all processes' CPU over the step ÷ its orders.
+//! Runs named `sweep-<rate>` (one payments run per offered rate) are also gathered into one table,
+//! latency and CPU per order against the rate, written as `sweep.json` for the chart.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -35,6 +40,7 @@ fn figures(scenario: &str, v: &Value) -> Vec<(String, String)> {
                     f.push((format!("step {} {} (ms)", hop.trim_start_matches("hop "), q.trim_end_matches("_ms")), format!("/hops/{esc}/{q}")));
                 }
             }
+            f.push(s("CPU-ms per order (all processes)", "/cpu_ms_per_order"));
             f.push(s("errors", "/error_total"));
             f.push(s("correctness OK (1 = yes)", "/correctness_ok"));
             f
@@ -117,27 +123,118 @@ fn derive(mut v: Value) -> Value {
     v
 }
 
-pub fn run(dir: &Path) -> anyhow::Result<String> {
-    let mut groups: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json") && p.file_name().is_some_and(|n| n != "summary.json"))
-        .collect();
-    files.sort();
-    for p in files {
-        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        let name = match stem.rsplit_once("-run") {
-            Some((n, r)) if r.chars().all(|c| c.is_ascii_digit()) => n.to_string(),
-            _ => stem.clone(),
+/// CPU-ms per order of a payments run: every process's CPU seconds during its step ÷ its orders.
+fn cpu_ms_per_order(payments: &Value, cpu: &Value) -> Option<f64> {
+    let orders = payments["correctness"]["orders"].as_f64().filter(|n| *n > 0.0)?;
+    let seconds: f64 = cpu["cpu_seconds"].as_object()?.values().filter_map(Value::as_f64).sum();
+    Some(seconds * 1000.0 / orders)
+}
+
+/// The results in `dir`, by name (`<name>-run<N>.json` → `name`), each run with its number.
+fn read_groups(dir: &Path) -> anyhow::Result<BTreeMap<String, BTreeMap<u32, Value>>> {
+    let mut groups: BTreeMap<String, BTreeMap<u32, Value>> = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?.flatten() {
+        let p = entry.path();
+        if p.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let stem = p.file_stem().unwrap_or_default().to_string_lossy().to_string();
+        let (name, run) = match stem.rsplit_once("-run") {
+            Some((n, r)) => match r.parse::<u32>() {
+                Ok(r) => (n.to_string(), r),
+                Err(_) => continue,
+            },
+            None => continue, // summary.json, sweep.json: outputs, not runs
         };
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&p)?).with_context(|| format!("parsing {}", p.display()))?;
-        groups.entry(name).or_default().push(derive(v));
+        groups.entry(name).or_default().insert(run, derive(v));
     }
+    // CPU per order, from the step's CPU file of the same run.
+    let cpu: BTreeMap<String, BTreeMap<u32, Value>> =
+        groups.iter().filter_map(|(n, runs)| Some((n.strip_prefix("cpu-")?.to_string(), runs.clone()))).collect();
+    for (name, runs) in groups.iter_mut() {
+        for (run, v) in runs.iter_mut() {
+            if v["scenario"] == "payments"
+                && let Some(per_order) = cpu.get(name).and_then(|c| c.get(run)).and_then(|c| cpu_ms_per_order(v, c))
+            {
+                v["cpu_ms_per_order"] = json!(per_order);
+            }
+        }
+    }
+    Ok(groups)
+}
+
+/// One row of the sweep: medians over the runs at one offered rate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepRow {
+    pub rate: f64,
+    pub runs: usize,
+    pub accept_p50_ms: Option<f64>,
+    pub accept_p99_ms: Option<f64>,
+    pub terminal_p50_ms: Option<f64>,
+    pub terminal_p99_ms: Option<f64>,
+    pub terminal_per_s_overall: Option<f64>,
+    pub cpu_ms_per_order: Option<f64>,
+    pub all_correct: bool,
+}
+
+/// The `sweep-<rate>` groups as rows, by offered rate.
+fn sweep(groups: &BTreeMap<String, BTreeMap<u32, Value>>) -> Vec<SweepRow> {
+    let median = |runs: &BTreeMap<u32, Value>, pointer: &str| {
+        let xs: Vec<f64> = runs.values().filter_map(|r| r.pointer(pointer).and_then(Value::as_f64)).collect();
+        (!xs.is_empty()).then(|| stats(xs).1)
+    };
+    let mut rows: Vec<SweepRow> = groups
+        .iter()
+        .filter_map(|(name, runs)| {
+            let rate: f64 = name.strip_prefix("sweep-")?.parse().ok()?;
+            Some(SweepRow {
+                rate,
+                runs: runs.len(),
+                accept_p50_ms: median(runs, "/latency/accept/p50_ms"),
+                accept_p99_ms: median(runs, "/latency/accept/p99_ms"),
+                terminal_p50_ms: median(runs, "/latency/accepted_to_terminal/p50_ms"),
+                terminal_p99_ms: median(runs, "/latency/accepted_to_terminal/p99_ms"),
+                terminal_per_s_overall: median(runs, "/throughput/terminal_per_s_overall"),
+                cpu_ms_per_order: median(runs, "/cpu_ms_per_order"),
+                all_correct: runs.values().all(|r| r["correctness_ok"] == 1),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    rows
+}
+
+fn sweep_table(rows: &[SweepRow]) -> String {
+    let cell = |x: Option<f64>| x.map(fmt).unwrap_or_else(|| "–".into());
+    let mut md = String::from(
+        "\n#### sweep (payments, open model, one run per rate and suite run; medians)\n\n\
+         | offered orders/s | runs | POST /payment p50 / p99 (ms) | accepted → terminal p50 / p99 (ms) | terminal orders/s overall | CPU-ms per order | all correct |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n",
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {:.0} | {} | {} / {} | {} / {} | {} | {} | {} |\n",
+            r.rate,
+            r.runs,
+            cell(r.accept_p50_ms),
+            cell(r.accept_p99_ms),
+            cell(r.terminal_p50_ms),
+            cell(r.terminal_p99_ms),
+            cell(r.terminal_per_s_overall),
+            cell(r.cpu_ms_per_order),
+            if r.all_correct { "yes" } else { "NO" }
+        ));
+    }
+    md
+}
+
+pub fn run(dir: &Path) -> anyhow::Result<String> {
+    let groups = read_groups(dir)?;
     let mut md = String::new();
     let mut summary = serde_json::Map::new();
     for (name, runs) in &groups {
+        let runs: Vec<&Value> = runs.values().collect();
         let scenario = runs[0]["scenario"].as_str().unwrap_or("?").to_string();
         let model = match &runs[0]["model"] {
             Value::Null => String::new(),
@@ -150,7 +247,7 @@ pub fn run(dir: &Path) -> anyhow::Result<String> {
         md.push_str(&format!("\n#### {name} ({scenario}{model}; {} run(s))\n\n", runs.len()));
         md.push_str("| figure | min | median | max |\n| --- | ---: | ---: | ---: |\n");
         let mut table = serde_json::Map::new();
-        for (label, pointer) in figures(&scenario, &runs[0]) {
+        for (label, pointer) in figures(&scenario, runs[0]) {
             let xs: Vec<f64> = runs.iter().filter_map(|r| r.pointer(&pointer).and_then(Value::as_f64)).collect();
             if xs.is_empty() {
                 continue;
@@ -162,5 +259,70 @@ pub fn run(dir: &Path) -> anyhow::Result<String> {
         summary.insert(name.clone(), Value::Object(table));
     }
     std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&Value::Object(summary))?)?;
+    let rows = sweep(&groups);
+    if !rows.is_empty() {
+        md.push_str(&sweep_table(&rows));
+        std::fs::write(dir.join("sweep.json"), serde_json::to_string_pretty(&rows)?)?;
+    }
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary directory, removed on drop.
+    struct TempDir(std::path::PathBuf);
+    impl TempDir {
+        fn new() -> Self {
+            let p = std::env::temp_dir().join(format!("loadgen-summarize-{}", uuid::Uuid::new_v4()));
+            std::fs::create_dir_all(&p).unwrap();
+            Self(p)
+        }
+        fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn write(dir: &Path, name: &str, v: Value) {
+        std::fs::write(dir.join(name), v.to_string()).unwrap();
+    }
+
+    fn payments(rate: f64, p99: f64, orders: u64, ok: bool) -> Value {
+        json!({
+            "scenario": "payments", "model": {"model": "open", "rate": rate},
+            "latency": {"accept": {"p50_ms": 2.0, "p99_ms": 9.0}, "accepted_to_terminal": {"p50_ms": p99 / 2.0, "p99_ms": p99}},
+            "throughput": {"terminal_per_s_overall": rate},
+            "errors": {}, "correctness": {"ok": ok, "orders": orders},
+        })
+    }
+
+    #[test]
+    fn the_sweep_takes_medians_per_rate_in_rate_order_with_cpu_per_order() {
+        let dir = TempDir::new();
+        for (run, p99) in [(1, 300.0), (2, 100.0), (3, 200.0)] {
+            write(dir.path(), &format!("sweep-200-run{run}.json"), payments(200.0, p99, 2000, true));
+            // 2000 orders, 30 CPU-s in all → 15 CPU-ms each (run 3: 10 ms)
+            let broker = if run == 3 { 10.0 } else { 20.0 };
+            write(dir.path(), &format!("cpu-sweep-200-run{run}.json"), json!({"scenario": "cpu", "cpu_seconds": {"broker": broker, "mariadb": 10.0}}));
+        }
+        write(dir.path(), "sweep-20-run1.json", payments(20.0, 150.0, 200, false));
+        let md = run(dir.path()).unwrap();
+        let rows: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(dir.path().join("sweep.json")).unwrap()).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["rate"], 20.0);
+        assert_eq!(rows[0]["all_correct"], false);
+        assert_eq!(rows[0]["cpu_ms_per_order"], Value::Null, "no CPU file for that run");
+        assert_eq!(rows[1]["terminal_p99_ms"], 200.0, "the median of 300, 100, 200");
+        assert_eq!(rows[1]["cpu_ms_per_order"], 15.0, "median of 15, 15, 10");
+        assert_eq!(rows[1]["runs"], 3);
+        assert!(md.contains("| 200 | 3 | 2.00 / 9.00 | 100 / 200 | 200 | 15.0 | yes |"), "{md}");
+        assert!(md.contains("| 20 | 1 | 2.00 / 9.00 | 75.0 / 150 | 20.0 | – | NO |"), "{md}");
+        assert!(md.contains("CPU-ms per order (all processes) | 10.0 | 15.0 | 15.0 |"), "{md}");
+    }
 }

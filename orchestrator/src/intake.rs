@@ -342,8 +342,7 @@ async fn record_order(app: &AppState, user_id: &str, r: &ValidRequest, reservati
         "order_accepted",
         &OrderAccepted { order_id: order_id.clone(), user_id: user_id.to_string() },
     );
-    outbox::enqueue(&mut tx, &queued).await?;
-    outbox::enqueue(&mut tx, &event).await?;
+    outbox::enqueue_all(&mut tx, &[queued, event]).await?; // one multi-row INSERT
     if let Some(claim) = claim {
         let answer = accepted_answer(&order_id);
         let body = serde_json::to_string(&answer).expect("serialises");

@@ -170,7 +170,7 @@ impl Application {
 
         // Dead letters are recorded by a loop of their own, so a stalled saga never hides them.
         let dlq_topic = common.topic(topics::PAYMENT_DLQ);
-        let dlq_consumer = kafka::consumer(&common.kafka_brokers, &format!("{}orchestrator-dlq", common.topic_prefix), common.fetch_wait_max_ms)?;
+        let dlq_consumer = kafka::consumer(&common.kafka_brokers, &format!("{}orchestrator-dlq", common.topic_prefix), common.background_fetch_wait_max_ms)?;
         dlq_consumer.subscribe(&[&dlq_topic])?;
         let dlq_loop = ConsumerLoop {
             service: "orchestrator",

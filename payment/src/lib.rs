@@ -151,7 +151,7 @@ impl Application {
         tasks.spawn(commands_loop.run(handler, shutdown.clone()));
 
         // Its own group and task: waiting for a retry's due time never holds up new commands.
-        let retries = kafka::consumer(&common.kafka_brokers, &cfg.retry_group, common.fetch_wait_max_ms)?;
+        let retries = kafka::consumer(&common.kafka_brokers, &cfg.retry_group, common.background_fetch_wait_max_ms)?;
         retries.subscribe(&[&common.topic(topics::SAGA_RETRY)])?;
         let retry_loop = ConsumerLoop {
             service: commands::SERVICE,

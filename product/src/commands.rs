@@ -13,7 +13,7 @@ use sqlx::MySqlConnection;
 
 use crate::{
     hold::{self, Answer, Effect, Hold, HoldCommand, HoldStatus},
-    reservations::{Reservation, end_hold, is_lapsed, lock_for_update},
+    reservations::{Reservation, end_hold, lock_for_update},
 };
 
 pub struct CommandHandler {
@@ -47,11 +47,9 @@ pub async fn apply(conn: &mut MySqlConnection, command: &ProductCommand) -> sqlx
 
 /// Runs `command` on the reservation (row-locked): [`hold::decide`] says what to do and answer.
 async fn on_hold(conn: &mut MySqlConnection, reservation_id: &str, command: HoldCommand<'_>) -> sqlx::Result<(Answer, Option<Reservation>)> {
-    let r = lock_for_update(conn, reservation_id).await?;
-    let lapsed = match &r {
-        Some(r) if r.status == "HELD" => is_lapsed(conn, reservation_id).await?,
-        _ => false,
-    };
+    let locked = lock_for_update(conn, reservation_id).await?;
+    let lapsed = locked.as_ref().is_some_and(|l| l.reservation.status == "HELD" && l.lapsed());
+    let r = locked.map(|l| l.reservation);
     let view = match &r {
         Some(r) => Some(Hold {
             status: HoldStatus::parse(&r.status).ok_or_else(|| sqlx::Error::Protocol(format!("reservation {reservation_id} has status {:?}", r.status)))?,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 
-use crate::saga::machine::{Capture, Hold, OrderStatus, SagaState, Transition};
+use crate::saga::machine::{Capture, Command, Hold, OrderStatus, SagaState, Transition};
 
 /// An order row (card columns limited to what may be kept). `payment_type` says how it is paid:
 /// `card` (the card columns are set) or `account` (`account_bank` and `account_id` are).
@@ -41,7 +41,7 @@ pub struct Order {
     pub card_fingerprint: Option<String>,
     /// The sealed card number, until the order is terminal (retries and replays charge it).
     pub card_sealed: Option<String>,
-    /// The sealed CVC, until the first charge command carries it away ([`forget_cvc`]).
+    /// The sealed CVC, until the first charge command carries it away ([`record`]).
     pub card_cvc_sealed: Option<String>,
     /// The paying bank's code and the account's id there (account orders).
     pub account_bank: Option<String>,
@@ -151,33 +151,43 @@ pub struct OrderEvent {
 }
 
 /// Stores what `t` decided for `order` (row, history) and returns the `order.events` messages.
-/// A terminal order erases its sealed card (number and any CVC): nothing will charge it again.
+/// A terminal order erases its sealed card (number and any CVC): nothing will charge it again. A
+/// transition that sends the charge erases the CVC in the same UPDATE (the command, built before,
+/// carries it away: PCI DSS 3.2, no CVC kept once authorization is attempted; retries and replays
+/// charge the number alone). A transition that changes nothing of the row (the saga's start: the
+/// lock command is all it decides) writes no UPDATE.
 pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transition, events_topic: &str) -> sqlx::Result<Vec<Outgoing>> {
     let s = &t.state;
-    let erase_card = s.status.is_terminal();
+    let erase_card = s.status.is_terminal() && (order.card_sealed.is_some() || order.card_cvc_sealed.is_some());
+    let erase_cvc = erase_card || (t.commands.contains(&Command::Charge) && order.card_cvc_sealed.is_some());
+    let unchanged = order.saga_state().is_ok_and(|before| before == *s);
     observe_step(order, s.status);
-    sqlx::query(
-        "UPDATE orders SET status = ?, hold_state = ?, capture_state = ?, compensating = ?, reason = ?, \
-         card_sealed = IF(?, NULL, card_sealed), card_cvc_sealed = IF(?, NULL, card_cvc_sealed) WHERE id = ?",
-    )
-    .bind(s.status.as_str())
-    .bind(hold_name(s.hold))
-    .bind(capture_name(s.capture))
-    .bind(s.compensating)
-    .bind(s.reason.as_deref().map(|r| truncate(r, 255)))
-    .bind(erase_card)
-    .bind(erase_card)
-    .bind(&order.id)
-    .execute(&mut *conn)
-    .await?;
+    if !unchanged || erase_cvc {
+        sqlx::query(
+            "UPDATE orders SET status = ?, hold_state = ?, capture_state = ?, compensating = ?, reason = ?, \
+             card_sealed = IF(?, NULL, card_sealed), card_cvc_sealed = IF(?, NULL, card_cvc_sealed) WHERE id = ?",
+        )
+        .bind(s.status.as_str())
+        .bind(hold_name(s.hold))
+        .bind(capture_name(s.capture))
+        .bind(s.compensating)
+        .bind(s.reason.as_deref().map(|r| truncate(r, 255)))
+        .bind(erase_card)
+        .bind(erase_cvc)
+        .bind(&order.id)
+        .execute(&mut *conn)
+        .await?;
+        order.updated_at = Utc::now(); // as the row's ON UPDATE did: the next step of this batch starts here
+    }
     order.status = s.status.as_str().to_string();
     order.hold_state = hold_name(s.hold).to_string();
     order.capture_state = capture_name(s.capture).to_string();
     order.compensating = s.compensating as i8;
-    order.updated_at = Utc::now(); // as the row's ON UPDATE did: the next step of this batch starts here
     order.reason = s.reason.clone();
     if erase_card {
         order.card_sealed = None;
+    }
+    if erase_cvc {
         order.card_cvc_sealed = None;
     }
     if t.statuses.is_empty() {
@@ -257,16 +267,6 @@ pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Resul
     .bind(account.map(|a| &a.account_id))
     .execute(conn)
     .await?;
-    Ok(())
-}
-
-/// Erases the order's sealed CVC: called in the transaction that sends its first charge command,
-/// the only message that carries it (PCI DSS 3.2: no CVC is kept once authorization is attempted;
-/// retries and replays charge the number alone).
-pub async fn forget_cvc(conn: &mut MySqlConnection, order: &mut Order) -> sqlx::Result<()> {
-    if order.card_cvc_sealed.take().is_some() {
-        sqlx::query("UPDATE orders SET card_cvc_sealed = NULL WHERE id = ?").bind(&order.id).execute(conn).await?;
-    }
     Ok(())
 }
 

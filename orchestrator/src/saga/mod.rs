@@ -174,22 +174,18 @@ pub async fn drive(conn: &mut MySqlConnection, ctx: &SagaContext, mut order: Ord
                 break;
             }
         };
+        // Commands are built from the order as it was: the charge carries the sealed CVC, which
+        // `record` then erases in the same UPDATE.
+        let commands: Vec<Outgoing> = t.commands.iter().filter_map(|c| message(&ctx.topics, &order, c)).collect();
         driven.messages.extend(orders::record(conn, &mut order, &t, &ctx.topics.order_events).await?);
+        driven.messages.extend(commands);
         if let Some(alert) = &t.alert {
             metrics::counter!("saga_alerts_total").increment(1);
             driven.alerts.push(alert.clone());
         }
-        for command in &t.commands {
-            match command {
-                Command::AssessRisk => next = Some(SagaEvent::RiskAssessed(risk::assess(conn, &ctx.risk, &order).await?)),
-                other => {
-                    driven.messages.extend(message(&ctx.topics, &order, other));
-                    if *other == Command::Charge {
-                        // The CVC leaves with this (first) charge command and is kept nowhere else.
-                        orders::forget_cvc(conn, &mut order).await?;
-                    }
-                }
-            }
+        if t.commands.contains(&Command::AssessRisk) {
+            // A local participant: its verdict is the next event, applied in this transaction.
+            next = Some(SagaEvent::RiskAssessed(risk::assess(conn, &ctx.risk, &order).await?));
         }
     }
     Ok(driven)
@@ -219,7 +215,7 @@ fn message(t: &SagaTopics, order: &Order, command: &Command) -> Option<Outgoing>
 
 /// The charge command for an order: from its bank account, or from its card — `None` when its
 /// sealed card is gone. A card charge carries the sealed CVC only while the order still holds it:
-/// the first charge command ([`orders::forget_cvc`]).
+/// the first charge command (then [`orders::record`] erases it).
 pub fn charge_command(order: &Order) -> Option<PaymentCommand> {
     let (card, account) = match order.account() {
         Some(account) => (None, Some(account)),

@@ -76,8 +76,8 @@ pub struct Hold<'a> {
     pub quantity: i32,
 }
 
-const SELECT_RESERVATION: &str = "SELECT id, product_id, CAST(user_id AS CHAR) AS user_id, quantity, unit_price, total_price, status, order_id, \
-     expires_at, created_at, updated_at FROM reservations";
+const RESERVATION_COLUMNS: &str = "id, product_id, CAST(user_id AS CHAR) AS user_id, quantity, unit_price, total_price, status, order_id, \
+     expires_at, created_at, updated_at";
 
 /// The request's fields; the quantity as stored. (The user id is the token's, checked there.)
 pub fn validate(app: &AppState, req: &ReserveRequest) -> ApiResult<i32> {
@@ -148,15 +148,33 @@ pub async fn hold(app: &AppState, req: &Hold<'_>, claim: Option<&idempotency::Cl
 }
 
 pub async fn load_on(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Reservation>> {
-    sqlx::query_as::<_, Reservation>(&format!("{SELECT_RESERVATION} WHERE id = ?")).bind(id).fetch_optional(conn).await
+    sqlx::query_as::<_, Reservation>(&format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?")).bind(id).fetch_optional(conn).await
+}
+
+/// A reservation row-locked for a state change, with whether its hold has lapsed.
+#[derive(Debug, sqlx::FromRow)]
+pub struct LockedReservation {
+    #[sqlx(flatten)]
+    pub reservation: Reservation,
+    /// `expires_at <= NOW(6)` (1 or 0), by the database clock, read with the row: one statement.
+    lapsed: i64,
+}
+
+impl LockedReservation {
+    /// True when the hold has lapsed (by the database clock, at the moment the row was locked).
+    pub fn lapsed(&self) -> bool {
+        self.lapsed == 1
+    }
 }
 
 /// Loads and row-locks a reservation for a state change.
-pub async fn lock_for_update(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<Reservation>> {
-    sqlx::query_as::<_, Reservation>(&format!("{SELECT_RESERVATION} WHERE id = ? FOR UPDATE"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+pub async fn lock_for_update(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<Option<LockedReservation>> {
+    sqlx::query_as::<_, LockedReservation>(&format!(
+        "SELECT {RESERVATION_COLUMNS}, CAST(expires_at <= NOW(6) AS SIGNED) AS lapsed FROM reservations WHERE id = ? FOR UPDATE"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
 }
 
 /// Moves a reservation out of HELD into `to` (RELEASED or EXPIRED) and returns its stock, in the
@@ -178,15 +196,6 @@ pub async fn end_hold(conn: &mut MySqlConnection, id: &str, to: &'static str) ->
             .await?;
     }
     Ok(moved)
-}
-
-/// True when the reservation's hold has lapsed (by the database clock).
-pub async fn is_lapsed(conn: &mut MySqlConnection, id: &str) -> sqlx::Result<bool> {
-    let lapsed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM reservations WHERE id = ? AND expires_at <= NOW(6)")
-        .bind(id)
-        .fetch_one(conn)
-        .await?;
-    Ok(lapsed == 1)
 }
 
 /// Where the expiry job tells the saga that a reservation locked by an order expired.

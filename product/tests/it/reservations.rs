@@ -176,3 +176,52 @@ async fn expiry_racing_release_returns_stock_exactly_once() -> anyhow::Result<()
     app.cleanup().await;
     Ok(())
 }
+
+/// A saga command that meets a hold lapsed by the database clock, before the expiry job swept it
+/// (the lapse is read with the row lock, in one statement): lock and confirm are refused `expired`
+/// and the stock comes back once; a live hold locks, then confirms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_on_a_lapsed_unswept_hold_are_refused_expired() -> anyhow::Result<()> {
+    const TTL: Duration = Duration::from_millis(1500);
+    // The job never runs during the test: only the commands can see the lapse.
+    let app = spawn_app(Options { reservation_ttl: TTL, expiry_interval: Duration::from_secs(3600), ..Options::default() }).await?;
+    let product_id = create_product(&app, 10).await?;
+    let reserve = |user: &'static str| {
+        let app = &app;
+        async move {
+            let (status, body) = app.post_json("/reserve", &json!({"product_id": product_id, "user_id": user, "quantity": 2})).await.expect("reserve");
+            assert_eq!(status, 201, "{body}");
+            body["id"].as_str().unwrap().to_string()
+        }
+    };
+    let (to_lock, to_confirm) = (reserve("lapse-a").await, reserve("lapse-b").await);
+    let apply = |command: ProductCommand| {
+        let pool = app.pool.clone();
+        async move {
+            let mut tx = pool.begin().await.expect("tx");
+            let reply = product::commands::apply(&mut tx, &command).await.expect("apply");
+            tx.commit().await.expect("commit");
+            reply
+        }
+    };
+    // The second hold is locked while live, so its confirm meets the lapse.
+    let locked = apply(ProductCommand::LockReservation { order_id: "order-b".into(), reservation_id: to_confirm.clone(), user_id: "lapse-b".into() }).await;
+    assert!(matches!(locked, ProductReply::ReservationLocked { .. }), "{locked:?}");
+    assert_eq!(stock_of(&app, product_id).await?, 6);
+
+    tokio::time::sleep(TTL + Duration::from_millis(200)).await;
+    let lock = apply(ProductCommand::LockReservation { order_id: "order-a".into(), reservation_id: to_lock.clone(), user_id: "lapse-a".into() }).await;
+    assert!(matches!(&lock, ProductReply::ReservationRejected { reason, .. } if reason == "expired"), "{lock:?}");
+    let confirm = apply(ProductCommand::ConfirmReservation { order_id: "order-b".into(), reservation_id: to_confirm.clone() }).await;
+    assert!(matches!(&confirm, ProductReply::ReservationConfirmFailed { reason, .. } if reason == "expired"), "{confirm:?}");
+
+    let status = |id: String| {
+        let pool = app.pool.clone();
+        async move { sqlx::query_scalar::<_, String>("SELECT status FROM reservations WHERE id = ?").bind(id).fetch_one(&pool).await.unwrap() }
+    };
+    assert_eq!(status(to_lock).await, "EXPIRED");
+    assert_eq!(status(to_confirm).await, "EXPIRED");
+    assert_eq!(stock_of(&app, product_id).await?, 10, "both holds' stock back, once");
+    app.cleanup().await;
+    Ok(())
+}

@@ -117,6 +117,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
             kafka_brokers: brokers(),
             topic_prefix: topic_prefix.clone(),
             fetch_wait_max_ms: 10,
+            background_fetch_wait_max_ms: 100,
             consumer_batch_max: 200,
             topic_partitions: 1,
             topic_replicas: 1,
