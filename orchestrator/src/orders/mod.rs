@@ -150,19 +150,36 @@ pub struct OrderEvent {
     pub at: DateTime<Utc>,
 }
 
-/// Stores what `t` decided for `order` (row, history) and returns the `order.events` messages.
-/// A terminal order erases its sealed card (number and any CVC): nothing will charge it again. A
-/// transition that sends the charge erases the CVC in the same UPDATE (the command, built before,
-/// carries it away: PCI DSS 3.2, no CVC kept once authorization is attempted; retries and replays
-/// charge the number alone). A transition that changes nothing of the row (the saga's start: the
-/// lock command is all it decides) writes no UPDATE.
+/// What storing a transition writes to the order's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RowWrite {
+    /// Whether an UPDATE is needed at all.
+    pub update: bool,
+    /// Erase the sealed card number (the order ended: nothing will charge it again).
+    pub erase_card: bool,
+    /// Erase the sealed CVC (the order ended, or this transition sends the first charge).
+    pub erase_cvc: bool,
+}
+
+/// Decides [`RowWrite`] for `t` applied to an order that was `before` and still holds a sealed card
+/// (`has_card`) and CVC (`has_cvc`). A transition that sends the charge erases the CVC in its own
+/// UPDATE: the command, built before, carries it away (PCI DSS 3.2: no CVC kept once authorization
+/// is attempted; retries and replays charge the number alone). One that changes nothing of the row
+/// (the saga's start: the lock command is all it decides) writes nothing.
+pub fn row_write(before: &SagaState, t: &Transition, has_card: bool, has_cvc: bool) -> RowWrite {
+    let erase_card = t.state.status.is_terminal() && (has_card || has_cvc);
+    let erase_cvc = has_cvc && (erase_card || t.commands.contains(&Command::Charge));
+    RowWrite { update: *before != t.state || erase_card || erase_cvc, erase_card, erase_cvc }
+}
+
+/// Stores what `t` decided for `order` (row as [`row_write`] says, history) and returns the
+/// `order.events` messages.
 pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transition, events_topic: &str) -> sqlx::Result<Vec<Outgoing>> {
     let s = &t.state;
-    let erase_card = s.status.is_terminal() && (order.card_sealed.is_some() || order.card_cvc_sealed.is_some());
-    let erase_cvc = erase_card || (t.commands.contains(&Command::Charge) && order.card_cvc_sealed.is_some());
-    let unchanged = order.saga_state().is_ok_and(|before| before == *s);
+    let before = order.saga_state().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let RowWrite { update, erase_card, erase_cvc } = row_write(&before, t, order.card_sealed.is_some(), order.card_cvc_sealed.is_some());
     observe_step(order, s.status);
-    if !unchanged || erase_cvc {
+    if update {
         sqlx::query(
             "UPDATE orders SET status = ?, hold_state = ?, capture_state = ?, compensating = ?, reason = ?, \
              card_sealed = IF(?, NULL, card_sealed), card_cvc_sealed = IF(?, NULL, card_cvc_sealed) WHERE id = ?",
@@ -342,5 +359,56 @@ pub async fn latest_of_user(
             .fetch_all(conn)
             .await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::saga::machine::{SagaEvent, Settings, step};
+
+    const PLAIN: Settings = Settings { risk_check: false };
+
+    fn accepted() -> SagaState {
+        SagaState::accepted(Decimal::new(1999, 2), "USD")
+    }
+
+    /// The transition `event` makes from `state`, and the state it leaves.
+    fn apply(state: &SagaState, event: SagaEvent) -> Transition {
+        step(state, event, PLAIN).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_saga_start_writes_nothing_to_the_row() {
+        let t = apply(&accepted(), SagaEvent::Started);
+        assert!(t.commands.contains(&Command::LockReservation), "{t:?}");
+        assert_eq!(row_write(&accepted(), &t, true, true), RowWrite { update: false, erase_card: false, erase_cvc: false });
+    }
+
+    #[test]
+    fn the_transition_that_sends_the_charge_erases_the_cvc_in_its_update() {
+        let before = accepted();
+        let t = apply(&before, SagaEvent::ReservationLocked { amount: before.amount });
+        assert!(t.commands.contains(&Command::Charge), "{t:?}");
+        assert_eq!(row_write(&before, &t, true, true), RowWrite { update: true, erase_card: false, erase_cvc: true });
+        // An account order (no card) or a CVC already gone: nothing to erase, the status still moves.
+        assert_eq!(row_write(&before, &t, false, false), RowWrite { update: true, erase_card: false, erase_cvc: false });
+    }
+
+    #[test]
+    fn an_ended_order_erases_what_is_left_of_its_card_and_a_later_no_op_writes_nothing() {
+        let locked = apply(&accepted(), SagaEvent::ReservationLocked { amount: Decimal::new(1999, 2) }).state;
+        let declined = apply(&locked, SagaEvent::Declined { reason: "card_declined".into() });
+        let released = apply(&declined.state, SagaEvent::ReservationReleased { expired: false });
+        assert!(released.state.status.is_terminal(), "{released:?}");
+        assert_eq!(row_write(&declined.state, &released, true, false), RowWrite { update: true, erase_card: true, erase_cvc: false });
+        assert_eq!(row_write(&declined.state, &released, true, true), RowWrite { update: true, erase_card: true, erase_cvc: true });
+        // A status change always writes, card or none.
+        assert!(row_write(&locked, &declined, false, false).update);
+        // Nothing changed and nothing left to erase: no UPDATE, terminal or not.
+        let same = Transition { state: released.state.clone(), statuses: vec![], commands: vec![], alert: None };
+        assert!(!row_write(&released.state, &same, false, false).update);
     }
 }
