@@ -75,13 +75,15 @@ pub async fn run(api: Api, model: Model, window: Window, catalogue: usize) -> an
             m?;
         }
         let want = before + catalogue.div_ceil(2) as u64;
-        let deadline = Instant::now() + Duration::from_secs(120);
+        // CDC indexes a large catalogue at some thousands of changes a second: give it time to.
+        let allowed = Duration::from_secs(120) + Duration::from_millis(2 * catalogue as u64);
+        let deadline = Instant::now() + allowed;
         loop {
             let (_, v) = api.find_all("category=loadgensearch&per_page=1").await?;
             if v["total"].as_u64().unwrap_or(0) >= want {
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "the index did not show the new products within 120 s");
+            anyhow::ensure!(Instant::now() < deadline, "the index did not show the new products within {allowed:?}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
