@@ -184,6 +184,17 @@ pub async fn set_status(conn: &mut MySqlConnection, id: u64, status: &str, reaso
     Ok(())
 }
 
+/// The order a dead letter is about: its `dlq.order_id` header first — redaction can cut into an
+/// id in the payload (a UUID whose last digit groups add up to a card number's length looks like
+/// one to it) — else the payload's `order_id` (`payload`: the letter's payload as JSON) unless
+/// redaction touched it.
+pub fn letter_order_id(msg: &Incoming, payload: Option<&serde_json::Value>) -> Option<String> {
+    msg.header("dlq.order_id")
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .or_else(|| payload?.get("order_id")?.as_str().filter(|o| !o.contains(REDACTED)).map(str::to_string))
+}
+
 /// Records one record of `payment_dlq`. Whatever it holds (missing or garbled headers, a payload
 /// that is not JSON), it is stored: nothing here may fail on content, or the recorder would stall.
 pub async fn record(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<()> {
@@ -192,14 +203,7 @@ pub async fn record(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<
     let payload = redact_digit_runs(msg.payload.as_deref().unwrap_or(""));
     let json = serde_json::from_str::<serde_json::Value>(&payload).ok();
     let field = |name: &str| json.as_ref().and_then(|j| j.get(name)).and_then(|v| v.as_str()).map(str::to_string);
-    // The header first: redaction can cut into an id in the payload (a UUID whose digit groups
-    // add up to 12 digits looks like a card number to it).
-    let order_id = msg
-        .header("dlq.order_id")
-        .filter(|o| !o.is_empty())
-        .map(str::to_string)
-        .or_else(|| field("order_id").filter(|o| !o.contains(REDACTED)))
-        .map(|o| truncate(&o, 128));
+    let order_id = letter_order_id(msg, json.as_ref()).map(|o| truncate(&o, 128));
     sqlx::query(
         "INSERT IGNORE INTO dead_letters (dlq_message_id, dlq_partition, dlq_offset, original_topic, original_partition, \
          original_offset, original_key, original_message_id, order_id, message_type, attempts, error_class, error_message, \

@@ -104,16 +104,18 @@ impl Handler for SagaHandler {
         for alert in driven.alerts {
             // A reply the saga refused to act on: kept as a dead letter for an operator to see.
             tracing::error!(%order_id, alert = %alert, "saga alert; the reply is dead-lettered and the order compensated");
-            // The order id as a header, as the payment processor's letters carry it: the payload's
-            // copy can be cut by the card-number redaction (a UUID whose digit groups add up to a
-            // PAN's length), and the letter would then name no order (a flaky e2e test found it).
-            out.push(
-                inbox::dead_letter_message(&self.ctx.topics.payment_dlq, "orchestrator", msg, "saga_alert", &alert, 1, chrono::Utc::now())
-                    .header("dlq.order_id", &order_id),
-            );
+            out.push(alert_letter(&self.ctx.topics.payment_dlq, msg, &order_id, &alert));
         }
         Ok(out)
     }
+}
+
+/// The dead letter kept for a reply the saga refused to act on. It names the order in the
+/// `dlq.order_id` header, as the payment processor's letters do: the payload's copy can be cut by
+/// the card-number redaction (a UUID whose digit groups add up to a PAN's length), and the letter
+/// would then name no order (a flaky e2e test found it).
+pub fn alert_letter(dlq_topic: &str, msg: &Incoming, order_id: &str, alert: &str) -> Outgoing {
+    inbox::dead_letter_message(dlq_topic, "orchestrator", msg, "saga_alert", alert, 1, chrono::Utc::now()).header("dlq.order_id", order_id)
 }
 
 /// The order id a consumed message is about, and what it says happened.
@@ -240,4 +242,46 @@ pub fn charge_command(order: &Order) -> Option<PaymentCommand> {
         card,
         account,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dlq::store::letter_order_id;
+
+    /// The letter as the dead-letter recorder receives it from the broker.
+    fn received(letter: &Outgoing) -> Incoming {
+        Incoming {
+            topic: letter.topic.clone(),
+            partition: 0,
+            offset: 7,
+            key: Some(letter.key.clone()),
+            payload: Some(letter.payload.clone()),
+            headers: letter.headers.clone(),
+            message_id: "payment_dlq:0:7".into(),
+        }
+    }
+
+    #[test]
+    fn an_alert_letter_names_its_order_even_when_redaction_cuts_the_payloads_copy() {
+        // Its last two groups are 4 + 12 = 16 digits: a card number's length to the redaction.
+        let order_id = "01a2382d-f6fa-720d-8601-810485875774";
+        let reply = Incoming {
+            topic: "payment.replies".into(),
+            partition: 0,
+            offset: 41,
+            key: Some("user-1".into()),
+            payload: Some(format!(r#"{{"type":"charged","order_id":"{order_id}","amount":"20.00","currency":"USD"}}"#)),
+            headers: vec![],
+            message_id: "m-41".into(),
+        };
+        let letter = alert_letter("payment_dlq", &reply, order_id, "charged 20.00 USD for an order of 19.99 USD");
+        let got = received(&letter);
+        let payload = serde_json::from_str::<serde_json::Value>(&sagaway_common::inbox::redact_digit_runs(&letter.payload)).ok();
+        assert!(!letter.payload.contains(order_id), "the redaction cut the payload's copy: {}", letter.payload);
+        assert_eq!(letter_order_id(&got, payload.as_ref()).as_deref(), Some(order_id));
+        // Without the header the letter would name no order: what the e2e test once saw.
+        let headerless = Incoming { headers: got.headers.iter().filter(|(k, _)| k != "dlq.order_id").cloned().collect(), ..got };
+        assert_eq!(letter_order_id(&headerless, payload.as_ref()), None);
+    }
 }
