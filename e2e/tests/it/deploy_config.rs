@@ -552,7 +552,7 @@ const KAFKA_USES: &[KafkaUse] = &[
             ("PRODUCT_COMMANDS", "product_commands: c.topic(topics::PRODUCT_COMMANDS)"),
             ("PAYMENT_COMMANDS", "payment_commands: c.topic(topics::PAYMENT_COMMANDS)"),
             ("ORDER_EVENTS", "order_events: c.topic(topics::ORDER_EVENTS)"),
-            ("PAYMENT_DLQ", "inbox::dead_letter_message(&self.ctx.topics.payment_dlq"),
+            ("PAYMENT_DLQ", "alert_letter(&self.ctx.topics.payment_dlq"),
         ],
         groups: &[
             ("orchestrator-saga", "literal", "format!(\"{}orchestrator-saga\", common.topic_prefix)"),
