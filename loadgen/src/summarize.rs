@@ -271,24 +271,6 @@ pub fn run(dir: &Path) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
-    /// A fresh directory under the system's temporary directory, removed on drop.
-    struct TempDir(std::path::PathBuf);
-    impl TempDir {
-        fn new() -> Self {
-            let p = std::env::temp_dir().join(format!("loadgen-summarize-{}", uuid::Uuid::new_v4()));
-            std::fs::create_dir_all(&p).unwrap();
-            Self(p)
-        }
-        fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
     fn write(dir: &Path, name: &str, v: Value) {
         std::fs::write(dir.join(name), v.to_string()).unwrap();
     }
@@ -304,7 +286,7 @@ mod tests {
 
     #[test]
     fn the_sweep_takes_medians_per_rate_in_rate_order_with_cpu_per_order() {
-        let dir = TempDir::new();
+        let dir = tempfile::tempdir().unwrap();
         for (run, p99) in [(1, 300.0), (2, 100.0), (3, 200.0)] {
             write(dir.path(), &format!("sweep-200-run{run}.json"), payments(200.0, p99, 2000, true));
             // 2000 orders, 30 CPU-s in all → 15 CPU-ms each (run 3: 10 ms)
