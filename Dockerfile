@@ -10,6 +10,8 @@ WORKDIR /src
 
 # Dependency layer: only the manifests, with stub sources, so code changes do not rebuild dependencies.
 COPY Cargo.toml Cargo.lock ./
+COPY contract/Cargo.toml contract/
+COPY messaging/Cargo.toml messaging/
 COPY common/Cargo.toml common/
 COPY product/Cargo.toml product/
 COPY orchestrator/Cargo.toml orchestrator/
@@ -21,16 +23,16 @@ COPY cli/Cargo.toml cli/
 COPY e2e/Cargo.toml e2e/
 COPY loadgen/Cargo.toml loadgen/
 # Every workspace member needs its manifest here, or cargo cannot load the workspace.
-RUN for c in common product orchestrator payment identity bank gateway cli e2e loadgen; do \
+RUN for c in contract messaging common product orchestrator payment identity bank gateway cli e2e loadgen; do \
       mkdir -p $c/src && echo '' > $c/src/lib.rs && echo 'fn main() {}' > $c/src/main.rs; \
     done \
  && cargo build --release --locked -p product -p orchestrator -p payment -p identity -p bank -p gateway \
- && rm -rf common/src product/src orchestrator/src payment/src identity/src bank/src gateway/src cli/src e2e/src loadgen/src
+ && rm -rf contract/src messaging/src common/src product/src orchestrator/src payment/src identity/src bank/src gateway/src cli/src e2e/src loadgen/src
 
 # The real sources.
 COPY . .
 # Touch the sources so cargo does not trust the stub build's timestamps.
-RUN find common product orchestrator payment identity bank gateway -name '*.rs' -exec touch {} + \
+RUN find contract messaging common product orchestrator payment identity bank gateway -name '*.rs' -exec touch {} + \
  && cargo build --release --locked -p product -p orchestrator -p payment -p identity -p bank -p gateway \
  && mkdir -p /out && cp target/release/product target/release/orchestrator target/release/payment target/release/identity target/release/bank target/release/gateway /out/
 

@@ -3,5 +3,5 @@
 // shared tables' migrations are symlinks into common/migrations: watch those files too.
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
-    println!("cargo:rerun-if-changed=../common/migrations");
+    println!("cargo:rerun-if-changed=../messaging/migrations");
 }

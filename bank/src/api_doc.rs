@@ -7,7 +7,8 @@
 //! a `format`), the caller being a holder (403), balances and limits (422 with a stable code).
 
 use rust_decimal::Decimal;
-use sagaway_common::{http::document_json, money};
+use sagaway_common::http::document_json;
+use sagaway_contract::money;
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 

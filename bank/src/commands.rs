@@ -15,10 +15,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{
-    inbox::{HandleError, Handler, Incoming},
-    outbox::Outgoing,
-};
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
 use sqlx::MySqlConnection;
 
 use crate::{
@@ -33,8 +30,8 @@ use crate::{
 };
 
 /// The messages of `bank.commands` and `bank.replies`: one contract, shared with their sender
-/// (the payment processor), in `sagaway_common::messages`.
-pub use sagaway_common::messages::{BankCommand, BankReply};
+/// (the payment processor), in `sagaway_contract::messages`.
+pub use sagaway_contract::messages::{BankCommand, BankReply};
 
 /// The lifecycle's view of a command.
 fn hold_command(command: &BankCommand) -> HoldCommand {
@@ -83,7 +80,7 @@ fn decline_dead_hold(payload: Option<&str>) -> Option<BankReply> {
         return None;
     }
     let reply = BankReply { kind: "declined".into(), payment_id: v["payment_id"].as_str()?.to_string(), reason: Some("bank_error".into()) };
-    sagaway_common::messages::Validate::validate(&reply).is_ok().then_some(reply)
+    sagaway_contract::messages::Validate::validate(&reply).is_ok().then_some(reply)
 }
 
 #[derive(Debug, sqlx::FromRow)]

@@ -2,7 +2,7 @@
 //! user it concerns) through the outbox, in the transaction of the change itself.
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use sagaway_common::outbox::Outgoing;
+use sagaway_messaging::outbox::Outgoing;
 use serde::Serialize;
 use sqlx::MySqlConnection;
 

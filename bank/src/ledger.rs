@@ -11,7 +11,7 @@ use crate::rules::{
     ledger::{Bucket, Leg, balanced},
 };
 
-/// Currencies the bank keeps accounts in (those `sagaway_common::money` knows).
+/// Currencies the bank keeps accounts in (those `sagaway_contract::money` knows).
 pub const CURRENCIES: &[&str] = &["USD", "EUR", "BRL", "GBP", "CHF", "CAD", "AUD", "JPY", "KRW"];
 
 /// The cash account of `currency`: where deposits come from and withdrawals go (it may go negative:

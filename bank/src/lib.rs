@@ -50,14 +50,8 @@ use axum::{
     routing::{get, post},
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{
-    auth::{BearerAuth, Guards},
-    http::Readiness,
-    inbox::ConsumerLoop,
-    kafka,
-    outbox::OutboxRelay,
-    service, telemetry, topics,
-};
+use sagaway_common::{auth::{BearerAuth, Guards}, http::Readiness, service, telemetry};
+use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use interbank::api::InterbankAuth;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -168,7 +162,7 @@ impl Application {
         anyhow::ensure!(config::valid_code(&config.code), "the bank code must be 3 digits");
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
         ledger::ensure_bank_accounts(&f.pool, config.clock.now()).await?;
-        let readiness = Readiness { service: "bank", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
+        let readiness = f.readiness("bank");
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
@@ -235,7 +229,7 @@ impl Application {
         tasks.spawn(idempotency::run_purge(self.state.pool.clone(), cfg.idempotency_ttl, Duration::from_secs(600), shutdown.clone()));
 
         tracing::info!(port = self.port, bank = %cfg.code, "bank listening");
-        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        let served = sagaway_common::http::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
         drop(self.producer);

@@ -8,7 +8,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use sagaway_common::outbox;
+use sagaway_messaging::outbox;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 

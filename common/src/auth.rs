@@ -310,16 +310,7 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-/// The longest user id accepted (the saga contract's limit).
-pub const MAX_USER_ID: usize = 64;
-
-/// Whether `sub` can be a Sagaway user id: 1–64 characters of letters, digits and `_ - . @ :`
-/// (usernames of the identity service, Keycloak's UUIDs, Auth0's `auth0|…` once `|` is mapped).
-pub fn valid_user_id(sub: &str) -> bool {
-    !sub.is_empty()
-        && sub.len() <= MAX_USER_ID
-        && sub.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '@' | ':'))
-}
+pub use sagaway_contract::ids::{MAX_USER_ID, valid_user_id};
 
 /// The caller described by verified claims: `sub`, and the string array at `roles_claim`.
 pub fn caller_from_claims(claims: &Value, roles_claim: &str, token: &str) -> Result<Caller, AuthError> {

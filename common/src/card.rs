@@ -36,7 +36,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use crate::messages::CardRef;
+use sagaway_contract::{messages::CardRef, redact::PAN_LENGTHS};
 
 /// The development default of `CARD_KEY` (64 hex characters = 32 bytes). It is public (it is in
 /// this file): the services refuse it unless `SAGAWAY_ENV=dev` ([`CardKey::from_env`]).
@@ -217,9 +217,9 @@ impl CardKey {
 #[serde(deny_unknown_fields)]
 pub struct CardInput {
     pub number: String,
-    #[serde(deserialize_with = "crate::http::integral")]
+    #[serde(deserialize_with = "sagaway_contract::json::integral")]
     pub exp_month: u8,
-    #[serde(deserialize_with = "crate::http::integral")]
+    #[serde(deserialize_with = "sagaway_contract::json::integral")]
     pub exp_year: u16,
     pub cvc: String,
 }
@@ -237,11 +237,6 @@ pub struct CardProblem {
     pub code: &'static str,
     pub message: &'static str,
 }
-
-/// How many digits a card number (PAN) has: 13 to 19 (ISO/IEC 7812). Validation accepts exactly
-/// these lengths and [`crate::inbox::redact_digit_runs`] redacts exactly these, so every number
-/// that can be accepted is also one that is redacted.
-pub const PAN_LENGTHS: std::ops::RangeInclusive<usize> = 13..=19;
 
 /// The digits of a card number, spaces and dashes removed.
 pub fn digits(number: &str) -> String {
@@ -483,44 +478,6 @@ pub fn without_cvc(key: &CardKey, order_id: &str, card: &CardRef) -> Option<Card
     Some(CardRef { sealed: seal_number(key, order_id, &number), sealed_cvc: None, ..card.clone() })
 }
 
-/// `payload` without any `sealed_cvc` member (at any depth of a JSON document), for copies of a
-/// message that are kept — dead letters. Keyless: a payload that is not JSON, or has none, is
-/// returned as it is.
-pub fn drop_sealed_cvcs(payload: &str) -> std::borrow::Cow<'_, str> {
-    fn strip(v: &mut serde_json::Value) -> bool {
-        match v {
-            serde_json::Value::Object(map) => {
-                let mut changed = map.remove("sealed_cvc").is_some();
-                for child in map.values_mut() {
-                    changed |= strip(child);
-                }
-                changed
-            }
-            serde_json::Value::Array(items) => {
-                let mut changed = false;
-                for child in items {
-                    changed |= strip(child);
-                }
-                changed
-            }
-            _ => false,
-        }
-    }
-    if !payload.contains("sealed_cvc") {
-        return payload.into();
-    }
-    match serde_json::from_str::<serde_json::Value>(payload) {
-        Ok(mut v) => {
-            if strip(&mut v) {
-                serde_json::to_string(&v).expect("serialises").into()
-            } else {
-                payload.into()
-            }
-        }
-        Err(_) => payload.into(),
-    }
-}
-
 /// Test and audit aid: the plaintext JSON of any sealed value (`sealed` or `sealed_cvc`, versioned
 /// or legacy) of `order_id`, or `None` if no configured key opens it. For checking that what is
 /// stored holds no CVC; never log its result.
@@ -534,6 +491,7 @@ pub fn open_any(key: &CardKey, order_id: &str, sealed: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sagaway_contract::redact::drop_sealed_cvcs;
 
     fn card(n: &str) -> CardInput {
         CardInput { number: n.into(), exp_month: 12, exp_year: 2030, cvc: "123".into() }

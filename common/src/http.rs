@@ -1,8 +1,8 @@
 //! HTTP pieces every service mounts the same way.
 
 use std::{
-    sync::{Arc, OnceLock},
-    time::{Duration, Instant},
+    sync::OnceLock,
+    time::Instant,
 };
 
 use axum::{
@@ -16,9 +16,7 @@ use axum::{
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::json;
-use sqlx::MySqlPool;
-
-use crate::{kafka, request_id};
+use sagaway_messaging::{health::Dependency, request_id, trace};
 
 /// An RFC 9457 problem document. `code` is the stable machine-readable identifier clients switch on;
 /// `type` is the same code as a relative URI. Internals never go into `detail` for 5xx answers.
@@ -110,7 +108,7 @@ where
 
 fn json_rejection_problem(rejection: JsonRejection) -> Problem {
     // serde quotes the offending value; a mistyped card number must not come back (or be logged) in clear.
-    let text = crate::inbox::redact_digit_runs(&rejection.body_text());
+    let text = sagaway_contract::redact::redact_digit_runs(&rejection.body_text());
     match rejection {
         JsonRejection::JsonDataError(_) => {
             // axum reports "Failed to deserialize ...: <path>: <serde message>"; keep the useful tail.
@@ -210,44 +208,6 @@ mod tests {
     }
 
     #[test]
-    fn integers_may_come_with_a_zero_fraction_but_not_with_another() {
-        #[derive(serde::Deserialize, Debug, PartialEq)]
-        struct T {
-            #[serde(deserialize_with = "super::integral")]
-            n: u8,
-            #[serde(default, deserialize_with = "super::optional_integral")]
-            o: Option<i64>,
-        }
-        let parse = |s: &str| serde_json::from_str::<T>(s).map_err(|e| e.to_string());
-        assert_eq!(parse(r#"{"n": 12, "o": -3.0}"#), Ok(T { n: 12, o: Some(-3) }));
-        assert_eq!(parse(r#"{"n": 12.0}"#), Ok(T { n: 12, o: None }));
-        assert_eq!(parse(r#"{"n": 1, "o": null}"#), Ok(T { n: 1, o: None }));
-        for bad in [r#"{"n": 1.5}"#, r#"{"n": 256}"#, r#"{"n": -1.0}"#, r#"{"n": "1"}"#, r#"{"n": 1e300}"#] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn integral_lists_and_present_fields() {
-        #[derive(serde::Deserialize, Debug, PartialEq)]
-        struct T {
-            #[serde(default, deserialize_with = "super::optional_integrals")]
-            ids: Option<Vec<u64>>,
-            #[serde(default, deserialize_with = "super::present")]
-            until: Option<String>,
-        }
-        let parse = |s: &str| serde_json::from_str::<T>(s).map_err(|e| e.to_string());
-        assert_eq!(parse(r#"{"ids": [1, 2.0]}"#), Ok(T { ids: Some(vec![1, 2]), until: None }));
-        assert_eq!(parse(r#"{"ids": null, "until": "x"}"#), Ok(T { ids: None, until: Some("x".into()) }));
-        assert_eq!(parse("{}"), Ok(T { ids: None, until: None }));
-        // Read as the nearest double (serde_json's float_roundtrip), not one ulp off (…170.5).
-        assert_eq!(parse(r#"{"ids": [4288506285096170.0]}"#), Ok(T { ids: Some(vec![4_288_506_285_096_170]), until: None }));
-        for bad in [r#"{"ids": [1.5]}"#, r#"{"ids": [-1]}"#, r#"{"until": null}"#] {
-            assert!(parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
     fn only_ascii_ids_within_the_length_are_plausible() {
         assert!(plausible_id("merchant-USD", 36) && plausible_id("0b1c2d3e-aaaa-4bbb-8ccc-0123456789ab", 36));
         for bad in ["", "\u{2ebe4}m", "a b", "a/b", "é", &"x".repeat(37)] {
@@ -263,12 +223,12 @@ mod tests {
     }
 }
 
-/// What `/health/ready` checks: the service's database and, for services that use one, the Kafka broker.
+/// What `/health/ready` checks: the service's database and, for services that use one, the Kafka
+/// broker (each a [`Dependency`] of the messaging layer, which knows how to ask it).
 #[derive(Clone)]
 pub struct Readiness {
     pub service: &'static str,
-    pub pool: MySqlPool,
-    pub kafka: Option<Arc<rdkafka::producer::FutureProducer>>,
+    pub dependencies: Vec<Dependency>,
 }
 
 /// `/health/live`, `/health/ready` and `/metrics`, plus request metrics for every route of `app`.
@@ -286,26 +246,19 @@ pub fn with_operations(app: Router, readiness: Readiness) -> Router {
 /// "broker": "up"|"down"}}` (no `broker` for a service without Kafka), 503 when not ready. Why a dependency is down goes to the log only: the
 /// probe is unauthenticated, and error text (hosts, ports, users, driver messages) is an internal.
 async fn ready(State(r): State<Readiness>) -> Response {
-    let db = tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&r.pool))
-        .await
-        .map_err(|_| "no answer within 2 s".to_string())
-        .and_then(|res| res.map(|_| ()).map_err(|e| e.to_string()));
-    let broker = match &r.kafka {
-        Some(k) => Some(kafka::ping(k.clone()).await.map_err(|e| format!("{e:#}"))),
-        None => None,
-    };
-    let state = |dependency: &str, res: &Result<(), String>| match res {
-        Ok(()) => "up",
-        Err(e) => {
-            tracing::warn!(service = r.service, dependency, error = %e, "readiness check failed");
-            "down"
-        }
-    };
-    let mut checks = json!({"database": state("database", &db)});
-    if let Some(b) = &broker {
-        checks["broker"] = json!(state("broker", b));
+    let results = futures::future::join_all(r.dependencies.iter().map(Dependency::check)).await;
+    let mut checks = serde_json::Map::new();
+    for (dependency, result) in r.dependencies.iter().zip(&results) {
+        let state = match result {
+            Ok(()) => "up",
+            Err(e) => {
+                tracing::warn!(service = r.service, dependency = dependency.name(), error = %e, "readiness check failed");
+                "down"
+            }
+        };
+        checks.insert(dependency.name().to_string(), json!(state));
     }
-    let ok = db.is_ok() && broker.as_ref().is_none_or(Result::is_ok);
+    let ok = results.iter().all(Result::is_ok);
     let body = json!({
         "service": r.service,
         "status": if ok { "ready" } else { "not_ready" },
@@ -349,12 +302,10 @@ mod readiness_tests {
         let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
         let _guard = tracing::subscriber::set_default(subscriber);
         // Nothing listens on port 1: both dependencies are down.
-        let pool = sqlx::mysql::MySqlPoolOptions::new()
-            .acquire_timeout(Duration::from_millis(500))
-            .connect_lazy("mysql://sagaway:s3cret@127.0.0.1:1/product")
-            .unwrap();
-        let kafka = Arc::new(crate::kafka::producer("127.0.0.1:1").unwrap());
-        let res = ready(State(Readiness { service: "product", pool, kafka: Some(kafka) })).await;
+        let pool = sagaway_messaging::db::lazy("mysql://sagaway:s3cret@127.0.0.1:1/product", Duration::from_millis(500)).unwrap();
+        let kafka = Arc::new(sagaway_messaging::kafka::producer("127.0.0.1:1").unwrap());
+        let dependencies = vec![super::Dependency::Database(pool), super::Dependency::Broker(kafka)];
+        let res = ready(State(Readiness { service: "product", dependencies })).await;
 
         assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
         let bytes = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
@@ -425,45 +376,6 @@ impl utoipa::Modify for ProblemResponses {
             }
         }
     }
-}
-
-/// `#[serde(deserialize_with = "integral")]`: an integer field that also takes a JSON number with
-/// a zero fraction (`3.0`). JSON Schema's `integer` is any number without a fraction, so a client
-/// following the document may send one; serde's integers would refuse it. Anything with a
-/// fraction, or out of `T`'s range, is refused as before.
-pub fn integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<T, D::Error> {
-    use serde::{Deserialize, de::Error};
-    let n = serde_json::Number::deserialize(d)?;
-    let wide: i128 = match (n.as_i64(), n.as_u64(), n.as_f64()) {
-        (Some(i), _, _) => i.into(),
-        (None, Some(u), _) => u.into(),
-        (None, None, Some(f)) if f.fract() == 0.0 && f.abs() < 9_007_199_254_740_992.0 => f as i128,
-        _ => return Err(D::Error::custom(format!("expected an integer, got {n}"))),
-    };
-    T::try_from(wide).map_err(|_| D::Error::custom(format!("{n} is out of range")))
-}
-
-/// [`integral`] for an optional field (`#[serde(default, deserialize_with = "optional_integral")]`).
-pub fn optional_integral<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
-    use serde::Deserialize;
-    Ok(Option::<Integral<T>>::deserialize(d)?.map(|w| w.0))
-}
-
-/// One [`integral`] value, for the optional and list forms.
-#[derive(serde::Deserialize)]
-struct Integral<T: TryFrom<i128>>(#[serde(deserialize_with = "integral")] T);
-
-/// [`integral`] for an optional list (`#[serde(default, deserialize_with = "optional_integrals")]`):
-/// `[1, 2.0]` is `[1, 2]`.
-pub fn optional_integrals<'de, D: serde::Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<Vec<T>>, D::Error> {
-    use serde::Deserialize;
-    Ok(Option::<Vec<Integral<T>>>::deserialize(d)?.map(|v| v.into_iter().map(|w| w.0).collect()))
-}
-
-/// `#[serde(default, deserialize_with = "present")]`: an optional field that may be left out but
-/// not sent as `null` — so a document that lists it as a plain string (not nullable) is exact.
-pub fn present<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
-    T::deserialize(d).map(Some)
 }
 
 /// A utoipa document as JSON, for [`api_reference`] (where a service may then set schemas that
@@ -542,8 +454,8 @@ async fn track_http(req: Request, next: Next) -> Response {
     let id = request_id::or_new(req.headers().get(request_id::HEADER).and_then(|v| v.to_str().ok()));
     // The span continues the caller's trace (W3C `traceparent`), or starts one.
     let span = tracing::info_span!("request", request_id = %id, trace_id = tracing::field::Empty, otel.name = %format!("{method} {route}"), otel.kind = "server");
-    crate::trace::continue_from(&span, req.headers().get(crate::trace::TRACEPARENT).and_then(|v| v.to_str().ok()));
-    crate::trace::record_trace_id(&span);
+    trace::continue_from(&span, req.headers().get(trace::TRACEPARENT).and_then(|v| v.to_str().ok()));
+    trace::record_trace_id(&span);
     let mut res = request_id::scope(id.clone(), next.run(req)).instrument(span).await;
     if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
         res.headers_mut().insert(request_id::HEADER, v);
@@ -554,6 +466,22 @@ async fn track_http(req: Request, next: Next) -> Response {
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     res
+}
+
+/// Serves `router` (with health and metrics added) until `shutdown` is cancelled, then lets
+/// in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    readiness: Readiness,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let app = with_operations(router, readiness);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+        .context("HTTP server")
 }
 
 /// Resolves on SIGTERM or Ctrl-C: what `axum::serve(...).with_graceful_shutdown` waits for.

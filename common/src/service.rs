@@ -1,16 +1,17 @@
-//! The start-up and shutdown sequence shared by the services: connect and migrate the database,
-//! create the topics, bind the HTTP listener, run until a shutdown token fires, then drain.
+//! The start-up sequence shared by the services: connect and migrate the database, create the
+//! topics, bind the HTTP listener. Serving it until a shutdown token fires is [`crate::http::serve`].
 
 use std::{future::Future, sync::Arc};
 
 use anyhow::Context;
-use axum::Router;
 use rdkafka::producer::FutureProducer;
 use sqlx::{MySqlPool, migrate::Migrator};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::CommonConfig, db, http, kafka};
+use sagaway_messaging::{db, health::Dependency, kafka};
+
+use crate::{config::CommonConfig, http::Readiness};
 
 /// What every service holds once its dependencies are reachable.
 pub struct Foundation {
@@ -18,6 +19,13 @@ pub struct Foundation {
     pub producer: Arc<FutureProducer>,
     pub listener: TcpListener,
     pub port: u16,
+}
+
+impl Foundation {
+    /// What `/health/ready` checks for a service with a database and a broker.
+    pub fn readiness(&self, service: &'static str) -> Readiness {
+        Readiness { service, dependencies: vec![Dependency::Database(self.pool.clone()), Dependency::Broker(self.producer.clone())] }
+    }
 }
 
 /// Runs the migrations, creates `topics` (logical names; the prefix is added here) and binds the port.
@@ -34,25 +42,10 @@ pub async fn prepare(cfg: &CommonConfig, migrator: &Migrator, topics: &[&str]) -
 /// The `migrate` command: database schema and topics, nothing else.
 pub async fn migrate(cfg: &CommonConfig, migrator: &Migrator, topics: &[&str]) -> anyhow::Result<MySqlPool> {
     let pool = db::connect_and_migrate(&cfg.database_url, cfg.db_max_connections, migrator).await?;
-    let mut wanted: Vec<(String, i32)> = topics.iter().map(|t| (cfg.topic(t), crate::topics::partitions(t, cfg.topic_partitions))).collect();
+    let mut wanted: Vec<(String, i32)> = topics.iter().map(|t| (cfg.topic(t), sagaway_messaging::topics::partitions(t, cfg.topic_partitions))).collect();
     wanted.push((kafka::PROBE_TOPIC.to_string(), 1));
     kafka::ensure_topics(&cfg.kafka_brokers, &wanted, cfg.topic_replicas).await?;
     Ok(pool)
-}
-
-/// Serves `router` (with health and metrics added) until `shutdown` is cancelled, then lets
-/// in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    readiness: http::Readiness,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let app = http::with_operations(router, readiness);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .context("HTTP server")
 }
 
 /// Cancels `token` when `signal` resolves (SIGTERM / Ctrl-C in `main`, a test's trigger otherwise).

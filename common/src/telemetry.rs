@@ -31,7 +31,7 @@ where
 }
 
 /// Installs the global subscriber: JSON log lines filtered by `RUST_LOG`, and trace spans
-/// ([`crate::trace`]). Safe to call more than once (later calls are ignored), so tests that start
+/// ([`sagaway_messaging::trace`]). Safe to call more than once (later calls are ignored), so tests that start
 /// several apps in one process can call it freely.
 pub fn init(service: &'static str) {
     init_with_default(service, "info,sqlx=warn,rdkafka=warn")
@@ -42,15 +42,17 @@ pub fn init_with_default(service: &'static str, default_filter: &str) {
     use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
     let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     // The `request` and `message` spans carry the trace context from hop to hop: they stay on when
-    // the filter is quieter than info (and with them sagaway_common's info lines).
+    // the filter is quieter than info (and with them the info lines of the plumbing crates).
     // One global filter, not one per layer: per-layer filters lost the span of some log lines.
     if filter.max_level_hint().is_some_and(|max| max < tracing::level_filters::LevelFilter::INFO) {
-        filter = filter.add_directive("sagaway_common=info".parse().expect("a static directive"));
+        for plumbing in ["sagaway_common=info", "sagaway_messaging=info"] {
+            filter = filter.add_directive(plumbing.parse().expect("a static directive"));
+        }
     }
     let logs = fmt::layer().json().flatten_event(true).with_current_span(false);
-    let spans = tracing_opentelemetry::layer().with_tracer(crate::trace::tracer(service));
+    let spans = tracing_opentelemetry::layer().with_tracer(sagaway_messaging::trace::tracer(service));
     let installed = tracing_subscriber::registry().with(filter).with(logs).with(spans).try_init();
     if installed.is_ok() {
-        tracing::info!(service, exporting_traces = crate::trace::exporting(), "logging initialised");
+        tracing::info!(service, exporting_traces = sagaway_messaging::trace::exporting(), "logging initialised");
     }
 }

@@ -22,12 +22,12 @@ async fn a_request_span_reaches_the_otlp_endpoint_with_the_callers_trace_id() {
     // SAFETY: set before any thread of this test process reads the environment for it.
     unsafe { std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")) };
     sagaway_common::telemetry::init_with_default("otlp-test", "warn");
-    assert!(sagaway_common::trace::exporting());
+    assert!(sagaway_messaging::trace::exporting());
     {
-        let span = sagaway_common::trace::server_span("POST /payment", Some(&format!("00-{TRACE_ID}-00f067aa0ba902b7-01")));
+        let span = sagaway_messaging::trace::server_span("POST /payment", Some(&format!("00-{TRACE_ID}-00f067aa0ba902b7-01")));
         let _entered = span.enter();
     }
-    tokio::task::spawn_blocking(sagaway_common::trace::flush).await.unwrap();
+    tokio::task::spawn_blocking(sagaway_messaging::trace::flush).await.unwrap();
 
     let trace_id = hex::decode(TRACE_ID).unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

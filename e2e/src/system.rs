@@ -7,12 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use reqwest::{StatusCode, header::HeaderMap};
-use sagaway_common::{
-    auth::AuthConfig,
-    auth_testing::TestIssuer,
-    config::{CommonConfig, UserRate},
-    kafka,
-};
+use sagaway_common::{auth::AuthConfig, auth_testing::TestIssuer, config::{CommonConfig, UserRate}};
+use sagaway_messaging::kafka;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -138,7 +134,7 @@ impl System {
             common: product_common,
             reservation_ttl: opts.reservation_ttl,
             expiry_interval: Duration::from_millis(200),
-            currency: sagaway_common::money::Currency::USD,
+            currency: sagaway_contract::money::Currency::USD,
             max_reservation_quantity: 1000,
             idempotency_ttl: Duration::from_secs(24 * 3600),
             idempotency_lock: Duration::from_secs(15),

@@ -2,11 +2,8 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use sagaway_common::{
-    auth::AuthConfig,
-    config::{env_or, env_string},
-    topics,
-};
+use sagaway_common::{auth::AuthConfig, config::{env_or, env_string}};
+use sagaway_messaging::topics;
 
 #[derive(Clone, Debug)]
 pub struct Config {

@@ -12,7 +12,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::TryStreamExt;
-use sagaway_common::{auth::bearer_token, http::Problem, trace};
+use sagaway_common::{auth::bearer_token, http::Problem};
+use sagaway_messaging::trace;
 use tracing::Instrument;
 
 use crate::{
@@ -20,14 +21,14 @@ use crate::{
     routes::{self, Access, Upstream},
 };
 
-pub const REQUEST_ID: &str = sagaway_common::request_id::HEADER;
+pub const REQUEST_ID: &str = sagaway_messaging::request_id::HEADER;
 
 /// Headers that belong to one hop, never forwarded (RFC 9110 §7.6.1), and `host`.
 const HOP_BY_HOP: &[&str] = &["connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade", "host"];
 
 /// The caller's request id if it is a sane one (1–128 visible ASCII characters), else a fresh UUID.
 pub fn request_id(headers: &HeaderMap) -> String {
-    sagaway_common::request_id::or_new(headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()))
+    sagaway_messaging::request_id::or_new(headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()))
 }
 
 fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {

@@ -134,7 +134,7 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let purge = tokio::spawn(run_purge(self.state.pool.clone(), self.state.login_throttle, self.purge_interval, shutdown.clone()));
         tracing::info!(port = self.port, issuer = self.state.issuer.issuer(), kid = self.state.issuer.signing_kid(), "identity service listening");
-        let readiness = sagaway_common::http::Readiness { service: "identity", pool: self.state.pool.clone(), kafka: None };
+        let readiness = sagaway_common::http::Readiness { service: "identity", dependencies: vec![sagaway_messaging::health::Dependency::Database(self.state.pool.clone())] };
         let app = sagaway_common::http::with_operations(router(self.state.clone()), readiness);
         let stop = shutdown.clone();
         let served = axum::serve(self.listener, app)
@@ -149,7 +149,7 @@ impl Application {
 
 /// Creates the database when missing, runs the migrations, returns a pool.
 pub async fn connect(config: &Config) -> anyhow::Result<MySqlPool> {
-    sagaway_common::db::connect_and_migrate(&config.database_url, config.db_max_connections, &MIGRATOR).await
+    sagaway_messaging::db::connect_and_migrate(&config.database_url, config.db_max_connections, &MIGRATOR).await
 }
 
 /// The `migrate` command: database and schema, nothing else.

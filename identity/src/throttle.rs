@@ -50,7 +50,7 @@ pub async fn count_attempt(pool: &MySqlPool, username: &str, now: DateTime<Utc>,
     loop {
         attempt += 1;
         match try_count_attempt(pool, username, now, policy).await {
-            Err(e) if attempt < 3 && sagaway_common::db::is_retryable_conflict(&e) => continue,
+            Err(e) if attempt < 3 && sagaway_messaging::db::is_retryable_conflict(&e) => continue,
             other => return other,
         }
     }

@@ -170,7 +170,7 @@ pub async fn insert(pool: &MySqlPool, user: &NewUser<'_>) -> sqlx::Result<bool> 
         .await;
     match res {
         Ok(_) => Ok(true),
-        Err(e) if sagaway_common::db::is_unique_violation(&e) => Ok(false),
+        Err(e) if sagaway_messaging::db::is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }

@@ -258,7 +258,7 @@ enum Command {
         #[arg(long, value_delimiter = ',', default_value = "32")]
         http_concurrency: Vec<usize>,
         /// Partitions of the scratch topic (4, as the service topics on a real cluster).
-        #[arg(long, default_value_t = sagaway_common::topics::CLUSTER_SERVICE_PARTITIONS)]
+        #[arg(long, default_value_t = sagaway_messaging::topics::CLUSTER_SERVICE_PARTITIONS)]
         partitions: i32,
         /// Skip some measurements: mariadb, broker, http.
         #[arg(long, value_delimiter = ',')]

@@ -1,1 +1,1 @@
-../../common/migrations/inbox_outbox.sql
+../../messaging/migrations/inbox_outbox.sql

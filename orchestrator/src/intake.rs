@@ -21,19 +21,14 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::Datelike;
-use sagaway_common::{
-    auth::{self, Caller},
-    card::{self, CardInput},
-    http::{ApiJson, Problem},
-    messages::{AccountRef, MethodRef},
-    outbox::{self, Outgoing},
-    topics,
-};
+use sagaway_common::{auth::{self, Caller}, card::{self, CardInput}, http::{ApiJson, Problem}};
+use sagaway_messaging::{outbox::{self, Outgoing}, topics};
+use sagaway_contract::messages::{AccountRef, MethodRef};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use sagaway_common::db::is_retryable_conflict;
+use sagaway_messaging::db::is_retryable_conflict;
 
 use crate::{
     AppState,
@@ -213,7 +208,7 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
 fn parse(body: &serde_json::Value, banks: &[String]) -> ApiResult<ValidRequest> {
     let request: PaymentRequest = serde_path_to_error::deserialize(body).map_err(|e| {
         let field = e.path().to_string();
-        let message = sagaway_common::inbox::redact_digit_runs(&e.inner().to_string());
+        let message = sagaway_contract::redact::redact_digit_runs(&e.inner().to_string());
         ApiError::invalid(if field == "." { "body" } else { &field }, message)
     })?;
     if Uuid::parse_str(&request.reservation_id).is_err() {

@@ -34,14 +34,8 @@ use axum::{
     routing::{get, post},
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{
-    auth::{BearerAuth, Guards},
-    http::Readiness,
-    inbox::ConsumerLoop,
-    kafka,
-    outbox::OutboxRelay,
-    service, telemetry, topics,
-};
+use sagaway_common::{auth::{BearerAuth, Guards}, http::Readiness, service, telemetry};
+use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -129,7 +123,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
-        let readiness = Readiness { service: "orchestrator", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
+        let readiness = f.readiness("orchestrator");
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
@@ -189,7 +183,7 @@ impl Application {
         }));
 
         tracing::info!(port = self.port, "orchestrator listening");
-        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        let served = sagaway_common::http::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
         served

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::money;
+use sagaway_contract::money;
 use serde::Deserialize;
 
 /// The fields of a reservation the orchestrator needs.
@@ -41,7 +41,7 @@ impl ProductClient {
     /// Reads a reservation as the caller whose `Authorization` value (`Bearer …`) is relayed: `Ok(None)`
     /// when the product service says it does not exist — or is not the caller's, which it hides the same way.
     pub async fn reservation(&self, id: &str, authorization: &str) -> Result<Option<ReservationInfo>, String> {
-        let res = sagaway_common::trace::outgoing(self.http.get(format!("{}/reservations/{id}", self.base)))
+        let res = sagaway_messaging::trace::outgoing(self.http.get(format!("{}/reservations/{id}", self.base)))
             .header(reqwest::header::AUTHORIZATION, authorization)
             .send()
             .await

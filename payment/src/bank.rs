@@ -17,11 +17,8 @@
 //! only the bank codes it is configured with.
 
 use rust_decimal::Decimal;
-use sagaway_common::{
-    inbox::{HandleError, Handler, Incoming},
-    messages::{BankCommand, BankReply, PaymentReply},
-    outbox::Outgoing,
-};
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
+use sagaway_contract::messages::{BankCommand, BankReply, PaymentReply};
 use sqlx::{MySqlConnection, Row};
 use uuid::Uuid;
 

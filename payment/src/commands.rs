@@ -1,5 +1,5 @@
 //! The payment processor's part in the saga: it consumes `payment.commands` (charge, refund) and
-//! answers on `payment.replies`, keyed by user id like the command. [`sagaway_common::inbox::ConsumerLoop`]
+//! answers on `payment.replies`, keyed by user id like the command. [`sagaway_messaging::inbox::ConsumerLoop`]
 //! runs [`CommandHandler`] inside one transaction per message (inbox + effect + outbox), so a
 //! redelivered message is a no-op; each operation is also idempotent per order on its own, so a
 //! *new* message for an order already charged or refunded re-answers instead of moving money again.
@@ -7,12 +7,9 @@
 //! A charge or refund paid from a bank account is answered later: its command asks the bank
 //! (`bank.commands`), and [`crate::bank::BankReplyHandler`] answers the saga when the bank has.
 
-use sagaway_common::{
-    card::CardKey,
-    inbox::{HandleError, Handler, Incoming},
-    messages::{MethodRef, PaymentCommand, PaymentReply, charge_method},
-    outbox::Outgoing,
-};
+use sagaway_common::card::CardKey;
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
+use sagaway_contract::messages::{MethodRef, PaymentCommand, PaymentReply, charge_method};
 use sqlx::MySqlConnection;
 
 use crate::{charges, refunds, retry_policy::RetryPolicy};

@@ -39,14 +39,8 @@ use axum::{
     routing::get,
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{
-    auth::{BearerAuth, Guards},
-    http::Readiness,
-    inbox::ConsumerLoop,
-    kafka,
-    outbox::OutboxRelay,
-    service, topics,
-};
+use sagaway_common::{auth::{BearerAuth, Guards}, http::Readiness, service};
+use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 
@@ -111,7 +105,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
-        let readiness = Readiness { service: "payment", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
+        let readiness = f.readiness("payment");
         let relay = OutboxRelay::new(f.pool.clone(), f.producer);
         let state = AppState { pool: f.pool, guards: Guards::new(&config.common), config: Arc::new(config) };
         Ok(Self { port: f.port, state, readiness, listener: f.listener, relay })
@@ -182,7 +176,7 @@ impl Application {
         tasks.spawn(bank_loop.run(bank_handler, shutdown.clone()));
 
         tracing::info!(port = self.port, "payment service listening");
-        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        let served = sagaway_common::http::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
         served

@@ -13,11 +13,8 @@
 //! sees them in that order).
 
 use rust_decimal::Decimal;
-use sagaway_common::{
-    inbox::{HandleError, Incoming},
-    messages::PaymentReply,
-    outbox::Outgoing,
-};
+use sagaway_messaging::{inbox::{HandleError, Incoming}, outbox::Outgoing};
+use sagaway_contract::messages::PaymentReply;
 use sqlx::{MySqlConnection, Row};
 use uuid::Uuid;
 

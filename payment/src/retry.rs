@@ -13,10 +13,7 @@
 //! original topic is one of the payment service's own and leaves the rest to their owners.
 
 use chrono::{DateTime, Utc};
-use sagaway_common::{
-    inbox::{HandleError, Handler, Incoming},
-    outbox::{MESSAGE_ID, Outgoing},
-};
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::{MESSAGE_ID, Outgoing}};
 use sqlx::MySqlConnection;
 use tokio_util::sync::CancellationToken;
 

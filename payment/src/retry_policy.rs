@@ -17,12 +17,12 @@
 //! - **Where:** retries never block the consumer of `payment.commands`: the command is written to
 //!   `saga.retry` with its due time and [`crate::retry`] puts it back when due.
 //!
-//! The windows and the jitter are the shared backoff's ([`sagaway_common::retry`]); the randomness
+//! The windows and the jitter are the shared backoff's ([`sagaway_messaging::retry`]); the randomness
 //! comes from a [`Jitter`] source so tests can make it deterministic.
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use sagaway_common::retry;
+use sagaway_messaging::retry;
 
 /// The `error_class` of a charge that gave up on transient acquirer errors.
 pub const ERROR_CLASS: &str = "processing_error";
@@ -32,8 +32,8 @@ pub fn is_transient(code: &str) -> bool {
     matches!(code, "processing_error" | "acquirer_unavailable")
 }
 
-/// The jitter sources live with the shared backoff ([`sagaway_common::retry`]).
-pub use sagaway_common::retry::{FixedJitter, Jitter, RandomJitter, SeededJitter};
+/// The jitter sources live with the shared backoff ([`sagaway_messaging::retry`]).
+pub use sagaway_messaging::retry::{FixedJitter, Jitter, RandomJitter, SeededJitter};
 
 /// What to do after a transient failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

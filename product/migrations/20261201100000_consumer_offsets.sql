@@ -1,1 +1,1 @@
-../../common/migrations/consumer_offsets.sql
+../../messaging/migrations/consumer_offsets.sql

@@ -4,11 +4,8 @@
 //! a reply is never lost. Each operation is also idempotent on its own: replaying a confirm for the
 //! order that already confirmed answers "confirmed" again.
 
-use sagaway_common::{
-    inbox::{HandleError, Handler, Incoming},
-    messages::{ProductCommand, ProductReply},
-    outbox::Outgoing,
-};
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
+use sagaway_contract::messages::{ProductCommand, ProductReply};
 use sqlx::MySqlConnection;
 
 use crate::{

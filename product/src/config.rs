@@ -2,10 +2,8 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use sagaway_common::{
-    config::{CommonConfig, env_or, env_string},
-    money::Currency,
-};
+use sagaway_common::config::{CommonConfig, env_or, env_string};
+use sagaway_contract::money::Currency;
 
 /// Which search backend serves `/findAll` (both are fed by the same CDC indexer).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +69,7 @@ impl Config {
             max_reservation_quantity: env_or("PRODUCT_MAX_RESERVATION_QUANTITY", 1000)?,
             idempotency_ttl: Duration::from_secs(3600 * env_or::<u64>("PRODUCT_IDEMPOTENCY_TTL_HOURS", 24)?.max(24)),
             idempotency_lock: Duration::from_secs(env_or("PRODUCT_IDEMPOTENCY_LOCK_SECS", 15)?),
-            cdc_topic: env_string("PRODUCT_CDC_TOPIC", sagaway_common::topics::CDC_PRODUCTS),
+            cdc_topic: env_string("PRODUCT_CDC_TOPIC", sagaway_messaging::topics::CDC_PRODUCTS),
             indexer_group: env_string("PRODUCT_INDEXER_GROUP", "product-indexer"),
             index_linger: Duration::from_millis(env_or("PRODUCT_INDEX_LINGER_MS", 0)?),
             search_backend,

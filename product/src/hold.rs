@@ -5,29 +5,7 @@
 //! Every way out of HELD is final; a command that finds the hold gone answers with what it found,
 //! so a redelivered or late command is harmless.
 
-/// A reservation's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HoldStatus {
-    Held,
-    Confirmed,
-    Released,
-    Expired,
-}
-
-impl HoldStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Held => "HELD",
-            Self::Confirmed => "CONFIRMED",
-            Self::Released => "RELEASED",
-            Self::Expired => "EXPIRED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Held, Self::Confirmed, Self::Released, Self::Expired].into_iter().find(|h| h.as_str() == s)
-    }
-}
+pub use sagaway_contract::status::HoldStatus;
 
 /// What a command needs to know of the reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use sagaway_common::retry::Backoff;
+use sagaway_messaging::retry::Backoff;
 use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, CommitMode, Consumer, StreamConsumer},
@@ -158,7 +158,7 @@ pub async fn reindex(brokers: &str, topic: &str, backend: Arc<dyn SearchBackend>
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Change>>(4);
     // librdkafka's blocking consumer runs on a blocking thread and hands batches over.
     let reader = tokio::task::spawn_blocking(move || -> anyhow::Result<u64> {
-        let consumer: BaseConsumer = sagaway_common::kafka::client_config(&brokers)
+        let consumer: BaseConsumer = sagaway_messaging::kafka::client_config(&brokers)
             .set("group.id", format!("product-reindex-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("fetch.wait.max.ms", "10")

@@ -29,14 +29,8 @@ use axum::{
     extract::State,
     routing::{get, patch, post},
 };
-use sagaway_common::{
-    auth::{BearerAuth, Guards},
-    http::{ApiQuery, Readiness},
-    inbox::ConsumerLoop,
-    kafka,
-    outbox::OutboxRelay,
-    service, topics,
-};
+use sagaway_common::{auth::{BearerAuth, Guards}, http::{ApiQuery, Readiness}, service};
+use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -142,7 +136,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let f = service::prepare(&config.common, &MIGRATOR, TOPICS).await?;
         let search = open_search(&config).await?;
-        let readiness = Readiness { service: "product", pool: f.pool.clone(), kafka: Some(f.producer.clone()) };
+        let readiness = f.readiness("product");
         let relay = OutboxRelay::new(f.pool.clone(), f.producer.clone());
         let state = AppState {
             pool: f.pool,
@@ -200,7 +194,7 @@ impl Application {
         tasks.spawn(reservations::run_expiry(self.state.pool.clone(), cfg.expiry_interval, notices, shutdown.clone()));
 
         tracing::info!(port = self.port, search = self.state.search.name(), "product service listening");
-        let served = service::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
+        let served = sagaway_common::http::serve(self.listener, router(self.state), self.readiness, shutdown.clone()).await;
         shutdown.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(10), async { while tasks.join_next().await.is_some() {} }).await;
         drop(self.producer);

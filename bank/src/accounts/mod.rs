@@ -7,11 +7,8 @@ pub mod api;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{
-    http::plausible_id,
-    auth::{self, Caller},
-    money::{self, Currency},
-};
+use sagaway_common::{http::plausible_id, auth::{self, Caller}};
+use sagaway_contract::money::{self, Currency};
 use serde::{Deserialize, Serialize};
 use sqlx::{MySqlConnection, MySqlPool};
 use utoipa::ToSchema;

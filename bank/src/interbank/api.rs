@@ -191,7 +191,7 @@ pub struct ClearingPosition {
     pub peer: String,
     pub currency: String,
     /// Positive: this bank owes the peer; negative: the peer owes this bank.
-    #[serde(serialize_with = "sagaway_common::money::serialize")]
+    #[serde(serialize_with = "sagaway_contract::money::serialize")]
     #[schema(value_type = String, example = "40.00")]
     pub balance: rust_decimal::Decimal,
 }

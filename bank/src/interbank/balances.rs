@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{auth::Caller, money};
+use sagaway_common::auth::Caller;
+use sagaway_contract::money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

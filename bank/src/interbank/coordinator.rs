@@ -13,7 +13,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use chrono::{DateTime, Utc};
-use sagaway_common::outbox::{self, Outgoing as OutboxMessage};
+use sagaway_messaging::outbox::{self, Outgoing as OutboxMessage};
 use sqlx::MySqlConnection;
 
 use super::participant;

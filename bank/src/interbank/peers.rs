@@ -76,7 +76,7 @@ impl Peers {
         let bytes = body.unwrap_or_default();
         let request = Request { method: method.as_str(), path, body: &bytes };
         let credentials = self.key.sign(&request, unix_now(), &new_nonce()).map_err(|e| PeerError::BadAnswer { bank: bank.into(), cause: e.to_string() })?;
-        let mut builder = sagaway_common::trace::outgoing(self.http.request(method, format!("{url}{path}")));
+        let mut builder = sagaway_messaging::trace::outgoing(self.http.request(method, format!("{url}{path}")));
         for (name, value) in credentials.headers() {
             builder = builder.header(name, value);
         }

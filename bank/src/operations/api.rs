@@ -7,7 +7,8 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::Response,
 };
-use sagaway_common::{auth::Caller, http::ApiJson, money};
+use sagaway_common::{auth::Caller, http::ApiJson};
+use sagaway_contract::money;
 use serde_json::json;
 
 use super::{Accepted, NewOperation, Operation, accept, check_amount, find, view};

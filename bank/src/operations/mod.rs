@@ -6,7 +6,7 @@
 //! queue message (`bank.operations`, keyed by account id) into the outbox, and stores the
 //! Idempotency-Key answer; the 202 is sent after that commit, so an accepted operation is never lost.
 //!
-//! [`OperationHandler`] runs in the inbox [`sagaway_common::inbox::ConsumerLoop`]: for a message
+//! [`OperationHandler`] runs in the inbox [`sagaway_messaging::inbox::ConsumerLoop`]: for a message
 //! about operation `seq` of an account it locks the account and applies every still-QUEUED
 //! operation of that account up to `seq`, in `seq` order — the effect on the ledger, the status
 //! change and its event in the consumer's transaction, with the inbox entry. So operations apply in
@@ -17,13 +17,9 @@ pub mod api;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use rust_decimal::Decimal;
-use sagaway_common::{
-    http::plausible_id,
-    inbox::{HandleError, Handler, Incoming},
-    messages::Validate,
-    money,
-    outbox::{self, Outgoing},
-};
+use sagaway_common::http::plausible_id;
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::{self, Outgoing}};
+use sagaway_contract::{messages::Validate, money};
 use serde::{Deserialize, Serialize};
 use sqlx::{MySqlConnection, MySqlPool};
 use utoipa::ToSchema;

@@ -7,7 +7,8 @@ use axum::{
     http::HeaderMap,
     response::{IntoResponse, Response},
 };
-use sagaway_common::{auth::Caller, http::ApiJson, money};
+use sagaway_common::{auth::Caller, http::ApiJson};
+use sagaway_contract::money;
 use serde_json::json;
 
 use super::{NewTransfer, Planned, Transfer, cancel_scheduled, execute, interbank, load_visible, plan};

@@ -14,12 +14,9 @@
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use rust_decimal::Decimal;
-use sagaway_common::{
-    auth::Caller,
-    http::plausible_id,
-    money,
-    outbox::{self, Outgoing},
-};
+use sagaway_common::{auth::Caller, http::plausible_id};
+use sagaway_messaging::outbox::{self, Outgoing};
+use sagaway_contract::money;
 use sqlx::MySqlConnection;
 use uuid::Uuid;
 

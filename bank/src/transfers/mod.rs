@@ -18,12 +18,9 @@ pub mod interbank;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use rust_decimal::Decimal;
-use sagaway_common::{
-    http::plausible_id,
-    auth::Caller,
-    money,
-    outbox::{self, Outgoing},
-};
+use sagaway_common::{http::plausible_id, auth::Caller};
+use sagaway_messaging::outbox::{self, Outgoing};
+use sagaway_contract::money;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;

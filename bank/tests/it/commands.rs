@@ -14,7 +14,7 @@ fn hold(payment: &str, account: &str, amount: &str, user: &str) -> Value {
 #[tokio::test]
 async fn holds_capture_void_and_refund_once_per_payment() {
     let app = spawn().await;
-    let replies = app.watch(sagaway_common::topics::BANK_REPLIES);
+    let replies = app.watch(sagaway_messaging::topics::BANK_REPLIES);
     let a = app.open("alice").await["id"].as_str().unwrap().to_string();
     app.fund("alice", &a, "100.00").await;
     let reply = |payment: String, n: usize| {

@@ -57,7 +57,7 @@ async fn a_hundred_concurrent_withdrawals_of_ten_from_five_hundred_apply_fifty()
 #[tokio::test]
 async fn the_idempotency_key_replays_the_first_answer_and_refuses_another_body() {
     let app = spawn().await;
-    let events = app.watch(sagaway_common::topics::BANK_EVENTS);
+    let events = app.watch(sagaway_messaging::topics::BANK_EVENTS);
     let id = app.open("alice").await["id"].as_str().unwrap().to_string();
     let path = format!("/accounts/{id}/operations");
     let body = json!({"type": "deposit", "amount": "12.50"});

@@ -88,7 +88,7 @@ async fn a_funded_account_pays_an_order_once_and_credits_the_merchant() -> anyho
     let replies = TopicWatcher::from_end(&brokers, &format!("{}payment.replies", sys.prefix))?;
     let again = json!({"type": "charge", "order_id": order_id, "user_id": "ana", "amount": "39.98", "currency": "USD",
                        "account": {"bank": "001", "account_id": account}});
-    let producer = sagaway_common::kafka::producer(&brokers)?;
+    let producer = sagaway_messaging::kafka::producer(&brokers)?;
     producer
         .send(FutureRecord::to(&format!("{}payment.commands", sys.prefix)).key("ana").payload(&again.to_string()), Duration::from_secs(10))
         .await

@@ -36,7 +36,7 @@ fn read(rel: &str) -> String {
 fn variables_read_by_services() -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
     let mut files = Vec::new();
-    for dir in ["common/src", "product/src", "orchestrator/src", "payment/src", "bank/src", "gateway/src"] {
+    for dir in ["common/src", "messaging/src", "product/src", "orchestrator/src", "payment/src", "bank/src", "gateway/src"] {
         collect_rs(&repo().join(dir), &mut files);
     }
     for f in files {
@@ -357,7 +357,7 @@ fn compose_runs_the_identity_service_with_its_key_as_a_secret_and_every_service_
     }
 
     // Every variable compose gives identity is one it reads and identity/README.md documents.
-    let mut known = variables_read_in(&["identity/src", "common/src"]);
+    let mut known = variables_read_in(&["identity/src", "common/src", "messaging/src"]);
     // `config::database_url("IDENTITY", …)` derives IDENTITY_DATABASE_URL and …_PASSWORD_FILE from the prefix.
     assert!(read("identity/src/config.rs").contains("database_url(\"IDENTITY\""), "identity reads its database URL through config::database_url");
     known.insert("IDENTITY_DATABASE_URL".to_string());
@@ -421,7 +421,7 @@ fn compose_runs_the_bank_as_one_of_the_orchestrators_banks() {
 
     // Every variable compose gives the bank is one it (or common) reads and is documented: the
     // bank's own in bank/README.md, the shared ones in docs/configuration.md.
-    let mut known = variables_read_in(&["bank/src", "common/src"]);
+    let mut known = variables_read_in(&["bank/src", "common/src", "messaging/src"]);
     // CommonConfig::from_env derives BANK_HOST, BANK_PORT, ... from the prefix.
     assert!(read("bank/src/config.rs").contains("CommonConfig::from_env(\"BANK\", 3340, \"bank\")"), "the bank's prefix, port and database");
     known.extend(DERIVED_SUFFIXES.map(|s| format!("BANK_{s}")));
@@ -475,9 +475,9 @@ fn acls() -> Vec<Acl> {
         .collect()
 }
 
-/// `pub const NAME: &str = "value";` of common/src/topics.rs, by constant name.
+/// `pub const NAME: &str = "value";` of messaging/src/topics.rs, by constant name.
 fn topic_constants() -> BTreeMap<String, String> {
-    read("common/src/topics.rs")
+    read("messaging/src/topics.rs")
         .lines()
         .filter_map(|l| l.trim().strip_prefix("pub const "))
         .filter_map(|l| {
@@ -495,7 +495,7 @@ fn service_topics(svc: &str, constants: &BTreeMap<String, String>) -> BTreeSet<S
     let names: BTreeSet<String> = body
         .match_indices("topics::")
         .map(|(i, _)| body[i + 8..].chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect::<String>())
-        .map(|c| constants.get(&c).unwrap_or_else(|| panic!("topics::{c} is in common/src/topics.rs")).clone())
+        .map(|c| constants.get(&c).unwrap_or_else(|| panic!("topics::{c} is in messaging/src/topics.rs")).clone())
         .collect();
     assert!(!names.is_empty(), "{svc} TOPICS parsed");
     names
@@ -509,7 +509,7 @@ fn crate_source(krate: &str) -> String {
     files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect::<Vec<_>>().join("\n")
 }
 
-/// What a service's code does with Kafka: the topics (constants of common/src/topics.rs) it
+/// What a service's code does with Kafka: the topics (constants of messaging/src/topics.rs) it
 /// consumes and produces and its consumer groups, each with a line of its source that shows it.
 /// The lines are checked to be there: when the code changes, this table and acls.conf are revisited.
 struct KafkaUse {
@@ -646,14 +646,14 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
     let constants = topic_constants();
     let topic = |c: &str| constants.get(c).unwrap_or_else(|| panic!("topics::{c}")).clone();
     let probe = {
-        let kafka = read("common/src/kafka.rs");
+        let kafka = read("messaging/src/kafka.rs");
         let decl = "pub const PROBE_TOPIC: &str = \"";
         let i = kafka.find(decl).expect("PROBE_TOPIC") + decl.len();
         kafka[i..i + kafka[i..].find('"').unwrap()].to_string()
     };
     let compose = compose();
     let cdc = env_of(&compose, "product")["PRODUCT_CDC_TOPIC"].clone();
-    assert_eq!(cdc, topic("CDC_PRODUCTS"), "compose's PRODUCT_CDC_TOPIC is the CDC topic of common/src/topics.rs");
+    assert_eq!(cdc, topic("CDC_PRODUCTS"), "compose's PRODUCT_CDC_TOPIC is the CDC topic of messaging/src/topics.rs");
 
     for a in &acls {
         assert!(["literal", "prefixed"].contains(&a.pattern.as_str()), "acls.conf: pattern {} (literal or prefixed)", a.pattern);
@@ -862,7 +862,7 @@ fn the_dockerfile_loads_the_whole_workspace_and_ships_every_service_binary() {
     let dockerfile = read("Dockerfile");
     let check = read("scripts/check-dockerfile");
     // The loops over the crates (copying manifests, writing stub sources) must name every member.
-    let loops = |text: &str| -> Vec<String> { text.lines().filter(|l| l.contains("for c in common")).map(str::to_string).collect() };
+    let loops = |text: &str| -> Vec<String> { text.lines().filter(|l| l.contains("for c in ") && l.contains(" common ")).map(str::to_string).collect() };
     assert_eq!(loops(&dockerfile).len(), 1, "the Dockerfile's stub loop");
     assert_eq!(loops(&check).len(), 2, "scripts/check-dockerfile's manifest and stub loops");
     for member in &cargo.0 {
@@ -1243,7 +1243,7 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
         // A service creates `<TOPIC_PREFIX><topic>` with the partitions of `<topic>`: banks 002 and 003
         // (b002., b003.) partition their topics as bank 001 does.
         assert!(
-            read("common/src/service.rs").contains("(cfg.topic(t), crate::topics::partitions(t, cfg.topic_partitions))"),
+            read("common/src/service.rs").contains("(cfg.topic(t), sagaway_messaging::topics::partitions(t, cfg.topic_partitions))"),
             "common/src/service.rs no longer takes the partitions of the unprefixed name: revisit this rule"
         );
         for t in &topics {
@@ -1256,12 +1256,12 @@ fn kubernetes_overlays_build_and_follow_the_deployment_rules() {
                 .split_once('.')
                 .filter(|(p, _)| p.len() == 4 && p.starts_with('b') && p[1..].bytes().all(|b| b.is_ascii_digit()))
                 .map_or(name, |(_, rest)| rest);
-            assert_eq!(int(&t["spec"]["partitions"]) as i32, sagaway_common::topics::partitions(unprefixed, keyed), "{overlay}: partitions of {name}");
+            assert_eq!(int(&t["spec"]["partitions"]) as i32, sagaway_messaging::topics::partitions(unprefixed, keyed), "{overlay}: partitions of {name}");
         }
-        for (topic, _) in sagaway_common::topics::all() {
+        for (topic, _) in sagaway_messaging::topics::all() {
             assert!(seen.contains(topic), "{overlay}: no KafkaTopic for {topic}");
         }
-        let cdc = topics.iter().find(|t| t["spec"]["topicName"] == sagaway_common::topics::CDC_PRODUCTS).unwrap();
+        let cdc = topics.iter().find(|t| t["spec"]["topicName"] == sagaway_messaging::topics::CDC_PRODUCTS).unwrap();
         assert_eq!(cdc["spec"]["config"]["cleanup.policy"], "compact", "{overlay}: the CDC topic is compacted");
         for c in of("KafkaConnect") {
             for k in ["config.storage.replication.factor", "offset.storage.replication.factor", "status.storage.replication.factor"] {
@@ -1408,7 +1408,7 @@ fn kubernetes_runs_every_service_binary_the_three_banks_and_one_database_user_ea
             let prefix = env_value(&objects, c, "TOPIC_PREFIX").unwrap_or_default();
             let wanted = if code == "001" { String::new() } else { format!("b{code}.") };
             assert_eq!(prefix, wanted, "{overlay}: bank {code} ({name}): its topics are {wanted}bank.*");
-            for (topic, _) in sagaway_common::topics::all().into_iter().filter(|(t, _)| t.starts_with("bank.")) {
+            for (topic, _) in sagaway_messaging::topics::all().into_iter().filter(|(t, _)| t.starts_with("bank.")) {
                 let full = format!("{prefix}{topic}");
                 assert!(of("KafkaTopic").iter().any(|t| t["spec"]["topicName"] == full.as_str()), "{overlay}: bank {code}: no KafkaTopic {full}");
             }
@@ -1623,7 +1623,7 @@ fn compose_runs_every_service_binary_and_the_three_banks() {
         .collect();
     assert_eq!(gateway_banks, banks_in_compose, "GATEWAY_BANKS names every bank at its compose address");
     assert!(!gw.contains_key("GATEWAY_EVENT_TOPICS") && !gw.contains_key("TOPIC_PREFIX"), "the event topics are the defaults the ACLs grant");
-    let known = variables_read_in(&["gateway/src", "common/src"]);
+    let known = variables_read_in(&["gateway/src", "common/src", "messaging/src"]);
     let config = read("gateway/src/config.rs");
     for var in gw.keys() {
         assert!(known.contains(var) || config.contains(&format!("\"{var}\"")) || var == "RUST_LOG", "the gateway is given {var}, which it does not read");
@@ -1649,7 +1649,7 @@ fn kafka_acls_of_banks_002_and_003_and_of_the_gateway() {
     let acls = acls();
     let compose = compose();
     let probe = {
-        let kafka = read("common/src/kafka.rs");
+        let kafka = read("messaging/src/kafka.rs");
         let decl = "pub const PROBE_TOPIC: &str = \"";
         let i = kafka.find(decl).expect("PROBE_TOPIC") + decl.len();
         kafka[i..i + kafka[i..].find('"').unwrap()].to_string()
@@ -1711,7 +1711,7 @@ fn compose_database_urls_name_a_user_and_each_service_reads_its_password_from_it
     let compose = compose();
     let users = mysql_users();
     // config::database_url reads <PREFIX>_DATABASE_PASSWORD_FILE for every prefix.
-    assert!(read("common/src/config.rs").contains("format!(\"{prefix}_DATABASE_PASSWORD_FILE\")"), "common/src/config.rs derives the password file's variable");
+    assert!(read("messaging/src/env.rs").contains("format!(\"{prefix}_DATABASE_PASSWORD_FILE\")"), "messaging/src/env.rs derives the password file's variable");
     let mut logins = BTreeSet::new();
     for (name, svc) in compose["services"].as_mapping().unwrap() {
         let name = name.as_str().unwrap();

@@ -81,7 +81,7 @@ fn topic_dump(sys: &System, logical: &str) -> anyhow::Result<String> {
 
 /// Puts a raw record on a topic, bypassing every service (as a buggy or hostile producer would).
 async fn produce_raw(sys: &System, logical: &str, key: &str, payload: &str) -> anyhow::Result<()> {
-    let producer = sagaway_common::kafka::producer(&e2e::StackAddr::from_env().brokers())?;
+    let producer = sagaway_messaging::kafka::producer(&e2e::StackAddr::from_env().brokers())?;
     let topic = format!("{}{logical}", sys.prefix);
     producer
         .send(FutureRecord::to(&topic).key(key).payload(payload), Duration::from_secs(10))

@@ -17,7 +17,7 @@ fn repo() -> &'static Path {
 /// Every name passed to `metrics::counter!/gauge!/histogram!` in the services' sources.
 fn names_in_code() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
-    let mut stack: Vec<_> = ["common", "product", "orchestrator", "payment", "bank", "gateway", "identity"].iter().map(|d| repo().join(d).join("src")).collect();
+    let mut stack: Vec<_> = ["common", "messaging", "product", "orchestrator", "payment", "bank", "gateway", "identity"].iter().map(|d| repo().join(d).join("src")).collect();
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();

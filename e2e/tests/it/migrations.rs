@@ -70,23 +70,23 @@ async fn consumer_offsets_comes_from_each_consuming_services_migrations() -> any
     Ok(())
 }
 
-/// The shared tables' DDL lives once, in common/migrations: every consumer service embeds exactly
+/// The shared tables' DDL lives once, in messaging/migrations: every consumer service embeds exactly
 /// those files (its migrations directory links to them), so the copies cannot drift apart.
 #[test]
 fn the_shared_tables_come_from_common_migrations_in_every_consumer() {
     let shared = [
-        ("inbox outbox", include_str!("../../../common/migrations/inbox_outbox.sql")),
-        ("consumer offsets", include_str!("../../../common/migrations/consumer_offsets.sql")),
+        ("inbox outbox", include_str!("../../../messaging/migrations/inbox_outbox.sql")),
+        ("consumer offsets", include_str!("../../../messaging/migrations/consumer_offsets.sql")),
     ];
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     for (service, migrator) in consumers() {
         for (description, sql) in shared {
             let found: Vec<_> = migrator.iter().filter(|m| m.description == description).collect();
             assert_eq!(found.len(), 1, "{service} has one {description:?} migration");
-            assert_eq!(found[0].sql.as_ref(), sql, "{service}: {description:?} is common/migrations' file");
+            assert_eq!(found[0].sql.as_ref(), sql, "{service}: {description:?} is messaging/migrations' file");
             let file = root.join(format!("{service}/migrations/{}_{}.sql", found[0].version, description.replace(' ', "_")));
             let meta = std::fs::symlink_metadata(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-            assert!(meta.file_type().is_symlink(), "{} links to common/migrations instead of copying it", file.display());
+            assert!(meta.file_type().is_symlink(), "{} links to messaging/migrations instead of copying it", file.display());
         }
     }
 }

@@ -22,7 +22,8 @@ use futures::{StreamExt, stream};
 use rand::Rng;
 use reqwest::StatusCode;
 use rust_decimal::Decimal;
-use sagaway_common::{auth_testing::TestIssuer, kafka};
+use sagaway_common::auth_testing::TestIssuer;
+use sagaway_messaging::kafka;
 use serde_json::{Value, json};
 
 const ORDERS: usize = 200;

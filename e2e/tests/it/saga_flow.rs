@@ -70,7 +70,7 @@ async fn no_card_number_or_cvc_is_stored_or_published_in_clear() -> anyhow::Resu
     }
     let mut haystack = sys.dump_tables().await?;
     let brokers = e2e::StackAddr::from_env().brokers();
-    for topic in sagaway_common::topics::all().iter().map(|(t, _)| format!("{}{t}", sys.prefix)) {
+    for topic in sagaway_messaging::topics::all().iter().map(|(t, _)| format!("{}{t}", sys.prefix)) {
         if topic.ends_with("shop.product.products") {
             continue;
         }

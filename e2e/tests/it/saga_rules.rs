@@ -120,7 +120,7 @@ async fn a_charged_reply_for_another_amount_is_dead_lettered_and_compensated() -
     let message_id = uuid::Uuid::new_v4().to_string();
     let headers = OwnedHeaders::new().insert(Header { key: "message_id", value: Some(&message_id) }).insert(Header { key: "type", value: Some("charged") });
     let topic = format!("{}payment.replies", sys.prefix);
-    sagaway_common::kafka::producer(&e2e::StackAddr::from_env().brokers())?
+    sagaway_messaging::kafka::producer(&e2e::StackAddr::from_env().brokers())?
         .send(FutureRecord::to(&topic).key("forged").payload(&forged).headers(headers), Duration::from_secs(10))
         .await
         .map_err(|(e, _)| anyhow::anyhow!("producing to {topic}: {e}"))?;

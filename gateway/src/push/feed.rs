@@ -10,7 +10,7 @@ use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{BaseConsumer, Consumer, StreamConsumer},
 };
-use sagaway_common::kafka;
+use sagaway_messaging::kafka;
 use tokio_util::sync::CancellationToken;
 
 use super::{

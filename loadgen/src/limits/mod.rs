@@ -3,7 +3,7 @@
 //!
 //! - MariaDB: autocommit single-row INSERTs into a scratch database (dropped afterwards), with 1
 //!   and 32 connections: commits/s. Every saga step is at least one commit, so this is the floor.
-//! - Broker: the idempotent producer the services use (`sagaway_common::kafka::producer`), 200-byte
+//! - Broker: the idempotent producer the services use (`sagaway_messaging::kafka::producer`), 200-byte
 //!   messages into a scratch topic (left in place: see [`broker`]): produced msgs/s with many in flight, the
 //!   produce round trip with one in flight, then consumed msgs/s reading them back.
 //! - HTTP ([`http`]): a trivial axum handler in this process (port 0) driven by the same client and
@@ -167,7 +167,7 @@ async fn mariadb(s: &Settings) -> anyhow::Result<Vec<DbLimit>> {
 
 async fn broker(s: &Settings) -> anyhow::Result<BrokerLimit> {
     let topic = format!("loadgen.scratch.{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    sagaway_common::kafka::ensure_topics(&s.brokers, &[(topic.clone(), s.partitions)], 1).await?;
+    sagaway_messaging::kafka::ensure_topics(&s.brokers, &[(topic.clone(), s.partitions)], 1).await?;
     // The scratch topic is NOT deleted: after a DeleteTopics, tansu 0.6.0 stopped answering metadata
     // requests on our bench stack (every service turned not-ready). Its name is unique and it holds
     // a few MB; the bench stack's state dir is thrown away afterwards.
@@ -177,7 +177,7 @@ async fn broker(s: &Settings) -> anyhow::Result<BrokerLimit> {
 async fn broker_inner(s: &Settings, topic: &str) -> anyhow::Result<BrokerLimit> {
     const BYTES: usize = 200;
     const MAX_IN_FLIGHT: usize = 20_000;
-    let producer = sagaway_common::kafka::producer(&s.brokers)?;
+    let producer = sagaway_messaging::kafka::producer(&s.brokers)?;
     let payload = vec![b'x'; BYTES];
     let stats = Stats::new();
 
@@ -233,7 +233,7 @@ async fn broker_inner(s: &Settings, topic: &str) -> anyhow::Result<BrokerLimit> 
     eprintln!("[limits] broker produce one-by-one: {:.0} msgs/s ({})", n1 as f64 / one_secs, one.latency("produce1").line());
 
     // Consume everything back (assigned partitions from the beginning, like the services' assign mode).
-    let consumer = sagaway_common::kafka::consumer(&s.brokers, &format!("{topic}.reader"), 25)?;
+    let consumer = sagaway_messaging::kafka::consumer(&s.brokers, &format!("{topic}.reader"), 25)?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..s.partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;

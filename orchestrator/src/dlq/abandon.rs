@@ -36,7 +36,7 @@ pub async fn abandon_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64)
         }
     };
     for m in &out {
-        sagaway_common::outbox::enqueue(conn, m).await?;
+        sagaway_messaging::outbox::enqueue(conn, m).await?;
     }
     store::set_status(conn, id, ABANDONED, &detail).await?;
     metrics::counter!("dlq_abandoned_total").increment(1);

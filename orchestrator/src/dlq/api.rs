@@ -146,14 +146,14 @@ pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<S
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OperationRequest {
-    #[serde(default, deserialize_with = "sagaway_common::http::optional_integrals")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integrals")]
     pub ids: Option<Vec<u64>>,
     pub filter: Option<store::Filter>,
     /// Every dead letter in the default status (PENDING for replay and abandon; all but PURGED for purge).
     #[serde(default)]
     pub all: bool,
     /// At most this many (oldest first).
-    #[serde(default, deserialize_with = "sagaway_common::http::optional_integral")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integral")]
     pub limit: Option<u32>,
     /// Replay and purge: say what would happen, change nothing.
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! Dead-letter tooling: what operators use to see why messages were given up and to replay,
 //! abandon or purge them. The dead-lettering itself happens where a message fails (the payment
-//! processor after its retry budget, any [`sagaway_common::inbox::ConsumerLoop`] for a malformed
+//! processor after its retry budget, any [`sagaway_messaging::inbox::ConsumerLoop`] for a malformed
 //! message); this module reads the results. Runbook: docs/dlq-runbook.md.
 //!
 //! - [`recorder`]: consumes `payment_dlq` and records every record in `dead_letters`.
@@ -34,7 +34,7 @@ pub const STATUSES: [&str; 4] = [PENDING, REPLAYED, ABANDONED, PURGED];
 /// Header a replayed message carries: the id of the dead letter it replays.
 pub const REPLAY_OF: &str = "dlq.replay_of";
 
-/// Marker [`sagaway_common::inbox::redact_digit_runs`] leaves where it cut digits out.
+/// Marker [`sagaway_contract::redact::redact_digit_runs`] leaves where it cut digits out.
 pub const REDACTED: &str = "[redacted]";
 
 /// What an operation did (or, in a dry run, would do) to one dead letter.

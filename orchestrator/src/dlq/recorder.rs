@@ -2,10 +2,7 @@
 //! redelivered record is stored once) with its position kept in the database like every consumer.
 //! It never rejects a record as malformed: that would dead-letter it onto the topic it reads.
 
-use sagaway_common::{
-    inbox::{HandleError, Handler, Incoming},
-    outbox::Outgoing,
-};
+use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
 use sqlx::MySqlConnection;
 
 use super::store;

@@ -9,7 +9,7 @@
 //! replayed; and the payment processor keeps one charge per order, re-answering a charge that
 //! already succeeded instead of capturing again.
 
-use sagaway_common::outbox::{self, MESSAGE_TYPE, Outgoing};
+use sagaway_messaging::outbox::{self, MESSAGE_TYPE, Outgoing};
 use sqlx::MySqlConnection;
 
 use super::{Outcome, PENDING, REDACTED, REPLAY_OF, REPLAYED, store};

@@ -2,7 +2,8 @@
 //! operators select them by.
 
 use chrono::{DateTime, Utc};
-use sagaway_common::inbox::{Incoming, redact_digit_runs};
+use sagaway_contract::redact::redact_digit_runs;
+use sagaway_messaging::inbox::Incoming;
 use serde::{Deserialize, Serialize};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use utoipa::ToSchema;
@@ -54,29 +55,29 @@ const COLUMNS: &str = "id, dlq_message_id, dlq_partition, dlq_offset, original_t
 pub struct Filter {
     /// The order the dead-lettered message was about.
     #[schema(min_length = 1, max_length = 255)]
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub order_id: Option<String>,
     /// `processing_error`, `malformed`, `invalid_command`, `card_unreadable`, ...
     #[schema(min_length = 1, max_length = 255)]
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub error_class: Option<String>,
     /// The source topic, with or without the deployment's topic prefix (`payment.commands`).
     #[schema(min_length = 1, max_length = 255)]
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub topic: Option<String>,
     /// PENDING, REPLAYED, ABANDONED or PURGED. Lists hide PURGED unless asked for it.
     #[schema(pattern = "^(PENDING|REPLAYED|ABANDONED|PURGED)$")]
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub status: Option<String>,
     /// The service that gave up (`payment`, `orchestrator`, `product`).
     #[schema(min_length = 1, max_length = 255)]
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub service: Option<String>,
     /// Failing at or after this time (its last failure is not earlier), RFC 3339.
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub since: Option<DateTime<Utc>>,
     /// Failing at or before this time (its first failure is not later), RFC 3339.
-    #[serde(default, deserialize_with = "sagaway_common::http::present")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub until: Option<DateTime<Utc>>,
 }
 

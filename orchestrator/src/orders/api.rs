@@ -7,11 +7,8 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{
-    auth::{self, Caller},
-    http::ApiQuery,
-    money, paging,
-};
+use sagaway_common::{auth::{self, Caller}, http::ApiQuery, paging};
+use sagaway_contract::money;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 

@@ -10,7 +10,7 @@ pub mod api;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::outbox::Outgoing;
+use sagaway_messaging::outbox::Outgoing;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
@@ -97,10 +97,10 @@ impl Order {
     }
 
     /// The bank account an account order is paid from (`None` for card orders).
-    pub fn account(&self) -> Option<sagaway_common::messages::AccountRef> {
+    pub fn account(&self) -> Option<sagaway_contract::messages::AccountRef> {
         match (self.payment_type.as_str(), &self.account_bank, &self.account_id) {
             (PAID_FROM_ACCOUNT, Some(bank), Some(account_id)) => {
-                Some(sagaway_common::messages::AccountRef { bank: bank.clone(), account_id: account_id.clone() })
+                Some(sagaway_contract::messages::AccountRef { bank: bank.clone(), account_id: account_id.clone() })
             }
             _ => None,
         }
@@ -249,12 +249,12 @@ pub struct NewOrder<'a> {
     pub quantity: i32,
     pub amount: Decimal,
     pub currency: &'a str,
-    pub method: sagaway_common::messages::MethodRef<'a>,
+    pub method: sagaway_contract::messages::MethodRef<'a>,
 }
 
 /// Inserts an ACCEPTED order (then call [`record_accepted`] for its history and event).
 pub async fn insert(conn: &mut MySqlConnection, o: &NewOrder<'_>) -> sqlx::Result<()> {
-    use sagaway_common::messages::MethodRef;
+    use sagaway_contract::messages::MethodRef;
     let (card, account) = match o.method {
         MethodRef::Card(c) => (Some(c), None),
         MethodRef::Account(a) => (None, Some(a)),

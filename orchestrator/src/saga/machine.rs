@@ -20,61 +20,7 @@ use std::fmt;
 
 use rust_decimal::Decimal;
 
-/// Where an order is. The public statuses of DESIGN §6.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OrderStatus {
-    Accepted,
-    ReservationLocked,
-    PaymentPending,
-    Paid,
-    Completed,
-    /// A permanent refusal of the charge (or the risk check); compensation follows at once.
-    Declined,
-    /// A step was dead-lettered: parked until an operator replays or abandons it, or the hold expires.
-    Failed,
-    Compensated,
-}
-
-impl OrderStatus {
-    pub const ALL: [OrderStatus; 8] = [
-        Self::Accepted,
-        Self::ReservationLocked,
-        Self::PaymentPending,
-        Self::Paid,
-        Self::Completed,
-        Self::Declined,
-        Self::Failed,
-        Self::Compensated,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Accepted => "ACCEPTED",
-            Self::ReservationLocked => "RESERVATION_LOCKED",
-            Self::PaymentPending => "PAYMENT_PENDING",
-            Self::Paid => "PAID",
-            Self::Completed => "COMPLETED",
-            Self::Declined => "DECLINED",
-            Self::Failed => "FAILED",
-            Self::Compensated => "COMPENSATED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// COMPLETED and COMPENSATED never change again.
-    pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Compensated)
-    }
-}
-
-impl fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use sagaway_contract::status::OrderStatus;
 
 /// The order's stock reservation, as the saga knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,13 +14,9 @@
 pub mod machine;
 pub mod risk;
 
-use sagaway_common::{
-    config::CommonConfig,
-    inbox::{self, HandleError, Handler, Incoming},
-    messages::{CardRef, PaymentCommand, PaymentReply, ProductCommand, ProductReply},
-    outbox::Outgoing,
-    topics,
-};
+use sagaway_common::config::CommonConfig;
+use sagaway_messaging::{inbox::{self, HandleError, Handler, Incoming}, outbox::Outgoing, topics};
+use sagaway_contract::messages::{CardRef, PaymentCommand, PaymentReply, ProductCommand, ProductReply};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 
@@ -34,9 +30,9 @@ pub struct OrderAccepted {
     pub user_id: String,
 }
 
-impl sagaway_common::messages::Validate for OrderAccepted {
+impl sagaway_contract::messages::Validate for OrderAccepted {
     fn validate(&self) -> Result<(), String> {
-        use sagaway_common::messages::check;
+        use sagaway_contract::messages::check;
         check::uuid("order_id", &self.order_id)?;
         check::text("user_id", &self.user_id, 64)
     }
@@ -277,7 +273,7 @@ mod tests {
         };
         let letter = alert_letter("payment_dlq", &reply, order_id, "charged 20.00 USD for an order of 19.99 USD");
         let got = received(&letter);
-        let payload = serde_json::from_str::<serde_json::Value>(&sagaway_common::inbox::redact_digit_runs(&letter.payload)).ok();
+        let payload = serde_json::from_str::<serde_json::Value>(&sagaway_contract::redact::redact_digit_runs(&letter.payload)).ok();
         assert!(!letter.payload.contains(order_id), "the redaction cut the payload's copy: {}", letter.payload);
         assert_eq!(letter_order_id(&got, payload.as_ref()).as_deref(), Some(order_id));
         // Without the header the letter would name no order: what the e2e test once saw.

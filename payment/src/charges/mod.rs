@@ -27,14 +27,9 @@ pub mod api;
 
 use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{
-    auth::Caller,
-    card,
-    inbox::{self, HandleError, Incoming},
-    messages::{AccountRef, CardRef, PaymentCommand, PaymentReply},
-    money,
-    outbox::Outgoing,
-};
+use sagaway_common::{auth::Caller, card};
+use sagaway_messaging::{inbox::{self, HandleError, Incoming}, outbox::Outgoing};
+use sagaway_contract::{messages::{AccountRef, CardRef, PaymentCommand, PaymentReply}, money};
 use serde::Serialize;
 use sqlx::{MySqlConnection, MySqlPool, Row};
 use utoipa::ToSchema;

@@ -12,7 +12,8 @@ pub mod api;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{auth::Caller, money};
+use sagaway_common::auth::Caller;
+use sagaway_contract::money;
 use serde::Serialize;
 use sqlx::{MySqlConnection, MySqlPool, Row};
 use utoipa::ToSchema;

@@ -8,7 +8,7 @@ pub mod api;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::money;
+use sagaway_contract::money;
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlPool;
 use utoipa::ToSchema;
@@ -53,7 +53,7 @@ pub struct NewProduct {
     #[schema(value_type = String, example = "19.99", pattern = r"^([1-9][0-9]{0,14}(\.[0-9]{1,2}0*)?|0\.(0[1-9]|[1-9][0-9]?)0*)$")]
     pub price: serde_json::Value,
     #[schema(minimum = 0, maximum = 1000000000)]
-    #[serde(deserialize_with = "sagaway_common::http::integral")]
+    #[serde(deserialize_with = "sagaway_contract::json::integral")]
     pub stock: i64,
 }
 
@@ -70,7 +70,7 @@ pub struct ProductPatch {
     #[schema(value_type = Option<String>, example = "17.50", pattern = r"^([1-9][0-9]{0,14}(\.[0-9]{1,2}0*)?|0\.(0[1-9]|[1-9][0-9]?)0*)$")]
     pub price: Option<serde_json::Value>,
     #[schema(minimum = 0, maximum = 1000000000)]
-    #[serde(default, deserialize_with = "sagaway_common::http::optional_integral")]
+    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integral")]
     pub stock: Option<i64>,
 }
 

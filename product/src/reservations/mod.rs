@@ -15,11 +15,8 @@ use std::time::Duration;
 use http::StatusCode;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sagaway_common::{
-    messages::ProductReply,
-    money,
-    outbox::{self, OutboxRelay, Outgoing},
-};
+use sagaway_messaging::outbox::{self, OutboxRelay, Outgoing};
+use sagaway_contract::{messages::ProductReply, money};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
@@ -58,14 +55,14 @@ pub struct Reservation {
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
     #[schema(minimum = 1)]
-    #[serde(deserialize_with = "sagaway_common::http::integral")]
+    #[serde(deserialize_with = "sagaway_contract::json::integral")]
     pub product_id: u64,
     /// Optional: if present it must equal the token's subject (403 `user_mismatch` otherwise).
     #[serde(default)]
     pub user_id: Option<String>,
     /// 1 to `PRODUCT_MAX_RESERVATION_QUANTITY` (1000 unless the deployment sets it).
     #[schema(minimum = 1, maximum = 1000)]
-    #[serde(deserialize_with = "sagaway_common::http::integral")]
+    #[serde(deserialize_with = "sagaway_contract::json::integral")]
     pub quantity: i64,
 }
 

@@ -32,7 +32,7 @@ pub struct ProductDoc {
     pub name: String,
     pub description: String,
     pub category: String,
-    #[serde(serialize_with = "sagaway_common::money::serialize")]
+    #[serde(serialize_with = "sagaway_contract::money::serialize")]
     #[schema(value_type = String, example = "19.99")]
     pub price: Decimal,
     pub stock: i64,

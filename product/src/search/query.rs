@@ -78,7 +78,7 @@ impl SearchQuery {
             match non_empty(v) {
                 None => Ok(None),
                 Some(t) => {
-                    let d = sagaway_common::money::parse(&serde_json::Value::String(t)).map_err(|m| ApiError::invalid(field, m))?;
+                    let d = sagaway_contract::money::parse(&serde_json::Value::String(t)).map_err(|m| ApiError::invalid(field, m))?;
                     if d.is_sign_negative() {
                         return Err(ApiError::invalid(field, "must not be negative"));
                     }

@@ -6,7 +6,7 @@ use std::{collections::HashMap, time::Duration};
 
 use common::{Options, spawn_app};
 use futures::future::join_all;
-use sagaway_common::messages::{ProductCommand, ProductReply};
+use sagaway_contract::messages::{ProductCommand, ProductReply};
 use serde_json::{Value, json};
 
 async fn create_product(app: &common::TestApp, stock: i64) -> anyhow::Result<u64> {

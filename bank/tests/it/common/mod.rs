@@ -122,7 +122,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         config,
         prefix,
         db_url,
-        producer: sagaway_common::kafka::producer(&CommonConfig::local("unused", "").kafka_brokers).unwrap(),
+        producer: sagaway_messaging::kafka::producer(&CommonConfig::local("unused", "").kafka_brokers).unwrap(),
         shutdown: CancellationToken::new(),
         task: None,
         dropped_db: false,
@@ -290,7 +290,7 @@ impl TestApp {
 
     /// Produces a `bank.commands` message keyed by `key` with a fresh message id.
     pub async fn command(&self, key: &str, command: &Value) {
-        let topic = self.topic(sagaway_common::topics::BANK_COMMANDS);
+        let topic = self.topic(sagaway_messaging::topics::BANK_COMMANDS);
         let message_id = Uuid::new_v4().to_string();
         let payload = command.to_string();
         let headers = OwnedHeaders::new().insert(Header { key: "message_id", value: Some(&message_id) });

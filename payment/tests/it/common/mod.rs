@@ -23,9 +23,9 @@ use sagaway_common::{
     auth_testing::TestIssuer,
     card::{self, CardInput, CardKey, DEV_CARD_KEY},
     config::CommonConfig,
-    messages::PaymentCommand,
-    topics,
 };
+use sagaway_messaging::topics;
+use sagaway_contract::messages::PaymentCommand;
 use serde_json::Value;
 use sqlx::{MySql, migrate::MigrateDatabase};
 use tokio_util::sync::CancellationToken;
@@ -107,7 +107,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         issuer,
         prefix,
         db_url,
-        producer: sagaway_common::kafka::producer(&brokers()).unwrap(),
+        producer: sagaway_messaging::kafka::producer(&brokers()).unwrap(),
         shutdown,
         task: Some(task),
         dropped_db: false,

@@ -126,7 +126,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
         },
         reservation_ttl: opts.reservation_ttl,
         expiry_interval: opts.expiry_interval,
-        currency: sagaway_common::money::Currency::USD,
+        currency: sagaway_contract::money::Currency::USD,
         max_reservation_quantity: 1000,
         idempotency_ttl: Duration::from_secs(24 * 3600),
         idempotency_lock: Duration::from_secs(15),
@@ -139,7 +139,7 @@ pub async fn spawn_app(opts: Options) -> anyhow::Result<TestApp> {
         es_index: format!("products_{short}"),
     };
     // The indexer subscribes at start: its topic must exist by then (tansu does not auto-create).
-    sagaway_common::kafka::ensure_topics(&config.common.kafka_brokers, &[(cdc_topic.clone(), 1)], 1).await?;
+    sagaway_messaging::kafka::ensure_topics(&config.common.kafka_brokers, &[(cdc_topic.clone(), 1)], 1).await?;
     let app = Application::build(config.clone()).await?;
     let address = format!("http://127.0.0.1:{}", app.port());
     let search = app.search_backend();

@@ -11,7 +11,7 @@ use rdkafka::{
     consumer::{BaseConsumer, Consumer},
 };
 use rust_decimal::Decimal;
-use sagaway_common::money;
+use sagaway_contract::money;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -139,7 +139,7 @@ pub async fn replays_do_not_regress_and_reindex_matches(app: &TestApp) -> anyhow
     // 3. A second indexer group replaying the topic into the same backend, while the app's own
     //    indexer keeps running.
     let group = format!("{}second-indexer", app.config.common.topic_prefix);
-    let consumer = sagaway_common::kafka::consumer(&brokers(), &group, 10)?;
+    let consumer = sagaway_messaging::kafka::consumer(&brokers(), &group, 10)?;
     product::indexer::assign_all(&consumer, &app.config.cdc_topic)?;
     let stop = CancellationToken::new();
     let second = tokio::spawn(product::indexer::run(consumer, app.search.clone(), Default::default(), std::time::Duration::ZERO, stop.clone()));

@@ -39,7 +39,7 @@ pub fn exporting() -> bool {
 /// The tracer the `tracing` layer records into: exporting over OTLP/HTTP (batched, on its own
 /// thread) when an endpoint is configured; otherwise one that only makes ids (root spans are not
 /// sampled, so nothing is recorded).
-pub(crate) fn tracer(service: &'static str) -> SdkTracer {
+pub fn tracer(service: &'static str) -> SdkTracer {
     let provider = PROVIDER.get_or_init(|| {
         let builder = SdkTracerProvider::builder().with_resource(Resource::builder().with_service_name(service).build());
         let exporter = exporting()

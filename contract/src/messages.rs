@@ -66,7 +66,7 @@ impl ProductReply {
 
 /// What the payment processor may know of a card: display fields, a keyed fingerprint, and the
 /// PAN (and, in the first charge command only, the CVC) sealed with AES-GCM under the shared card
-/// keys (never in clear on a topic). See [`crate::card`].
+/// keys (never in clear on a topic). See `sagaway_common::card`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CardRef {
     pub brand: String,
@@ -175,7 +175,7 @@ impl PaymentReply {
     }
 }
 
-/// Every consumed message is checked field by field at the edge ([`crate::inbox::Incoming::json`]):
+/// Every consumed message is checked field by field at the edge (`sagaway_messaging::inbox::Incoming::json`):
 /// a message that parses but carries a field no table or rule can take (an over-long id, an
 /// amount finer than the ledger keeps, a bad currency) is malformed — dead-lettered at once with
 /// the reason — instead of failing "transiently" in the database forever.
@@ -417,7 +417,7 @@ impl Validate for BankCommand {
             }
             let c: crate::money::Currency = currency.parse()?;
             c.check_price(*amount).map_err(|e| format!("amount {e}"))?;
-            if !crate::auth::valid_user_id(user_id) {
+            if !crate::ids::valid_user_id(user_id) {
                 return Err("user_id is not a user id".into());
             }
         }

@@ -52,3 +52,9 @@ pub fn is_retryable_conflict(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db)
         if db.code().as_deref() == Some("40001") || db.message().contains("Deadlock") || db.message().contains("Lock wait timeout"))
 }
+
+/// A pool that connects on first use, giving up after `acquire_timeout` (probes and tests of an
+/// unreachable server).
+pub fn lazy(url: &str, acquire_timeout: Duration) -> anyhow::Result<MySqlPool> {
+    MySqlPoolOptions::new().acquire_timeout(acquire_timeout).connect_lazy(url).with_context(|| format!("the database URL {}", redact(url)))
+}

@@ -85,9 +85,9 @@ impl Incoming {
     }
 
     /// Parses the JSON payload; anything unparseable is [`HandleError::Malformed`].
-    /// The payload parsed and every field validated ([`crate::messages::Validate`]); anything
+    /// The payload parsed and every field validated ([`sagaway_contract::messages::Validate`]); anything
     /// else is [`HandleError::Malformed`].
-    pub fn json<T: DeserializeOwned + crate::messages::Validate>(&self) -> Result<T, HandleError> {
+    pub fn json<T: DeserializeOwned + sagaway_contract::messages::Validate>(&self) -> Result<T, HandleError> {
         let payload = self.payload.as_deref().ok_or_else(|| HandleError::Malformed("empty payload".into()))?;
         let message: T = serde_json::from_str(payload).map_err(|e| HandleError::Malformed(format!("unparseable payload: {e}")))?;
         message.validate().map_err(|e| HandleError::Malformed(format!("invalid field: {e}")))?;
@@ -557,7 +557,7 @@ async fn store_positions(conn: &mut MySqlConnection, msgs: &[Incoming]) -> sqlx:
 }
 
 /// Builds the dead letter for `msg`: its payload (card-number-like digit runs redacted, no sealed
-/// CVC: [`crate::card::drop_sealed_cvcs`]) and headers
+/// CVC: [`sagaway_contract::redact::drop_sealed_cvcs`]) and headers
 /// naming where it came from and why it was given up.
 pub fn dead_letter_message(
     dlq_topic: &str,
@@ -573,7 +573,7 @@ pub fn dead_letter_message(
     Outgoing {
         topic: dlq_topic.to_string(),
         key: msg.key.clone().unwrap_or_default(),
-        payload: redact_digit_runs(&crate::card::drop_sealed_cvcs(msg.payload.as_deref().unwrap_or(""))),
+        payload: sagaway_contract::redact::redact_digit_runs(&sagaway_contract::redact::drop_sealed_cvcs(msg.payload.as_deref().unwrap_or(""))),
         headers: vec![
             ("dlq.original.topic".into(), msg.topic.clone()),
             ("dlq.original.partition".into(), msg.partition.to_string()),
@@ -582,7 +582,7 @@ pub fn dead_letter_message(
             ("dlq.original.message_id".into(), msg.message_id.clone()),
             ("dlq.attempts".into(), attempts.to_string()),
             ("dlq.error.class".into(), error_class.to_string()),
-            ("dlq.error.message".into(), redact_digit_runs(error)),
+            ("dlq.error.message".into(), sagaway_contract::redact::redact_digit_runs(error)),
             ("dlq.first_failure".into(), ts(first_failure)),
             ("dlq.last_failure".into(), ts(now)),
             ("dlq.service".into(), service.to_string()),
@@ -590,47 +590,9 @@ pub fn dead_letter_message(
     }
 }
 
-/// Replaces every standalone number of 13 to 19 digits ([`crate::card::PAN_LENGTHS`]: every length
-/// card validation accepts; a card number, possibly grouped with
-/// single spaces or dashes) with `[redacted]`, so text copied from an untrusted message can never
-/// carry a PAN onward. "Standalone": not glued to a letter or digit on either side, so digit groups
-/// inside UUIDs and hex fingerprints (`…-8692-9278c764bbda`) are left intact.
-pub fn redact_digit_runs(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < chars.len() {
-        let starts_number = chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric());
-        if !starts_number {
-            out.push(chars[i]);
-            i += 1;
-            continue;
-        }
-        let mut j = i;
-        let mut digits = 0;
-        while j < chars.len()
-            && (chars[j].is_ascii_digit()
-                || ((chars[j] == ' ' || chars[j] == '-') && j + 1 < chars.len() && chars[j + 1].is_ascii_digit()))
-        {
-            if chars[j].is_ascii_digit() {
-                digits += 1;
-            }
-            j += 1;
-        }
-        let standalone = j == chars.len() || !chars[j].is_ascii_alphanumeric();
-        if standalone && crate::card::PAN_LENGTHS.contains(&digits) {
-            out.push_str("[redacted]");
-        } else {
-            out.extend(&chars[i..j]);
-        }
-        i = j;
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Incoming, next_offsets, redact_digit_runs, resume_points};
+    use super::{Incoming, next_offsets, resume_points};
 
     fn at(topic: &str, partition: i32, offset: i64) -> Incoming {
         Incoming { topic: topic.into(), partition, offset, key: None, payload: None, headers: vec![], message_id: format!("{topic}:{partition}:{offset}") }
@@ -644,28 +606,5 @@ mod tests {
         let tpl = next_offsets(&batch).unwrap();
         assert_eq!(tpl.count(), 3);
         assert_eq!(tpl.find_partition("a", 0).unwrap().offset(), rdkafka::Offset::Offset(10));
-    }
-
-    #[test]
-    fn card_numbers_are_redacted_and_short_numbers_kept() {
-        assert_eq!(redact_digit_runs(r#"{"n":"4242424242424242","q":3}"#), r#"{"n":"[redacted]","q":3}"#);
-        assert_eq!(redact_digit_runs("card 4242 4242 4242 4242 ok"), "card [redacted] ok");
-        assert_eq!(redact_digit_runs("order 12345, cvc 123"), "order 12345, cvc 123");
-        assert_eq!(redact_digit_runs("invalid type: integer `4000000000000119`"), "invalid type: integer `[redacted]`");
-        let uuid = "01a208d3-d4cb-7432-8692-9278c764bbda 11111111-2222-3333-4444-5555aaaa";
-        assert_eq!(redact_digit_runs(uuid), uuid, "ids are not card numbers");
-    }
-
-    #[test]
-    fn every_card_number_length_that_validation_accepts_is_redacted() {
-        for len in crate::card::PAN_LENGTHS {
-            let pan: String = "4242424242424242424".chars().take(len).collect();
-            assert_eq!(redact_digit_runs(&format!("n={pan};")), "n=[redacted];", "{len} digits");
-            let grouped: Vec<String> = pan.as_bytes().chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-            assert_eq!(redact_digit_runs(&format!("n {} ok", grouped.join(" "))), "n [redacted] ok", "{len} digits, grouped");
-            assert_eq!(redact_digit_runs(&format!("n {} ok", grouped.join("-"))), "n [redacted] ok", "{len} digits, dashed");
-        }
-        assert_eq!(redact_digit_runs("n=424242424242;"), "n=424242424242;", "12 digits is not a card number");
-        assert_eq!(redact_digit_runs("n=42424242424242424242;"), "n=42424242424242424242;", "20 digits is not a card number");
     }
 }

@@ -39,7 +39,7 @@ impl std::fmt::Debug for Security {
 
 impl Security {
     pub fn from_env() -> anyhow::Result<Self> {
-        use crate::config::env_string;
+        use crate::env::env_string;
         let set = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
         let password = match set(env_string("KAFKA_SASL_PASSWORD_FILE", "")) {
             Some(path) => Some(
