@@ -102,8 +102,8 @@ impl AuthConfig {
 /// Who is calling: the token's `sub` and roles.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
-    /// The user id (`sub`), compared byte-exact everywhere.
-    pub user_id: String,
+    /// The user id (`sub`), checked once here and compared byte-exact everywhere.
+    pub user_id: UserId,
     pub roles: Vec<String>,
     /// The raw bearer token, relayed when this service calls another on the caller's behalf.
     token: Arc<str>,
@@ -155,7 +155,7 @@ impl IntoResponse for AuthError {
 
 /// The user a request acts for: the caller. A body may name the user too (the contract's
 /// `user_id`, optional now); naming anyone else is 403 `user_mismatch`, never a silent override.
-pub fn acting_user(caller: &Caller, named: Option<&str>) -> Result<String, Box<Problem>> {
+pub fn acting_user(caller: &Caller, named: Option<&str>) -> Result<UserId, Box<Problem>> {
     match named {
         Some(named) if named != caller.user_id => Err(Box::new(
             forbidden("user_mismatch", "user_id names another user than the bearer token's subject; omit it or send your own")
@@ -310,21 +310,19 @@ fn describe(e: &jsonwebtoken::errors::Error) -> String {
     }
 }
 
-pub use sagaway_contract::ids::{MAX_USER_ID, valid_user_id};
+pub use sagaway_contract::ids::{MAX_USER_ID, UserId, valid_user_id};
 
 /// The caller described by verified claims: `sub`, and the string array at `roles_claim`.
 pub fn caller_from_claims(claims: &Value, roles_claim: &str, token: &str) -> Result<Caller, AuthError> {
     let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
-    if !valid_user_id(sub) {
-        return Err(AuthError::Invalid("the subject (sub) is not a valid user id".into()));
-    }
+    let user_id: UserId = sub.parse().map_err(|_| AuthError::Invalid("the subject (sub) is not a valid user id".into()))?;
     let roles = roles_claim
         .split('.')
         .try_fold(claims, |v, part| v.get(part))
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
         .unwrap_or_default();
-    Ok(Caller { user_id: sub.to_string(), roles, token: Arc::from(token) })
+    Ok(Caller { user_id, roles, token: Arc::from(token) })
 }
 
 /// The token of an `Authorization: Bearer …` header (scheme case-insensitive, RFC 6750).

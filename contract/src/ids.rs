@@ -20,31 +20,125 @@ pub fn valid_user_id(sub: &str) -> bool {
 #[error("{0}")]
 pub struct InvalidId(String);
 
-/// An id in the canonical 36-character text form of a UUID (lower-case, hyphenated).
-fn parse_uuid(kind: &str, s: &str) -> Result<uuid::Uuid, InvalidId> {
+/// Checks `s` is a UUID in its canonical 36-character text form (hyphenated; either case).
+fn check_uuid(kind: &str, s: &str) -> Result<(), InvalidId> {
     match uuid::Uuid::try_parse(s) {
-        Ok(u) if s.len() == 36 => Ok(u),
+        Ok(_) if s.len() == 36 => Ok(()),
         _ => Err(InvalidId(format!("{kind} must be a UUID, got {} characters", s.chars().count()))),
     }
+}
+
+/// The parts every string id shares: the checked text, read as a `str` wherever one is wanted
+/// (tables store ids as text), compared with plain strings, and (de)serialised as a plain string
+/// that is checked on the way in.
+macro_rules! string_id {
+    ($name:ident) => {
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        /// What `#[sqlx(try_from = "String")]` reads a column through: a table's id is checked too.
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(s: String) -> Result<Self, InvalidId> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl From<&$name> for String {
+            fn from(id: &$name) -> String {
+                id.0.clone()
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+
+        impl PartialEq<String> for $name {
+            fn eq(&self, other: &String) -> bool {
+                &self.0 == other
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for str {
+            fn eq(&self, other: &$name) -> bool {
+                self == other.0
+            }
+        }
+
+        impl PartialEq<$name> for &str {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<str>::deserialize(d)?;
+                s.parse().map_err(D::Error::custom)
+            }
+        }
+    };
 }
 
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(uuid::Uuid);
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
 
         impl $name {
             /// A new id (UUIDv7: ids made later sort later, which keeps index inserts at the end).
             pub fn new() -> Self {
-                Self(uuid::Uuid::now_v7())
-            }
-            pub fn as_uuid(&self) -> uuid::Uuid {
-                self.0
-            }
-            /// The 16 bytes the tables store (`BINARY(16)`).
-            pub fn as_bytes(&self) -> &[u8; 16] {
-                self.0.as_bytes()
+                Self(uuid::Uuid::now_v7().hyphenated().to_string())
             }
         }
 
@@ -56,35 +150,18 @@ macro_rules! uuid_id {
 
         impl From<uuid::Uuid> for $name {
             fn from(u: uuid::Uuid) -> Self {
-                Self(u)
+                Self(u.hyphenated().to_string())
             }
         }
 
         impl FromStr for $name {
             type Err = InvalidId;
             fn from_str(s: &str) -> Result<Self, InvalidId> {
-                parse_uuid($kind, s).map(Self)
+                check_uuid($kind, s).map(|()| Self(s.to_string()))
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Display::fmt(&self.0.hyphenated(), f)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(&self.0.hyphenated())
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = std::borrow::Cow::<str>::deserialize(d)?;
-                s.parse().map_err(D::Error::custom)
-            }
-        }
+        string_id!($name);
     };
 }
 
@@ -104,12 +181,6 @@ uuid_id!(
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(String);
 
-impl UserId {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 impl FromStr for UserId {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, InvalidId> {
@@ -121,30 +192,7 @@ impl FromStr for UserId {
     }
 }
 
-impl fmt::Display for UserId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl AsRef<str> for UserId {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Serialize for UserId {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for UserId {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = std::borrow::Cow::<str>::deserialize(d)?;
-        s.parse().map_err(D::Error::custom)
-    }
-}
+string_id!(UserId);
 
 #[cfg(test)]
 mod tests {
@@ -156,6 +204,7 @@ mod tests {
     fn a_uuid_id_reads_only_the_canonical_text_form() {
         let id: OrderId = "0190f3c2-7d4e-7a10-9b2c-3d4e5f607182".parse().unwrap();
         assert_eq!(id.to_string(), "0190f3c2-7d4e-7a10-9b2c-3d4e5f607182");
+        assert_eq!(id, "0190f3c2-7d4e-7a10-9b2c-3d4e5f607182");
         for bad in ["", "0190f3c27d4e7a109b2c3d4e5f607182", "{0190f3c2-7d4e-7a10-9b2c-3d4e5f607182}", "0190f3c2-7d4e-7a10-9b2c-3d4e5f60718", "x".repeat(36).as_str()] {
             assert!(bad.parse::<OrderId>().is_err(), "{bad:?}");
         }

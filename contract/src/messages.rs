@@ -8,16 +8,18 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::ids::{OrderId, ReservationId, UserId};
+
 /// Commands on `product.commands`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProductCommand {
     /// Verify the reservation is HELD, unexpired and the user's, and bind it to this order.
-    LockReservation { order_id: String, reservation_id: String, user_id: String },
+    LockReservation { order_id: OrderId, reservation_id: ReservationId, user_id: UserId },
     /// Turn the hold into a sale (HELD → CONFIRMED). Idempotent for the order that holds it.
-    ConfirmReservation { order_id: String, reservation_id: String },
+    ConfirmReservation { order_id: OrderId, reservation_id: ReservationId },
     /// Give the stock back (HELD → RELEASED). Idempotent; a no-op on EXPIRED/RELEASED.
-    ReleaseReservation { order_id: String, reservation_id: String, reason: String },
+    ReleaseReservation { order_id: OrderId, reservation_id: ReservationId, reason: String },
 }
 
 impl ProductCommand {
@@ -35,8 +37,8 @@ impl ProductCommand {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ProductReply {
     ReservationLocked {
-        order_id: String,
-        reservation_id: String,
+        order_id: OrderId,
+        reservation_id: ReservationId,
         product_id: u64,
         quantity: i32,
         #[serde(with = "rust_decimal::serde::str")]
@@ -44,12 +46,12 @@ pub enum ProductReply {
     },
     /// The lock was refused: `reason` is `not_found`, `expired`, `released`, `confirmed`,
     /// `wrong_user` or `locked_by_other_order`.
-    ReservationRejected { order_id: String, reservation_id: String, reason: String },
-    ReservationConfirmed { order_id: String, reservation_id: String },
+    ReservationRejected { order_id: OrderId, reservation_id: ReservationId, reason: String },
+    ReservationConfirmed { order_id: OrderId, reservation_id: ReservationId },
     /// The sale could not be confirmed (the hold expired or was released meanwhile): compensate.
-    ReservationConfirmFailed { order_id: String, reservation_id: String, reason: String },
+    ReservationConfirmFailed { order_id: OrderId, reservation_id: ReservationId, reason: String },
     /// The stock is back (or was already back): `status` is the reservation's final status.
-    ReservationReleased { order_id: String, reservation_id: String, status: String },
+    ReservationReleased { order_id: OrderId, reservation_id: ReservationId, status: String },
 }
 
 impl ProductReply {
@@ -106,8 +108,8 @@ pub enum PaymentCommand {
     /// Capture `amount` for the order from its card or its bank account (exactly one of the two).
     /// Idempotent per order. A card charge's JSON is what it always was (`card`, no `account`).
     Charge {
-        order_id: String,
-        user_id: String,
+        order_id: OrderId,
+        user_id: UserId,
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
         currency: String,
@@ -117,7 +119,7 @@ pub enum PaymentCommand {
         account: Option<AccountRef>,
     },
     /// Return a capture of the order (compensation). Idempotent; a no-op when nothing was captured.
-    Refund { order_id: String, user_id: String, reason: String },
+    Refund { order_id: OrderId, user_id: UserId, reason: String },
 }
 
 impl PaymentCommand {
@@ -144,7 +146,7 @@ pub fn charge_method<'a>(card: Option<&'a CardRef>, account: Option<&'a AccountR
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum PaymentReply {
     Charged {
-        order_id: String,
+        order_id: OrderId,
         charge_id: String,
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
@@ -154,11 +156,11 @@ pub enum PaymentReply {
     },
     /// A permanent refusal: `reason` is `card_declined`, `insufficient_funds`, `expired_card`,
     /// `incorrect_number`, `invalid_expiry` or `invalid_cvc`.
-    Declined { order_id: String, reason: String },
+    Declined { order_id: OrderId, reason: String },
     /// The charge failed transiently after its retry budget and was dead-lettered.
-    Failed { order_id: String, error_class: String, reason: String, attempts: u32 },
+    Failed { order_id: OrderId, error_class: String, reason: String, attempts: u32 },
     Refunded {
-        order_id: String,
+        order_id: OrderId,
         #[serde(with = "rust_decimal::serde::str")]
         amount: Decimal,
     },
@@ -259,23 +261,14 @@ impl Validate for AccountRef {
     }
 }
 
+// Ids (order, reservation, user) are not checked here: their types checked them as the message
+// was parsed, so a message with a bad id is already malformed.
+
 impl Validate for ProductCommand {
     fn validate(&self) -> Result<(), String> {
         match self {
-            Self::LockReservation { order_id, reservation_id, user_id } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)?;
-                check::text("user_id", user_id, 64)
-            }
-            Self::ConfirmReservation { order_id, reservation_id } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)
-            }
-            Self::ReleaseReservation { order_id, reservation_id, reason } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)?;
-                check::note("reason", reason, REASON_MAX)
-            }
+            Self::LockReservation { .. } | Self::ConfirmReservation { .. } => Ok(()),
+            Self::ReleaseReservation { reason, .. } => check::note("reason", reason, REASON_MAX),
         }
     }
 }
@@ -283,26 +276,15 @@ impl Validate for ProductCommand {
 impl Validate for ProductReply {
     fn validate(&self) -> Result<(), String> {
         match self {
-            Self::ReservationLocked { order_id, reservation_id, quantity, amount, .. } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)?;
+            Self::ReservationLocked { quantity, amount, .. } => {
                 if *quantity <= 0 {
                     return Err("quantity must be positive".into());
                 }
                 check::amount("amount", *amount)
             }
-            Self::ReservationRejected { order_id, reservation_id, reason } | Self::ReservationConfirmFailed { order_id, reservation_id, reason } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)?;
-                check::note("reason", reason, REASON_MAX)
-            }
-            Self::ReservationConfirmed { order_id, reservation_id } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)
-            }
-            Self::ReservationReleased { order_id, reservation_id, status } => {
-                check::uuid("order_id", order_id)?;
-                check::uuid("reservation_id", reservation_id)?;
+            Self::ReservationRejected { reason, .. } | Self::ReservationConfirmFailed { reason, .. } => check::note("reason", reason, REASON_MAX),
+            Self::ReservationConfirmed { .. } => Ok(()),
+            Self::ReservationReleased { status, .. } => {
                 // The reservation's status after the release: RELEASED or EXPIRED (the stock is
                 // back), CONFIRMED (sold), HELD (another order holds it), NOT_FOUND.
                 if !matches!(status.as_str(), "RELEASED" | "EXPIRED" | "CONFIRMED" | "HELD" | "NOT_FOUND") {
@@ -317,9 +299,7 @@ impl Validate for ProductReply {
 impl Validate for PaymentCommand {
     fn validate(&self) -> Result<(), String> {
         match self {
-            Self::Charge { order_id, user_id, amount, currency, card, account } => {
-                check::uuid("order_id", order_id)?;
-                check::text("user_id", user_id, 64)?;
+            Self::Charge { amount, currency, card, account, .. } => {
                 check::amount("amount", *amount)?;
                 check::currency("currency", currency)?;
                 match charge_method(card.as_ref(), account.as_ref())? {
@@ -327,11 +307,7 @@ impl Validate for PaymentCommand {
                     MethodRef::Account(a) => a.validate(),
                 }
             }
-            Self::Refund { order_id, user_id, reason } => {
-                check::uuid("order_id", order_id)?;
-                check::text("user_id", user_id, 64)?;
-                check::note("reason", reason, REASON_MAX)
-            }
+            Self::Refund { reason, .. } => check::note("reason", reason, REASON_MAX),
         }
     }
 }
@@ -339,25 +315,17 @@ impl Validate for PaymentCommand {
 impl Validate for PaymentReply {
     fn validate(&self) -> Result<(), String> {
         match self {
-            Self::Charged { order_id, charge_id, amount, currency } => {
-                check::uuid("order_id", order_id)?;
+            Self::Charged { charge_id, amount, currency, .. } => {
                 check::text("charge_id", charge_id, 64)?;
                 check::amount("amount", *amount)?;
                 currency.as_deref().map_or(Ok(()), |c| check::currency("currency", c))
             }
-            Self::Declined { order_id, reason } => {
-                check::uuid("order_id", order_id)?;
-                check::note("reason", reason, REASON_MAX)
-            }
-            Self::Failed { order_id, error_class, reason, .. } => {
-                check::uuid("order_id", order_id)?;
+            Self::Declined { reason, .. } => check::note("reason", reason, REASON_MAX),
+            Self::Failed { error_class, reason, .. } => {
                 check::note("error_class", error_class, 64)?;
                 check::note("reason", reason, 1024)
             }
-            Self::Refunded { order_id, amount } => {
-                check::uuid("order_id", order_id)?;
-                check::amount("amount", *amount)
-            }
+            Self::Refunded { amount, .. } => check::amount("amount", *amount),
         }
     }
 }
@@ -458,18 +426,26 @@ mod validation_tests {
 
     const ORDER: &str = "01a2322f-a469-7594-ae24-ba1e6929c12f";
 
+    fn order() -> OrderId {
+        ORDER.parse().unwrap()
+    }
+
+    fn user(u: &str) -> UserId {
+        u.parse().unwrap()
+    }
+
     #[test]
     fn a_refund_whose_order_id_no_column_can_hold_is_malformed() {
-        let long = "x".repeat(200);
-        let bad = PaymentCommand::Refund { order_id: long, user_id: "u".into(), reason: "r".into() };
-        assert!(bad.validate().unwrap_err().contains("order_id"));
-        let good = PaymentCommand::Refund { order_id: ORDER.into(), user_id: "u".into(), reason: "r".into() };
+        let refund = |order_id: &str| serde_json::from_value::<PaymentCommand>(serde_json::json!({"type": "refund", "order_id": order_id, "user_id": "u", "reason": "r"}));
+        assert!(refund(&"x".repeat(200)).unwrap_err().to_string().contains("order_id must be a UUID"));
+        let good = refund(ORDER).unwrap();
+        assert_eq!(good, PaymentCommand::Refund { order_id: order(), user_id: user("u"), reason: "r".into() });
         assert_eq!(good.validate(), Ok(()));
     }
 
     #[test]
     fn amounts_must_fit_the_ledger_exactly() {
-        let reply = |amount: &str| PaymentReply::Refunded { order_id: ORDER.into(), amount: amount.parse().unwrap() };
+        let reply = |amount: &str| PaymentReply::Refunded { order_id: order(), amount: amount.parse().unwrap() };
         assert!(reply("1.2345").validate().is_ok());
         assert!(reply("1.23450").validate().is_ok(), "trailing zeros are not precision");
         assert!(reply("1.23456").validate().is_err());
@@ -479,14 +455,19 @@ mod validation_tests {
 
     #[test]
     fn ids_users_statuses_and_currencies_are_checked() {
-        let lock = |user: &str| ProductCommand::LockReservation { order_id: ORDER.into(), reservation_id: ORDER.into(), user_id: user.into() };
-        assert!(lock("alice").validate().is_ok());
-        assert!(lock("").validate().is_err());
-        assert!(lock(&"a".repeat(65)).validate().is_err());
-        let released = |s: &str| ProductReply::ReservationReleased { order_id: ORDER.into(), reservation_id: ORDER.into(), status: s.into() };
+        let lock = |user: &str, reservation: &str| {
+            serde_json::from_value::<ProductCommand>(serde_json::json!({"type": "lock_reservation", "order_id": ORDER, "reservation_id": reservation, "user_id": user}))
+                .map_err(|e| e.to_string())
+        };
+        assert!(lock("alice", ORDER).unwrap().validate().is_ok());
+        assert!(lock("", ORDER).unwrap_err().contains("user_id"));
+        assert!(lock(&"a".repeat(65), ORDER).unwrap_err().contains("user_id"));
+        assert!(lock("alice bob", ORDER).unwrap_err().contains("user_id"));
+        assert!(lock("alice", "r-1").unwrap_err().contains("reservation_id must be a UUID"));
+        let released = |s: &str| ProductReply::ReservationReleased { order_id: order(), reservation_id: ORDER.parse().unwrap(), status: s.into() };
         assert!(released("EXPIRED").validate().is_ok());
         assert!(released("GONE").validate().is_err());
-        let charged = |c: &str| PaymentReply::Charged { order_id: ORDER.into(), charge_id: "c1".into(), amount: Decimal::ONE, currency: Some(c.into()) };
+        let charged = |c: &str| PaymentReply::Charged { order_id: order(), charge_id: "c1".into(), amount: Decimal::ONE, currency: Some(c.into()) };
         assert!(charged("USD").validate().is_ok());
         assert!(charged("usd").validate().is_err());
     }
@@ -495,8 +476,8 @@ mod validation_tests {
     fn a_charge_names_exactly_one_method_and_card_charges_keep_their_json() {
         let account = AccountRef { bank: "001".into(), account_id: ORDER.into() };
         let charge = |card: Option<CardRef>, account: Option<AccountRef>| PaymentCommand::Charge {
-            order_id: ORDER.into(),
-            user_id: "alice".into(),
+            order_id: order(),
+            user_id: user("alice"),
             amount: Decimal::ONE,
             currency: "USD".into(),
             card,

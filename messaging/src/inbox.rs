@@ -22,7 +22,8 @@
 //! with no rebalance to wait for. (Measured reason:
 //! on the local tansu broker a group whose member was killed never finished rebalancing.) This mode
 //! runs ONE instance of each service. `KAFKA_CONSUMER_MODE=group` keeps the subscription and Kafka
-//! offset commits instead, for several instances on a broker with a working group coordinator.
+//! offset commits instead, for several instances (on tansu with static members:
+//! [`crate::kafka::Membership`]).
 
 use std::{future::Future, sync::Arc, time::Duration};
 

@@ -113,18 +113,68 @@ pub fn producer(brokers: &str) -> anyhow::Result<FutureProducer> {
         .context("creating the Kafka producer")
 }
 
+/// How this process's consumers are members of their groups (group mode): dynamically (a new
+/// member at every start), or statically under a stable instance id (`KAFKA_GROUP_INSTANCE_ID`).
+///
+/// Static membership (KIP-345) lets a replica that restarts take back its own partitions without a
+/// rebalance, as long as it is back within the session timeout (`KAFKA_SESSION_TIMEOUT_MS`). On the
+/// local tansu 0.6.0 broker it is what makes group mode survive `kill -9`: its coordinator does not
+/// complete the rebalance that follows a dynamic member's death (docs/stack.md), but matches a
+/// static member's rejoin to the member it replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// `group.instance.id`: unique per replica, the same across its restarts (a StatefulSet pod's
+    /// name, a replica number). `None`: dynamic membership.
+    pub instance_id: Option<String>,
+    /// `session.timeout.ms`: how long the coordinator waits for a silent member before giving its
+    /// partitions away.
+    pub session_timeout_ms: u32,
+}
+
+impl Membership {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let instance_id = Some(crate::env::env_string("KAFKA_GROUP_INSTANCE_ID", "").trim().to_string()).filter(|s| !s.is_empty());
+        if let Some(id) = &instance_id {
+            anyhow::ensure!(
+                id.len() <= 249 && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')),
+                "KAFKA_GROUP_INSTANCE_ID must be 1-249 characters of letters, digits, '.', '_' or '-'"
+            );
+        }
+        let session_timeout_ms: u32 = crate::env::env_or("KAFKA_SESSION_TIMEOUT_MS", 10_000)?;
+        anyhow::ensure!((6_000..=300_000).contains(&session_timeout_ms), "KAFKA_SESSION_TIMEOUT_MS must be between 6000 and 300000");
+        Ok(Self { instance_id, session_timeout_ms })
+    }
+
+    /// The process's settings, read once from the environment (a bad value stops the service).
+    pub fn global() -> &'static Membership {
+        static MEMBERSHIP: std::sync::OnceLock<Membership> = std::sync::OnceLock::new();
+        MEMBERSHIP.get_or_init(|| {
+            Membership::from_env().unwrap_or_else(|e| {
+                eprintln!("error: {e:#}");
+                std::process::exit(2)
+            })
+        })
+    }
+
+    fn apply(&self, cfg: &mut ClientConfig) {
+        cfg.set("session.timeout.ms", self.session_timeout_ms.to_string());
+        if let Some(id) = &self.instance_id {
+            cfg.set("group.instance.id", id);
+        }
+    }
+}
+
 /// A group consumer that never auto-commits: offsets are committed after the DB transaction.
 pub fn consumer(brokers: &str, group: &str, fetch_wait_max_ms: u32) -> anyhow::Result<StreamConsumer> {
-    client_config(brokers)
-        .set("group.id", group)
+    let mut cfg = client_config(brokers);
+    cfg.set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.wait.max.ms", fetch_wait_max_ms.to_string())
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "1000")
-        .create()
-        .context("creating the Kafka consumer")
+        .set("heartbeat.interval.ms", "1000");
+    Membership::global().apply(&mut cfg);
+    cfg.create().context("creating the Kafka consumer")
 }
 
 /// Creates the topics that do not exist yet, each with `replicas` replicas (at most the brokers, at
@@ -162,6 +212,24 @@ pub async fn ping(producer: Arc<FutureProducer>) -> anyhow::Result<()> {
     })
     .await
     .context("metadata task")?
+}
+
+#[cfg(test)]
+mod membership_tests {
+    use super::Membership;
+
+    #[test]
+    fn a_static_member_sends_its_instance_id_and_a_dynamic_one_none() {
+        let config = |m: &Membership| {
+            let mut cfg = rdkafka::ClientConfig::new();
+            m.apply(&mut cfg);
+            (cfg.get("group.instance.id").map(str::to_string), cfg.get("session.timeout.ms").map(str::to_string))
+        };
+        let dynamic = Membership { instance_id: None, session_timeout_ms: 10_000 };
+        assert_eq!(config(&dynamic), (None, Some("10000".into())));
+        let fixed = Membership { instance_id: Some("payment-0".into()), session_timeout_ms: 60_000 };
+        assert_eq!(config(&fixed), (Some("payment-0".into()), Some("60000".into())));
+    }
 }
 
 #[cfg(test)]

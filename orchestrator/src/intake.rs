@@ -23,7 +23,10 @@ use axum::{
 use chrono::Datelike;
 use sagaway_common::{auth::{self, Caller}, card::{self, CardInput}, http::{ApiJson, Problem}};
 use sagaway_messaging::{outbox::{self, Outgoing}, topics};
-use sagaway_contract::messages::{AccountRef, MethodRef};
+use sagaway_contract::{
+    ids::{OrderId, UserId},
+    messages::{AccountRef, MethodRef},
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -157,12 +160,12 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
     };
     // 0. The caller is the user.
     match auth::acting_user(&caller, request.user_id.as_deref()) {
-        Ok(user) => request.user_id = Some(user),
+        Ok(user) => request.user_id = Some(user.into()),
         Err(p) => return (*p).into_response(),
     }
     // The key is the caller's: the same body from another user never matches their record.
     let mut hashed = body.clone();
-    hashed["user_id"] = serde_json::Value::String(caller.user_id.clone());
+    hashed["user_id"] = serde_json::Value::String(caller.user_id.to_string());
     let key = match idempotency::key_from(&headers) {
         Ok(k) => k,
         Err(e) => return e.into_response(),
@@ -293,7 +296,7 @@ async fn accept(app: &AppState, caller: &Caller, r: &ValidRequest, claim: Option
         Method::Account(_) => "account",
     };
     metrics::counter!("payments_accepted_total", "method" => method).increment(1);
-    tracing::info!(order_id, user_id = %caller.user_id, reservation_id = %r.reservation_id, method, "payment accepted");
+    tracing::info!(%order_id, user_id = %caller.user_id, reservation_id = %r.reservation_id, method, "payment accepted");
     Ok(accepted_answer(&order_id))
 }
 
@@ -301,8 +304,8 @@ async fn accept(app: &AppState, caller: &Caller, r: &ValidRequest, claim: Option
 /// With an Idempotency-Key, its answer is recorded in the same transaction: a crash after the
 /// commit can never leave an accepted order behind a key that still looks unanswered (whose retry
 /// would then meet the duplicate rule instead of the replay).
-async fn record_order(app: &AppState, user_id: &str, r: &ValidRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<String> {
-    let order_id = Uuid::now_v7().to_string();
+async fn record_order(app: &AppState, user_id: &UserId, r: &ValidRequest, reservation: &ReservationInfo, claim: Option<&idempotency::Claimed>) -> ApiResult<OrderId> {
+    let order_id = OrderId::new();
     let sealed;
     let method = match &r.method {
         Method::Card(input) => {
@@ -335,7 +338,7 @@ async fn record_order(app: &AppState, user_id: &str, r: &ValidRequest, reservati
         cfg.topic(topics::ORDER_QUEUE),
         user_id,
         "order_accepted",
-        &OrderAccepted { order_id: order_id.clone(), user_id: user_id.to_string() },
+        &OrderAccepted { order_id: order_id.clone(), user_id: user_id.clone() },
     );
     outbox::enqueue_all(&mut tx, &[queued, event]).await?; // one multi-row INSERT
     if let Some(claim) = claim {

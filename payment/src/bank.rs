@@ -18,7 +18,10 @@
 
 use rust_decimal::Decimal;
 use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
-use sagaway_contract::messages::{BankCommand, BankReply, PaymentReply};
+use sagaway_contract::{
+    ids::OrderId,
+    messages::{BankCommand, BankReply, PaymentReply},
+};
 use sqlx::{MySqlConnection, Row};
 use uuid::Uuid;
 
@@ -50,8 +53,8 @@ pub async fn start(h: &CommandHandler, conn: &mut MySqlConnection, req: &ChargeR
          VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
     )
     .bind(Uuid::now_v7().to_string())
-    .bind(&req.order_id)
-    .bind(&req.user_id)
+    .bind(req.order_id.as_str())
+    .bind(req.user_id.as_str())
     .bind(req.amount)
     .bind(&req.currency)
     .bind(METHOD)
@@ -61,11 +64,11 @@ pub async fn start(h: &CommandHandler, conn: &mut MySqlConnection, req: &ChargeR
     .await?;
     tracing::info!(order_id = %req.order_id, bank = %account.bank, "account charge: hold asked of the bank");
     let hold = BankCommand::Hold {
-        payment_id: req.order_id.clone(),
+        payment_id: req.order_id.to_string(),
         account_id: account.account_id.clone(),
         amount: req.amount,
         currency: req.currency.clone(),
-        user_id: req.user_id.clone(),
+        user_id: req.user_id.to_string(),
     };
     Ok(vec![command(&h.bank_commands_topic, &account.account_id, &hold)])
 }
@@ -131,6 +134,8 @@ impl Handler for BankReplyHandler {
             }
             return Ok(vec![]);
         };
+        // A charge was found under it, so the payment id is one of our order ids.
+        let order: OrderId = order_id.parse().map_err(|e| HandleError::Malformed(format!("payment_id: {e}")))?;
         let charge_id: String = row.get("id");
         let user_id: String = row.get("user_id");
         let account_id: String = row.get::<Option<String>, _>("account_id").unwrap_or_default();
@@ -145,7 +150,7 @@ impl Handler for BankReplyHandler {
                 ledger::transfer(conn, order_id, "capture", &currency, &customer, ledger::MERCHANT, amount).await?;
                 sqlx::query("UPDATE charges SET status = 'succeeded' WHERE id = ?").bind(&charge_id).execute(&mut *conn).await?;
                 tracing::info!(order_id, "account charge captured by the bank");
-                let reply = PaymentReply::Charged { order_id: order_id.into(), charge_id, amount: ledger::canonical(amount), currency: Some(currency) };
+                let reply = PaymentReply::Charged { order_id: order.clone(), charge_id, amount: ledger::canonical(amount), currency: Some(currency) };
                 vec![self.reply(&user_id, &reply)]
             }
             OnBankReply::Decline => {
@@ -156,7 +161,7 @@ impl Handler for BankReplyHandler {
                     .execute(&mut *conn)
                     .await?;
                 tracing::info!(order_id, reason, "account charge declined by the bank");
-                vec![self.reply(&user_id, &PaymentReply::Declined { order_id: order_id.into(), reason })]
+                vec![self.reply(&user_id, &PaymentReply::Declined { order_id: order.clone(), reason })]
             }
             OnBankReply::RefundLateCapture => {
                 tracing::warn!(order_id, "the bank captured a charge voided meanwhile; asking it to refund");
@@ -170,7 +175,7 @@ impl Handler for BankReplyHandler {
             }
             OnBankReply::FinishRefund => {
                 let reason: String = row.get::<Option<String>, _>("refund_reason").unwrap_or_else(|| "compensation".into());
-                let reply = refunds::settle(conn, order_id, &charge_id, &user_id, amount, &currency, &reason).await?;
+                let reply = refunds::settle(conn, &order, &charge_id, &user_id, amount, &currency, &reason).await?;
                 vec![self.reply(&user_id, &reply)]
             }
             OnBankReply::Ignore(_) => vec![],

@@ -14,7 +14,7 @@
 
 use rust_decimal::Decimal;
 use sagaway_messaging::{inbox::{HandleError, Incoming}, outbox::Outgoing};
-use sagaway_contract::messages::PaymentReply;
+use sagaway_contract::{ids::OrderId, messages::PaymentReply};
 use sqlx::{MySqlConnection, Row};
 use uuid::Uuid;
 
@@ -22,8 +22,9 @@ use crate::{bank, commands::CommandHandler, ledger};
 
 /// Applies a refund command in `conn`'s transaction and returns what to publish: the reply, or,
 /// for an account charge the bank must refund, the command to the bank (the reply follows the bank's).
-pub async fn refund(h: &CommandHandler, conn: &mut MySqlConnection, msg: &Incoming, order_id: &str, user_id: &str, reason: &str) -> Result<Vec<Outgoing>, HandleError> {
-    let nothing = |h: &CommandHandler| h.reply(msg, &PaymentReply::Refunded { order_id: order_id.into(), amount: Decimal::new(0, 2) });
+pub async fn refund(h: &CommandHandler, conn: &mut MySqlConnection, msg: &Incoming, order: &OrderId, user_id: &str, reason: &str) -> Result<Vec<Outgoing>, HandleError> {
+    let order_id = order.as_str();
+    let nothing = |h: &CommandHandler| h.reply(msg, &PaymentReply::Refunded { order_id: order.clone(), amount: Decimal::new(0, 2) });
     let charge = sqlx::query(
         "SELECT id, CAST(user_id AS CHAR) AS user_id, status, method, account_id, amount, currency FROM charges WHERE order_id = ? FOR UPDATE",
     )
@@ -75,7 +76,7 @@ pub async fn refund(h: &CommandHandler, conn: &mut MySqlConnection, msg: &Incomi
     }
     let amount: Decimal = charge.get("amount");
     let currency: String = charge.get("currency");
-    let reply = settle(conn, order_id, &charge_id, &charge.get::<String, _>("user_id"), amount, &currency, &reason).await?;
+    let reply = settle(conn, order, &charge_id, &charge.get::<String, _>("user_id"), amount, &currency, &reason).await?;
     Ok(vec![h.reply(msg, &reply)])
 }
 
@@ -83,20 +84,21 @@ pub async fn refund(h: &CommandHandler, conn: &mut MySqlConnection, msg: &Incomi
 /// reply. The capture came from the charge's customer; the refund goes back there whoever asks.
 pub async fn settle(
     conn: &mut MySqlConnection,
-    order_id: &str,
+    order: &OrderId,
     charge_id: &str,
     user_id: &str,
     amount: Decimal,
     currency: &str,
     reason: &str,
 ) -> sqlx::Result<PaymentReply> {
+    let order_id = order.as_str();
     let customer = ledger::ensure_customer(conn, user_id).await?;
     ledger::transfer(conn, order_id, "refund", currency, ledger::MERCHANT, &customer, amount).await?;
     record(conn, order_id, Some(charge_id), amount, Some(currency), reason).await?;
     sqlx::query("UPDATE charges SET status = 'refunded' WHERE id = ?").bind(charge_id).execute(&mut *conn).await?;
     metrics::counter!("payment_refunds_total").increment(1);
     tracing::info!(order_id, "capture refunded");
-    Ok(PaymentReply::Refunded { order_id: order_id.into(), amount: ledger::canonical(amount) })
+    Ok(PaymentReply::Refunded { order_id: order.clone(), amount: ledger::canonical(amount) })
 }
 
 async fn record(

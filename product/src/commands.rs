@@ -5,7 +5,10 @@
 //! order that already confirmed answers "confirmed" again.
 
 use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
-use sagaway_contract::messages::{ProductCommand, ProductReply};
+use sagaway_contract::{
+    ids::{OrderId, ReservationId},
+    messages::{ProductCommand, ProductReply},
+};
 use sqlx::MySqlConnection;
 
 use crate::{
@@ -77,9 +80,9 @@ async fn on_hold(conn: &mut MySqlConnection, reservation_id: &str, command: Hold
     Ok((answer, r))
 }
 
-async fn lock(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str, user_id: &str) -> sqlx::Result<ProductReply> {
+async fn lock(conn: &mut MySqlConnection, order_id: &OrderId, reservation_id: &ReservationId, user_id: &str) -> sqlx::Result<ProductReply> {
     let (answer, r) = on_hold(conn, reservation_id, HoldCommand::Lock { order_id, user_id }).await?;
-    let (order_id, reservation_id) = (order_id.to_string(), reservation_id.to_string());
+    let (order_id, reservation_id) = (order_id.clone(), reservation_id.clone());
     Ok(match (answer, r) {
         (Answer::Locked, Some(r)) => {
             ProductReply::ReservationLocked { order_id, reservation_id, product_id: r.product_id, quantity: r.quantity, amount: r.total_price }
@@ -89,9 +92,9 @@ async fn lock(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str, 
     })
 }
 
-async fn confirm(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str) -> sqlx::Result<ProductReply> {
+async fn confirm(conn: &mut MySqlConnection, order_id: &OrderId, reservation_id: &ReservationId) -> sqlx::Result<ProductReply> {
     let (answer, _) = on_hold(conn, reservation_id, HoldCommand::Confirm { order_id }).await?;
-    let (order_id, reservation_id) = (order_id.to_string(), reservation_id.to_string());
+    let (order_id, reservation_id) = (order_id.clone(), reservation_id.clone());
     Ok(match answer {
         Answer::Confirmed => ProductReply::ReservationConfirmed { order_id, reservation_id },
         Answer::ConfirmFailed(reason) => ProductReply::ReservationConfirmFailed { order_id, reservation_id, reason },
@@ -99,20 +102,20 @@ async fn confirm(conn: &mut MySqlConnection, order_id: &str, reservation_id: &st
     })
 }
 
-async fn release(conn: &mut MySqlConnection, order_id: &str, reservation_id: &str, reason: &str) -> sqlx::Result<ProductReply> {
+async fn release(conn: &mut MySqlConnection, order_id: &OrderId, reservation_id: &ReservationId, reason: &str) -> sqlx::Result<ProductReply> {
     let (answer, r) = on_hold(conn, reservation_id, HoldCommand::Release { order_id }).await?;
     let status = match answer {
         _ if r.is_none() => "NOT_FOUND",
         Answer::Released(HoldStatus::Held) => {
-            tracing::warn!(order_id, reservation_id, "release refused: reservation is locked by another order");
+            tracing::warn!(%order_id, %reservation_id, "release refused: reservation is locked by another order");
             "HELD"
         }
         Answer::Released(HoldStatus::Released) => {
-            tracing::info!(order_id, reservation_id, reason, "reservation released");
+            tracing::info!(%order_id, %reservation_id, reason, "reservation released");
             "RELEASED"
         }
         Answer::Released(other) => other.as_str(),
         other => unreachable!("a release answers released, not {other:?}"),
     };
-    Ok(ProductReply::ReservationReleased { order_id: order_id.to_string(), reservation_id: reservation_id.to_string(), status: status.to_string() })
+    Ok(ProductReply::ReservationReleased { order_id: order_id.clone(), reservation_id: reservation_id.clone(), status: status.to_string() })
 }

@@ -110,7 +110,7 @@ fn validate(caller: &Caller, req: &NewAccount) -> ApiResult<Opening> {
         .find(|k| **k == req.kind)
         .ok_or_else(|| ApiError::invalid("type", "must be individual, joint or business"))?;
     let currency: Currency = req.currency.parse().map_err(|e: String| ApiError::invalid("currency", e))?;
-    let me = caller.user_id.clone();
+    let me = caller.user_id.to_string();
     let (holders, document) = match kind {
         "individual" | "business" => {
             if let Some(h) = &req.holders

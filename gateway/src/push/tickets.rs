@@ -70,7 +70,7 @@ mod tests {
         let now = Instant::now();
         let t = tickets.issue(caller(), now).unwrap();
         assert_eq!(t.len(), 64);
-        assert_eq!(tickets.redeem(&t, now).map(|c| c.user_id), Some("ana".to_string()));
+        assert_eq!(tickets.redeem(&t, now).map(|c| c.user_id.to_string()), Some("ana".to_string()));
         assert!(tickets.redeem(&t, now).is_none(), "single use");
         let late = tickets.issue(caller(), now).unwrap();
         assert!(tickets.redeem(&late, now + TICKET_LIFETIME).is_none(), "expired");

@@ -65,10 +65,10 @@ pub struct OrderView {
 fn view(o: Order, history: Vec<HistoryEntry>) -> OrderView {
     let payment = PaymentView::of(&o);
     OrderView {
-        id: o.id,
+        id: o.id.into(),
         status: o.status,
-        user_id: o.user_id,
-        reservation_id: o.reservation_id,
+        user_id: o.user_id.into(),
+        reservation_id: o.reservation_id.into(),
         product_id: o.product_id,
         quantity: o.quantity,
         amount: o.amount,
@@ -131,7 +131,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQ
     }
     let user_id = match named {
         Some(other) if caller.is_admin() => other,
-        named => auth::acting_user(&caller, named.as_deref()).map_err(ApiError::Refused)?,
+        named => auth::acting_user(&caller, named.as_deref()).map_err(ApiError::Refused)?.into(),
     };
     let limit = paging::limit(p.limit, 20, 100)?;
     let after = paging::decode(CURSOR, p.cursor.as_deref())?

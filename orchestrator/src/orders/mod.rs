@@ -15,15 +15,20 @@ use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 
+use sagaway_contract::ids::{OrderId, ReservationId, UserId};
+
 use crate::saga::machine::{Capture, Command, Hold, OrderStatus, SagaState, Transition};
 
 /// An order row (card columns limited to what may be kept). `payment_type` says how it is paid:
 /// `card` (the card columns are set) or `account` (`account_bank` and `account_id` are).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Order {
-    pub id: String,
-    pub user_id: String,
-    pub reservation_id: String,
+    #[sqlx(try_from = "String")]
+    pub id: OrderId,
+    #[sqlx(try_from = "String")]
+    pub user_id: UserId,
+    #[sqlx(try_from = "String")]
+    pub reservation_id: ReservationId,
     pub product_id: u64,
     pub quantity: i32,
     pub amount: Decimal,
@@ -108,7 +113,7 @@ impl Order {
 
     /// The row as the state machine sees it.
     pub fn saga_state(&self) -> Result<SagaState, CorruptOrder> {
-        let corrupt = |what: String| CorruptOrder { order_id: self.id.clone(), what };
+        let corrupt = |what: String| CorruptOrder { order_id: self.id.to_string(), what };
         let status = self.status().ok_or_else(|| corrupt(format!("status {:?}", self.status)))?;
         let hold = [Hold::Unlocked, Hold::Held, Hold::Releasing, Hold::Gone, Hold::Sold]
             .into_iter()
@@ -191,7 +196,7 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
         .bind(s.reason.as_deref().map(|r| truncate(r, 255)))
         .bind(erase_card)
         .bind(erase_cvc)
-        .bind(&order.id)
+        .bind(order.id.as_str())
         .execute(&mut *conn)
         .await?;
         order.updated_at = Utc::now(); // as the row's ON UPDATE did: the next step of this batch starts here
@@ -215,7 +220,7 @@ pub async fn record(conn: &mut MySqlConnection, order: &mut Order, t: &Transitio
     let now = history_time();
     let mut history = sqlx::QueryBuilder::new("INSERT INTO order_history (order_id, status, reason, at) ");
     history.push_values(&t.statuses, |mut row, (status, reason)| {
-        row.push_bind(&order.id).push_bind(status.as_str()).push_bind(reason.as_deref().map(|r| truncate(r, 255))).push_bind(now);
+        row.push_bind(order.id.as_str()).push_bind(status.as_str()).push_bind(reason.as_deref().map(|r| truncate(r, 255))).push_bind(now);
     });
     history.build().execute(&mut *conn).await?;
     Ok(t.statuses

@@ -16,6 +16,7 @@ pub mod risk;
 
 use sagaway_common::config::CommonConfig;
 use sagaway_messaging::{inbox::{self, HandleError, Handler, Incoming}, outbox::Outgoing, topics};
+use sagaway_contract::ids::{OrderId, UserId};
 use sagaway_contract::messages::{CardRef, PaymentCommand, PaymentReply, ProductCommand, ProductReply};
 use serde::{Deserialize, Serialize};
 use sqlx::MySqlConnection;
@@ -26,15 +27,14 @@ use machine::{Command, SagaEvent, Settings};
 /// The message on `order_queue` that starts a saga.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderAccepted {
-    pub order_id: String,
-    pub user_id: String,
+    pub order_id: OrderId,
+    pub user_id: UserId,
 }
 
 impl sagaway_contract::messages::Validate for OrderAccepted {
+    /// Nothing beyond its ids, which their types checked as it was parsed.
     fn validate(&self) -> Result<(), String> {
-        use sagaway_contract::messages::check;
-        check::uuid("order_id", &self.order_id)?;
-        check::text("user_id", &self.user_id, 64)
+        Ok(())
     }
 }
 
@@ -115,7 +115,7 @@ pub fn alert_letter(dlq_topic: &str, msg: &Incoming, order_id: &str, alert: &str
 }
 
 /// The order id a consumed message is about, and what it says happened.
-fn decode(t: &SagaTopics, msg: &Incoming) -> Result<(String, SagaEvent), HandleError> {
+fn decode(t: &SagaTopics, msg: &Incoming) -> Result<(OrderId, SagaEvent), HandleError> {
     if msg.topic == t.order_queue {
         let m: OrderAccepted = msg.json()?;
         return Ok((m.order_id, SagaEvent::Started));

@@ -37,7 +37,7 @@ pub fn verdict(policy: &RiskPolicy, amount: Decimal, orders_last_minute: u32) ->
 /// Assesses `order` (the local participant of the `assess_risk` step).
 pub async fn assess(conn: &mut MySqlConnection, policy: &RiskPolicy, order: &Order) -> sqlx::Result<RiskVerdict> {
     let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE user_id = ? AND created_at > NOW(6) - INTERVAL 1 MINUTE")
-        .bind(&order.user_id)
+        .bind(order.user_id.as_str())
         .fetch_one(conn)
         .await?;
     Ok(verdict(policy, order.amount, u32::try_from(recent).unwrap_or(u32::MAX)))

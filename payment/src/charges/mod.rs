@@ -29,7 +29,11 @@ use chrono::{DateTime, Datelike, Utc};
 use rust_decimal::Decimal;
 use sagaway_common::{auth::Caller, card};
 use sagaway_messaging::{inbox::{self, HandleError, Incoming}, outbox::Outgoing};
-use sagaway_contract::{messages::{AccountRef, CardRef, PaymentCommand, PaymentReply}, money};
+use sagaway_contract::{
+    ids::{OrderId, UserId},
+    messages::{AccountRef, CardRef, PaymentCommand, PaymentReply},
+    money,
+};
 use serde::Serialize;
 use sqlx::{MySqlConnection, MySqlPool, Row};
 use utoipa::ToSchema;
@@ -50,8 +54,8 @@ pub const ORDER_CANCELLED: &str = "order_cancelled";
 
 /// A charge command's fields.
 pub struct ChargeRequest {
-    pub order_id: String,
-    pub user_id: String,
+    pub order_id: OrderId,
+    pub user_id: UserId,
     pub amount: Decimal,
     pub currency: String,
     pub method: Method,
@@ -134,7 +138,7 @@ pub async fn handle(
         (OnCharge::Reanswer(ChargeStatus::Succeeded | ChargeStatus::Refunding | ChargeStatus::Refunded), Some(charge)) => {
             tracing::info!(order_id, "charge already captured; re-answering");
             let reply = PaymentReply::Charged {
-                order_id: order_id.into(),
+                order_id: req.order_id.clone(),
                 charge_id: charge.id,
                 amount: ledger::canonical(charge.amount),
                 currency: Some(charge.currency),
@@ -143,11 +147,11 @@ pub async fn handle(
         }
         (OnCharge::Reanswer(ChargeStatus::Declined), _) => {
             let reason: Option<String> = existing.as_ref().and_then(|row| row.get("decline_code"));
-            let reply = PaymentReply::Declined { order_id: order_id.into(), reason: reason.unwrap_or_else(|| "card_declined".into()) };
+            let reply = PaymentReply::Declined { order_id: req.order_id.clone(), reason: reason.unwrap_or_else(|| "card_declined".into()) };
             return Ok(vec![h.reply(msg, &reply)]);
         }
         (OnCharge::Reanswer(_) | OnCharge::Cancelled, _) => {
-            let reply = PaymentReply::Declined { order_id: order_id.into(), reason: ORDER_CANCELLED.into() };
+            let reply = PaymentReply::Declined { order_id: req.order_id.clone(), reason: ORDER_CANCELLED.into() };
             return Ok(vec![h.reply(msg, &reply)]);
         }
         (OnCharge::Drop(why), _) => {
@@ -189,7 +193,7 @@ pub async fn handle(
             )
             .bind(&id)
             .bind(order_id)
-            .bind(&req.user_id)
+            .bind(req.user_id.as_str())
             .bind(req.amount)
             .bind(&req.currency)
             .bind(card::brand(&opened.digits))
@@ -199,7 +203,7 @@ pub async fn handle(
             .bind(card::fingerprint(&h.card_key, &opened.digits))
             .execute(&mut *conn)
             .await?;
-            let charge = Charge { id, user_id: req.user_id.clone(), amount: req.amount, currency: req.currency.clone(), round: 1 };
+            let charge = Charge { id, user_id: req.user_id.to_string(), amount: req.amount, currency: req.currency.clone(), round: 1 };
             return attempt(h, conn, msg, order_id, req, &charge, 1, opened).await;
         }
         (decision, None) => unreachable!("{decision:?} needs an existing charge"),
@@ -306,7 +310,7 @@ async fn attempt(
             ledger::transfer(conn, order_id, "capture", &charge.currency, &customer, ledger::MERCHANT, charge.amount).await?;
             set_status(conn, &charge.id, "succeeded", None, None).await?;
             let reply = PaymentReply::Charged {
-                order_id: order_id.into(),
+                order_id: req.order_id.clone(),
                 charge_id: charge.id.clone(),
                 amount: ledger::canonical(charge.amount),
                 currency: Some(charge.currency.clone()),
@@ -315,7 +319,7 @@ async fn attempt(
         }
         Answer::Declined(code) => {
             set_status(conn, &charge.id, "declined", Some(code), None).await?;
-            Ok(vec![h.reply(msg, &PaymentReply::Declined { order_id: order_id.into(), reason: code.into() })])
+            Ok(vec![h.reply(msg, &PaymentReply::Declined { order_id: req.order_id.clone(), reason: code.into() })])
         }
         // Whatever is kept or sent on from here (the retry, the dead letter) carries the card without its CVC.
         Answer::Transient(code) => match (h.retry.decide(n), &without_cvc(h, msg, req)) {
@@ -348,7 +352,7 @@ async fn attempt(
                 metrics::counter!("dead_letters_total", "service" => SERVICE, "class" => retry_policy::ERROR_CLASS).increment(1);
                 tracing::warn!(order_id, attempts = n, error = code, "charge dead-lettered after its retry budget");
                 let reply = PaymentReply::Failed {
-                    order_id: order_id.into(),
+                    order_id: req.order_id.clone(),
                     error_class: retry_policy::ERROR_CLASS.into(),
                     reason,
                     attempts: n,
@@ -404,7 +408,7 @@ async fn permanent_failure(
     tracing::warn!(order_id, error_class, reason, "charge command dead-lettered");
     metrics::counter!("dead_letters_total", "service" => SERVICE, "class" => error_class.to_string()).increment(1);
     let dead = inbox::dead_letter_message(&h.dlq_topic, SERVICE, msg, error_class, reason, 1, Utc::now()).header("dlq.order_id", order_id);
-    let reply = PaymentReply::Failed { order_id: order_id.into(), error_class: error_class.into(), reason: reason.into(), attempts: 0 };
+    let reply = PaymentReply::Failed { order_id: req.order_id.clone(), error_class: error_class.into(), reason: reason.into(), attempts: 0 };
     Ok(vec![dead, h.reply(msg, &reply)])
 }
 

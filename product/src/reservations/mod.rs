@@ -243,7 +243,9 @@ pub async fn expire_lapsed_notifying(pool: &sqlx::MySqlPool, limit: u32, notices
                 let bound: Option<(Option<String>, String)> =
                     sqlx::query_as("SELECT order_id, CAST(user_id AS CHAR) FROM reservations WHERE id = ?").bind(&id).fetch_optional(&mut *tx).await?;
                 if let Some((Some(order_id), user_id)) = bound {
-                    let reply = ProductReply::ReservationReleased { order_id, reservation_id: id.clone(), status: "EXPIRED".into() };
+                    // Ids this table holds were checked when they came in; one that no longer reads is a corrupt row.
+                    let decode = |e: sagaway_contract::ids::InvalidId| sqlx::Error::Decode(Box::new(e));
+                    let reply = ProductReply::ReservationReleased { order_id: order_id.parse().map_err(decode)?, reservation_id: id.parse().map_err(decode)?, status: "EXPIRED".into() };
                     outbox::enqueue(&mut tx, &Outgoing::json(&n.replies_topic, user_id, reply.kind(), &reply)).await?;
                     notified = true;
                 }

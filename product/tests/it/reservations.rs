@@ -127,8 +127,8 @@ async fn expiry_racing_release_returns_stock_exactly_once() -> anyhow::Result<()
             let mut replies = Vec::new();
             for id in ids {
                 let command = ProductCommand::ReleaseReservation {
-                    order_id: uuid::Uuid::new_v4().to_string(),
-                    reservation_id: id.clone(),
+                    order_id: sagaway_contract::ids::OrderId::new(),
+                    reservation_id: id.parse().unwrap(),
                     reason: "test".into(),
                 };
                 loop {
@@ -204,15 +204,16 @@ async fn commands_on_a_lapsed_unswept_hold_are_refused_expired() -> anyhow::Resu
             reply
         }
     };
+    let (order_a, order_b) = (sagaway_contract::ids::OrderId::new(), sagaway_contract::ids::OrderId::new());
     // The second hold is locked while live, so its confirm meets the lapse.
-    let locked = apply(ProductCommand::LockReservation { order_id: "order-b".into(), reservation_id: to_confirm.clone(), user_id: "lapse-b".into() }).await;
+    let locked = apply(ProductCommand::LockReservation { order_id: order_b.clone(), reservation_id: to_confirm.parse().unwrap(), user_id: "lapse-b".parse().unwrap() }).await;
     assert!(matches!(locked, ProductReply::ReservationLocked { .. }), "{locked:?}");
     assert_eq!(stock_of(&app, product_id).await?, 6);
 
     tokio::time::sleep(TTL + Duration::from_millis(200)).await;
-    let lock = apply(ProductCommand::LockReservation { order_id: "order-a".into(), reservation_id: to_lock.clone(), user_id: "lapse-a".into() }).await;
+    let lock = apply(ProductCommand::LockReservation { order_id: order_a, reservation_id: to_lock.parse().unwrap(), user_id: "lapse-a".parse().unwrap() }).await;
     assert!(matches!(&lock, ProductReply::ReservationRejected { reason, .. } if reason == "expired"), "{lock:?}");
-    let confirm = apply(ProductCommand::ConfirmReservation { order_id: "order-b".into(), reservation_id: to_confirm.clone() }).await;
+    let confirm = apply(ProductCommand::ConfirmReservation { order_id: order_b, reservation_id: to_confirm.parse().unwrap() }).await;
     assert!(matches!(&confirm, ProductReply::ReservationConfirmFailed { reason, .. } if reason == "expired"), "{confirm:?}");
 
     let status = |id: String| {

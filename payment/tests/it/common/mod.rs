@@ -127,8 +127,8 @@ pub fn charge(order_id: &str, user_id: &str, amount: &str, number: &str, cvc: &s
     let key = CardKey::from_hex(DEV_CARD_KEY).unwrap();
     let input = CardInput { number: number.into(), exp_month: 12, exp_year: 2031, cvc: cvc.into() };
     PaymentCommand::Charge {
-        order_id: order_id.into(),
-        user_id: user_id.into(),
+        order_id: order_id.parse().unwrap(),
+        user_id: user_id.parse().unwrap(),
         amount: amount.parse::<Decimal>().unwrap(),
         currency: "EUR".into(),
         card: Some(card::seal(&key, order_id, &input)),
@@ -137,7 +137,7 @@ pub fn charge(order_id: &str, user_id: &str, amount: &str, number: &str, cvc: &s
 }
 
 pub fn refund(order_id: &str, user_id: &str) -> PaymentCommand {
-    PaymentCommand::Refund { order_id: order_id.into(), user_id: user_id.into(), reason: "compensation".into() }
+    PaymentCommand::Refund { order_id: order_id.parse().unwrap(), user_id: user_id.parse().unwrap(), reason: "compensation".into() }
 }
 
 /// An order id as the orchestrator makes them (a UUID: the message contract checks it).
