@@ -50,7 +50,7 @@ use axum::{
     routing::{get, post},
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{auth::{BearerAuth, Guards}, http::Readiness, service, telemetry};
+use sagaway_common::{auth::BearerAuth, guards::Guards, http::Readiness, service, telemetry};
 use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use interbank::api::InterbankAuth;
 use tokio::sync::Notify;

@@ -31,10 +31,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use crate::{
-    config::{env_or, env_string},
-    http::Problem,
-};
+use sagaway_messaging::env::{env_or, env_string};
+
+use crate::http::Problem;
 
 /// The role that may use `/admin/*`, catalogue writes and the dead-letter tools.
 pub const ADMIN: &str = "admin";
@@ -333,35 +332,6 @@ pub fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, AuthError> {
         return Err(AuthError::Invalid("expected `Bearer <token>`".into()));
     }
     Ok(token.trim())
-}
-
-/// The guards a service puts in front of its routers: token checks and the per-user rate limit.
-#[derive(Clone)]
-pub struct Guards {
-    pub verifier: Arc<Verifier>,
-    pub per_user: Arc<crate::rate::PerUser>,
-}
-
-impl Guards {
-    pub fn new(cfg: &crate::config::CommonConfig) -> Self {
-        Self { verifier: Verifier::new(cfg.auth.clone()), per_user: crate::rate::PerUser::new(cfg.user_rate.per_sec, cfg.user_rate.burst) }
-    }
-
-    /// Every route needs a valid token (any role).
-    pub fn signed_in<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
-        protect(router, self.verifier.clone())
-    }
-
-    /// Every route needs a valid token with the admin role.
-    pub fn admin<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
-        admin_only(router, self.verifier.clone())
-    }
-
-    /// Every route needs a valid token and is limited per user (429 + `Retry-After` over the limit).
-    pub fn signed_in_rate_limited<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
-        let limited = router.layer(axum::middleware::from_fn_with_state(self.per_user.clone(), crate::rate::limit_per_user));
-        self.signed_in(limited)
-    }
 }
 
 /// Requires a valid bearer token on every route of `router`; the [`Caller`] is then available to handlers.

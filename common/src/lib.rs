@@ -8,6 +8,7 @@
 //! - [`auth`]: bearer tokens (JWT checked against the issuer's JWKS), the [`auth::Caller`], admin-only routes.
 //! - [`card`]: card validation, the card keys (HKDF subkeys of versioned master keys), keyed
 //!   fingerprints and AES-GCM sealing (no PAN/CVC in clear anywhere; no CVC after the first charge).
+//! - [`guards`]: what a service puts in front of its routers (token checks, the per-user rate limit).
 //! - [`config`]: settings read from the environment, each with a default that works on the local stack.
 //! - [`telemetry`]: JSON `tracing` logs; the sampler of database-backed gauges.
 //! - [`http`]: `/health/live`, `/health/ready`, `/metrics`, `application/problem+json` errors, the
@@ -22,6 +23,7 @@ pub mod auth;
 pub mod auth_testing;
 pub mod card;
 pub mod config;
+pub mod guards;
 pub mod http;
 pub mod idempotency;
 pub mod paging;

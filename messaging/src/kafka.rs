@@ -1,7 +1,10 @@
 //! Kafka clients tuned for the local tansu broker (docs/stack.md): idempotent producer, manual commits,
 //! topics created explicitly (tansu does not auto-create them), no transactions.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use anyhow::Context;
 use rdkafka::{
@@ -69,14 +72,8 @@ impl Security {
 
     /// The process's settings, read once from the environment.
     pub fn global() -> &'static Security {
-        static SECURITY: std::sync::OnceLock<Security> = std::sync::OnceLock::new();
-        SECURITY.get_or_init(|| {
-            Security::from_env().unwrap_or_else(|e| {
-                // A misconfigured broker login must stop the service, not silently fall back to plaintext.
-                eprintln!("error: {e:#}");
-                std::process::exit(2)
-            })
-        })
+        static SECURITY: OnceLock<Security> = OnceLock::new();
+        read_once(&SECURITY, Security::from_env)
     }
 
     fn apply(&self, cfg: &mut ClientConfig) {
@@ -91,6 +88,17 @@ impl Security {
             }
         }
     }
+}
+
+/// Client settings read once per process. A bad value stops the service: a misconfigured broker
+/// login or membership must never fall back silently (to plaintext, to dynamic membership).
+fn read_once<T>(cell: &'static OnceLock<T>, read: fn() -> anyhow::Result<T>) -> &'static T {
+    cell.get_or_init(|| {
+        read().unwrap_or_else(|e| {
+            eprintln!("error: {e:#}");
+            std::process::exit(2)
+        })
+    })
 }
 
 /// A client configuration for `brokers` with the process's broker login ([`Security`]): every
@@ -145,15 +153,10 @@ impl Membership {
         Ok(Self { instance_id, session_timeout_ms })
     }
 
-    /// The process's settings, read once from the environment (a bad value stops the service).
+    /// The process's settings, read once from the environment.
     pub fn global() -> &'static Membership {
-        static MEMBERSHIP: std::sync::OnceLock<Membership> = std::sync::OnceLock::new();
-        MEMBERSHIP.get_or_init(|| {
-            Membership::from_env().unwrap_or_else(|e| {
-                eprintln!("error: {e:#}");
-                std::process::exit(2)
-            })
-        })
+        static MEMBERSHIP: OnceLock<Membership> = OnceLock::new();
+        read_once(&MEMBERSHIP, Membership::from_env)
     }
 
     fn apply(&self, cfg: &mut ClientConfig) {

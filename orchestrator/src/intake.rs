@@ -177,7 +177,14 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
         let hashes = idempotency::body_hashes(&app.config.card_key, &hashed);
         match idempotency::claim_matching(&app.pool, key, &hashes, app.config.idempotency_ttl, app.config.idempotency_lock).await {
             Ok(Claim::Fresh(ours)) => claim = Some(ours),
-            Ok(Claim::Replay { status, body }) => return replayed(status, body),
+            Ok(Claim::Replay { status, body }) => {
+                // A retry after a lost answer (the first attempt's process may have died between
+                // its commit and its "payment accepted" line): logged in this request's trace too,
+                // so every answer a client got has its line.
+                let order_id = serde_json::from_str::<serde_json::Value>(&body).ok().and_then(|b| b["order_id"].as_str().map(str::to_string));
+                tracing::info!(status = status.as_u16(), order_id = order_id.as_deref().unwrap_or_default(), "payment answered again from its idempotency record");
+                return replayed(status, body);
+            }
             Err(e) => return e.into_response(),
         }
     }

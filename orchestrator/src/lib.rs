@@ -34,7 +34,7 @@ use axum::{
     routing::{get, post},
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{auth::{BearerAuth, Guards}, http::Readiness, service, telemetry};
+use sagaway_common::{auth::BearerAuth, guards::Guards, http::Readiness, service, telemetry};
 use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -79,7 +79,7 @@ pub struct AppState {
     components(schemas(intake::PaymentAccepted,
                        orders::api::OrderView, orders::api::OrderPage, orders::HistoryEntry, orders::api::PaymentView,
                        dlq::store::DeadLetter, dlq::store::Filter, dlq::Outcome, dlq::audit::AuditEntry,
-                       dlq::api::DeadLetterPage, dlq::api::AuditPage, dlq::api::DeadLetterDetail, dlq::api::OperationRequest, dlq::api::OperationResult))
+                       dlq::api::DeadLetterPage, dlq::api::AuditPage, dlq::operations::DeadLetterDetail, dlq::operations::OperationRequest, dlq::operations::OperationResult))
 )]
 pub struct ApiDoc;
 

@@ -7,34 +7,16 @@
 //! A charge or refund paid from a bank account is answered later: its command asks the bank
 //! (`bank.commands`), and [`crate::bank::BankReplyHandler`] answers the saga when the bank has.
 
-use sagaway_common::card::CardKey;
+use sagaway_contract::messages::{MethodRef, PaymentCommand, charge_method};
 use sagaway_messaging::{inbox::{HandleError, Handler, Incoming}, outbox::Outgoing};
-use sagaway_contract::messages::{MethodRef, PaymentCommand, PaymentReply, charge_method};
 use sqlx::MySqlConnection;
 
-use crate::{charges, refunds, retry_policy::RetryPolicy};
-
-/// The name this service signs its dead letters with.
-pub const SERVICE: &str = "payment";
-
-/// Handles `payment.commands`.
-pub struct CommandHandler {
-    /// Full topic names (with the configured prefix).
-    pub replies_topic: String,
-    pub retry_topic: String,
-    pub dlq_topic: String,
-    /// Where account charges ask the bank (`bank.commands`).
-    pub bank_commands_topic: String,
-    pub card_key: CardKey,
-    pub retry: RetryPolicy,
-}
-
-impl CommandHandler {
-    /// A reply to the orchestrator, keyed like the command.
-    pub fn reply(&self, msg: &Incoming, reply: &PaymentReply) -> Outgoing {
-        Outgoing::json(&self.replies_topic, msg.key.clone().unwrap_or_default(), reply.kind(), reply)
-    }
-}
+use crate::{
+    charges,
+    context::CommandHandler,
+    refunds,
+    request::{ChargeRequest, Method},
+};
 
 impl Handler for CommandHandler {
     async fn handle(&self, conn: &mut MySqlConnection, msg: &Incoming) -> Result<Vec<Outgoing>, HandleError> {
@@ -43,10 +25,10 @@ impl Handler for CommandHandler {
             PaymentCommand::Charge { order_id, user_id, amount, currency, card, account } => {
                 // (`Incoming::json` has validated that exactly one is there.)
                 let method = match charge_method(card.as_ref(), account.as_ref()).map_err(HandleError::Malformed)? {
-                    MethodRef::Card(c) => charges::Method::Card(c.clone()),
-                    MethodRef::Account(a) => charges::Method::Account(a.clone()),
+                    MethodRef::Card(c) => Method::Card(c.clone()),
+                    MethodRef::Account(a) => Method::Account(a.clone()),
                 };
-                let request = charges::ChargeRequest { order_id, user_id, amount, currency, method };
+                let request = ChargeRequest { order_id, user_id, amount, currency, method };
                 charges::handle(self, conn, msg, &request).await
             }
             PaymentCommand::Refund { order_id, user_id, reason } => refunds::refund(self, conn, msg, &order_id, &user_id, &reason).await,

@@ -23,11 +23,13 @@ pub mod bank;
 pub mod charges;
 pub mod commands;
 pub mod config;
+pub mod context;
 pub mod error;
 pub mod ledger;
 pub mod lifecycle;
 pub mod outage;
 pub mod refunds;
+pub mod request;
 pub mod retry;
 pub mod retry_policy;
 
@@ -39,7 +41,7 @@ use axum::{
     routing::get,
 };
 use rdkafka::consumer::Consumer;
-use sagaway_common::{auth::{BearerAuth, Guards}, http::Readiness, service};
+use sagaway_common::{auth::BearerAuth, guards::Guards, http::Readiness, service};
 use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
@@ -126,7 +128,7 @@ impl Application {
         let commands_topic = common.topic(topics::PAYMENT_COMMANDS);
         let commands = kafka::consumer(&common.kafka_brokers, &cfg.commands_group, common.fetch_wait_max_ms)?;
         commands.subscribe(&[&commands_topic])?;
-        let handler = commands::CommandHandler {
+        let handler = context::CommandHandler {
             replies_topic: common.topic(topics::PAYMENT_REPLIES),
             retry_topic: common.topic(topics::SAGA_RETRY),
             dlq_topic: common.topic(topics::PAYMENT_DLQ),
@@ -135,7 +137,7 @@ impl Application {
             retry: cfg.retry.clone(),
         };
         let commands_loop = ConsumerLoop {
-            service: commands::SERVICE,
+            service: context::SERVICE,
             consumer: commands,
             pool: self.state.pool.clone(),
             relay: self.relay.clone(),
@@ -148,7 +150,7 @@ impl Application {
         let retries = kafka::consumer(&common.kafka_brokers, &cfg.retry_group, common.background_fetch_wait_max_ms)?;
         retries.subscribe(&[&common.topic(topics::SAGA_RETRY)])?;
         let retry_loop = ConsumerLoop {
-            service: commands::SERVICE,
+            service: context::SERVICE,
             consumer: retries,
             pool: self.state.pool.clone(),
             relay: self.relay.clone(),
@@ -162,7 +164,7 @@ impl Application {
         let bank_replies = kafka::consumer(&common.kafka_brokers, &cfg.bank_replies_group, common.fetch_wait_max_ms)?;
         bank_replies.subscribe(&[&common.topic(topics::BANK_REPLIES)])?;
         let bank_loop = ConsumerLoop {
-            service: commands::SERVICE,
+            service: context::SERVICE,
             consumer: bank_replies,
             pool: self.state.pool.clone(),
             relay: self.relay.clone(),

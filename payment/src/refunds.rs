@@ -18,7 +18,7 @@ use sagaway_contract::{ids::OrderId, messages::PaymentReply};
 use sqlx::{MySqlConnection, Row};
 use uuid::Uuid;
 
-use crate::{bank, commands::CommandHandler, ledger};
+use crate::{bank, context::CommandHandler, ledger};
 
 /// Applies a refund command in `conn`'s transaction and returns what to publish: the reply, or,
 /// for an account charge the bank must refund, the command to the bank (the reply follows the bank's).

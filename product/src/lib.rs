@@ -29,7 +29,7 @@ use axum::{
     extract::State,
     routing::{get, patch, post},
 };
-use sagaway_common::{auth::{BearerAuth, Guards}, http::{ApiQuery, Readiness}, service};
+use sagaway_common::{auth::BearerAuth, guards::Guards, http::{ApiQuery, Readiness}, service};
 use sagaway_messaging::{inbox::ConsumerLoop, kafka, outbox::OutboxRelay, topics};
 use rdkafka::consumer::Consumer;
 use tokio_util::sync::CancellationToken;

@@ -5,8 +5,6 @@
 // Handlers answer a `Problem` directly; its size only matters on the (cold) error path.
 #![allow(clippy::result_large_err)]
 
-use std::collections::BTreeMap;
-
 use axum::{
     Json, Router,
     extract::{Path, State},
@@ -22,7 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Outcome, audit, operations, store};
+use super::{
+    audit,
+    operations::{self, DeadLetterDetail, OperationRequest, OperationResult},
+    store,
+};
 use crate::{AppState, error::ApiError};
 
 const MAX_IDS: usize = 10_000;
@@ -117,17 +119,6 @@ pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQ
     Ok(Json(DeadLetterPage { total, page, per_page, items }))
 }
 
-/// A dead letter with its payload, its order's current status, and its audit trail.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct DeadLetterDetail {
-    #[serde(flatten)]
-    pub dead_letter: store::DeadLetter,
-    /// The order's status now (absent when the message named no known order).
-    pub order_status: Option<String>,
-    /// Operations on this dead letter, newest first.
-    pub audit: Vec<audit::AuditEntry>,
-}
-
 fn parse_id(raw: &str) -> DlqResult<u64> {
     raw.parse::<u64>().ok().filter(|id| *id > 0).ok_or_else(|| invalid("id", "must be a positive integer"))
 }
@@ -140,41 +131,6 @@ pub async fn show(State(app): State<AppState>, caller: Caller, Path(raw): Path<S
     let id = parse_id(&raw)?;
     let detail = operations::show(&app, &who, id).await.map_err(db)?;
     Ok(Json(detail.ok_or_else(|| Problem::not_found("dead_letter_not_found", format!("dead letter {id} does not exist")))?))
-}
-
-/// Which dead letters an operation applies to: `ids`, or a `filter`, or `all: true`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OperationRequest {
-    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integrals")]
-    pub ids: Option<Vec<u64>>,
-    pub filter: Option<store::Filter>,
-    /// Every dead letter in the default status (PENDING for replay and abandon; all but PURGED for purge).
-    #[serde(default)]
-    pub all: bool,
-    /// At most this many (oldest first).
-    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integral")]
-    pub limit: Option<u32>,
-    /// Replay and purge: say what would happen, change nothing.
-    #[serde(default)]
-    pub dry_run: bool,
-    /// Purge only: also purge PENDING dead letters whose order is already settled (terminal) or unknown.
-    #[serde(default)]
-    pub force: bool,
-    /// Replay only: at most this many per second (token bucket).
-    pub rate: Option<f64>,
-}
-
-/// What an operation did.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct OperationResult {
-    /// The `dlq_audit` entry recording it.
-    pub audit_id: u64,
-    pub operation: String,
-    pub dry_run: bool,
-    /// Outcome → how many dead letters had it.
-    pub summary: BTreeMap<String, usize>,
-    pub outcomes: Vec<Outcome>,
 }
 
 impl OperationRequest {

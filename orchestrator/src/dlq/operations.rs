@@ -1,20 +1,64 @@
 //! What each `/admin/dlq` route does with the database, audited: the reads (list, show, the audit
 //! log) and the replay / abandon / purge loops, one transaction per dead letter (per chunk for
 //! purges) with its audit item inside it. No HTTP here: [`super::api`] parses and checks the
-//! request, calls one of these, and answers.
+//! request ([`OperationRequest`]), calls one of these, and answers with what it returns.
 
 use std::collections::BTreeMap;
 
 use sagaway_common::rate::TokenBucket;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::MySqlConnection;
+use utoipa::ToSchema;
 
-use super::{
-    Outcome, PENDING, abandon,
-    api::{DeadLetterDetail, OperationRequest, OperationResult},
-    audit, purge, replay, store,
-};
+use super::{Outcome, PENDING, abandon, audit, purge, replay, store};
 use crate::{AppState, orders, saga::SagaContext};
+
+/// A dead letter with its payload, its order's current status, and its audit trail.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeadLetterDetail {
+    #[serde(flatten)]
+    pub dead_letter: store::DeadLetter,
+    /// The order's status now (absent when the message named no known order).
+    pub order_status: Option<String>,
+    /// Operations on this dead letter, newest first.
+    pub audit: Vec<audit::AuditEntry>,
+}
+
+/// Which dead letters an operation applies to: `ids`, or a `filter`, or `all: true`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperationRequest {
+    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integrals")]
+    pub ids: Option<Vec<u64>>,
+    pub filter: Option<store::Filter>,
+    /// Every dead letter in the default status (PENDING for replay and abandon; all but PURGED for purge).
+    #[serde(default)]
+    pub all: bool,
+    /// At most this many (oldest first).
+    #[serde(default, deserialize_with = "sagaway_contract::json::optional_integral")]
+    pub limit: Option<u32>,
+    /// Replay and purge: say what would happen, change nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Purge only: also purge PENDING dead letters whose order is already settled (terminal) or unknown.
+    #[serde(default)]
+    pub force: bool,
+    /// Replay only: at most this many per second (token bucket).
+    pub rate: Option<f64>,
+}
+
+/// What an operation did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OperationResult {
+    /// The `dlq_audit` entry recording it.
+    pub audit_id: u64,
+    pub operation: String,
+    pub dry_run: bool,
+    /// Outcome → how many dead letters had it.
+    pub summary: BTreeMap<String, usize>,
+    pub outcomes: Vec<Outcome>,
+}
 
 /// Dead letters purged per transaction.
 const PURGE_CHUNK: usize = 100;

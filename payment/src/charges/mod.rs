@@ -30,8 +30,7 @@ use rust_decimal::Decimal;
 use sagaway_common::{auth::Caller, card};
 use sagaway_messaging::{inbox::{self, HandleError, Incoming}, outbox::Outgoing};
 use sagaway_contract::{
-    ids::{OrderId, UserId},
-    messages::{AccountRef, CardRef, PaymentCommand, PaymentReply},
+    messages::{CardRef, PaymentCommand, PaymentReply},
     money,
 };
 use serde::Serialize;
@@ -41,7 +40,8 @@ use uuid::Uuid;
 
 use crate::{
     acquirer::{self, Answer},
-    commands::{CommandHandler, SERVICE},
+    context::{CommandHandler, SERVICE},
+    request::ChargeRequest,
     ledger,
     lifecycle::{self, ChargeStatus, OnCharge},
     outage,
@@ -51,31 +51,6 @@ use crate::{
 
 /// The decline reason when an order was refunded (compensated) before it could be charged.
 pub const ORDER_CANCELLED: &str = "order_cancelled";
-
-/// A charge command's fields.
-pub struct ChargeRequest {
-    pub order_id: OrderId,
-    pub user_id: UserId,
-    pub amount: Decimal,
-    pub currency: String,
-    pub method: Method,
-}
-
-/// What a charge is paid with.
-pub enum Method {
-    Card(CardRef),
-    Account(AccountRef),
-}
-
-impl ChargeRequest {
-    /// The card of a card charge.
-    fn card(&self) -> Option<&CardRef> {
-        match &self.method {
-            Method::Card(c) => Some(c),
-            Method::Account(_) => None,
-        }
-    }
-}
 
 /// The stored charge an attempt works on.
 struct Charge {
