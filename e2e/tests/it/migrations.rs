@@ -73,7 +73,7 @@ async fn consumer_offsets_comes_from_each_consuming_services_migrations() -> any
 /// The shared tables' DDL lives once, in messaging/migrations: every consumer service embeds exactly
 /// those files (its migrations directory links to them), so the copies cannot drift apart.
 #[test]
-fn the_shared_tables_come_from_common_migrations_in_every_consumer() {
+fn the_shared_tables_come_from_messaging_migrations_in_every_consumer() {
     let shared = [
         ("inbox outbox", include_str!("../../../messaging/migrations/inbox_outbox.sql")),
         ("consumer offsets", include_str!("../../../messaging/migrations/consumer_offsets.sql")),

@@ -107,6 +107,10 @@ async fn orders_survive_kill_9_in_group_mode_with_two_replicas_each() -> anyhow:
 async fn crash_run(group: bool) -> anyhow::Result<()> {
     // Make sure the binaries match the code under test.
     e2e::build_service_binaries()?;
+    // Where the time goes, printed with the result: a slow phase is the first clue of a broker or
+    // rejoin problem.
+    let started = Instant::now();
+    let mut phases: Vec<(&str, Duration)> = Vec::new();
 
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     let prefix = format!("t{id}.");
@@ -205,6 +209,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
     }
 
     // The killer: SIGKILL one of the three at random moments, restart it at once.
+    phases.push(("services up", started.elapsed()));
     let stop_killing = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU32::new(0));
     let killer = {
@@ -293,6 +298,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
         .buffer_unordered(ORDERS)
         .collect()
         .await;
+    phases.push(("orders submitted", started.elapsed()));
     tokio::time::sleep(Duration::from_secs(3)).await; // a few more crashes mid-saga
     stop_killing.store(true, Ordering::Relaxed);
     killer.await?;
@@ -302,6 +308,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
     wait_ready(&http, &orch_url).await;
     wait_ready(&http, &pay_url).await;
 
+    phases.push(("killing stopped, all ready", started.elapsed()));
     // Every order reaches a terminal state.
     let deadline = Instant::now() + Duration::from_secs(180);
     let mut final_orders: HashMap<String, Value> = HashMap::new();
@@ -318,6 +325,7 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
     }
     assert_eq!(final_orders.len(), ORDERS, "one order per client payment");
 
+    phases.push(("all terminal", started.elapsed()));
     // Money: captures − refunds = the COMPLETED amounts; never two captures for one order.
     let completed: Decimal = final_orders
         .values()
@@ -385,7 +393,13 @@ async fn crash_run(group: bool) -> anyhow::Result<()> {
             assert!(!text.contains(card), "{log} contains card number {card}");
         }
     }
-    println!("{} mode, {ORDERS} orders, {kills} kills: {} completed, net captured {completed}", if group { "group" } else { "assign" }, final_orders.values().filter(|o| o["status"] == "COMPLETED").count());
+    let phases: Vec<String> = phases.iter().map(|(name, at)| format!("{name} at {:.1} s", at.as_secs_f64())).collect();
+    println!(
+        "{} mode, {ORDERS} orders, {kills} kills: {} completed, net captured {completed}; {}",
+        if group { "group" } else { "assign" },
+        final_orders.values().filter(|o| o["status"] == "COMPLETED").count(),
+        phases.join(", ")
+    );
 
     for p in &replica_procs {
         p.lock().unwrap().kill9();
