@@ -103,7 +103,7 @@ struct Accepted {
     id: String,
 }
 
-/// 16 clients operate 20 accounts at random (deposits, withdrawals, instant transfers) at once.
+/// 16 clients operate 20 funded accounts at random (deposits, withdrawals, instant transfers) at once.
 #[tokio::test]
 async fn per_account_order_holds_and_money_is_conserved_under_concurrency() {
     let app = spawn().await;
@@ -113,6 +113,18 @@ async fn per_account_order_holds_and_money_is_conserved_under_concurrency() {
         let a = app.open_with("owner", json!({"type": "business", "currency": "BRL", "document": "11.222.333/0001-81"})).await;
         ids.push(a["id"].as_str().unwrap().to_string());
         numbers.push(a["number"].as_str().unwrap().to_string());
+    }
+    // Every account starts with money, applied before the clients start. The transfers are
+    // instant but deposits wait in the account's queue: with every deposit still queued (a slow
+    // consumer on a loaded machine) every transfer was refused and the run proved nothing about
+    // them (CI, 2026-12-02).
+    let mut funding = Vec::new();
+    for (a, id) in ids.iter().enumerate() {
+        let r = app.operate("owner", id, "deposit", "100.00").await;
+        funding.push(Accepted { client: 16, account: a, seq: r["seq"].as_i64().unwrap(), id: r["operation_id"].as_str().unwrap().into() });
+    }
+    for f in &funding {
+        assert_eq!(app.settled_operation("owner", &f.id).await["status"], "APPLIED");
     }
     let clients = (0..16).map(|client| {
         let (app, ids, numbers) = (&app, &ids, &numbers);
@@ -154,12 +166,12 @@ async fn per_account_order_holds_and_money_is_conserved_under_concurrency() {
         }
     });
     let results = join_all(clients).await;
-    let ops: Vec<Accepted> = results.iter().flat_map(|(o, _)| o.clone()).collect();
+    let ops: Vec<Accepted> = funding.into_iter().chain(results.iter().flat_map(|(o, _)| o.clone())).collect();
     let transfers: Vec<(usize, usize, Decimal)> = results.iter().flat_map(|(_, t)| t.clone()).collect();
 
     // Acceptance order: each client's operations on one account got increasing sequence numbers,
     // and each account's numbers are 1..n without gaps.
-    for client in 0..16 {
+    for client in 0..=16 {
         let mut last: HashMap<usize, i64> = HashMap::new();
         for op in ops.iter().filter(|o| o.client == client) {
             if let Some(prev) = last.insert(op.account, op.seq) {
