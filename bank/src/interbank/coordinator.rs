@@ -20,7 +20,7 @@ use super::participant;
 use crate::{
     AppState,
     rules::interbank::{Coordinator, CoordinatorInput, CoordinatorStatus, Decision, Illegal, Message, Outgoing, ParticipantInput, Reply, Transfer, step},
-    transfers,
+    transfers::decided::decided,
 };
 
 /// What a change of a transfer left to do after its transaction commits.
@@ -55,7 +55,7 @@ pub async fn begin(conn: &mut MySqlConnection, app: &AppState, transfer: Transfe
     .execute(&mut *conn)
     .await?;
     if let Some(decision) = state.status.decision() {
-        events.extend(transfers::decided(conn, &app.topics.events, &state.transfer.tx_id, decision, state.reason.as_deref(), now).await?);
+        events.extend(decided(conn, &app.topics.events, &state.transfer.tx_id, decision, state.reason.as_deref(), now).await?);
     }
     outbox::enqueue_all(conn, &events).await?;
     Ok(state)
@@ -193,7 +193,7 @@ async fn apply_once(app: &AppState, tx_id: &str, input: &impl Fn(&Coordinator, D
     if state.status.decision().is_none()
         && let Some(decision) = next.status.decision()
     {
-        events = transfers::decided(&mut tx, &app.topics.events, tx_id, decision, next.reason.as_deref(), now).await?;
+        events = decided(&mut tx, &app.topics.events, tx_id, decision, next.reason.as_deref(), now).await?;
     }
     if next != state {
         sqlx::query("UPDATE interbank_coordinator SET status = ?, state = ?, next_attempt_at = ?, updated_at = ? WHERE tx_id = ?")

@@ -11,13 +11,11 @@
 //!   hold them again), so the money is never free in between.
 //! - the decision sets the row SETTLED (commit) or FAILED with the reason (abort).
 
-use chrono::{DateTime, Utc};
 use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{auth::Caller, http::plausible_id};
-use sagaway_messaging::outbox::{self, Outgoing};
+use sagaway_messaging::outbox;
 use sagaway_contract::money;
-use sqlx::MySqlConnection;
 use uuid::Uuid;
 
 use super::{Kind, NewTransfer, SELECT_TRANSFER, Source, TransferRow, held_here, load_on, night_limit};
@@ -218,41 +216,6 @@ pub async fn execute(app: &AppState, user_id: &str, plan: &Plan, claim: &idempot
         tokio::spawn(tracing::Instrument::in_current_span(coordinator::drive(app.clone(), id)));
     }
     Ok((http_status, body))
-}
-
-/// The banks decided inter-bank transfer `id`: PROCESSING → SETTLED (commit) or FAILED (abort,
-/// with the reason), in the coordinator's transaction. Returns the events to put in the outbox.
-pub async fn decided(
-    conn: &mut MySqlConnection,
-    events_topic: &str,
-    id: &str,
-    decision: Decision,
-    reason: Option<&str>,
-    now: DateTime<Utc>,
-) -> sqlx::Result<Vec<Outgoing>> {
-    let row: Option<TransferRow> = sqlx::query_as(&format!("{SELECT_TRANSFER} WHERE id = ? FOR UPDATE")).bind(id).fetch_optional(&mut *conn).await?;
-    let Some(row) = row else { return Ok(vec![]) };
-    let from = TransferStatus::parse(&row.status).ok_or_else(|| sqlx::Error::Protocol(format!("transfer {id}: status {:?}", row.status)))?;
-    let target = match decision {
-        Decision::Commit => TransferStatus::Settled,
-        Decision::Abort => TransferStatus::Failed,
-    };
-    let to = from.move_to(target).map_err(|e| sqlx::Error::Protocol(format!("transfer {id}: {e}")))?;
-    let reason = (to == TransferStatus::Failed).then(|| reason.unwrap_or("aborted"));
-    sqlx::query("UPDATE transfers SET status = ?, reason = ?, updated_at = ? WHERE id = ?")
-        .bind(to.as_str())
-        .bind(reason)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    let event = events::record(
-        conn,
-        events_topic,
-        &Change { kind: "transfer", id, account_id: &row.from_account, user_id: &row.user_id, status: to.as_str(), reason, at: now },
-    )
-    .await?;
-    Ok(vec![event])
 }
 
 /// Starts a due SCHEDULED inter-bank transfer (the scheduler's part): its holds here released and

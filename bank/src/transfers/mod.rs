@@ -13,7 +13,9 @@
 //! commit; it answers 202 PROCESSING (or SCHEDULED) and ends SETTLED or FAILED with a reason.
 
 pub mod api;
+pub mod decided;
 pub mod interbank;
+pub mod rows;
 
 use chrono::{DateTime, Utc};
 use http::StatusCode;
@@ -26,7 +28,9 @@ use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-pub use interbank::{decided, start_scheduled_interbank};
+pub use decided::decided;
+pub use interbank::start_scheduled_interbank;
+pub use rows::{SELECT_TRANSFER, TransferRow};
 
 use crate::{
     AppState, accounts,
@@ -121,30 +125,6 @@ pub struct Transfer {
     #[schema(value_type = Vec<Object>)]
     pub history: Vec<HistoryEntry>,
 }
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct TransferRow {
-    pub id: String,
-    pub kind: String,
-    pub from_account: String,
-    pub to_bank: String,
-    pub to_account_number: String,
-    pub to_account: Option<String>,
-    pub amount: Decimal,
-    pub currency: String,
-    pub description: Option<String>,
-    pub status: String,
-    pub reason: Option<String>,
-    pub execute_at: Option<DateTime<Utc>>,
-    pub user_id: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub interbank: bool,
-    pub sources: Option<String>,
-}
-
-pub const SELECT_TRANSFER: &str = "SELECT id, kind, from_account, to_bank, to_account_number, to_account, amount, currency, description, \
-     status, reason, execute_at, user_id, created_at, updated_at, interbank, sources FROM transfers";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
