@@ -18,6 +18,7 @@ pub mod error;
 pub mod hold;
 pub mod idempotency;
 pub mod indexer;
+pub mod reindex_command;
 pub mod reservations;
 pub mod search;
 

@@ -2,7 +2,9 @@
 //!
 //! - `serve` (default): the HTTP API, the saga command consumer, the CDC indexer and the expiry job.
 //! - `migrate`: database schema and topics, then exit.
-//! - `reindex`: asks the running service to rebuild its search index from the CDC topic.
+//! - `reindex [--url <URL>] [--token <JWT>]`: asks the running service to rebuild its search index
+//!   from the CDC topic, as an admin (the token: `--token` or `SAGAWAY_TOKEN`;
+//!   [`product::reindex_command`]).
 
 use sagaway_common::{http::shutdown_signal, service::cancel_on, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -20,11 +22,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Some("migrate") => product::migrate(&config).await,
         Some("reindex") => {
-            let url = format!("http://{}:{}/admin/reindex", config.common.http_host, config.common.http_port);
-            let res = reqwest::Client::new().post(&url).send().await?;
-            let status = res.status();
-            println!("{}", res.text().await?);
-            anyhow::ensure!(status.is_success(), "reindex failed with HTTP {status}");
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let own = product::reindex_command::own_url(&config.common.http_host, config.common.http_port);
+            let cmd = product::reindex_command::parse(&args, std::env::var("SAGAWAY_TOKEN").ok(), &own).map_err(anyhow::Error::msg)?;
+            println!("{}", product::reindex_command::run(&cmd).await?);
             Ok(())
         }
         Some(other) => anyhow::bail!("unknown command {other:?}; expected `serve` (default), `migrate` or `reindex`"),

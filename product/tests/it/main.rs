@@ -5,6 +5,7 @@
 
 mod common;
 mod health;
+mod reindex_command;
 mod reservations;
 mod reserve_idempotency;
 mod search_catalogue;
