@@ -79,8 +79,15 @@ pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// The broker `scripts/stack` runs (`TANSU_BIN`, else what `scripts/stack broker-bin` names).
 fn tansu() -> PathBuf {
-    std::env::var_os("TANSU_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cargo/bin/tansu"))
+    if let Some(bin) = std::env::var_os("TANSU_BIN") {
+        return PathBuf::from(bin);
+    }
+    let stack = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack");
+    let out = std::process::Command::new(stack).arg("broker-bin").output().expect("scripts/stack broker-bin runs");
+    assert!(out.status.success(), "scripts/stack broker-bin: {}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 async fn wait_port(port: u16) {
