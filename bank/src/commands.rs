@@ -156,7 +156,7 @@ async fn place(
     currency: &str,
     user_id: &str,
 ) -> sqlx::Result<(BankReply, Vec<Outgoing>)> {
-    let locked = ledger::lock(conn, &[account_id]).await?.pop().flatten().filter(|a| accounts::CUSTOMER_KINDS.contains(&a.kind.as_str()));
+    let locked = ledger::lock_found(conn, &[account_id]).await?.pop().flatten().filter(|a| accounts::CUSTOMER_KINDS.contains(&a.kind.as_str()));
     let decline = match &locked {
         None => Some("unknown_account"),
         Some(_) if !accounts::is_holder(&mut *conn, account_id, user_id).await? => Some("not_holder"),

@@ -157,7 +157,8 @@ pub struct InquiryParams {
 /// A leg in doubt asks its coordinator (this bank) what was decided.
 #[utoipa::path(get, path = "/interbank/tx/{tx_id}", tag = "interbank", params(("tx_id" = String, Path), ("leg" = usize, Query)),
     responses((status = 200, body = DecisionBody, description = "the decision, or none yet"), (status = 401, description = "not signed by a known bank"),
-              (status = 409, description = "the asking bank holds no such leg")))]
+              (status = 409, description = "the asking bank holds no such leg"),
+              (status = 410, description = "transfer_lost: this bank issued the transfer but has no record of it (keep holding)")))]
 pub async fn inquiry(
     State(app): State<AppState>,
     Extension(PeerBank(bank)): Extension<PeerBank>,
@@ -170,8 +171,8 @@ pub async fn inquiry(
     if !valid_tx_id(&tx_id) {
         return Ok(bad_request("tx_id must be a UUID"));
     }
-    Ok(match coordinator::decision_for(&app.pool, &tx_id, &bank, leg).await? {
-        Ok(decision) => Json(DecisionBody { decision: decision.map(|d| decision_text(d).to_string()) }).into_response(),
+    Ok(match coordinator::decision_for(&app, &tx_id, &bank, leg).await? {
+        Ok(answer) => answer.into_response(),
         Err(illegal) => conflict(&illegal),
     })
 }

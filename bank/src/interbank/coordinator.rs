@@ -19,7 +19,9 @@ use sqlx::MySqlConnection;
 use super::participant;
 use crate::{
     AppState,
-    rules::interbank::{Coordinator, CoordinatorInput, CoordinatorStatus, Decision, Illegal, Message, Outgoing, ParticipantInput, Reply, Transfer, step},
+    rules::interbank::{
+        Coordinator, CoordinatorInput, CoordinatorStatus, Illegal, InquiryAnswer, Message, Outgoing, ParticipantInput, Reply, Transfer, answer_unknown, step,
+    },
     transfers::decided::decided,
 };
 
@@ -72,7 +74,6 @@ async fn pump(
     now: DateTime<Utc>,
 ) -> sqlx::Result<Coordinator> {
     let code = app.config.code.clone();
-    let patience = chrono::Duration::from_std(app.config.interbank.inquiry_after).unwrap_or_default();
     let tx_id = state.transfer.tx_id.clone();
     while let Some(out) = queue.pop_front() {
         if out.to != code {
@@ -83,7 +84,7 @@ async fn pump(
             Message::Commit => ParticipantInput::Commit,
             Message::Abort => ParticipantInput::Abort,
         };
-        let reply = match participant::apply(conn, &code, &tx_id, out.leg, input, now, patience).await? {
+        let reply = match participant::apply(conn, &app.config, &code, &tx_id, out.leg, input, now).await? {
             Ok(Some(reply)) => reply,
             Ok(None) => continue,
             Err(illegal) => {
@@ -139,18 +140,32 @@ async fn load(conn: &mut MySqlConnection, tx_id: &str, lock: bool) -> sqlx::Resu
     .transpose()
 }
 
-/// The decision on `tx_id` as a participant asking learns it: `Some` once decided, `None` while
-/// PREPARING; a transfer with no record here was never begun ([`crate::rules::interbank::answer_unknown`]).
+/// A new transfer id, carrying this bank's mark ([`crate::rules::interbank_auth::TxIdMark`]): with
+/// no record of the transfer left, the bank still knows it issued it ([`decision_for`]).
+pub fn new_tx_id(app: &AppState) -> String {
+    app.config.interbank.key.tx_id_mark().issue(Utc::now().timestamp_millis().max(0) as u64, rand::random())
+}
+
+/// What a participant asking about `tx_id` learns: the decision, none yet while PREPARING, or for
+/// a transfer with no record here, abort if this bank never issued its id (never begun: presumed
+/// abort) and [`InquiryAnswer::Lost`] if it did — its record is gone (a restore from a backup), its
+/// other legs may have committed, so it is never presumed aborted: counted in
+/// `bank_interbank_lost_inquiries_total` and logged as an error for an operator.
 /// `Err` when `leg` is not one of its legs held by `bank`.
-pub async fn decision_for(pool: &sqlx::MySqlPool, tx_id: &str, bank: &str, leg: usize) -> sqlx::Result<Result<Option<Decision>, Illegal>> {
-    let mut conn = pool.acquire().await?;
+pub async fn decision_for(app: &AppState, tx_id: &str, bank: &str, leg: usize) -> sqlx::Result<Result<InquiryAnswer, Illegal>> {
+    let mut conn = app.pool.acquire().await?;
     let Some((state, _)) = load(&mut conn, tx_id, false).await? else {
-        return Ok(Ok(Some(crate::rules::interbank::answer_unknown())));
+        let answer = answer_unknown(app.config.interbank.key.tx_id_mark().issued(tx_id));
+        if answer == InquiryAnswer::Lost {
+            metrics::counter!("bank_interbank_lost_inquiries_total").increment(1);
+            tracing::error!(tx_id, bank, leg, "a leg asks about a transfer this bank issued and has no record of (restored from a backup?): not presumed aborted; settle it by hand");
+        }
+        return Ok(Ok(answer));
     };
     if state.transfer.legs.get(leg).is_none_or(|l| l.bank != bank) {
         return Ok(Err(Illegal { state: state.status.as_str(), input: "inquiry", why: "no such leg at the asking bank" }));
     }
-    Ok(Ok(state.status.decision()))
+    Ok(Ok(InquiryAnswer::of(state.status)))
 }
 
 /// Applies one input to `tx_id` in one transaction (lock, step, legs held here, save, events) and

@@ -26,7 +26,7 @@ pub mod recovery;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::rules::interbank::{Decision, Reply, Vote};
+use crate::rules::interbank::{Decision, InquiryAnswer, Reply, Vote};
 
 /// The answer to `prepare`: `READY`, or `ABORT` and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -76,6 +76,29 @@ pub struct DecisionBody {
     /// COMMIT, ABORT, or absent while the transfer is still PREPARING (keep holding, ask again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
+}
+
+/// The problem code of `GET /interbank/tx/{tx_id}` answered 410: the coordinator issued the
+/// transfer and has lost its record (keep holding; an operator settles it).
+pub const TRANSFER_LOST: &str = "transfer_lost";
+
+/// `GET /interbank/tx/{tx_id}`: 200 with the decision (or none yet), or 410 `transfer_lost`.
+impl axum::response::IntoResponse for InquiryAnswer {
+    fn into_response(self) -> axum::response::Response {
+        let decision = match self {
+            InquiryAnswer::Decided(d) => Some(decision_text(d).to_string()),
+            InquiryAnswer::Undecided => None,
+            InquiryAnswer::Lost => {
+                return sagaway_common::http::Problem::new(
+                    http::StatusCode::GONE,
+                    TRANSFER_LOST,
+                    "this bank issued the transfer but has no record of it: do not presume it aborted; keep the leg in doubt for an operator",
+                )
+                .into_response();
+            }
+        };
+        axum::Json(DecisionBody { decision }).into_response()
+    }
 }
 
 /// The recipient check: the account's id at its bank, and its currency.

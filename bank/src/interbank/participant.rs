@@ -6,13 +6,16 @@
 use chrono::{DateTime, Utc};
 use sqlx::MySqlConnection;
 
+use crate::Config;
+
 use crate::{
     accounts::{self, CUSTOMER_KINDS},
     ledger,
     rules::{
-        account_number::AccountNumber,
+        account_number::SystemAccount,
         interbank::{
-            AccountView, Effect, Illegal, Participant, ParticipantInput, ParticipantStatus, PrepareRequest, Reply, Side, clearing_account, participant_step,
+            AccountView, Decision, Effect, Illegal, Limits, Participant, ParticipantInput, ParticipantStatus, PrepareRequest, Reply, Side, clearing_account,
+            participant_step,
         },
     },
 };
@@ -26,14 +29,13 @@ pub async fn apply_alone(
     leg: usize,
     input: ParticipantInput,
 ) -> sqlx::Result<Result<Option<Reply>, Illegal>> {
-    let patience = chrono::Duration::from_std(app.config.interbank.inquiry_after).unwrap_or_default();
     let mut attempt = 0;
     loop {
         attempt += 1;
         let now = app.config.clock.now();
         let result = async {
             let mut tx = app.pool.begin().await?;
-            let reply = apply(&mut tx, coordinator, tx_id, leg, input.clone(), now, patience).await?;
+            let reply = apply(&mut tx, &app.config, coordinator, tx_id, leg, input.clone(), now).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(reply)
         }
@@ -73,23 +75,27 @@ pub struct InDoubt {
     pub tx_id: String,
     pub leg_index: i32,
     pub coordinator: String,
+    /// Since when its coordinator says it issued the transfer and has lost its record.
+    pub coordinator_lost_at: Option<DateTime<Utc>>,
 }
 
 /// Applies `input` to leg `leg` of `tx_id`, coordinated by bank `coordinator`, on `conn` (the
-/// caller's transaction, committed by the caller before the reply is sent). `Ok(Err(_))` is a
-/// protocol error: nothing was written.
+/// caller's transaction, committed by the caller before the reply is sent), with this bank's
+/// `config` (its limits, its patience). `Ok(Err(_))` is a protocol error: nothing was written.
 pub async fn apply(
     conn: &mut MySqlConnection,
+    config: &Config,
     coordinator: &str,
     tx_id: &str,
     leg: usize,
     input: ParticipantInput,
     now: DateTime<Utc>,
-    inquiry_after: chrono::Duration,
 ) -> sqlx::Result<Result<Option<Reply>, Illegal>> {
-    // A prepare reads the account under its row lock first: the funds it checks are the funds it holds.
+    let inquiry_after = chrono::Duration::from_std(config.interbank.inquiry_after).unwrap_or_default();
+    // A prepare reads the account under its row lock first: the funds it checks are the funds it
+    // holds, and the limits are this bank's own, on its own clock, whoever coordinates.
     let account = match &input {
-        ParticipantInput::Prepare { request, .. } => view(conn, request).await?,
+        ParticipantInput::Prepare { request, .. } => view(conn, config, request, now).await?,
         _ => None,
     };
     let input = match input {
@@ -164,20 +170,28 @@ pub async fn apply(
     Ok(Ok(transition.reply))
 }
 
+/// This bank's limits on a debit from an account of `kind` at `now`: `BANK_MAX_AMOUNT`, and for an
+/// individual account at night the night limit (the rules of a transfer this bank starts).
+pub fn limits(config: &Config, kind: &str, now: DateTime<Utc>) -> Limits {
+    let night = (kind == "individual" && config.night.is_night(now)).then_some(config.night.limit);
+    Limits { max_amount: Some(config.max_amount), night }
+}
+
 /// The leg's account as the rules see it: a customer account of this bank, and for a debit one the
 /// transfer's initiator holds (anything else is `None`: `unknown_account`, never told apart).
-async fn view(conn: &mut MySqlConnection, request: &PrepareRequest) -> sqlx::Result<Option<AccountView>> {
+async fn view(conn: &mut MySqlConnection, config: &Config, request: &PrepareRequest, now: DateTime<Utc>) -> sqlx::Result<Option<AccountView>> {
     if request.leg.account.len() > 36 {
         return Ok(None);
     }
-    let locked = ledger::lock(conn, &[&request.leg.account]).await?.remove(0);
+    let locked = ledger::lock_found(conn, &[&request.leg.account]).await?.remove(0);
     let Some(account) = locked.filter(|a| CUSTOMER_KINDS.contains(&a.kind.as_str())) else {
         return Ok(None);
     };
     if request.leg.side == Side::Debit && !accounts::is_holder(&mut *conn, &account.id, &request.initiator).await? {
         return Ok(None);
     }
-    Ok(Some(AccountView { currency: account.currency, available: account.available }))
+    let limits = limits(config, &account.kind, now);
+    Ok(Some(AccountView { currency: account.currency, available: account.available, limits }))
 }
 
 fn parse(row: &Row) -> sqlx::Result<Participant> {
@@ -221,9 +235,13 @@ async fn ensure_clearing_account(conn: &mut MySqlConnection, peer: &str, currenc
     if exists.is_some() {
         return Ok(());
     }
-    let peer_n: u32 = peer.parse().unwrap_or(0);
-    let currency_n = ledger::CURRENCIES.iter().position(|c| *c == currency).unwrap_or(9) as u32;
-    let number = AccountNumber::internal(1_000 + peer_n * 10 + currency_n);
+    // A number of its own (a slot per peer and currency, [`SystemAccount`]); an unknown peer code or
+    // currency is an error, never the neighbour's number. Should the insert still be ignored, the
+    // lock that follows finds no account and the transaction is rolled back.
+    let bad = |what: String| sqlx::Error::Protocol(format!("no clearing account for {id}: {what}"));
+    let peer_n: u16 = peer.parse().ok().filter(|_| crate::config::valid_code(peer)).ok_or_else(|| bad(format!("bank code {peer:?}")))?;
+    let currency_n = ledger::currency_index(currency).ok_or_else(|| bad(format!("currency {currency:?}")))?;
+    let number = SystemAccount::Clearing { peer: peer_n, currency: currency_n }.number().ok_or_else(|| bad("no number".into()))?;
     sqlx::query("INSERT IGNORE INTO accounts (id, number, kind, currency, owner_user, created_at) VALUES (?, ?, 'system', ?, 'bank', ?)")
         .bind(&id)
         .bind(number.digits())
@@ -237,7 +255,7 @@ async fn ensure_clearing_account(conn: &mut MySqlConnection, peer: &str, currenc
 /// PREPARED legs coordinated by another bank that have waited longer than their patience.
 pub async fn in_doubt(pool: &sqlx::MySqlPool, own_code: &str, now: DateTime<Utc>, limit: i64) -> sqlx::Result<Vec<InDoubt>> {
     sqlx::query_as(
-        "SELECT tx_id, leg_index, coordinator FROM interbank_participants \
+        "SELECT tx_id, leg_index, coordinator, coordinator_lost_at FROM interbank_participants \
          WHERE status = ? AND next_inquiry_at <= ? AND coordinator <> ? ORDER BY next_inquiry_at LIMIT ?",
     )
     .bind(ParticipantStatus::Prepared.as_str())
@@ -246,6 +264,61 @@ pub async fn in_doubt(pool: &sqlx::MySqlPool, own_code: &str, now: DateTime<Utc>
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// Records that the coordinator of a PREPARED leg answered it lost the transfer's record (the first
+/// time; the leg stays PREPARED, counted by `bank_interbank_in_doubt_lost`). Returns whether this
+/// was the first such answer.
+pub async fn mark_lost(pool: &sqlx::MySqlPool, tx_id: &str, leg: usize, at: DateTime<Utc>) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE interbank_participants SET coordinator_lost_at = ? WHERE tx_id = ? AND leg_index = ? AND status = ? AND coordinator_lost_at IS NULL",
+    )
+    .bind(at)
+    .bind(tx_id)
+    .bind(leg as i32)
+    .bind(ParticipantStatus::Prepared.as_str())
+    .execute(pool)
+    .await?;
+    Ok(updated.rows_affected() == 1)
+}
+
+/// An operator settles a leg of a transfer whose coordinator lost its record (`bank settle-leg`):
+/// applies `decision` to the PREPARED leg `leg` of `tx_id` held here exactly as the coordinator's
+/// message would (the same effects, one transaction). Only for a leg whose coordinator answered
+/// `transfer_lost` (any other is the coordinator's to decide); a leg already settled that way is
+/// left as it is. Returns what was done, for the operator.
+pub async fn settle_lost(pool: &sqlx::MySqlPool, config: &Config, tx_id: &str, leg: usize, decision: Decision) -> anyhow::Result<String> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(String, String, Option<DateTime<Utc>>)> =
+        sqlx::query_as("SELECT coordinator, status, coordinator_lost_at FROM interbank_participants WHERE tx_id = ? AND leg_index = ? FOR UPDATE")
+            .bind(tx_id)
+            .bind(leg as i32)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((coordinator, status, lost_at)) = row else {
+        anyhow::bail!("no leg {leg} of transfer {tx_id} is held at this bank");
+    };
+    let status = ParticipantStatus::parse(&status).ok_or_else(|| anyhow::anyhow!("leg {leg} of {tx_id}: unknown status {status:?}"))?;
+    if status != ParticipantStatus::Prepared {
+        if status.outcome() == Some(decision) {
+            return Ok(format!("leg {leg} of {tx_id} is {status} already; nothing done"));
+        }
+        anyhow::bail!("leg {leg} of {tx_id} is {status}: it cannot be settled the other way");
+    }
+    if lost_at.is_none() {
+        anyhow::bail!("bank {coordinator} has not said it lost transfer {tx_id}: the decision is its own (it is asked every BANK_INTERBANK_INQUIRY_MS)");
+    }
+    let input = match decision {
+        Decision::Commit => ParticipantInput::Commit,
+        Decision::Abort => ParticipantInput::Abort,
+    };
+    match apply(&mut tx, config, &coordinator, tx_id, leg, input, config.clock.now()).await? {
+        Ok(_) => {}
+        Err(illegal) => anyhow::bail!("leg {leg} of {tx_id}: {illegal}"),
+    }
+    tx.commit().await?;
+    tracing::warn!(tx_id, leg, coordinator, decision = ?decision, "a leg of a transfer its coordinator lost was settled by an operator");
+    Ok(format!("leg {leg} of {tx_id} (coordinated by bank {coordinator}, which lost it): {decision:?} applied"))
 }
 
 /// Asks again later (after a failed or undecided inquiry).

@@ -3,7 +3,10 @@
 //! - transfers this bank coordinates that are not COMMITTED or ABORTED are driven again (the
 //!   prepare deadline aborts those still PREPARING; a decision is resent until every leg acks);
 //! - legs held here that said READY and have waited past their patience ask their coordinator
-//!   (`GET /interbank/tx/{tx_id}`) and apply the decision — they never decide alone;
+//!   (`GET /interbank/tx/{tx_id}`) and apply the decision — they never decide alone. A coordinator
+//!   that answers 410 `transfer_lost` (it issued the transfer and lost its record) is not an abort:
+//!   the leg stays PREPARED, marked (`coordinator_lost_at`, the `bank_interbank_in_doubt_lost`
+//!   gauge, an alert) for an operator, and is asked again only every [`LOST_ASK_EVERY`];
 //! - nonces past the skew window are forgotten.
 
 use std::sync::Arc;
@@ -12,7 +15,7 @@ use chrono::Utc;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{auth, coordinator, participant};
+use super::{auth, coordinator, participant, peers::PeerError};
 use crate::{
     AppState,
     rules::interbank::{Decision, ParticipantInput},
@@ -20,6 +23,9 @@ use crate::{
 
 /// How many transfers are driven at once by the loop.
 const PARALLEL: usize = 16;
+
+/// How often a leg whose coordinator lost the transfer asks again (in case its record comes back).
+pub const LOST_ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 pub async fn run(app: AppState, shutdown: CancellationToken) {
     let interval = app.config.interbank.retry_interval;
@@ -39,6 +45,7 @@ pub async fn run(app: AppState, shutdown: CancellationToken) {
 /// waiting for their coordinator's decision) and `bank_interbank_undecided` (transfers this bank
 /// coordinates that are not yet COMMITTED or ABORTED), each with the age of its oldest
 /// (`…_oldest_age_seconds`, 0 when none). Long waits mean a bank or the network is away.
+/// `bank_interbank_in_doubt_lost`: legs held here whose coordinator says it lost the transfer.
 pub async fn sample_backlog(pool: &sqlx::MySqlPool) {
     use crate::rules::interbank::{CoordinatorStatus, ParticipantStatus};
     let held = sqlx::query_as::<_, (i64, Option<chrono::DateTime<Utc>>)>("SELECT COUNT(*), MIN(created_at) FROM interbank_participants WHERE status = ?")
@@ -50,6 +57,13 @@ pub async fn sample_backlog(pool: &sqlx::MySqlPool) {
         .bind(CoordinatorStatus::Aborted.as_str())
         .fetch_one(pool)
         .await;
+    let lost = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM interbank_participants WHERE status = ? AND coordinator_lost_at IS NOT NULL")
+        .bind(ParticipantStatus::Prepared.as_str())
+        .fetch_one(pool)
+        .await;
+    if let Ok(n) = lost {
+        metrics::gauge!("bank_interbank_in_doubt_lost").set(n as f64);
+    }
     let now = Utc::now();
     let age = |oldest: Option<chrono::DateTime<Utc>>| oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1e3);
     if let Ok((n, oldest)) = held {
@@ -95,9 +109,20 @@ async fn tick(app: &AppState, permits: &Arc<Semaphore>) -> sqlx::Result<()> {
     Ok(())
 }
 
-/// Asks the coordinator about a PREPARED leg and applies its decision (nothing while undecided).
+/// Asks the coordinator about a PREPARED leg and applies its decision (nothing while undecided,
+/// nor when the coordinator lost the transfer: then the leg is marked and stays in doubt).
 async fn settle_in_doubt(app: &AppState, coordinator: &str, tx_id: &str, leg: usize) -> anyhow::Result<()> {
-    let Some(decision) = app.peers.inquire(coordinator, tx_id, leg).await? else {
+    let answer = match app.peers.inquire(coordinator, tx_id, leg).await {
+        Err(PeerError::Refused { status: 410, .. }) => {
+            if participant::mark_lost(&app.pool, tx_id, leg, app.config.clock.now()).await? {
+                tracing::error!(tx_id, leg, coordinator, "the coordinator issued this transfer and has lost its record: the leg stays in doubt (held) until an operator settles it");
+            }
+            participant::postpone(&app.pool, tx_id, leg, Utc::now() + LOST_ASK_EVERY).await?;
+            return Ok(());
+        }
+        other => other?,
+    };
+    let Some(decision) = answer else {
         return Ok(());
     };
     let input = match decision {

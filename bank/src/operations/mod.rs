@@ -198,7 +198,7 @@ impl Handler for OperationHandler {
 
 /// Applies, in `seq` order, every QUEUED operation of `account_id` up to `seq`; returns their events.
 pub async fn apply_through(conn: &mut MySqlConnection, events_topic: &str, now: DateTime<Utc>, account_id: &str, seq: i64) -> sqlx::Result<Vec<Outgoing>> {
-    let Some(Some(account)) = ledger::lock(conn, &[account_id]).await?.pop() else {
+    let Some(Some(account)) = ledger::lock_found(conn, &[account_id]).await?.pop() else {
         return Ok(vec![]); // no such account: nothing was ever accepted for it
     };
     let queued: Vec<OperationRow> = sqlx::query_as(&format!("{SELECT_OPERATION} WHERE account_id = ? AND status = 'QUEUED' AND seq <= ? ORDER BY seq"))

@@ -36,9 +36,21 @@ impl AccountNumber {
         }
     }
 
-    /// The bank's own account number `n` (cash and merchant accounts: bases below 10000000).
+    /// The first issuable number at or after base `n` (a test's number that no account has: it
+    /// may be any bank account's, so the bank's own accounts use [`AccountNumber::system`]).
     pub fn internal(n: u32) -> Self {
         (n..).find_map(|k| Self::from_base(digits8(k))).expect("some base nearby is issuable")
+    }
+
+    /// The number of the bank's own account in block `slot`: the first issuable base of
+    /// `10·slot … 10·slot + 9`. Ten consecutive bases ending in 0…9 have ten different check sums
+    /// mod 11, so at most one of them is not issuable and the number never leaves its block: two
+    /// slots never share a number. `None` past the system range (bases below 10000000).
+    pub fn system(slot: u32) -> Option<Self> {
+        if slot >= SYSTEM_SLOTS {
+            return None;
+        }
+        (slot * 10..slot * 10 + 10).find_map(|k| Self::from_base(digits8(k)))
     }
 
     /// Parses `12345678-9` or `123456789`; the check digit must match.
@@ -68,6 +80,41 @@ impl AccountNumber {
     pub fn display(&self) -> String {
         let d = self.digits();
         format!("{}-{}", &d[..8], &d[8..])
+    }
+}
+
+/// Blocks of ten bases below the customer range (10000000): the bank's own accounts.
+pub const SYSTEM_SLOTS: u32 = 1_000_000;
+
+/// The bank's own accounts, each with a slot of its own ([`AccountNumber::system`]): cash and
+/// merchant per currency (slots 10·(i+1) and 10·(i+1)+5: the numbers they always had) and the
+/// clearing account per peer bank and currency (slots 100000 + 100·peer + currency index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SystemAccount {
+    /// Index `i` into the bank's currency list.
+    Cash(usize),
+    Merchant(usize),
+    /// A peer bank's code (0–999) and a currency index.
+    Clearing { peer: u16, currency: usize },
+}
+
+/// The most currencies a system slot scheme has room for (per block of peer slots).
+pub const MAX_SYSTEM_CURRENCIES: usize = 100;
+
+impl SystemAccount {
+    /// Its slot; `None` for a currency index or peer code out of range.
+    pub fn slot(self) -> Option<u32> {
+        match self {
+            Self::Cash(i) if i < 9_999 => Some(10 * (i as u32 + 1)),
+            Self::Merchant(i) if i < 9_999 => Some(10 * (i as u32 + 1) + 5),
+            Self::Clearing { peer, currency } if peer < 1000 && currency < MAX_SYSTEM_CURRENCIES => Some(100_000 + 100 * u32::from(peer) + currency as u32),
+            _ => None,
+        }
+    }
+
+    /// Its account number (distinct for every distinct account).
+    pub fn number(self) -> Option<AccountNumber> {
+        self.slot().and_then(AccountNumber::system)
     }
 }
 
@@ -103,6 +150,50 @@ mod tests {
         assert!(AccountNumber::parse("12345678-").is_err());
         assert!(AccountNumber::parse("abcdefgh-9").is_err());
         assert!(AccountNumber::internal(1).digits().starts_with("0000000"));
+    }
+
+    #[test]
+    fn every_system_slot_has_a_number_in_its_own_block() {
+        for slot in 0..SYSTEM_SLOTS {
+            let n = AccountNumber::system(slot).unwrap_or_else(|| panic!("slot {slot} has no number"));
+            let base: u32 = n.digits()[..8].parse().unwrap();
+            assert_eq!(base / 10, slot, "slot {slot} got base {base}");
+        }
+        assert_eq!(AccountNumber::system(SYSTEM_SLOTS), None);
+    }
+
+    #[test]
+    fn the_banks_own_accounts_never_share_a_number_and_cash_and_merchant_keep_theirs() {
+        let mut all = std::collections::HashMap::new();
+        let mut accounts: Vec<SystemAccount> = (0..9).flat_map(|i| [SystemAccount::Cash(i), SystemAccount::Merchant(i)]).collect();
+        for peer in 0..1000u16 {
+            for currency in 0..MAX_SYSTEM_CURRENCIES {
+                accounts.push(SystemAccount::Clearing { peer, currency });
+            }
+        }
+        for a in accounts {
+            let n = a.number().unwrap_or_else(|| panic!("{a:?} has no number"));
+            assert!(n.digits().as_str() < "10000000", "{a:?} is in the customer range");
+            if let Some(other) = all.insert(n.digits(), a) {
+                panic!("{a:?} and {other:?} share {}", n.display());
+            }
+        }
+        // Cash and merchant accounts were numbered internal(100·(i+1)) and internal(100·(i+1)+50).
+        for i in 0..9 {
+            assert_eq!(SystemAccount::Cash(i).number(), Some(AccountNumber::internal(100 * (i as u32 + 1))));
+            assert_eq!(SystemAccount::Merchant(i).number(), Some(AccountNumber::internal(100 * (i as u32 + 1) + 50)));
+        }
+        assert_eq!(SystemAccount::Clearing { peer: 1000, currency: 0 }.number(), None);
+        assert_eq!(SystemAccount::Clearing { peer: 1, currency: MAX_SYSTEM_CURRENCIES }.number(), None);
+        assert_eq!(SystemAccount::Cash(9_999).number(), None);
+    }
+
+    #[test]
+    fn the_old_clearing_numbers_collided() {
+        // internal(1000 + 10·peer + currency) stepped over unissuable bases into the next currency's.
+        let old = |peer: u32, cur: u32| AccountNumber::internal(1_000 + peer * 10 + cur);
+        let collides = (1..=3).any(|peer| (0..8).any(|cur| old(peer, cur) == old(peer, cur + 1)));
+        assert!(collides, "the scheme this replaced gave two currencies one number");
     }
 
     proptest! {

@@ -25,14 +25,19 @@
 //!   acknowledged it while COMMITTING / ABORTING.
 //! - [`CoordinatorInput::Inquiry`] is a participant in doubt asking (`GET /interbank/tx/{tx_id}`):
 //!   answered with the decision, or nothing while PREPARING (the participant keeps holding and asks
-//!   again). A transfer the coordinator has no record of was never begun: [`answer_unknown`] —
-//!   abort.
+//!   again). A transfer the coordinator has no record of is told apart by its id
+//!   ([`answer_unknown`]): one this bank never issued was never begun — abort (presumed abort); one
+//!   it issued (the id carries the bank's mark, [`super::interbank_auth::TxIdMark`]) was begun and
+//!   its record is lost (a restore from a backup): [`InquiryAnswer::Lost`], never abort — its
+//!   other legs may have committed. The leg stays in doubt and an alert asks an operator.
 //!
 //! # Participant
 //! `NONE → PREPARED | REFUSED`, `PREPARED → COMMITTED | ABORTED`, and `NONE → ABORTED` (an abort
 //! for a transfer it never saw is recorded, so a late prepare is refused: presumed abort).
-//! - A prepare checks the leg ([`AccountView`]): a debit needs the account, the currency and
-//!   `available ≥ amount`; a credit needs the account and the currency. READY moves money into a
+//! - A prepare checks the leg ([`AccountView`], [`refusal`]): a debit needs the account, the
+//!   currency, `available ≥ amount` and the holding bank's own limits ([`Limits`]: its
+//!   `max_amount`, and its night limit for an individual account's instant transfer, judged on its
+//!   own clock), whoever coordinates; a credit needs the account and the currency. READY moves money into a
 //!   pending state ([`Effect::HoldDebit`] / [`Effect::RecordPendingCredit`]: held, or recorded and
 //!   invisible and unspendable) durably *before* the vote is sent.
 //! - PREPARED leaves only on the coordinator's decision: it never decides on its own. On a timeout
@@ -87,6 +92,13 @@ pub struct Transfer {
     /// The user who started it ([`Transfer::started_by`]): every debited account must be theirs.
     #[serde(default)]
     pub initiator: String,
+    /// A business-hours transfer (started at the opening; no night limit). Absent: instant.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub business_hours: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a transfer cannot be started.
@@ -128,12 +140,18 @@ impl Transfer {
         if debits != credits[0].amount {
             return Err(InvalidTransfer::Unbalanced { debits, credit: credits[0].amount });
         }
-        Ok(Self { tx_id: tx_id.into(), currency: currency.into(), legs, initiator: String::new() })
+        Ok(Self { tx_id: tx_id.into(), currency: currency.into(), legs, initiator: String::new(), business_hours: false })
     }
 
     /// Names the user who starts the transfer; each debit's bank checks they hold the account.
     pub fn started_by(mut self, user: impl Into<String>) -> Self {
         self.initiator = user.into();
+        self
+    }
+
+    /// Marks it a business-hours transfer (`false`: instant, the default).
+    pub fn in_business_hours(mut self, business_hours: bool) -> Self {
+        self.business_hours = business_hours;
         self
     }
 
@@ -168,6 +186,7 @@ impl Transfer {
             leg: this,
             counterparts,
             initiator: self.initiator.clone(),
+            business_hours: self.business_hours,
         }
     }
 }
@@ -185,6 +204,9 @@ pub struct PrepareRequest {
     /// The user who started the transfer (a debit's account must be theirs).
     #[serde(default)]
     pub initiator: String,
+    /// A business-hours transfer: the night limit does not apply. Absent: instant (it does).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub business_hours: bool,
 }
 
 /// The outcome of a transfer.
@@ -394,10 +416,30 @@ impl Coordinator {
     }
 }
 
-/// The answer to `GET /interbank/tx/{tx_id}` for a transfer the coordinator has no record of: it was
-/// never begun (the transfer is logged before any prepare is sent), so abort.
-pub fn answer_unknown() -> Decision {
-    Decision::Abort
+/// What the coordinator answers a leg in doubt (`GET /interbank/tx/{tx_id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InquiryAnswer {
+    Decided(Decision),
+    /// Still PREPARING: keep holding, ask again.
+    Undecided,
+    /// Issued here, but no record of it is left (lost, e.g. restored from a backup): nobody knows
+    /// whether its other legs committed. Keep holding; an operator settles it.
+    Lost,
+}
+
+impl InquiryAnswer {
+    /// The answer for a logged transfer in `status`.
+    pub fn of(status: CoordinatorStatus) -> Self {
+        status.decision().map_or(Self::Undecided, Self::Decided)
+    }
+}
+
+/// The answer to `GET /interbank/tx/{tx_id}` for a transfer the coordinator has no record of.
+/// `issued_here`: the id carries this bank's mark. Then it was begun (its id is made just before
+/// it is logged, and the log is committed before any prepare leaves) and its record is lost: never
+/// presume abort, whatever its other legs did. Otherwise it was never begun here: abort.
+pub fn answer_unknown(issued_here: bool) -> InquiryAnswer {
+    if issued_here { InquiryAnswer::Lost } else { InquiryAnswer::Decided(Decision::Abort) }
 }
 
 /// Applies `input` to the coordinated transfer `state`. Pure.
@@ -565,6 +607,26 @@ pub struct Participant {
 pub struct AccountView {
     pub currency: String,
     pub available: Decimal,
+    /// What this bank lets one transfer take from the account now.
+    pub limits: Limits,
+}
+
+/// The holding bank's own limits on one debit from an account, as they stand when the prepare
+/// arrives (its configuration, its clock): the same rules it applies to transfers it starts.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Limits {
+    /// `BANK_MAX_AMOUNT`: the most one transfer moves (`None`: no limit).
+    pub max_amount: Option<Decimal>,
+    /// The night limit, set when it is night at this bank and the account is an individual one;
+    /// it applies to instant transfers.
+    pub night: Option<Decimal>,
+}
+
+impl Limits {
+    /// Whether a debit of `amount` (an instant transfer unless `business_hours`) is within them.
+    pub fn allow(&self, amount: Decimal, business_hours: bool) -> bool {
+        self.max_amount.is_none_or(|m| amount <= m) && (business_hours || self.night.is_none_or(|n| amount <= n))
+    }
 }
 
 /// What happens to a leg at its bank.
@@ -685,13 +747,17 @@ pub struct ParticipantTransition {
     pub reply: Option<Reply>,
 }
 
-/// Why a prepare is refused (`None`: READY).
+/// Why a prepare is refused (`None`: READY): `unknown_account`, `currency_mismatch`,
+/// `limit_exceeded` (over the holding bank's [`Limits`]) or `insufficient_funds`.
 pub fn refusal(request: &PrepareRequest, account: Option<&AccountView>) -> Option<&'static str> {
     let Some(account) = account else {
         return Some("unknown_account");
     };
     if account.currency != request.currency {
         return Some("currency_mismatch");
+    }
+    if request.leg.side == Side::Debit && !account.limits.allow(request.leg.amount, request.business_hours) {
+        return Some("limit_exceeded");
     }
     if request.leg.side == Side::Debit && account.available < request.leg.amount {
         return Some("insufficient_funds");

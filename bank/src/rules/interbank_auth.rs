@@ -200,6 +200,11 @@ impl BankKeyPair {
         PublicKey(self.key.verifying_key())
     }
 
+    /// The mark this bank puts in the ids of the transfers it coordinates ([`TxIdMark`]).
+    pub fn tx_id_mark(&self) -> TxIdMark {
+        TxIdMark::derive(&self.code, &self.key.to_bytes())
+    }
+
     /// Signs `request` as of `timestamp` (unix seconds) with `nonce`.
     pub fn sign(&self, request: &Request<'_>, timestamp: i64, nonce: &str) -> Result<Credentials, Refusal> {
         let text = canonical(request, timestamp, nonce, &self.code)?;
@@ -211,6 +216,69 @@ impl BankKeyPair {
 impl fmt::Debug for BankKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BankKeyPair").field("code", &self.code).field("public_key", &self.public_key()).finish_non_exhaustive()
+    }
+}
+
+/// How a coordinator tells a transfer it issued from one it never did, with no record of either:
+/// the ids it issues carry a mark only it can make. A transfer id is a UUIDv7 (time-ordered, like
+/// every id here) whose 74 free bits are 34 random bits and a 40-bit tag, the first 5 bytes of
+/// SHA-256(secret ‖ the id's first 11 bytes); the secret is derived from the bank's signing key.
+/// Unlike a table, the mark survives the loss of the database rows that recorded the transfer (a
+/// restore from a backup loses any table with them): the coordinator still knows the id is its own
+/// and that the transfer was begun, so it never presumes such a transfer aborted. A bank that
+/// changes its signing key no longer recognises the ids issued under the old one (see
+/// docs/banks.md: rotate with no leg in doubt).
+#[derive(Clone)]
+pub struct TxIdMark {
+    secret: [u8; 32],
+}
+
+impl TxIdMark {
+    /// The mark of bank `code` with signing seed `seed`.
+    pub fn derive(code: &str, seed: &[u8; 32]) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"SAGAWAY-TX-ID-V1\n");
+        h.update(code.as_bytes());
+        h.update(b"\n");
+        h.update(seed);
+        Self { secret: h.finalize().into() }
+    }
+
+    fn tag(&self, head: &[u8]) -> [u8; 5] {
+        let mut h = Sha256::new();
+        h.update(self.secret);
+        h.update(head);
+        let digest = h.finalize();
+        digest[..5].try_into().expect("5 bytes")
+    }
+
+    /// A new id issued at `unix_ms` with 34 bits of `random`, as UUID text (lowercase, hyphenated).
+    pub fn issue(&self, unix_ms: u64, random: u64) -> String {
+        let mut b = [0u8; 16];
+        b[..6].copy_from_slice(&unix_ms.to_be_bytes()[2..]);
+        b[6] = 0x70 | ((random >> 30) & 0x0f) as u8;
+        b[7] = (random >> 22) as u8;
+        b[8] = 0x80 | ((random >> 16) & 0x3f) as u8;
+        b[9] = (random >> 8) as u8;
+        b[10] = random as u8;
+        let tag = self.tag(&b[..11]);
+        b[11..].copy_from_slice(&tag);
+        uuid::Uuid::from_bytes(b).hyphenated().to_string()
+    }
+
+    /// Whether `tx_id` is an id this mark issued.
+    pub fn issued(&self, tx_id: &str) -> bool {
+        let Ok(id) = uuid::Uuid::try_parse(tx_id) else {
+            return false;
+        };
+        let b = id.as_bytes();
+        b[6] >> 4 == 7 && b[8] >> 6 == 0b10 && b[11..] == self.tag(&b[..11])
+    }
+}
+
+impl fmt::Debug for TxIdMark {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TxIdMark(..)")
     }
 }
 
@@ -366,6 +434,47 @@ pub fn authenticate(
         return Err(Refusal::Replayed);
     }
     Ok(verified)
+}
+
+#[cfg(test)]
+mod tx_id_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn an_issued_id_is_a_uuid_v7_its_issuer_recognises_and_no_one_else(ms in 0u64..(1 << 48), random in any::<u64>(), flip in 0usize..128) {
+            let mark = BankKeyPair::from_seed("001", [7; 32]).tx_id_mark();
+            let id = mark.issue(ms, random);
+            let parsed = uuid::Uuid::parse_str(&id).unwrap();
+            prop_assert_eq!(parsed.get_version_num(), 7);
+            prop_assert_eq!(parsed.get_variant(), uuid::Variant::RFC4122);
+            prop_assert_eq!(parsed.get_timestamp().map(|t| t.to_unix()), Some((ms / 1000, (ms % 1000) as u32 * 1_000_000)));
+            prop_assert!(mark.issued(&id));
+            prop_assert!(mark.issued(&id.to_uppercase()));
+            // Another bank's mark, or the same key under another code, does not recognise it.
+            prop_assert!(!BankKeyPair::from_seed("001", [8; 32]).tx_id_mark().issued(&id));
+            prop_assert!(!BankKeyPair::from_seed("002", [7; 32]).tx_id_mark().issued(&id));
+            // Any one bit changed and it is not one this bank issued.
+            let mut bytes = *parsed.as_bytes();
+            bytes[flip / 8] ^= 1 << (flip % 8);
+            prop_assert!(!mark.issued(&uuid::Uuid::from_bytes(bytes).to_string()));
+        }
+    }
+
+    #[test]
+    fn ids_not_issued_here_are_not_recognised() {
+        let mark = BankKeyPair::generate("001").tx_id_mark();
+        for _ in 0..1000 {
+            assert!(!mark.issued(&uuid::Uuid::now_v7().to_string()));
+        }
+        assert!(!mark.issued("not-a-uuid"));
+        assert!(!mark.issued(""));
+        let a = mark.issue(1_767_225_600_000, rand::random());
+        let b = mark.issue(1_767_225_600_000, rand::random());
+        assert_ne!(a, b, "34 random bits per millisecond");
+    }
 }
 
 #[cfg(test)]

@@ -241,7 +241,18 @@ fn inquiries_are_answered_with_the_decision_or_not_at_all() {
     let aborted = apply(&apply(&begun(one_to_one()), refuse(0, "x")).state, ack(1, Decision::Abort)).state;
     assert_eq!(aborted.status, CoordinatorStatus::Aborted);
     assert_eq!(kinds(&apply(&aborted, CoordinatorInput::Inquiry { leg: 1 })), vec![(1, "abort")]);
-    assert_eq!(answer_unknown(), Decision::Abort);
+    assert_eq!(InquiryAnswer::of(c.status), InquiryAnswer::Undecided);
+    assert_eq!(InquiryAnswer::of(committing.status), InquiryAnswer::Decided(Decision::Commit));
+    assert_eq!(InquiryAnswer::of(aborted.status), InquiryAnswer::Decided(Decision::Abort));
+}
+
+#[test]
+fn an_unknown_transfer_is_presumed_aborted_only_if_this_bank_never_issued_it() {
+    // Never issued here: never begun, so no leg can have committed — abort.
+    assert_eq!(answer_unknown(false), InquiryAnswer::Decided(Decision::Abort));
+    // Issued here and no record left: lost, not "never begun". Not abort (its credit may have
+    // committed); the leg stays in doubt.
+    assert_eq!(answer_unknown(true), InquiryAnswer::Lost);
 }
 
 #[test]
@@ -268,7 +279,11 @@ fn restart_resends_what_is_awaited() {
 // --- participant ----------------------------------------------------------------------------------
 
 fn account(cents: i64) -> Option<AccountView> {
-    Some(AccountView { currency: "BRL".into(), available: d(cents) })
+    Some(AccountView { currency: "BRL".into(), available: d(cents), limits: Limits::default() })
+}
+
+fn limited(cents: i64, limits: Limits) -> Option<AccountView> {
+    Some(AccountView { currency: "BRL".into(), available: d(cents), limits })
 }
 
 fn prepare(t: &Transfer, leg: usize, acct: Option<AccountView>) -> ParticipantInput {
@@ -299,7 +314,7 @@ fn a_credit_is_recorded_pending_and_moves_no_balance() {
 #[test]
 fn prepares_that_cannot_be_honoured_are_refused() {
     let tr = one_to_one();
-    let usd = Some(AccountView { currency: "USD".into(), available: d(1_000_000) });
+    let usd = Some(AccountView { currency: "USD".into(), available: d(1_000_000), limits: Limits::default() });
     for (input, reason) in [
         (prepare(&tr, 0, account(3999)), "insufficient_funds"),
         (prepare(&tr, 0, None), "unknown_account"),
@@ -827,4 +842,54 @@ fn the_simulation_commits_and_aborts() {
         }
     }
     assert!(commits > 30 && aborts > 30, "commits {commits}, aborts {aborts}");
+}
+
+#[test]
+fn the_holding_bank_applies_its_own_limits_to_a_debit_whoever_coordinates() {
+    // one_to_one debits 40.00 from leg 0.
+    let tr = one_to_one();
+    let max = |cents| Limits { max_amount: Some(d(cents)), night: None };
+    let night = |cents| Limits { max_amount: None, night: Some(d(cents)) };
+    for (limits, business_hours, vote) in [
+        (max(3999), false, Vote::Abort { reason: "limit_exceeded".into() }),
+        (max(3999), true, Vote::Abort { reason: "limit_exceeded".into() }),
+        (max(4000), false, Vote::Ready),
+        (night(3999), false, Vote::Abort { reason: "limit_exceeded".into() }),
+        (night(4000), false, Vote::Ready),
+        // The night limit is for instant transfers; a business-hours one is not held to it.
+        (night(3999), true, Vote::Ready),
+        (Limits::default(), false, Vote::Ready),
+    ] {
+        let t = tr.clone().in_business_hours(business_hours);
+        let out = p_apply(None, prepare(&t, 0, limited(1_000_000, limits.clone())));
+        assert_eq!(out.reply, Some(Reply::Vote(vote.clone())), "{limits:?} business_hours={business_hours}");
+        assert_eq!(out.effects.is_empty(), vote != Vote::Ready, "a refused leg holds nothing");
+        // The credit leg is never limited by the recipient's bank.
+        let credit = p_apply(None, prepare(&t, 1, limited(0, limits.clone())));
+        assert_eq!(credit.reply, Some(Reply::Vote(Vote::Ready)));
+    }
+    // Over the limit and short of funds: the limit is what is said.
+    let out = p_apply(None, prepare(&tr, 0, limited(10, max(100))));
+    assert_eq!(out.reply, Some(Reply::Vote(Vote::Abort { reason: "limit_exceeded".into() })));
+}
+
+proptest! {
+    #[test]
+    fn a_debit_is_ready_exactly_when_funds_and_every_limit_allow_it(
+        amount in 1i64..1_000_000, available in 0i64..1_000_000,
+        max in proptest::option::of(1i64..1_000_000), night in proptest::option::of(1i64..1_000_000), business_hours in any::<bool>(),
+    ) {
+        let legs = vec![
+            Leg { bank: "001".into(), account: "a".into(), side: Side::Debit, amount: d(amount) },
+            Leg { bank: "002".into(), account: "b".into(), side: Side::Credit, amount: d(amount) },
+        ];
+        let t = Transfer::new("tx", "BRL", legs).unwrap().in_business_hours(business_hours);
+        let limits = Limits { max_amount: max.map(d), night: night.map(d) };
+        let out = p_apply(None, prepare(&t, 0, limited(available, limits)));
+        let within = max.is_none_or(|m| amount <= m) && (business_hours || night.is_none_or(|n| amount <= n));
+        let expected = if !within { Vote::Abort { reason: "limit_exceeded".into() } }
+            else if available < amount { Vote::Abort { reason: "insufficient_funds".into() } }
+            else { Vote::Ready };
+        prop_assert_eq!(out.reply, Some(Reply::Vote(expected)));
+    }
 }

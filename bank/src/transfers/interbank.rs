@@ -10,13 +10,16 @@
 //!   opening the scheduler releases those holds and starts the commit in one transaction (the legs
 //!   hold them again), so the money is never free in between.
 //! - the decision sets the row SETTLED (commit) or FAILED with the reason (abort).
+//! - the sources held here are checked against this bank's limits when planned (422 at once); every
+//!   bank holding a source checks it again against its *own* limits when it prepares the leg
+//!   (`BANK_MAX_AMOUNT`, the night limit of an individual account's instant transfer on its own
+//!   clock), and refuses `limit_exceeded`: the transfer FAILS with that reason.
 
 use http::StatusCode;
 use rust_decimal::Decimal;
 use sagaway_common::{auth::Caller, http::plausible_id};
 use sagaway_messaging::outbox;
 use sagaway_contract::money;
-use uuid::Uuid;
 
 use super::{Kind, NewTransfer, SELECT_TRANSFER, Source, TransferRow, held_here, load_on, night_limit};
 use crate::{
@@ -133,8 +136,12 @@ pub(super) async fn plan(
     let total: Decimal = sources.iter().map(|s| s.amount).sum();
     let mut legs: Vec<Leg> = sources.iter().map(|s| Leg { bank: s.bank.clone(), account: s.account_id.clone(), side: Side::Debit, amount: s.amount }).collect();
     legs.push(Leg { bank: to_bank.to_string(), account: to_account, side: Side::Credit, amount: total });
-    let transfer =
-        Transfer::new(Uuid::now_v7().to_string(), currency, legs).map_err(|e| ApiError::invalid("sources", e.to_string()))?.started_by(&caller.user_id);
+    // The id carries this bank's mark: should the transfer's record ever be lost, a leg asking
+    // about it is not told "abort" (docs/banks.md).
+    let transfer = Transfer::new(coordinator::new_tx_id(app), currency, legs)
+        .map_err(|e| ApiError::invalid("sources", e.to_string()))?
+        .started_by(&caller.user_id)
+        .in_business_hours(kind == Kind::BusinessHours);
     Ok(Plan { kind, transfer, sources, to_bank: to_bank.to_string(), to_number, description })
 }
 
@@ -148,6 +155,7 @@ fn refusal(reason: Option<&str>) -> ApiError {
         Some("insufficient_funds") => ("insufficient_funds", "amount"),
         Some("currency_mismatch") => ("currency_mismatch", "to.account_number"),
         Some("unknown_account") => ("unknown_account", "to.account_number"),
+        Some("limit_exceeded") => ("limit_exceeded", "amount"),
         _ => ("refused", "sources"),
     };
     ApiError::refused(code, Some(field), format!("the transfer was refused at this bank: {}", reason.unwrap_or("aborted")))
@@ -197,7 +205,7 @@ pub async fn execute(app: &AppState, user_id: &str, plan: &Plan, claim: &idempot
         }
     } else {
         for s in plan.sources.iter().filter(|s| s.bank == app.config.code) {
-            let locked = ledger::lock(&mut tx, &[&s.account_id]).await?.remove(0).ok_or(ApiError::NotFound("account"))?;
+            let locked = ledger::lock_found(&mut tx, &[&s.account_id]).await?.remove(0).ok_or(ApiError::NotFound("account"))?;
             if locked.available < s.amount {
                 return Err(ApiError::refused("insufficient_funds", Some("amount"), format!("available balance is {}", money::format(locked.available))));
             }
@@ -248,7 +256,7 @@ pub async fn start_scheduled_interbank(app: &AppState, id: &str) -> anyhow::Resu
     let mut legs: Vec<Leg> = sources.iter().map(|s| Leg { bank: s.bank.clone(), account: s.account_id.clone(), side: Side::Debit, amount: s.amount }).collect();
     let to_account = row.to_account.clone().ok_or_else(|| anyhow::anyhow!("transfer {id} has no recipient"))?;
     legs.push(Leg { bank: row.to_bank.clone(), account: to_account, side: Side::Credit, amount: row.amount });
-    let transfer = Transfer::new(id, row.currency.clone(), legs)?.started_by(&row.user_id);
+    let transfer = Transfer::new(id, row.currency.clone(), legs)?.started_by(&row.user_id).in_business_hours(true);
     coordinator::begin(&mut tx, app, transfer, now).await?;
     tx.commit().await?;
     app.relay.notify();

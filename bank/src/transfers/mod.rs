@@ -216,7 +216,7 @@ async fn execute(app: &AppState, user_id: &str, plan: &Plan, claim: &idempotency
     let now = app.config.clock.now();
     let id = Uuid::now_v7().to_string();
     let mut tx = app.pool.begin().await?;
-    let locked = ledger::lock(&mut tx, &[&plan.from.id, &plan.to.id]).await?;
+    let locked = ledger::lock_found(&mut tx, &[&plan.from.id, &plan.to.id]).await?;
     let from = locked[0].as_ref().ok_or(ApiError::NotFound("account"))?;
     if from.available < plan.amount {
         return Err(ApiError::refused("insufficient_funds", Some("amount"), format!("available balance is {}", money::format(from.available))));

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::common::{TestApp, poll, spawn_network};
 
 /// Opens a BRL account for `user` at `bank` with `amount` deposited; returns (id, number).
-async fn funded(bank: &TestApp, user: &str, amount: &str) -> (String, String) {
+pub(crate) async fn funded(bank: &TestApp, user: &str, amount: &str) -> (String, String) {
     let account = bank.open(user).await;
     let id = account["id"].as_str().unwrap().to_string();
     if amount != "0.00" {
@@ -22,17 +22,17 @@ async fn funded(bank: &TestApp, user: &str, amount: &str) -> (String, String) {
 }
 
 /// (available, held) of an account.
-async fn balance(bank: &TestApp, user: &str, id: &str) -> (Decimal, Decimal) {
+pub(crate) async fn balance(bank: &TestApp, user: &str, id: &str) -> (Decimal, Decimal) {
     let a = bank.account(user, id).await;
     (a["available"].as_str().unwrap().parse().unwrap(), a["held"].as_str().unwrap().parse().unwrap())
 }
 
-fn d(text: &str) -> Decimal {
+pub(crate) fn d(text: &str) -> Decimal {
     text.parse().unwrap()
 }
 
 /// Waits until the transfer is decided (SETTLED or FAILED) at the bank that took it.
-async fn decided(bank: &TestApp, user: &str, id: &str) -> Value {
+pub(crate) async fn decided(bank: &TestApp, user: &str, id: &str) -> Value {
     poll(|| async {
         let (s, b) = bank.get(user, &format!("/transfers/{id}")).await;
         assert_eq!(s, StatusCode::OK, "{b}");
@@ -43,7 +43,7 @@ async fn decided(bank: &TestApp, user: &str, id: &str) -> Value {
 
 /// Waits until every leg of every transfer the banks coordinate has acknowledged the decision and
 /// no leg is left prepared (the log says COMMITTED / ABORTED everywhere).
-async fn quiet(banks: &[TestApp]) {
+pub(crate) async fn quiet(banks: &[TestApp]) {
     for b in banks {
         let pool = sqlx::MySqlPool::connect(&b.db_url).await.unwrap();
         poll(|| async {
@@ -58,7 +58,7 @@ async fn quiet(banks: &[TestApp]) {
 }
 
 /// Every bank's clearing positions, from the admin API: (bank, peer, currency) → balance.
-async fn clearing(banks: &[TestApp]) -> Vec<(String, String, Decimal)> {
+pub(crate) async fn clearing(banks: &[TestApp]) -> Vec<(String, String, Decimal)> {
     let mut all = Vec::new();
     for b in banks {
         let (s, body) = b.get("admin", "/admin/clearing").await;
@@ -70,7 +70,7 @@ async fn clearing(banks: &[TestApp]) -> Vec<(String, String, Decimal)> {
     all
 }
 
-fn nets_to_zero(positions: &[(String, String, Decimal)]) -> bool {
+pub(crate) fn nets_to_zero(positions: &[(String, String, Decimal)]) -> bool {
     let of = |a: &str, b: &str| positions.iter().filter(|(x, y, _)| x == a && y == b).map(|p| p.2).sum::<Decimal>();
     positions.iter().all(|(a, b, _)| (of(a, b) + of(b, a)).is_zero()) && positions.iter().map(|p| p.2).sum::<Decimal>().is_zero()
 }
@@ -202,7 +202,7 @@ async fn many_to_one_across_three_banks_commits_all_or_nothing() {
 }
 
 /// Sends a request to `bank`'s /interbank API as `signer` would (or unsigned).
-async fn raw(bank: &TestApp, method: Method, path: &str, body: &Value, sign: Option<(&BankKeyPair, i64, String)>) -> (StatusCode, Value) {
+pub(crate) async fn raw(bank: &TestApp, method: Method, path: &str, body: &Value, sign: Option<(&BankKeyPair, i64, String)>) -> (StatusCode, Value) {
     let bytes = serde_json::to_vec(body).unwrap();
     let mut req = bank.http.request(method.clone(), format!("{}{path}", bank.base_url)).header("content-type", "application/json").body(bytes.clone());
     if let Some((key, ts, nonce)) = sign {
@@ -379,4 +379,142 @@ async fn a_business_hours_transfer_to_another_bank_waits_for_the_opening_and_can
     assert_eq!(balance(b, "bob", &bob).await, (d("30.00"), d("0")));
     let history: Vec<&str> = done["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["SCHEDULED", "PROCESSING", "SETTLED"]);
+}
+
+#[tokio::test]
+async fn the_bank_holding_a_source_applies_its_own_limits_whoever_coordinates() {
+    let mut banks = spawn_network(&["001", "002"]).await;
+    let (_, carol_number) = funded(&banks[0], "carol", "0.00").await;
+    let (dana_a, _) = funded(&banks[0], "dana", "5000.00").await;
+    let (dana_b, _) = funded(&banks[1], "dana", "5000.00").await;
+    let biz = banks[1].open_with("dana", json!({"type": "business", "currency": "BRL", "document": "11.222.333/0001-81"})).await;
+    let biz = biz["id"].as_str().unwrap().to_string();
+    banks[1].fund("dana", &biz, "5000.00").await;
+    let to = json!({"bank": "001", "account_number": carol_number});
+    // Transfers taken by bank 001 (noon there) whose sources are at bank 002.
+    async fn send(coordinator: &TestApp, sources: Value, to: &Value) -> Value {
+        let (s, t) = coordinator.transfer("dana", &json!({"kind": "instant", "sources": sources, "to": to})).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+        decided(coordinator, "dana", t["id"].as_str().unwrap()).await
+    }
+    let refused = |t: &Value| (t["status"].as_str() == Some("FAILED") && t["reason"].as_str() == Some("limit_exceeded"), t.to_string());
+
+    // Night at bank 002: its individual account moves at most its night limit (1000.00) per
+    // instant transfer, alone or beside a source at the coordinating bank.
+    banks[1].clock.set(crate::common::local("2026-12-02 22:00:00"));
+    for sources in [
+        json!([{"bank": "002", "account_id": dana_b, "amount": "1000.01"}]),
+        json!([{"bank": "001", "account_id": dana_a, "amount": "10.00"}, {"bank": "002", "account_id": dana_b, "amount": "1500.00"}]),
+    ] {
+        let t = send(&banks[0], sources, &to).await;
+        let (ok, text) = refused(&t);
+        assert!(ok, "refused by the bank holding the account: {text}");
+    }
+    quiet(&banks).await;
+    assert_eq!(balance(&banks[1], "dana", &dana_b).await, (d("5000.00"), d("0")), "nothing held or moved at 002");
+    assert_eq!(balance(&banks[0], "dana", &dana_a).await, (d("5000.00"), d("0")), "nothing moved at 001 either");
+    // Within the limit, and from a business account (no night limit), it goes through.
+    assert_eq!(send(&banks[0], json!([{"bank": "002", "account_id": dana_b, "amount": "1000.00"}]), &to).await["status"], "SETTLED");
+    assert_eq!(send(&banks[0], json!([{"bank": "002", "account_id": biz, "amount": "3000.00"}]), &to).await["status"], "SETTLED");
+
+    // Daytime at 002, but its own BANK_MAX_AMOUNT is lower than 001's: 002's applies.
+    banks[1].config.max_amount = d("100.00");
+    banks[1].restart().await;
+    banks[1].clock.set(crate::common::local(crate::common::WEDNESDAY_NOON));
+    let t = send(&banks[0], json!([{"bank": "002", "account_id": biz, "amount": "100.01"}]), &to).await;
+    let (ok, text) = refused(&t);
+    assert!(ok, "over the holding bank's max_amount: {text}");
+    assert_eq!(send(&banks[0], json!([{"bank": "002", "account_id": biz, "amount": "100.00"}]), &to).await["status"], "SETTLED");
+    quiet(&banks).await;
+    assert_eq!(balance(&banks[1], "dana", &dana_b).await, (d("4000.00"), d("0")));
+    assert_eq!(balance(&banks[1], "dana", &biz).await, (d("1900.00"), d("0")));
+    assert!(nets_to_zero(&clearing(&banks).await));
+}
+
+/// The status and `coordinator_lost_at` of leg `leg` of `tx` at `bank`.
+async fn leg_record(bank: &TestApp, tx: &str, leg: i32) -> (String, bool) {
+    let pool = sqlx::MySqlPool::connect(&bank.db_url).await.unwrap();
+    let row: (String, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("SELECT status, coordinator_lost_at FROM interbank_participants WHERE tx_id = ? AND leg_index = ?")
+            .bind(tx)
+            .bind(leg)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    (row.0, row.1.is_some())
+}
+
+#[tokio::test]
+async fn a_leg_of_a_transfer_its_coordinator_lost_stays_in_doubt_but_a_never_issued_one_is_presumed_aborted() {
+    use bank::rules::{
+        interbank::Coordinator,
+        interbank_auth::{Directory, DirectoryEntry},
+    };
+    let banks = spawn_network(&["001", "002"]).await;
+    let (a, b) = (&banks[0], &banks[1]);
+    let (_, carol_number) = funded(a, "carol", "0.00").await;
+    let (dana, _) = funded(b, "dana", "100.00").await;
+
+    // Bank 001 takes a transfer paid from bank 002 while it cannot reach 002: logged, not delivered.
+    let peers = a.peers.as_ref().unwrap();
+    let real = peers.directory();
+    let cut = Directory::new(
+        real.banks().into_iter().map(|e| if e.code == "002" { DirectoryEntry { url: "http://127.0.0.1:9".into(), ..e.clone() } } else { e.clone() }),
+    );
+    peers.set_directory(cut);
+    let (s, t) = a
+        .transfer("dana", &json!({"kind": "instant", "sources": [{"bank": "002", "account_id": dana, "amount": "60.00"}], "to": {"bank": "001", "account_number": carol_number}}))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+    let tx = t["id"].as_str().unwrap().to_string();
+    // The prepare 001 sends 002's leg; then 001 loses its record of the transfer (a restore from a
+    // backup taken before it) — and the prepare reaches 002 (it had left just before).
+    let pool = sqlx::MySqlPool::connect(&a.db_url).await.unwrap();
+    let state: String = sqlx::query_scalar("SELECT state FROM interbank_coordinator WHERE tx_id = ?").bind(&tx).fetch_one(&pool).await.unwrap();
+    let prepare = serde_json::from_str::<Coordinator>(&state).unwrap().transfer.prepare_request(0);
+    sqlx::query("DELETE FROM interbank_coordinator WHERE tx_id = ?").bind(&tx).execute(&pool).await.unwrap();
+    pool.close().await;
+    peers.set_directory(real);
+    let key = &a.config.interbank.key;
+    let sign = || Some((key, bank::interbank::auth::unix_now(), new_nonce()));
+    let (s, v) = raw(b, Method::POST, &format!("/interbank/tx/{tx}/prepare"), &serde_json::to_value(&prepare).unwrap(), sign()).await;
+    assert_eq!((s, v["vote"].as_str()), (StatusCode::OK, Some("READY")), "{v}");
+    assert_eq!(balance(b, "dana", &dana).await, (d("40.00"), d("60.00")));
+
+    // A never-issued id (not 001's mark), prepared the same way: presumed aborted when it asks.
+    let never = Uuid::now_v7().to_string();
+    let mut other = prepare.clone();
+    other.tx_id = never.clone();
+    other.leg.amount = d("30.00");
+    other.counterparts = vec![("001".into(), d("30.00"))];
+    let (s, v) = raw(b, Method::POST, &format!("/interbank/tx/{never}/prepare"), &serde_json::to_value(&other).unwrap(), sign()).await;
+    assert_eq!((s, v["vote"].as_str()), (StatusCode::OK, Some("READY")), "{v}");
+    assert_eq!(balance(b, "dana", &dana).await, (d("10.00"), d("90.00")));
+
+    // 002's legs ask 001 after their patience (0.5 s here), again and again.
+    poll(|| async { (leg_record(b, &never, 0).await.0 == "ABORTED").then_some(()) }).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(balance(b, "dana", &dana).await, (d("40.00"), d("60.00")), "only the never-issued transfer's hold was released");
+    assert_eq!(leg_record(b, &tx, 0).await, ("PREPARED".to_string(), true), "the lost transfer's leg stays in doubt, marked for an operator");
+    assert_eq!(leg_record(b, &never, 0).await, ("ABORTED".to_string(), false));
+
+    // The coordinator's answers as the participant gets them.
+    let b_key = &b.config.interbank.key;
+    let ask = |id: String| async move { raw(a, Method::GET, &format!("/interbank/tx/{id}?leg=0"), &Value::Null, Some((b_key, bank::interbank::auth::unix_now(), new_nonce()))).await };
+    let (s, e) = ask(tx.clone()).await;
+    assert_eq!((s, e["code"].as_str()), (StatusCode::GONE, Some("transfer_lost")), "{e}");
+    let (s, v) = ask(never.clone()).await;
+    assert_eq!((s, v["decision"].as_str()), (StatusCode::OK, Some("ABORT")), "{v}");
+
+    // The operator finds no leg committed (001's credit is still pending) and aborts it
+    // (`bank settle-leg`); a leg whose coordinator still decides cannot be settled by hand.
+    use bank::{interbank::participant::settle_lost, rules::interbank::Decision};
+    let pool = sqlx::MySqlPool::connect(&b.db_url).await.unwrap();
+    assert!(settle_lost(&pool, &b.config, &tx, 0, Decision::Abort).await.is_ok());
+    assert_eq!(balance(b, "dana", &dana).await, (d("100.00"), d("0")), "released once");
+    assert!(settle_lost(&pool, &b.config, &tx, 0, Decision::Abort).await.is_ok(), "idempotent");
+    assert!(settle_lost(&pool, &b.config, &tx, 0, Decision::Commit).await.is_err(), "not the other way");
+    assert_eq!(balance(b, "dana", &dana).await, (d("100.00"), d("0")));
+    pool.close().await;
 }

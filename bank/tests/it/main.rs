@@ -4,6 +4,7 @@
 //! `cargo test -p bank --test it <module>::`.
 
 mod accounts;
+mod clearing;
 mod commands;
 mod common;
 mod crash;
