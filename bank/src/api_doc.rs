@@ -41,7 +41,8 @@ fn user_id() -> Value {
     json!({"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z0-9_.@:-]{1,64}$"})
 }
 
-/// One branch per account type: individual (a CPF), business (a CNPJ), joint (2–8 holders).
+/// One branch per account type: individual (a CPF), business (a CNPJ), joint (the caller and 1–7
+/// invitees).
 fn new_account() -> Value {
     let currency = json!({"type": "string", "enum": money::currency_codes(), "description": "ISO 4217 code"});
     let one_holder = json!({"type": ["array", "null"], "minItems": 1, "maxItems": 1, "items": user_id(),
@@ -62,7 +63,8 @@ fn new_account() -> Value {
         "properties": {
             "type": {"type": "string", "const": "joint"}, "currency": currency,
             "holders": {"type": "array", "minItems": 2, "maxItems": 8, "uniqueItems": true, "items": user_id(),
-                        "description": "the users who may operate it, the caller among them (else 403 not_a_holder)"},
+                        "description": "the caller (else 403 not_a_holder) and the users invited to hold it with them: the caller holds it at once, \
+                                        each other user gets an invitation (GET /me/invitations) and becomes a holder only by accepting it"},
             "document": {"type": ["string", "null"], "format": "cpf", "maxLength": 32},
         },
     });
@@ -129,5 +131,23 @@ mod tests {
         let lookup = &doc["paths"]["/accounts/lookup"]["get"]["parameters"];
         assert!(lookup.as_array().unwrap().iter().any(|p| p["schema"]["format"] == "account-number"));
         assert_eq!(s["NewTransfer"]["oneOf"][1]["properties"]["sources"]["maxItems"], 15);
+    }
+
+    #[test]
+    fn invitations_and_the_holder_route_are_documented() {
+        let doc = document(&["001".into()], Decimal::new(100_000, 2));
+        let p = &doc["paths"];
+        assert!(p["/me/invitations"]["get"].is_object());
+        for verb in ["accept", "decline"] {
+            let op = &p[format!("/accounts/{{id}}/invitations/{{user}}/{verb}")]["post"];
+            for status in ["200", "403", "404", "409"] {
+                assert!(op["responses"][status].is_object(), "{verb} {status}");
+            }
+        }
+        assert!(p["/accounts/{id}/invitations/{user}"]["delete"]["responses"]["409"].is_object());
+        // Other banks ask for a holder's accounts with the banks' signature, not a bearer token.
+        let holder = &p["/interbank/accounts"]["get"];
+        assert_eq!(holder["security"], json!([{"interbank": []}]));
+        assert!(holder["responses"]["401"].is_object());
     }
 }

@@ -10,7 +10,8 @@
 //! - [`config`]: settings from the environment (`BANK_*`, plus the shared ones).
 //! - [`ledger`]: journal + postings in SQL, balances, account locks, the bank's own accounts.
 //! - [`accounts`]: account rows, views and queries; [`accounts::api`]: `POST/GET /accounts`,
-//!   `GET /accounts/{id}`, statement, lookup.
+//!   `GET /accounts/{id}`, statement, lookup, and the invitations that make a user a co-holder of a
+//!   joint account ([`accounts::invitations`]: `GET /me/invitations`, accept, decline, revoke).
 //! - [`operations`]: accepting and applying operations, and the queue consumer; [`operations::api`]:
 //!   `POST /accounts/{id}/operations`, `GET /operations/{id}`.
 //! - [`transfers`]: planning, making, canceling and settling transfers; [`transfers::api`]:
@@ -108,9 +109,10 @@ pub struct AppState {
     modifiers(&BearerAuth, &InterbankAuth, &ProblemResponses),
     info(title = "Sagaway bank", description = "Accounts, a per-account operation queue, instant and business-hours transfers, transfers between banks (two-phase commit) and consolidated balances."),
     paths(accounts::api::create, accounts::api::list, accounts::api::get, accounts::api::statement, accounts::api::lookup,
+          accounts::api::my_invitations, accounts::api::accept, accounts::api::decline, accounts::api::revoke,
           operations::api::enqueue, operations::api::get, transfers::api::create, transfers::api::get, transfers::api::cancel,
-          interbank::api::my_balances, interbank::api::recipient, interbank::api::prepare, interbank::api::commit, interbank::api::abort, interbank::api::inquiry, interbank::api::clearing),
-    components(schemas(accounts::Account, accounts::NewAccount, accounts::Statement, accounts::StatementEntry, accounts::Recipient,
+          interbank::api::my_balances, interbank::api::recipient, interbank::api::holder_accounts, interbank::api::prepare, interbank::api::commit, interbank::api::abort, interbank::api::inquiry, interbank::api::clearing),
+    components(schemas(accounts::Account, accounts::NewAccount, accounts::invitations::Invitation, accounts::Statement, accounts::StatementEntry, accounts::Recipient,
                        operations::NewOperation, operations::Accepted, operations::Operation, events::HistoryEntry,
                        transfers::NewTransfer, transfers::Destination, transfers::Source, transfers::Transfer,
                        interbank::balances::Balances, interbank::balances::BankAccount, interbank::balances::Total,
@@ -133,12 +135,17 @@ pub fn router(state: AppState) -> Router {
             .route("/accounts/lookup", get(accounts::api::lookup))
             .route("/accounts/{id}", get(accounts::api::get))
             .route("/accounts/{id}/statement", get(accounts::api::statement))
+            .route("/me/invitations", get(accounts::api::my_invitations))
+            .route("/accounts/{id}/invitations/{user}", axum::routing::delete(accounts::api::revoke))
+            .route("/accounts/{id}/invitations/{user}/accept", post(accounts::api::accept))
+            .route("/accounts/{id}/invitations/{user}/decline", post(accounts::api::decline))
             .route("/operations/{id}", get(operations::api::get))
             .route("/transfers/{id}", get(transfers::api::get).delete(transfers::api::cancel)),
     );
     // Other banks: signed requests (checked by `interbank::api::signed`), no user token.
     let banks = Router::new()
         .route("/interbank/accounts/{number}", get(interbank::api::recipient))
+        .route("/interbank/accounts", get(interbank::api::holder_accounts))
         .route("/interbank/tx/{tx_id}", get(interbank::api::inquiry))
         .route("/interbank/tx/{tx_id}/prepare", post(interbank::api::prepare))
         .route("/interbank/tx/{tx_id}/commit", post(interbank::api::commit))

@@ -1,5 +1,7 @@
 //! The HTTP API over accounts: `POST /accounts`, `GET /accounts`, `GET /accounts/{id}`,
-//! `GET /accounts/{id}/statement` and `GET /accounts/lookup`, over the functions of [`super`].
+//! `GET /accounts/{id}/statement` and `GET /accounts/lookup`, over the functions of [`super`]; and
+//! the invitations to hold a joint account ([`super::invitations`]): `GET /me/invitations`,
+//! `POST /accounts/{id}/invitations/{user}/accept` and `/decline`, `DELETE /accounts/{id}/invitations/{user}`.
 
 use axum::{
     Json,
@@ -14,14 +16,19 @@ use sagaway_common::{
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::{Account, NewAccount, Recipient, Statement, by_number_in, load, may_see, of_holder, open, postings, validate};
+use super::{
+    Account, NewAccount, Recipient, Statement, by_number_in,
+    invitations::{self, Answer, Invitation},
+    load, may_see, of_holder, open, postings, validate,
+};
 use crate::{
     AppState,
     error::{ApiError, ApiResult},
     rules::{account_number::AccountNumber, mask},
 };
 
-/// Open an account.
+/// Open an account. A joint account is the caller's alone at first: every other user in `holders`
+/// is invited (`invited`) and becomes a holder only by accepting.
 #[utoipa::path(post, path = "/accounts", request_body = NewAccount, tag = "accounts",
     responses((status = 201, body = Account), (status = 403, description = "not_a_holder: the caller is not among the holders"),
               (status = 422, description = "invalid field (problem+json names it)")),
@@ -100,4 +107,39 @@ pub async fn lookup(State(app): State<AppState>, _caller: Caller, ApiQuery(param
     let number = AccountNumber::parse(&params.number).map_err(|e| ApiError::invalid("number", e))?;
     let row = by_number_in(&app.pool, &number).await?.ok_or(ApiError::NotFound("account"))?;
     Ok(Json(Recipient { bank: app.config.code.clone(), number: number.display(), kind: row.kind, currency: row.currency, holder: mask::holder(&row.owner_user) }))
+}
+
+/// The invitations to hold a joint account waiting for the caller's answer, oldest first.
+#[utoipa::path(get, path = "/me/invitations", tag = "accounts", responses((status = 200, body = [Invitation])), security(("bearer" = [])))]
+pub async fn my_invitations(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Invitation>>> {
+    Ok(Json(invitations::pending_for(&app.pool, &app.config.code, &caller.user_id).await?))
+}
+
+/// Accept an invitation to hold a joint account: the caller (who must be the invitee) becomes a
+/// holder and gets the account. Accepting again answers the same.
+#[utoipa::path(post, path = "/accounts/{id}/invitations/{user}/accept", tag = "accounts", params(("id" = String, Path), ("user" = String, Path, description = "the invitee: the caller")),
+    responses((status = 200, body = Account), (status = 403, description = "not_the_invitee: only the invited user can accept"),
+              (status = 404, description = "no such invitation"), (status = 409, description = "the invitation was declined or revoked")),
+    security(("bearer" = [])))]
+pub async fn accept(State(app): State<AppState>, caller: Caller, Path((id, user)): Path<(String, String)>) -> ApiResult<Json<Account>> {
+    invitations::apply(&app.pool, &app.config.code, &caller.user_id, &id, &user, Answer::Accept, app.config.clock.now()).await?;
+    Ok(Json(load(&app.pool, &app.config.code, &id).await?.ok_or(ApiError::NotFound("account"))?))
+}
+
+/// Decline an invitation to hold a joint account (the invitee only). Declining again answers the same.
+#[utoipa::path(post, path = "/accounts/{id}/invitations/{user}/decline", tag = "accounts", params(("id" = String, Path), ("user" = String, Path, description = "the invitee: the caller")),
+    responses((status = 200, body = Invitation), (status = 403, description = "not_the_invitee: only the invited user can decline"),
+              (status = 404, description = "no such invitation"), (status = 409, description = "the invitation was accepted or revoked")),
+    security(("bearer" = [])))]
+pub async fn decline(State(app): State<AppState>, caller: Caller, Path((id, user)): Path<(String, String)>) -> ApiResult<Json<Invitation>> {
+    Ok(Json(invitations::apply(&app.pool, &app.config.code, &caller.user_id, &id, &user, Answer::Decline, app.config.clock.now()).await?))
+}
+
+/// Withdraw a pending invitation (a holder of the account).
+#[utoipa::path(delete, path = "/accounts/{id}/invitations/{user}", tag = "accounts", params(("id" = String, Path), ("user" = String, Path, description = "the invitee")),
+    responses((status = 200, body = Invitation), (status = 404, description = "no such account (or not yours), or no such invitation"),
+              (status = 409, description = "the invitation was already accepted or declined")),
+    security(("bearer" = [])))]
+pub async fn revoke(State(app): State<AppState>, caller: Caller, Path((id, user)): Path<(String, String)>) -> ApiResult<Json<Invitation>> {
+    Ok(Json(invitations::apply(&app.pool, &app.config.code, &caller.user_id, &id, &user, Answer::Revoke, app.config.clock.now()).await?))
 }

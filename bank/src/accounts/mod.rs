@@ -1,9 +1,11 @@
 //! Accounts: their rows, views and queries. The HTTP API — open one (`POST /accounts`), list mine,
 //! read one, its statement (newest first, opaque cursor), and the recipient check by number
 //! (`GET /accounts/lookup?number=`: bank, type and the holder masked) — is [`api`], over the
-//! functions here. Another user's account answers 404, exactly like a missing one.
+//! functions here. Another user's account answers 404, exactly like a missing one. Co-holders of a
+//! joint account join by accepting an invitation ([`invitations`]).
 
 pub mod api;
+pub mod invitations;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -31,8 +33,10 @@ pub struct Account {
     #[serde(rename = "type")]
     pub kind: String,
     pub currency: String,
-    /// User ids that may operate it.
+    /// User ids that may operate it: its opener, and the co-holders who accepted their invitation.
     pub holders: Vec<String>,
+    /// Users invited to hold it who have not accepted yet (they cannot see or operate it until they do).
+    pub invited: Vec<String>,
     /// The holder's document, masked (`*********25`); absent for joint accounts opened without one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<String>,
@@ -88,7 +92,9 @@ pub struct NewAccount {
     pub kind: String,
     /// ISO 4217 code (USD, EUR, BRL, …).
     pub currency: String,
-    /// Joint accounts: the user ids that may operate it, two or more, the caller among them.
+    /// Joint accounts: the caller and the users invited to hold it with them (2 to 8 in all). The
+    /// caller is its holder at once; every other user gets an invitation and becomes a holder only
+    /// by accepting it.
     #[serde(default)]
     pub holders: Option<Vec<String>>,
     /// CPF (individual) or CNPJ (business); punctuation allowed.
@@ -100,7 +106,10 @@ pub struct NewAccount {
 struct Opening {
     kind: &'static str,
     currency: Currency,
-    holders: Vec<String>,
+    /// The caller alone: nobody else holds an account without having agreed to.
+    holder: String,
+    /// Joint accounts: the other users named, each invited.
+    invitees: Vec<String>,
     document: Option<String>,
 }
 
@@ -124,7 +133,7 @@ fn validate(caller: &Caller, req: &NewAccount) -> ApiResult<Opening> {
             }
             let doc = req.document.as_deref().ok_or_else(|| ApiError::invalid("document", format!("an {kind} account needs a {}", if kind == "individual" { "CPF" } else { "CNPJ" })))?;
             let doc = if kind == "individual" { documents::cpf(doc) } else { documents::cnpj(doc) }.map_err(|e| ApiError::invalid("document", e))?;
-            (vec![me], Some(doc))
+            (vec![me.clone()], Some(doc))
         }
         _ => {
             let listed = req.holders.as_ref().ok_or_else(|| ApiError::invalid("holders", "a joint account needs two or more holders"))?;
@@ -151,11 +160,12 @@ fn validate(caller: &Caller, req: &NewAccount) -> ApiResult<Opening> {
             (holders, doc)
         }
     };
-    Ok(Opening { kind, currency, holders, document })
+    let invitees = holders.into_iter().filter(|h| *h != me).collect();
+    Ok(Opening { kind, currency, holder: me, invitees, document })
 }
 
-/// Inserts the account of a validated request (its holders and its operation counter with it) and
-/// returns its id. The number is drawn at random; a number already taken is drawn again.
+/// Inserts the account of a validated request (its holder, the invitations of a joint account and
+/// its operation counter with it) and returns its id. The number is drawn at random; a number already taken is drawn again.
 async fn open(pool: &MySqlPool, owner: &str, opening: &Opening, now: DateTime<Utc>) -> sqlx::Result<String> {
     let id = Uuid::now_v7().to_string();
     for attempt in 0.. {
@@ -179,9 +189,8 @@ async fn open(pool: &MySqlPool, owner: &str, opening: &Opening, now: DateTime<Ut
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() && attempt < 10 => continue,
             Err(e) => return Err(e),
         }
-        for h in &opening.holders {
-            sqlx::query("INSERT INTO account_holders (account_id, user_id) VALUES (?, ?)").bind(&id).bind(h).execute(&mut *tx).await?;
-        }
+        sqlx::query("INSERT INTO account_holders (account_id, user_id) VALUES (?, ?)").bind(&id).bind(&opening.holder).execute(&mut *tx).await?;
+        invitations::invite(&mut tx, &id, &opening.invitees, &opening.holder, now).await?;
         sqlx::query("INSERT INTO account_sequences (account_id, next_seq) VALUES (?, 0)").bind(&id).execute(&mut *tx).await?;
         tx.commit().await?;
         tracing::info!(account_id = %id, kind = opening.kind, document = %opening.document.as_deref().map(documents::mask).unwrap_or_default(), "account opened");
@@ -212,10 +221,12 @@ pub async fn load(pool: &MySqlPool, bank: &str, id: &str) -> sqlx::Result<Option
     };
     let holders: Vec<String> =
         sqlx::query_scalar("SELECT user_id FROM account_holders WHERE account_id = ? ORDER BY user_id").bind(id).fetch_all(pool).await?;
+    let invited = invitations::pending_of_account(pool, id).await?;
     Ok(Some(Account {
         number: account_number::display_stored(&row.number),
         bank: bank.to_string(),
         holders,
+        invited,
         document: row.document.as_deref().map(documents::mask),
         ledger: row.available + row.held,
         id: row.id,

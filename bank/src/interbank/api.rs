@@ -81,6 +81,34 @@ pub async fn recipient(State(app): State<AppState>, Path(number): Path<String>) 
     Ok(Json(RecipientBody { account_id: row.id, currency: row.currency, holder: mask::holder(&row.owner_user) }).into_response())
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HolderParams {
+    pub holder: String,
+}
+
+/// The customer accounts a user holds at this bank, for the consolidated balances of the bank that
+/// asks (`GET /me/balances` there). The asking bank vouches for the user: it authenticated them, and
+/// its signature covers the query naming them. No user token is sent or accepted here: a bank never
+/// hands a customer's token to another.
+#[utoipa::path(get, path = "/interbank/accounts", tag = "interbank", params(("holder" = String, Query, description = "the user id the asking bank authenticated")),
+    responses((status = 200, body = [crate::accounts::Account]), (status = 400, description = "no holder, or not a user id"), (status = 401, description = "not signed by a known bank")))]
+pub async fn holder_accounts(
+    State(app): State<AppState>,
+    Extension(PeerBank(bank)): Extension<PeerBank>,
+    query: Result<Query<HolderParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Ok(Query(HolderParams { holder })) = query else {
+        return Ok(bad_request("expected ?holder=<user id>"));
+    };
+    if !sagaway_common::auth::valid_user_id(&holder) {
+        return Ok(bad_request("holder must be a user id"));
+    }
+    let accounts = accounts::of_holder(&app.pool, &app.config.code, &holder).await?;
+    tracing::debug!(peer = %bank, accounts = accounts.len(), "a bank asked for a customer's accounts on their behalf");
+    Ok(Json(accounts).into_response())
+}
+
 /// Phase one, for one leg held here: hold the debit or record the pending credit, durably; READY,
 /// or ABORT with the reason. Repeating it answers the same.
 #[utoipa::path(post, path = "/interbank/tx/{tx_id}/prepare", tag = "interbank", params(("tx_id" = String, Path)),

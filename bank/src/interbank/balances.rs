@@ -1,6 +1,8 @@
 //! Consolidated balances: the caller's accounts in this bank (from its own database) and in every
-//! other bank of the directory (their `GET /accounts`, on the caller's behalf, in parallel, each
-//! bounded by the peer timeout), with totals per currency.
+//! other bank of the directory, with totals per currency. The other banks are asked in parallel,
+//! each bounded by the peer timeout, over the banks' signed channel
+//! (`GET /interbank/accounts?holder=<user>`, [`super::peers::Peers::accounts_of`]): this bank
+//! vouches for the caller it authenticated, and the caller's token never leaves it.
 
 use std::collections::BTreeMap;
 
@@ -69,10 +71,10 @@ pub async fn consolidated(app: &AppState, caller: &Caller) -> ApiResult<Balances
     let code = app.config.code.clone();
     let peers: Vec<String> = app.peers.directory().banks().into_iter().map(|e| e.code.clone()).filter(|c| *c != code).collect();
     let timeout = app.config.interbank.peer_timeout;
-    let authorization = caller.bearer();
+    let user = caller.user_id.to_string();
     let asks = peers.iter().map(|bank| {
-        let (peers, authorization) = (app.peers.clone(), authorization.clone());
-        async move { tokio::time::timeout(timeout, peers.accounts_of::<Vec<BankAccount>>(bank, &authorization)).await }
+        let (peers, user) = (app.peers.clone(), user.clone());
+        async move { tokio::time::timeout(timeout, peers.accounts_of::<Vec<BankAccount>>(bank, &user)).await }
     });
     let (own, answers) = tokio::join!(accounts::of_holder(&app.pool, &code, &caller.user_id), futures::future::join_all(asks));
     let mut all: Vec<BankAccount> = own?

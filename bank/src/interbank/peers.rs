@@ -140,16 +140,17 @@ impl Peers {
         self.call(bank, reqwest::Method::GET, &format!("/interbank/accounts/{number}"), None).await
     }
 
-    /// `GET /accounts` at `bank` on behalf of the customer (`authorization`: their `Bearer …`
-    /// header; every bank trusts the same identity service and the peer checks the token itself).
-    pub async fn accounts_of<T: DeserializeOwned>(&self, bank: &str, authorization: &str) -> Result<T, PeerError> {
-        let url = self.directory.read().expect("directory lock").get(bank).map(|e| e.url.clone()).ok_or_else(|| PeerError::UnknownBank(bank.into()))?;
-        let unreachable = |e: reqwest::Error| PeerError::Unreachable { bank: bank.into(), cause: e.to_string() };
-        let response = self.http.get(format!("{url}/accounts")).header("authorization", authorization).send().await.map_err(unreachable)?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(PeerError::Refused { bank: bank.into(), status: status.as_u16(), body: String::new() });
+    /// The accounts `user_id` holds at `bank`, asked over the signed channel on the customer's
+    /// behalf (`GET /interbank/accounts?holder=<user>`, signed like every inter-bank request): this
+    /// bank vouches for the user it authenticated; their token never leaves it. A user id's
+    /// characters need no escaping in a query (and a query has no dot-segments to resolve), so the
+    /// path signed is the path received.
+    pub async fn accounts_of<T: DeserializeOwned>(&self, bank: &str, user_id: &str) -> Result<T, PeerError> {
+        if !sagaway_common::auth::valid_user_id(user_id) {
+            return Err(PeerError::BadAnswer { bank: bank.into(), cause: "not a user id".into() });
         }
-        response.json().await.map_err(|e| PeerError::BadAnswer { bank: bank.into(), cause: e.to_string() })
+        self.call(bank, reqwest::Method::GET, &format!("/interbank/accounts?holder={user_id}"), None)
+            .await?
+            .ok_or_else(|| PeerError::BadAnswer { bank: bank.into(), cause: "404 on a customer's accounts".into() })
     }
 }

@@ -11,4 +11,5 @@ mod crash;
 mod interbank;
 mod interbank_faults;
 mod operations;
+mod peer_balances;
 mod transfers;
