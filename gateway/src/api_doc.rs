@@ -14,8 +14,8 @@ pub fn document(banks: &[String]) -> Value {
     let event = json!({
         "type": "object", "required": ["event", "data"],
         "properties": {
-            "event": {"type": "string", "enum": ["snapshot", "order", "bank", "resync"],
-                      "description": "`snapshot` first (the current state), then `order` and `bank` changes; `resync` when the position asked for is gone (reload, then resume from the next snapshot)"},
+            "event": {"type": "string", "enum": ["snapshot", "order", "bank", "resync", "auth_expired"],
+                      "description": "`snapshot` first (the current state), then `order` and `bank` changes; `resync` when the position asked for is gone (reload, then resume from the next snapshot); `auth_expired` last, when the token the stream was opened with expires (reconnect with a fresh one, this event's id as Last-Event-ID)"},
             "data": {"type": "string", "contentMediaType": "application/json", "description": "a JSON object"},
             "id": {"type": "string", "description": "the position after this event: send it back as Last-Event-ID to resume"},
         },
@@ -52,13 +52,13 @@ pub fn document(banks: &[String]) -> Value {
                 "tags": ["push"], "summary": "The caller's order and bank events (Server-Sent Events)",
                 "security": [{"bearer": []}], "parameters": [last_event_id],
                 "responses": {"200": stream("the stream; a comment line when idle"), "401": unauthorized,
-                              "429": problem("too many open streams for this user"), "502": problem("the orchestrator did not answer for the snapshot"), "503": problem("the event feed is not ready")},
+                              "429": problem("too many open streams for this user, or too many resumes (Retry-After)"), "502": problem("the orchestrator did not answer for the snapshot"), "503": problem("the event feed is not ready")},
             }},
             "/api/orders/{id}/events": {"get": {
                 "tags": ["push"], "summary": "One order's events (Server-Sent Events)",
                 "security": [{"bearer": []}],
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9-]{1,64}$"}}, last_event_id],
-                "responses": {"200": stream("the stream; a comment line when idle"), "401": unauthorized,
+                "responses": {"200": stream("the stream; a comment line when idle"), "400": problem("an encoded `/` or `\\` in the path (invalid_path)"), "401": unauthorized,
                               "404": problem("not an order id"), "429": problem("too many open streams for this user"),
                               "502": problem("the orchestrator did not answer for the snapshot"), "503": problem("the event feed is not ready")},
             }},
@@ -68,7 +68,7 @@ pub fn document(banks: &[String]) -> Value {
                 "responses": {
                     "201": {"description": "the ticket", "content": {"application/json": {"schema": {"type": "object", "required": ["ticket", "expires_in"],
                         "properties": {"ticket": {"type": "string"}, "expires_in": {"type": "integer"}}}}}},
-                    "401": unauthorized, "503": problem("too many tickets waiting"),
+                    "401": unauthorized, "429": problem("this user holds too many unused tickets, or asked too often (Retry-After)"), "503": problem("too many tickets waiting"),
                 },
             }},
             "/api/ws": {"get": {
@@ -86,18 +86,21 @@ pub fn document(banks: &[String]) -> Value {
                               "502": problem("the orchestrator did not answer for the snapshot"), "503": problem("the event feed is not ready")},
             }},
             "/api/banks": {"get": {
-                "tags": ["banks"], "summary": "The banks behind this gateway (`/api/banks/{code}/…`)",
-                "responses": {"200": {"description": "their codes", "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["banks"],
-                    "properties": {"banks": {"type": "array", "items": {"type": "string", "enum": banks}}}}}}}},
+                "tags": ["banks"], "summary": "The banks behind this gateway (`/api/banks/{code}/…`) and the catalogue's currency",
+                "responses": {"200": {"description": "their codes, and the currency of every catalogue price", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["banks", "currency"],
+                    "properties": {"banks": {"type": "array", "items": {"type": "string", "enum": banks}},
+                                   "currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}}}}}},
             }},
             "/health/live": {"get": {"tags": ["health"], "responses": {"200": {"description": "the process answers",
                 "content": {"application/json": {"schema": {"type": "object"}}}}}}},
             "/health/ready": {"get": {"tags": ["health"], "responses": {
                 "200": {"description": "ready: the event feed has its starting positions", "content": {"application/json": {"schema": {"type": "object"}}}},
                 "503": {"description": "not ready", "content": {"application/json": {"schema": {"type": "object"}}}}}}},
-            "/metrics": {"get": {"tags": ["health"], "responses": {"200": {"description": "Prometheus text",
-                "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/metrics": {"get": {"tags": ["health"], "summary": "The gateway's Prometheus metrics: an admin's token or the scrape token",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                              "401": unauthorized, "403": problem("a token without the admin role (and not the scrape token)")}}},
         },
     })
 }

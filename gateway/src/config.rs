@@ -27,6 +27,78 @@ pub struct Config {
     pub stream_buffer: usize,
     /// A comment line on idle streams this often, so proxies keep them open (`GATEWAY_HEARTBEAT_SECS`, 15).
     pub heartbeat: Duration,
+    /// The bearer token a Prometheus presents to scrape the gateway's own `/metrics`
+    /// (`GATEWAY_METRICS_TOKEN_FILE`, a mounted secret, or `GATEWAY_METRICS_TOKEN`); an admin's
+    /// access token is accepted too. Unset: admins only.
+    pub metrics_token: Option<String>,
+    /// What one user may take of the push edge.
+    pub limits: Limits,
+    /// The currency of the catalogue's prices, for the web app (`PRODUCT_CURRENCY`, as the product
+    /// service reads it; USD).
+    pub catalogue_currency: String,
+}
+
+/// Per-user bounds of the push edge (every variable in gateway/README.md).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// WebSocket tickets one user may hold unredeemed at once (`GATEWAY_MAX_TICKETS_PER_USER`, 5).
+    pub tickets_per_user: usize,
+    /// Tickets one user may be issued per minute, on average (`GATEWAY_TICKETS_PER_MINUTE`, 30; bursts of `tickets_per_user`).
+    pub tickets_per_minute: u32,
+    /// Tickets waiting at once, all users together (`GATEWAY_MAX_TICKETS`, 100000).
+    pub tickets_total: usize,
+    /// Resumes with `Last-Event-ID` one user may start per minute (`GATEWAY_REPLAYS_PER_MINUTE`, 20; bursts of 5).
+    pub replays_per_minute: u32,
+    /// The most events one resume may read back from Kafka; further behind gets `resync`
+    /// (`GATEWAY_REPLAY_MAX_EVENTS`, 10000).
+    pub replay_max_events: i64,
+    /// Resumes reading Kafka at once, all users together (`GATEWAY_REPLAY_CONCURRENCY`, 4).
+    pub replay_concurrency: usize,
+    /// The largest frame or message a WebSocket client may send, in bytes (`GATEWAY_WS_MAX_MESSAGE_BYTES`, 4096).
+    pub ws_max_message: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            tickets_per_user: 5,
+            tickets_per_minute: 30,
+            tickets_total: 100_000,
+            replays_per_minute: 20,
+            replay_max_events: 10_000,
+            replay_concurrency: 4,
+            ws_max_message: 4096,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_env() -> anyhow::Result<Self> {
+        let d = Self::default();
+        Ok(Self {
+            tickets_per_user: env_or::<usize>("GATEWAY_MAX_TICKETS_PER_USER", d.tickets_per_user)?.max(1),
+            tickets_per_minute: env_or::<u32>("GATEWAY_TICKETS_PER_MINUTE", d.tickets_per_minute)?.max(1),
+            tickets_total: env_or::<usize>("GATEWAY_MAX_TICKETS", d.tickets_total)?.max(1),
+            replays_per_minute: env_or::<u32>("GATEWAY_REPLAYS_PER_MINUTE", d.replays_per_minute)?.max(1),
+            replay_max_events: env_or::<i64>("GATEWAY_REPLAY_MAX_EVENTS", d.replay_max_events)?.max(1),
+            replay_concurrency: env_or::<usize>("GATEWAY_REPLAY_CONCURRENCY", d.replay_concurrency)?.max(1),
+            ws_max_message: env_or::<usize>("GATEWAY_WS_MAX_MESSAGE_BYTES", d.ws_max_message)?.max(128),
+        })
+    }
+}
+
+/// `GATEWAY_METRICS_TOKEN_FILE` (its content, trimmed) or `GATEWAY_METRICS_TOKEN`; empty is none.
+fn metrics_token() -> anyhow::Result<Option<String>> {
+    let file = env_string("GATEWAY_METRICS_TOKEN_FILE", "");
+    let token = if file.trim().is_empty() {
+        env_string("GATEWAY_METRICS_TOKEN", "")
+    } else {
+        anyhow::ensure!(env_string("GATEWAY_METRICS_TOKEN", "").is_empty(), "set GATEWAY_METRICS_TOKEN or GATEWAY_METRICS_TOKEN_FILE, not both");
+        std::fs::read_to_string(file.trim()).map_err(|e| anyhow::anyhow!("GATEWAY_METRICS_TOKEN_FILE={}: {e}", file.trim()))?
+    };
+    let token = token.trim().to_string();
+    anyhow::ensure!(token.is_empty() || token.len() >= 16, "the metrics scrape token must be at least 16 characters");
+    Ok((!token.is_empty()).then_some(token))
 }
 
 /// Where the services are.
@@ -53,7 +125,7 @@ impl Config {
         Ok(Self {
             host: env_string("GATEWAY_HOST", "127.0.0.1"),
             port: env_or("GATEWAY_PORT", 8080)?,
-            auth: AuthConfig::from_env()?,
+            auth: AuthConfig::for_service("GATEWAY")?,
             upstreams: Upstreams {
                 identity: url("IDENTITY_URL", "http://127.0.0.1:3336"),
                 product: url("PRODUCT_URL", "http://127.0.0.1:3333"),
@@ -67,6 +139,9 @@ impl Config {
             max_streams_per_user: env_or("GATEWAY_MAX_STREAMS_PER_USER", 5)?,
             stream_buffer: env_or::<usize>("GATEWAY_STREAM_BUFFER", 256)?.max(1),
             heartbeat: Duration::from_secs(env_or::<u64>("GATEWAY_HEARTBEAT_SECS", 15)?.max(1)),
+            metrics_token: metrics_token()?,
+            limits: Limits::from_env()?,
+            catalogue_currency: env_string("PRODUCT_CURRENCY", "USD"),
         })
     }
 }

@@ -43,7 +43,16 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
 pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     let started = Instant::now();
     let id = request_id(req.headers());
-    let path = req.uri().path().strip_prefix("/api").unwrap_or_default().to_string();
+    // The path was normalised before routing ([`crate::app`]); normalising it again here is
+    // idempotent, and keeps this function right when it is mounted without that layer.
+    let segments = match crate::path::normalise(req.uri().path()) {
+        Ok(n) => n.segments,
+        Err(e) => return with_id(Problem::new(StatusCode::BAD_REQUEST, "invalid_path", e.to_string()).into_response(), &id),
+    };
+    let path = match segments.split_first() {
+        Some((api, rest)) if api == "api" => format!("/{}", rest.join("/")),
+        _ => return with_id(Problem::not_found("not_found", format!("no route for {} {}", req.method(), req.uri().path())).into_response(), &id),
+    };
     let Some(route) = routes::route(req.method(), &path) else {
         return with_id(Problem::not_found("not_found", format!("no route for {} /api{path}", req.method())).into_response(), &id);
     };
@@ -60,8 +69,10 @@ pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
             None => return with_id(Problem::not_found("unknown_bank", format!("no bank {code} behind this gateway")).into_response(), &id),
         },
     };
-    let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
-    let url = format!("{base}{}{query}", route.path);
+    let Some(url) = upstream_url(&base, &route.path, req.uri().query()) else {
+        tracing::warn!(request_id = %id, path = %route.path, "an upstream URL would not keep the routed path");
+        return with_id(Problem::new(StatusCode::BAD_REQUEST, "invalid_path", "the path cannot be forwarded as it is").into_response(), &id);
+    };
     let service = upstream_name(&route.upstream);
     let (parts, body) = req.into_parts();
     let mut headers = HeaderMap::new();
@@ -75,7 +86,7 @@ pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     }
     let outbound = gw
         .http
-        .request(parts.method.clone(), &url)
+        .request(parts.method.clone(), url)
         .headers(headers)
         .timeout(gw.config.request_timeout)
         .body(reqwest::Body::wrap_stream(body.into_data_stream()));
@@ -98,6 +109,20 @@ pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     metrics::histogram!("gateway_proxy_seconds", "service" => service).record(started.elapsed().as_secs_f64());
     tracing::debug!(request_id = %id, service, method = %parts.method, path, status = status.as_u16(), "proxied");
     with_id(response, &id)
+}
+
+/// The service's URL for a routed (normalised) `path`: the base's scheme and authority with this
+/// path, checked to be the one the URL parser keeps — `None` if it would resolve anything (a
+/// dot-segment, a separator) differently from what the route table classified.
+pub fn upstream_url(base: &str, path: &str, query: Option<&str>) -> Option<reqwest::Url> {
+    let mut url = reqwest::Url::parse(base).ok()?;
+    if url.cannot_be_a_base() {
+        return None;
+    }
+    let full = format!("{}{path}", url.path().trim_end_matches('/'));
+    url.set_path(&full);
+    url.set_query(query);
+    (url.path() == full).then_some(url)
 }
 
 /// The edge's first line: a valid token for signed-in routes, and the admin role for admin ones.

@@ -63,6 +63,8 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
             match rest {
                 // Bank to bank only: never through the edge.
                 ["interbank", ..] => None,
+                // Its Prometheus text is the operators' (on its own port), not a customer's.
+                ["metrics", ..] => None,
                 ["admin", ..] => to(Bank(code.to_string()), &inner, Admin),
                 _ => to(Bank(code.to_string()), &inner, SignedIn),
             }
@@ -73,6 +75,8 @@ pub fn route(method: &Method, path: &str) -> Option<Route> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::{Access::*, Upstream::*, *};
 
     fn r(method: Method, path: &str) -> Option<(Upstream, String, Access)> {
@@ -108,8 +112,191 @@ mod tests {
             (Method::GET, "/orders//x"),
             (Method::GET, "/orders/1/2"),
             (Method::GET, "/admin/metrics/identity"),
+            (Method::GET, "/banks/001/metrics"),
         ] {
             assert_eq!(r(m.clone(), p), None, "{m} {p}");
+        }
+    }
+
+    /// What a request path comes to at the edge: normalised, routed, and the upstream URL built.
+    /// `Err` is a 400, `Ok(None)` a 404.
+    fn edge(method: &Method, raw: &str) -> Result<Option<(Route, String)>, crate::path::PathError> {
+        let n = crate::path::normalise(raw)?;
+        let Some((api, rest)) = n.segments.split_first() else { return Ok(None) };
+        if api != "api" {
+            return Ok(None);
+        }
+        let Some(route) = route(method, &format!("/{}", rest.join("/"))) else { return Ok(None) };
+        let url = crate::proxy::upstream_url("http://upstream:1", &route.path, None).expect("a routed path is forwarded as it is");
+        Ok(Some((route, url.path().to_string())))
+    }
+
+    /// What a lenient upstream makes of a path: every escape decoded (`%2F` too), `\` read as `/`,
+    /// dot-segments resolved — the most any URL parser or server behind the gateway resolves.
+    fn resolved_by_upstream(path: &str) -> Vec<Vec<u8>> {
+        let decoded = decode(path);
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        for seg in decoded.split(|b| *b == b'/' || *b == b'\\').skip(1) {
+            match seg {
+                b"." => {}
+                b".." => {
+                    out.pop();
+                }
+                s => out.push(s.to_vec()),
+            }
+        }
+        out
+    }
+
+    /// Every escape decoded (a broken one left as it is).
+    fn decode(text: &str) -> Vec<u8> {
+        let bytes = text.as_bytes();
+        let mut decoded = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+            if bytes[i] == b'%'
+                && let (Some(h), Some(l)) = (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+            {
+                decoded.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+        decoded
+    }
+
+    /// The route of segments as an upstream resolved them (escaped again, each byte, canonically).
+    fn route_of_resolved(method: &Method, segments: &[Vec<u8>]) -> Option<(Upstream, Access, Vec<Vec<u8>>)> {
+        let canon: Vec<String> = segments.iter().map(|s| crate::path::normalise(&format!("/{}", encode_all_but_unreserved(s))).unwrap().path()[1..].to_string()).collect();
+        let (api, rest) = canon.split_first()?;
+        if api != "api" {
+            return None;
+        }
+        route(method, &format!("/{}", rest.join("/"))).map(|r| (r.upstream, r.access, resolved_by_upstream(&r.path)))
+    }
+
+    fn encode_all_but_unreserved(bytes: &[u8]) -> String {
+        bytes.iter().map(|&b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    }
+
+    const WORDS: &[&str] = &[
+        "api", "auth", "login", "findAll", "products", "7", "reserve", "reservations", "admin", "reindex", "payment", "orders", "dlq", "outage",
+        "ledger", "summary", "metrics", "product", "orchestrator", "banks", "001", "002", "interbank", "tx", "commit", "accounts", "transfers",
+        "events", "ws", "health", "x", "a~b", "é",
+    ];
+
+    fn method() -> impl Strategy<Value = Method> {
+        prop_oneof![Just(Method::GET), Just(Method::POST), Just(Method::PATCH), Just(Method::DELETE)]
+    }
+
+    /// A word with each character written as itself or as an escape (lower- or upper-case hex);
+    /// a character that is not unreserved keeps its (one) escape, as it is not the same as itself.
+    fn spelled(word: &'static str) -> impl Strategy<Value = String> {
+        let bytes = word.as_bytes().to_vec();
+        proptest::collection::vec(0u8..3, bytes.len()).prop_map(move |how| {
+            bytes
+                .iter()
+                .zip(how)
+                .map(|(&b, h)| {
+                    let unreserved = b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+                    match (unreserved, h) {
+                        (true, 0) => (b as char).to_string(),
+                        (true, 1) | (false, _) => format!("%{b:02x}"),
+                        _ => format!("%{b:02X}"),
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// One segment of a path written to mislead: an encoded word, maybe after a detour that a
+    /// dot-segment takes back (`x/%2e%2e/`) or a `.` (`%2E/`).
+    fn misleading(word: &'static str) -> impl Strategy<Value = String> {
+        let dot = prop_oneof![Just("."), Just("%2e"), Just("%2E")];
+        let dots = prop_oneof![Just(".."), Just("%2e%2e"), Just(".%2E"), Just("%2E."), Just("%2e%2E")];
+        let detour = prop_oneof![
+            3 => Just(String::new()),
+            1 => (proptest::sample::select(WORDS), dots).prop_map(|(w, d)| format!("{w}/{d}/")),
+            1 => dot.prop_map(|d| format!("{d}/")),
+        ];
+        (detour, spelled(word)).prop_map(|(d, w)| format!("{d}{w}"))
+    }
+
+    fn plain_path() -> impl Strategy<Value = Vec<&'static str>> {
+        proptest::collection::vec(proptest::sample::select(WORDS), 0..5).prop_map(|mut v| {
+            v.insert(0, "api");
+            v
+        })
+    }
+
+    /// Paths of anything: words, separators raw and escaped, dot-segments raw and escaped, stray `%`.
+    fn anything() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            4 => proptest::sample::select(WORDS).prop_map(str::to_string),
+            3 => Just("/".to_string()),
+            1 => proptest::sample::select(&[".", "..", "%2e", "%2E%2e", ".%2e", "%2f", "%2F", "%5c", "%5C", "\\", "%", "%4", "%zz", "%25", "%252e", "%00", "%41", ";", "%3B", "%3F", "%23"][..]).prop_map(str::to_string),
+        ];
+        let start = prop_oneof![4 => Just("/api/"), 1 => Just("/")];
+        (start, proptest::collection::vec(piece, 0..14)).prop_map(|(start, v)| format!("{start}{}", v.concat()))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// However a path is spelled — each character escaped or not, detours taken back by
+        /// dot-segments — it is classified as its plain form is.
+        #[test]
+        fn a_path_is_routed_as_its_plain_spelling_however_it_is_encoded(
+            m in method(),
+            (plain, raw) in plain_path().prop_flat_map(|words| {
+                let spelled: Vec<_> = words.iter().map(|w| misleading(w)).collect();
+                (Just(words), spelled)
+            }),
+        ) {
+            let plain = format!("/{}", plain.join("/"));
+            let raw = format!("/{}", raw.join("/"));
+            let expected = edge(&m, &plain).expect("a plain path is valid");
+            prop_assert_eq!(edge(&m, &raw).expect("an escaped path is valid"), expected, "{} vs {}", raw, plain);
+        }
+
+        /// Whatever reaches an upstream resolves, there, to the route the table chose: the same
+        /// service and access, the same path — and what the table refuses is reached by no path.
+        #[test]
+        fn the_upstream_resolves_exactly_the_path_the_table_classified(m in method(), raw in anything()) {
+            match edge(&m, &raw) {
+                Err(_) => {
+                    let lower = raw.to_ascii_lowercase();
+                    let separator = lower.contains("%2f") || lower.contains("%5c") || raw.contains('\\');
+                    let broken = crate::path::normalise(&raw.replace("%2f", "").replace("%2F", "").replace("%5c", "").replace("%5C", "").replace('\\', "")).is_err();
+                    prop_assert!(separator || broken, "{} refused for no reason", raw);
+                }
+                Ok(None) => {}
+                Ok(Some((route, forwarded))) => {
+                    // The segments the table looked at, read literally (each escape decoded, nothing
+                    // resolved), are the segments the upstream resolves the forwarded URL to.
+                    let upstream = resolved_by_upstream(&forwarded);
+                    let classified: Vec<Vec<u8>> = route.path.split('/').skip(1).map(decode).collect();
+                    prop_assert_eq!(&upstream, &classified, "{}: the upstream resolves another path than the table classified", raw);
+                    let again = route_of_resolved(&m, &[b"api".to_vec()].into_iter().chain(upstream).collect::<Vec<_>>());
+                    prop_assert!(again.is_some(), "{}: the upstream's path is one the table refuses", raw);
+                    let (upstream_service, access, _) = again.unwrap();
+                    prop_assert_eq!((upstream_service, access), (route.upstream.clone(), route.access), "{}", raw);
+                }
+            }
+        }
+
+        /// Normalising is done once: a normal path is its own normal form, and it keeps no escape
+        /// that decodes to a separator or dot-segment.
+        #[test]
+        fn a_normal_path_is_its_own_normal_form(raw in anything()) {
+            if let Ok(n) = crate::path::normalise(&raw) {
+                let path = n.path();
+                prop_assert_eq!(crate::path::normalise(&path).map(|n| n.path()), Ok(path.clone()));
+                prop_assert_eq!(resolved_by_upstream(&path).len(), n.segments.len().max(1), "{} hides a separator or a dot-segment", path);
+            }
         }
     }
 }

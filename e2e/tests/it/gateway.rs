@@ -1,6 +1,8 @@
 //! The gateway in front of the in-process system: routing and the edge's token check, and live
 //! order status over Server-Sent Events — once each and in order, only to its user, on any replica,
 //! and resumed exactly with `Last-Event-ID` after the gateway process is SIGKILLed and restarted.
+//! Paths spelled to mislead (escaped dot-segments, separators) reach no service's `/metrics`; a
+//! stream ends when its token expires; one user cannot exhaust the push edge.
 
 use std::{
     collections::BTreeMap,
@@ -43,6 +45,9 @@ async fn spawn_gateway_with(sys: &System, port: u16, tweak: impl FnOnce(&mut gat
         max_streams_per_user: 3,
         stream_buffer: 64,
         heartbeat: Duration::from_secs(1),
+        metrics_token: None,
+        limits: gateway::config::Limits::default(),
+        catalogue_currency: "USD".into(),
     };
     let mut config = config;
     tweak(&mut config);
@@ -481,4 +486,239 @@ async fn next_frame(socket: &mut Socket) -> anyhow::Result<Value> {
             other => anyhow::bail!("no text frame: {other:?}"),
         }
     }
+}
+
+/// `GET <target>` written byte for byte on a socket: no client-side URL parser resolves the
+/// dot-segments or escapes first (reqwest's would). The status and the body.
+async fn raw_get(addr: &str, target: &str, token: Option<&str>) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(addr).await?;
+    let auth = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
+    socket.write_all(format!("GET {target} HTTP/1.1\r\nhost: {addr}\r\n{auth}connection: close\r\n\r\n").as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await??;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).with_context(|| format!("no status line: {text:?}"))?;
+    Ok((status, text))
+}
+
+/// Every service at one address: its `/metrics` (what must never answer through the edge without
+/// a token) says `secret_metric`; any other path echoes itself.
+async fn fake_upstream() -> anyhow::Result<String> {
+    use axum::{Router, extract::OriginalUri, routing::get};
+    let app = Router::new()
+        .route("/metrics", get(|| async { "# TYPE secret_metric counter\nsecret_metric 1\n" }))
+        .fallback(|uri: OriginalUri| async move { format!("echo {}", uri.0.path()) });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_spelling_of_a_path_reaches_a_services_metrics_without_a_token() -> anyhow::Result<()> {
+    let issuer = sagaway_common::auth_testing::TestIssuer::start().await;
+    let upstream = fake_upstream().await?;
+    let scrape = "scrape-token-0123456789abcdef";
+    let config = gateway::Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        auth: issuer.auth_config(),
+        upstreams: gateway::config::Upstreams {
+            identity: upstream.clone(),
+            product: upstream.clone(),
+            orchestrator: upstream.clone(),
+            payment: upstream.clone(),
+            banks: [("001".to_string(), upstream.clone())].into(),
+        },
+        // No broker is needed to route: the event feed retries in the background.
+        kafka_brokers: "127.0.0.1:9".into(),
+        event_topics: vec!["order.events".into()],
+        request_timeout: Duration::from_secs(5),
+        max_streams_per_user: 3,
+        stream_buffer: 8,
+        heartbeat: Duration::from_secs(1),
+        metrics_token: Some(scrape.into()),
+        limits: gateway::config::Limits::default(),
+        catalogue_currency: "USD".into(),
+    };
+    let app = gateway::Application::build(config).await?;
+    let addr = format!("127.0.0.1:{}", app.port());
+    let stop = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop.clone()));
+    let started = Instant::now();
+    while raw_get(&addr, "/health/live", None).await.map(|(s, _)| s).unwrap_or(0) != 200 {
+        anyhow::ensure!(started.elapsed() < WITHIN, "the gateway did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let customer = issuer.token("mallory");
+
+    // Every prefix the table routes, public or not, then a way back up to the service's root.
+    let prefixes = ["auth", "auth/login", "findAll", "products", "products/7", "reserve", "orders", "orders/1", "payment", "admin/dlq", "banks/001", "banks/001/accounts"];
+    let climbs = ["%2e%2e", "%2E%2E", ".%2e", "%2e.", "%2e%2e/%2e", "x/%2e%2e/%2e%2e", "%2e%2e/%2e%2e/%2e%2e"];
+    let mut reached = Vec::new();
+    for prefix in prefixes {
+        for climb in climbs {
+            for token in [None, Some(customer.as_str())] {
+                let target = format!("/api/{prefix}/{climb}/metrics");
+                let (status, body) = raw_get(&addr, &target, token).await?;
+                if body.contains("secret_metric") {
+                    reached.push(format!("{target} (token: {}) → {status}", token.is_some()));
+                }
+            }
+        }
+        // Separators spelled as escapes or backslashes are refused outright.
+        for sep in ["..%2Fmetrics", "..%2fmetrics", "..%5Cmetrics", "%2e%2e%5cmetrics"] {
+            let target = format!("/api/{prefix}/{sep}");
+            let (status, body) = raw_get(&addr, &target, None).await?;
+            anyhow::ensure!(status == 400 && body.contains("invalid_path"), "{target}: {status} {body}");
+        }
+    }
+    anyhow::ensure!(reached.is_empty(), "a service's /metrics answered through the edge: {reached:#?}");
+    // The admin route to it still works (and only it).
+    let (status, body) = raw_get(&addr, "/api/admin/metrics/product", Some(&issuer.admin_token("ops"))).await?;
+    anyhow::ensure!(status == 200 && body.contains("secret_metric"), "{status} {body}");
+    // A spelled path reaches what its plain form would: `/api/%6frders/x/%2e%2e/7` is `/api/orders/7`.
+    let (status, body) = raw_get(&addr, "/api/%6frders/x/%2e%2e/7", Some(&customer)).await?;
+    anyhow::ensure!(status == 200 && body.contains("echo /orders/7"), "{status} {body}");
+
+    // The gateway's own /metrics: an admin's token or the scrape token.
+    assert_eq!(raw_get(&addr, "/metrics", None).await?.0, 401);
+    assert_eq!(raw_get(&addr, "/metrics", Some(&customer)).await?.0, 403);
+    assert_eq!(raw_get(&addr, "/metrics", Some("scrape-token-wrong-0123456789")).await?.0, 401);
+    assert_eq!(raw_get(&addr, "/metrics", Some(scrape)).await?.0, 200);
+    assert_eq!(raw_get(&addr, "/metrics", Some(&issuer.admin_token("ops"))).await?.0, 200);
+    assert_eq!(raw_get(&addr, "/api/x/%2e%2e/%2e%2e/metrics", None).await?.0, 401, "the gateway's /metrics through a climb is still its /metrics");
+    stop.cancel();
+    Ok(())
+}
+
+/// A token for `user` that expires `secs` from now.
+fn short_token(sys: &System, user: &str, secs: i64) -> String {
+    let mut claims = sys.issuer.claims(user, &["customer"]);
+    claims["exp"] = json!(chrono::Utc::now().timestamp() + secs);
+    sys.issuer.key.sign(&claims)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_ends_with_auth_expired_when_its_token_expires() -> anyhow::Result<()> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (gw, stop) = spawn_gateway(&sys, 0).await?;
+    let user = "ivo-expiry";
+
+    // Server-Sent Events: the snapshot, then `auth_expired` when the token expires, then the end.
+    let short = short_token(&sys, user, 3);
+    let opened = Instant::now();
+    let mut sse = Stream::open(&sys.http, &format!("{gw}/api/events"), &short, None).await?;
+    assert_eq!(sse.next(WITHIN).await?.map(|e| e.event), Some("snapshot".into()));
+    let expired = sse.next(Duration::from_secs(15)).await?.context("no event when the token expired")?;
+    assert_eq!((expired.event.as_str(), &expired.data["reason"]), ("auth_expired", &json!("token_expired")));
+    assert!(opened.elapsed() >= Duration::from_secs(1), "ended before the token expired");
+    assert!(sse.next(Duration::from_secs(3)).await?.is_none(), "the stream ends after auth_expired");
+    // The client comes back with a fresh token and the event's id: resumed, not started over.
+    let mut again = Stream::open(&sys.http, &format!("{gw}/api/events"), &sys.token(user), Some(&expired.id)).await?;
+    let first = again.next(Duration::from_secs(2)).await?;
+    assert!(first.as_ref().is_none_or(|e| e.event != "resync"), "{first:?}");
+
+    // The WebSocket: the same last frame, then a close frame saying why.
+    let short = short_token(&sys, user, 3);
+    let res = sys.http.post(format!("{gw}/api/ws/ticket")).bearer_auth(&short).send().await?;
+    let ticket = res.json::<Value>().await?["ticket"].as_str().context("a ticket")?.to_string();
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{}/api/ws?ticket={ticket}", gw.replace("http://", "ws://"))).await?;
+    assert_eq!(next_frame(&mut socket).await?["event"], "snapshot");
+    let last = next_frame(&mut socket).await?;
+    assert_eq!((&last["event"], &last["data"]["reason"]), (&json!("auth_expired"), &json!("token_expired")), "{last}");
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), socket.next()).await? {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => anyhow::bail!("no close frame: {other:?}"),
+        }
+    };
+    let close = close.context("the close frame says why")?;
+    assert_eq!((u16::from(close.code), close.reason.as_str()), (4401, "auth_expired"));
+
+    drop(again);
+    stop.cancel();
+    sys.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_user_cannot_exhaust_the_push_edge() -> anyhow::Result<()> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let (gw, stop) = spawn_gateway_with(&sys, 0, |c| {
+        c.limits.tickets_per_user = 2;
+        c.limits.replay_max_events = 1;
+        c.max_streams_per_user = 10;
+    })
+    .await?;
+    let ticket = |token: String| {
+        let (http, gw) = (sys.http.clone(), gw.clone());
+        async move { http.post(format!("{gw}/api/ws/ticket")).bearer_auth(token).send().await }
+    };
+    // Tickets: a user holds two at most; another user is not affected.
+    let greedy = sys.token("gil-greedy");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let res = ticket(greedy.clone()).await?;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        held.push(res.json::<Value>().await?["ticket"].as_str().unwrap().to_string());
+    }
+    let third = ticket(greedy.clone()).await?;
+    assert_eq!(third.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(third.json::<Value>().await?["code"], "too_many_tickets");
+    assert_eq!(ticket(sys.token("hana-other")).await?.status(), StatusCode::CREATED, "one user's cap is theirs alone");
+
+    // A client frame above the small limit closes the socket.
+    let ws = gw.replace("http://", "ws://");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("{ws}/api/ws?ticket={}", held.pop().unwrap())).await?;
+    assert_eq!(next_frame(&mut socket).await?["event"], "snapshot");
+    socket.send(Message::Text("x".repeat(64 * 1024).into())).await?;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(closed, "a 64 KiB client frame did not close the socket");
+
+    // A resume from far behind (a forged cursor at offset 0) is refused before any scan.
+    let product = sys.create_product("1.00", 5).await?;
+    let token = sys.token("gil-greedy");
+    let mut live = Stream::open(&sys.http, &format!("{gw}/api/events"), &token, None).await?;
+    live.next(WITHIN).await?;
+    let order = buy(&sys, &gw, "gil-greedy", product, "4242424242424242").await?;
+    let seen = live.statuses_until(&order, &["COMPLETED"]).await?;
+    assert!(seen.len() >= 2, "{seen:?}");
+    let forged = seen[0].1.split('.').map(|tpo| format!("{}:0", tpo.rsplit_once(':').unwrap().0)).collect::<Vec<_>>().join(".");
+    let mut far = Stream::open(&sys.http, &format!("{gw}/api/events"), &token, Some(&forged)).await?;
+    let e = far.next(WITHIN).await?.context("an answer to the resume")?;
+    assert_eq!((e.event.as_str(), &e.data["reason"]), ("resync", &json!("too_far_behind")), "{forged}");
+    // And resumes are rate-limited per user (bursts of 5).
+    let mut refused = None;
+    for n in 0..10 {
+        let res = sys.http.get(format!("{gw}/api/events")).bearer_auth(&token).header("last-event-id", &seen[0].1).send().await?;
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some((n, res.json::<Value>().await?["code"].clone()));
+            break;
+        }
+    }
+    let (n, code) = refused.context("ten resumes in a row were all served")?;
+    assert_eq!(code, "too_many_resumes");
+    assert!(n >= 3, "refused after {n}");
+
+    stop.cancel();
+    sys.stop().await;
+    Ok(())
 }

@@ -136,18 +136,51 @@ pub enum ReplayError {
     Unknown,
     #[error("the events after the cursor are no longer kept")]
     Expired,
+    /// More events between the cursor and now than one resume may read back.
+    #[error("too_far_behind")]
+    TooFar,
     #[error(transparent)]
     Broker(#[from] anyhow::Error),
 }
 
 /// The events of `user` in `[from, to)` of every (topic, partition) of `to`, in offset order per
-/// partition. Runs on a blocking thread (the plain consumer polls).
-pub async fn replay(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor, user: &str) -> Result<Vec<Event>, ReplayError> {
+/// partition, reading at most `max_events` messages (more to read: [`ReplayError::TooFar`], before
+/// reading any). Runs on a blocking thread (the plain consumer polls).
+pub async fn replay(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor, user: &str, max_events: i64) -> Result<Vec<Event>, ReplayError> {
     let (brokers, topics, from, to, user) = (brokers.to_string(), topics.to_vec(), from.clone(), to.clone(), user.to_string());
-    tokio::task::spawn_blocking(move || replay_blocking(&brokers, &topics, &from, &to, &user)).await.map_err(|e| ReplayError::Broker(e.into()))?
+    tokio::task::spawn_blocking(move || replay_blocking(&brokers, &topics, &from, &to, &user, max_events)).await.map_err(|e| ReplayError::Broker(e.into()))?
 }
 
-fn replay_blocking(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor, user: &str) -> Result<Vec<Event>, ReplayError> {
+/// The (topic, partition) ranges a resume from `from` to `to` reads, given each partition's low
+/// watermark (pure): `[start, end)` per partition with something to read, or why it cannot resume.
+pub fn replay_ranges(from: &Cursor, to: &Cursor, lows: &std::collections::BTreeMap<(usize, i32), i64>, max_events: i64) -> Result<Vec<((usize, i32), i64, i64)>, ReplayError> {
+    if from.0.keys().any(|k| !to.0.contains_key(k)) {
+        return Err(ReplayError::Unknown);
+    }
+    let mut out = Vec::new();
+    let mut total: i64 = 0;
+    for (&(t, p), &end) in &to.0 {
+        let low = lows.get(&(t, p)).copied().unwrap_or(0);
+        // A partition the client's cursor does not know yet (it appeared later) is read from its start.
+        let start = from.0.get(&(t, p)).copied().unwrap_or(low);
+        if start > end {
+            return Err(ReplayError::Unknown);
+        }
+        if start < low {
+            return Err(ReplayError::Expired);
+        }
+        if start < end {
+            total = total.saturating_add(end - start);
+            out.push(((t, p), start, end));
+        }
+    }
+    if total > max_events {
+        return Err(ReplayError::TooFar);
+    }
+    Ok(out)
+}
+
+fn replay_blocking(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor, user: &str, max_events: i64) -> Result<Vec<Event>, ReplayError> {
     if from.0.keys().any(|k| !to.0.contains_key(k)) {
         return Err(ReplayError::Unknown);
     }
@@ -155,19 +188,9 @@ fn replay_blocking(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor,
     let lows: std::collections::BTreeMap<(usize, i32), i64> = watermarks(&consumer, topics)?.into_iter().map(|(k, (low, _))| (k, low)).collect();
     let mut tpl = TopicPartitionList::new();
     let mut remaining = std::collections::BTreeMap::new();
-    for (&(t, p), &end) in &to.0 {
-        // A partition the client's cursor does not know yet (it appeared later) is read from its start.
-        let start = from.0.get(&(t, p)).copied().unwrap_or_else(|| lows.get(&(t, p)).copied().unwrap_or(0));
-        if start > end {
-            return Err(ReplayError::Unknown);
-        }
-        if start < lows.get(&(t, p)).copied().unwrap_or(0) {
-            return Err(ReplayError::Expired);
-        }
-        if start < end {
-            tpl.add_partition_offset(&topics[t], p, Offset::Offset(start)).map_err(anyhow::Error::from)?;
-            remaining.insert((t, p), end);
-        }
+    for ((t, p), start, end) in replay_ranges(from, to, &lows, max_events)? {
+        tpl.add_partition_offset(&topics[t], p, Offset::Offset(start)).map_err(anyhow::Error::from)?;
+        remaining.insert((t, p), end);
     }
     let mut out = Vec::new();
     if remaining.is_empty() {
@@ -197,4 +220,28 @@ fn replay_blocking(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor,
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    #[test]
+    fn a_resume_reads_at_most_the_bound_and_refuses_what_it_cannot_serve() {
+        let lows: BTreeMap<(usize, i32), i64> = [((0, 0), 0), ((0, 1), 50), ((1, 0), 0)].into();
+        let to = Cursor([((0, 0), 100), ((0, 1), 60), ((1, 0), 5)].into());
+        let from = Cursor([((0, 0), 95), ((0, 1), 60), ((1, 0), 5)].into());
+        assert_eq!(replay_ranges(&from, &to, &lows, 10).unwrap(), vec![((0, 0), 95, 100)]);
+        // A forged cursor from offset 0 (or one that names no partition: read from the start)
+        // would scan every event of the topics: refused before reading anything.
+        let zero = Cursor([((0, 0), 0), ((1, 0), 0)].into());
+        assert!(matches!(replay_ranges(&zero, &to, &lows, 10), Err(ReplayError::TooFar)));
+        assert!(matches!(replay_ranges(&Cursor::default(), &to, &lows, 10), Err(ReplayError::TooFar)));
+        assert_eq!(replay_ranges(&zero, &to, &lows, 1000).unwrap().iter().map(|(_, s, e)| e - s).sum::<i64>(), 100 + 10 + 5);
+        assert!(matches!(replay_ranges(&Cursor([((0, 1), 10)].into()), &to, &lows, 1000), Err(ReplayError::Expired)));
+        assert!(matches!(replay_ranges(&Cursor([((0, 0), 101)].into()), &to, &lows, 1000), Err(ReplayError::Unknown)));
+        assert!(matches!(replay_ranges(&Cursor([((2, 0), 1)].into()), &to, &lows, 1000), Err(ReplayError::Unknown)));
+    }
 }

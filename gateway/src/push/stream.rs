@@ -13,8 +13,14 @@
 //!
 //! Events: `order` (`{order_id, status, reason?, at}`), `bank` (`{type, id, account_id, status,
 //! reason?, at}`), `snapshot` (`{orders: […], accounts: […], unavailable_banks: […]}` or `{order: …}`), `resync` (`{reason}`: the client
-//! fell behind, or cannot resume). Each carries the stream's cursor as its `id`. At most
-//! `GATEWAY_MAX_STREAMS_PER_USER` streams per user (429), SSE and WebSocket together.
+//! fell behind, or cannot resume), `auth_expired` (`{reason: "token_expired"}`: the token the
+//! stream was opened with expired; the stream ends, and the client opens a new one with a fresh
+//! token and this event's `id` as `Last-Event-ID`). Each carries the stream's cursor as its `id`.
+//! At most `GATEWAY_MAX_STREAMS_PER_USER` streams per user (429), SSE and WebSocket together.
+//!
+//! A resume is bounded: at most `GATEWAY_REPLAYS_PER_MINUTE` per user (429 `too_many_resumes`
+//! beyond), at most `GATEWAY_REPLAY_CONCURRENCY` reading Kafka at once, and none reads more than
+//! `GATEWAY_REPLAY_MAX_EVENTS` events (further behind gets `resync` with `too_far_behind`).
 
 use std::{collections::HashMap, sync::atomic::Ordering};
 
@@ -59,6 +65,31 @@ impl Push {
     fn resync(reason: &str) -> Self {
         Push { event: "resync", id: None, data: json!({"reason": reason}) }
     }
+
+    /// The stream's last event: its token expired (`id`: where to resume with a fresh one).
+    pub fn auth_expired(cursor: &Cursor) -> Self {
+        Push { event: AUTH_EXPIRED, id: Some(cursor.encode()), data: json!({"reason": "token_expired"}) }
+    }
+}
+
+/// The event (and the WebSocket close reason) of a stream whose token expired.
+pub const AUTH_EXPIRED: &str = "auth_expired";
+
+/// When the token `caller` was verified with expires (its `exp`, already checked by the verifier):
+/// the stream it opens ends then. `None` only for a token without a readable `exp`, which the
+/// verifier does not accept.
+pub fn token_expiry(caller: &Caller) -> Option<std::time::SystemTime> {
+    use base64::Engine;
+    let bearer = caller.bearer();
+    let payload = bearer.strip_prefix("Bearer ")?.split('.').nth(1)?;
+    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?).ok()?;
+    let exp = claims.get("exp")?.as_f64()?;
+    (exp.is_finite() && exp >= 0.0).then(|| std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(exp))
+}
+
+/// How long from now until `at` (zero when it is past).
+fn until(at: std::time::SystemTime) -> std::time::Duration {
+    at.duration_since(std::time::SystemTime::now()).unwrap_or_default()
 }
 
 /// What kind of event a topic carries (by its name).
@@ -72,6 +103,14 @@ fn kind_of(topic: &str) -> &'static str {
 pub async fn open(gw: Gateway, caller: Caller, last: Option<String>, filter: Filter) -> Result<mpsc::Receiver<Push>, Response> {
     if !gw.hub.ready.load(Ordering::Acquire) {
         return Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the event feed is starting; retry shortly").into_response());
+    }
+    let Some(expires) = token_expiry(&caller) else {
+        return Err(sagaway_common::auth::AuthError::Invalid("the token has no expiry (exp)".into()).into_response());
+    };
+    if last.is_some()
+        && let Err(wait) = gw.replays.rate.check(&caller.user_id)
+    {
+        return Err(sagaway_common::rate::too_many_requests("too_many_resumes", "too many resumes with Last-Event-ID for this user; retry after Retry-After", wait));
     }
     let subscription = match gw.hub.subscribe(&caller.user_id, gw.config.max_streams_per_user, gw.config.stream_buffer) {
         Ok(s) => s,
@@ -109,7 +148,7 @@ pub async fn open(gw: Gateway, caller: Caller, last: Option<String>, filter: Fil
     tokio::spawn(async move {
         tokio::select! {
             _ = shutdown.cancelled() => {}
-            _ = run(gw, caller, filter, last, snapshot, subscription, out) => {}
+            _ = run(gw, caller, filter, last, snapshot, subscription, out, expires) => {}
         }
     });
     Ok(rx)
@@ -179,7 +218,10 @@ async fn run(
     snapshot: Option<Value>,
     mut subscription: super::hub::Subscription,
     out: mpsc::Sender<Push>,
+    expires: std::time::SystemTime,
 ) {
+    let expiry = tokio::time::sleep(until(expires));
+    tokio::pin!(expiry);
     let topics = &gw.config.event_topics;
     let send = |event: Push| {
         let out = out.clone();
@@ -194,7 +236,11 @@ async fn run(
                 send(resync("unknown_last_event_id")).await;
                 return;
             };
-            match feed::replay(&gw.config.kafka_brokers, topics, &from, &subscription.start, &caller.user_id).await {
+            let replayed = {
+                let _slot = gw.replays.slots.acquire().await;
+                feed::replay(&gw.config.kafka_brokers, topics, &from, &subscription.start, &caller.user_id, gw.config.limits.replay_max_events).await
+            };
+            match replayed {
                 Ok(events) => {
                     let mut position = from.clone();
                     for e in events {
@@ -225,7 +271,15 @@ async fn run(
         }
         (None, None) => {}
     }
-    while let Some(event) = subscription.rx.recv().await {
+    loop {
+        let event = tokio::select! {
+            event = subscription.rx.recv() => event,
+            _ = &mut expiry => {
+                send(Push::auth_expired(&cursor)).await;
+                return;
+            }
+        };
+        let Some(event) = event else { break };
         cursor.advance(event.topic, event.partition, event.offset);
         if kind_of(&topics[event.topic]) == "order" {
             let key = (event.payload["order_id"].as_str().unwrap_or_default().to_string(), event.payload["status"].as_str().unwrap_or_default().to_string());
