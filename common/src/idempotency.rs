@@ -12,6 +12,10 @@
 //!   owner token ([`Claimed`]), so a request that stalled past a takeover can neither complete nor
 //!   release its successor's claim.
 //! - Records are kept for the configured TTL (≥ 24 h) and then purged ([`run_purge`]).
+//! - A key is its caller's: [`claim_for`] claims `(caller, key)` in a table with a `caller` column
+//!   (the orchestrator's and the product service's), so one user can neither replay nor pre-claim
+//!   another user's key. [`claim`] / [`claim_matching`] work on a table keyed by the key alone,
+//!   whose keys must then name their caller themselves (the bank stores `user:sha256(key)`).
 
 use std::time::Duration;
 
@@ -21,11 +25,30 @@ use sqlx::{MySqlPool, Row};
 /// The response header marking a replayed answer.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
-/// A claim we hold: the key and our owner token.
+/// A claim we hold: the key, our owner token, and whose key it is (`None`: a table keyed by the key
+/// alone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     pub key: String,
     pub owner: String,
+    pub caller: Option<String>,
+}
+
+/// The row of a key: `caller = ? AND idempotency_key = ?` in a table with callers, else the key
+/// alone. [`bind_key`] binds its values in the same order.
+fn key_is(caller: Option<&str>) -> &'static str {
+    if caller.is_some() { "caller = ? AND idempotency_key = ?" } else { "idempotency_key = ?" }
+}
+
+fn bind_key<'q>(
+    q: sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments>,
+    caller: Option<&'q str>,
+    key: &'q str,
+) -> sqlx::query::Query<'q, sqlx::MySql, sqlx::mysql::MySqlArguments> {
+    match caller {
+        Some(c) => q.bind(c).bind(key),
+        None => q.bind(key),
+    }
 }
 
 /// What claiming a key found.
@@ -59,7 +82,7 @@ pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, &'static str> {
     Ok(Some(key))
 }
 
-/// Claims `key` for a request that hashes to `hash`.
+/// Claims `key` for a request that hashes to `hash`, in a table keyed by the key alone.
 pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock: Duration) -> Result<Claim, ClaimError> {
     claim_matching(pool, key, &[hash.to_string()], ttl, lock).await
 }
@@ -68,35 +91,39 @@ pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock:
 /// key, so a retry that arrives after a key rotation still matches its record. The first is
 /// recorded for a new claim; a stored hash equal to any of them is the same request.
 pub async fn claim_matching(pool: &MySqlPool, key: &str, hashes: &[String], ttl: Duration, lock: Duration) -> Result<Claim, ClaimError> {
+    claim_in(pool, None, key, hashes, ttl, lock).await
+}
+
+/// [`claim_matching`] of `caller`'s `key`, in a table whose rows are `(caller, idempotency_key)`:
+/// another caller's record under the same key is never seen, replayed or refused.
+pub async fn claim_for(pool: &MySqlPool, caller: &str, key: &str, hashes: &[String], ttl: Duration, lock: Duration) -> Result<Claim, ClaimError> {
+    claim_in(pool, Some(caller), key, hashes, ttl, lock).await
+}
+
+async fn claim_in(pool: &MySqlPool, caller: Option<&str>, key: &str, hashes: &[String], ttl: Duration, lock: Duration) -> Result<Claim, ClaimError> {
     let hash = hashes.first().map(String::as_str).unwrap_or_default();
     for _ in 0..3 {
         // Records past their TTL no longer count: drop this key's if it has expired.
-        sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND created_at < NOW(6) - INTERVAL ? SECOND")
-            .bind(key)
+        bind_key(sqlx::query(&format!("DELETE FROM idempotency_keys WHERE {} AND created_at < NOW(6) - INTERVAL ? SECOND", key_is(caller))), caller, key)
             .bind(ttl.as_secs())
             .execute(pool)
             .await?;
         let owner = uuid::Uuid::new_v4().to_string();
-        let ours = Claim::Fresh(Claimed { key: key.to_string(), owner: owner.clone() });
-        let inserted = sqlx::query("INSERT IGNORE INTO idempotency_keys (idempotency_key, request_hash, state, owner) VALUES (?, ?, 'in_flight', ?)")
-            .bind(key)
-            .bind(hash)
-            .bind(&owner)
-            .execute(pool)
-            .await?
-            .rows_affected()
-            == 1;
+        let ours = Claim::Fresh(Claimed { key: key.to_string(), owner: owner.clone(), caller: caller.map(str::to_string) });
+        let insert = match caller {
+            Some(c) => sqlx::query("INSERT IGNORE INTO idempotency_keys (caller, idempotency_key, request_hash, state, owner) VALUES (?, ?, ?, 'in_flight', ?)").bind(c),
+            None => sqlx::query("INSERT IGNORE INTO idempotency_keys (idempotency_key, request_hash, state, owner) VALUES (?, ?, 'in_flight', ?)"),
+        };
+        let inserted = insert.bind(key).bind(hash).bind(&owner).execute(pool).await?.rows_affected() == 1;
         if inserted {
             return Ok(ours);
         }
-        let row = sqlx::query(
+        let select = format!(
             "SELECT request_hash, state, response_status, response_body, \
-             CAST(created_at < NOW(6) - INTERVAL ? SECOND AS SIGNED) AS abandoned FROM idempotency_keys WHERE idempotency_key = ?",
-        )
-        .bind(lock.as_secs())
-        .bind(key)
-        .fetch_optional(pool)
-        .await?;
+             CAST(created_at < NOW(6) - INTERVAL ? SECOND AS SIGNED) AS abandoned FROM idempotency_keys WHERE {}",
+            key_is(caller)
+        );
+        let row = bind_key(sqlx::query(&select).bind(lock.as_secs()), caller, key).fetch_optional(pool).await?;
         let Some(row) = row else {
             continue; // released between our insert and our read: try again
         };
@@ -109,16 +136,12 @@ pub async fn claim_matching(pool: &MySqlPool, key: &str, hashes: &[String], ttl:
             return Ok(Claim::Replay { status, body: row.get::<Option<String>, _>("response_body").unwrap_or_default() });
         }
         if row.get::<i64, _>("abandoned") == 1 {
-            let taken = sqlx::query(
-                "UPDATE idempotency_keys SET created_at = NOW(6), owner = ? WHERE idempotency_key = ? AND state = 'in_flight' \
+            let take = format!(
+                "UPDATE idempotency_keys SET created_at = NOW(6), owner = ? WHERE {} AND state = 'in_flight' \
                  AND created_at < NOW(6) - INTERVAL ? SECOND",
-            )
-            .bind(&owner)
-            .bind(key)
-            .bind(lock.as_secs())
-            .execute(pool)
-            .await?
-            .rows_affected();
+                key_is(caller)
+            );
+            let taken = bind_key(sqlx::query(&take).bind(&owner), caller, key).bind(lock.as_secs()).execute(pool).await?.rows_affected();
             if taken == 1 {
                 return Ok(ours);
             }
@@ -136,26 +159,22 @@ pub async fn complete<'c>(
     status: StatusCode,
     body: &str,
 ) -> sqlx::Result<bool> {
-    let done = sqlx::query(
+    let sql = format!(
         "UPDATE idempotency_keys SET state = 'done', response_status = ?, response_body = ? \
-         WHERE idempotency_key = ? AND owner = ? AND state = 'in_flight'",
-    )
-    .bind(status.as_u16() as i16)
-    .bind(body)
-    .bind(&claim.key)
-    .bind(&claim.owner)
-    .execute(conn)
-    .await?;
+         WHERE {} AND owner = ? AND state = 'in_flight'",
+        key_is(claim.caller.as_deref())
+    );
+    let done = bind_key(sqlx::query(&sql).bind(status.as_u16() as i16).bind(body), claim.caller.as_deref(), &claim.key)
+        .bind(&claim.owner)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
 /// Forgets our claim after a server error, so the client can retry. Someone else's claim stays.
 pub async fn release(pool: &MySqlPool, claim: &Claimed) -> sqlx::Result<bool> {
-    let gone = sqlx::query("DELETE FROM idempotency_keys WHERE idempotency_key = ? AND owner = ? AND state = 'in_flight'")
-        .bind(&claim.key)
-        .bind(&claim.owner)
-        .execute(pool)
-        .await?;
+    let sql = format!("DELETE FROM idempotency_keys WHERE {} AND owner = ? AND state = 'in_flight'", key_is(claim.caller.as_deref()));
+    let gone = bind_key(sqlx::query(&sql), claim.caller.as_deref(), &claim.key).bind(&claim.owner).execute(pool).await?;
     Ok(gone.rows_affected() == 1)
 }
 

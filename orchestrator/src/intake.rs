@@ -163,7 +163,7 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
         Ok(user) => request.user_id = Some(user.into()),
         Err(p) => return (*p).into_response(),
     }
-    // The key is the caller's: the same body from another user never matches their record.
+    // The key is the caller's (records are per caller); the body hashed names them too.
     let mut hashed = body.clone();
     hashed["user_id"] = serde_json::Value::String(caller.user_id.to_string());
     let key = match idempotency::key_from(&headers) {
@@ -175,7 +175,7 @@ pub async fn create_payment(State(app): State<AppState>, caller: Caller, headers
     let mut claim = None;
     if let Some(key) = &key {
         let hashes = idempotency::body_hashes(&app.config.card_key, &hashed);
-        match idempotency::claim_matching(&app.pool, key, &hashes, app.config.idempotency_ttl, app.config.idempotency_lock).await {
+        match idempotency::claim_matching(&app.pool, caller.user_id.as_str(), key, &hashes, app.config.idempotency_ttl, app.config.idempotency_lock).await {
             Ok(Claim::Fresh(ours)) => claim = Some(ours),
             Ok(Claim::Replay { status, body }) => {
                 // A retry after a lost answer (the first attempt's process may have died between

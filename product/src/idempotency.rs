@@ -1,5 +1,7 @@
 //! `Idempotency-Key` on `POST /reserve` (the records: [`sagaway_common::idempotency`]). The
 //! request hash is a plain SHA-256 of the parsed request: a reservation request holds no secret.
+//! A key is its caller's (the token's subject): records are `(caller, key)`, so another user's
+//! request under the same key never replays, refuses (422) or waits behind (409) someone else's.
 
 use std::time::Duration;
 
@@ -22,9 +24,9 @@ pub fn request_hash(request: &serde_json::Value) -> String {
     hex::encode(Sha256::digest(request.to_string().as_bytes()))
 }
 
-/// Claims `key` for a request that hashes to `hash`.
-pub async fn claim(pool: &MySqlPool, key: &str, hash: &str, ttl: Duration, lock: Duration) -> ApiResult<Claim> {
-    records::claim(pool, key, hash, ttl, lock).await.map_err(|e| match e {
+/// Claims `caller`'s `key` for a request that hashes to `hash`.
+pub async fn claim(pool: &MySqlPool, caller: &str, key: &str, hash: &str, ttl: Duration, lock: Duration) -> ApiResult<Claim> {
+    records::claim_for(pool, caller, key, &[hash.to_string()], ttl, lock).await.map_err(|e| match e {
         ClaimError::Reused => ApiError::IdempotencyKeyReused,
         ClaimError::InFlight => ApiError::IdempotencyKeyInFlight,
         ClaimError::Database(e) => e.into(),

@@ -76,10 +76,12 @@ async fn users_and_idempotency_keys_that_differ_only_in_case_are_different() -> 
     let product2 = sys.create_product("2.00", 20).await?;
     let (status, first, _) = reserve_and_pay(&sys, product2, "bob", 1, Some("K-1")).await?;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
-    let (status, second, _) = reserve_and_pay(&sys, product2, "carol", 1, Some("k-1")).await?;
+    // (Keys are per caller: one user's two keys. Another product, or the duplicate rule answers.)
+    let product3 = sys.create_product("3.00", 20).await?;
+    let (status, second, _) = reserve_and_pay(&sys, product3, "bob", 1, Some("k-1")).await?;
     assert_eq!(status, StatusCode::ACCEPTED, "`k-1` is not `K-1`: {second}");
     assert_ne!(first["order_id"], second["order_id"]);
-    let (status, mixed, _) = reserve_and_pay(&sys, product2, "dave", 1, Some("K-1")).await?;
+    let (status, mixed, _) = reserve_and_pay(&sys, product2, "bob", 1, Some("K-1")).await?;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "the same key with another body is still a reuse: {mixed}");
     let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys").fetch_one(&sys.orchestrator_db).await?;
     assert_eq!(keys, 2);

@@ -158,6 +158,68 @@ async fn bad_payments_get_a_4xx_problem_and_create_nothing() -> anyhow::Result<(
     Ok(())
 }
 
+/// An Idempotency-Key is its caller's. Users who send the same key — one after the other, or all at
+/// once, each paying their own reservation — each get their own order (202, not a replay of
+/// another's, not 422 `idempotency_key_reused`, not 409 `idempotency_key_in_flight`), and each
+/// replay returns its own user's answer; a key claimed first by someone else changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_key_from_different_users_is_a_payment_of_each() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let users: Vec<String> = (1..=4).map(|n| format!("key-sharer-{n}")).collect();
+    // A product per round: a user paying one product twice within the window is a duplicate.
+    let products = [sys.create_product("7.00", 100).await?, sys.create_product("8.00", 100).await?, sys.create_product("9.00", 100).await?];
+    let mut bodies = Vec::new();
+    for (round, user) in (0..2).flat_map(|r| users.iter().map(move |u| (r, u))) {
+        let reservation = sys.reserve(products[round as usize], user, 1 + round).await?;
+        let mut body = payment_body(reservation["id"].as_str().unwrap(), user, VISA);
+        body["payment_method"]["card"]["exp_month"] = json!(1 + users.iter().position(|u| u == user).unwrap());
+        bodies.push((round, user.clone(), body));
+    }
+    let mut answers = Vec::new();
+    // Round 0 one after the other under "shared-1"; round 1 all at once under "shared-2".
+    for (round, user, body) in bodies.iter().filter(|(r, ..)| *r == 0) {
+        let (status, headers, b) = sys.post_payment(body, Some("shared-1")).await?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{user}: {b}");
+        assert!(headers.get("idempotent-replayed").is_none(), "{user} got another user's answer: {b}");
+        answers.push((*round, user.clone(), body.clone(), "shared-1", b));
+    }
+    let at_once: Vec<_> = bodies.iter().filter(|(r, ..)| *r == 1).collect();
+    let results = join_all(at_once.iter().map(|(_, _, body)| sys.post_payment(body, Some("shared-2")))).await;
+    for ((round, user, body), r) in at_once.into_iter().zip(results) {
+        let (status, headers, b) = r?;
+        assert_eq!(status, StatusCode::ACCEPTED, "{user}: {b}");
+        assert!(headers.get("idempotent-replayed").is_none(), "{user} got another user's answer: {b}");
+        answers.push((*round, user.clone(), body.clone(), "shared-2", b));
+    }
+    let orders: std::collections::BTreeSet<&str> = answers.iter().map(|a| a.4["order_id"].as_str().unwrap()).collect();
+    assert_eq!(orders.len(), 8, "one order per user and round");
+    assert_eq!(orders_in_db(&sys).await, 8);
+    // Each replay is its own user's answer; their own key with another body is still a reuse.
+    for (_, user, body, key, first) in &answers {
+        let (status, headers, b) = sys.post_payment(body, Some(*key)).await?;
+        assert_eq!((status, &b), (StatusCode::ACCEPTED, first), "{user} replays their own answer");
+        assert_eq!(headers.get("idempotent-replayed").unwrap(), "true");
+        let owner: String = sqlx::query_scalar("SELECT CAST(user_id AS CHAR) FROM orders WHERE id = ?").bind(b["order_id"].as_str()).fetch_one(&sys.orchestrator_db).await?;
+        assert_eq!(&owner, user);
+        let mut other = body.clone();
+        other["payment_method"]["card"]["exp_month"] = json!(12);
+        let (status, _, b) = sys.post_payment(&other, Some(*key)).await?;
+        assert_eq!((status, b["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("idempotency_key_reused")), "{user}: {b}");
+    }
+    // A claim still in flight under another caller's name holds nobody else's key.
+    let (ttl, lock) = (Duration::from_secs(3600), Duration::from_secs(60));
+    let orchestrator::idempotency::Claim::Fresh(_) =
+        orchestrator::idempotency::claim(&sys.orchestrator_db, "mallory", "shared-3", "h", ttl, lock).await.unwrap()
+    else {
+        panic!("fresh")
+    };
+    let reservation = sys.reserve(products[2], &users[0], 1).await?;
+    let (status, _, b) = sys.post_payment(&payment_body(reservation["id"].as_str().unwrap(), &users[0], VISA), Some("shared-3")).await?;
+    assert_eq!(status, StatusCode::ACCEPTED, "{b}");
+    sys.stop().await;
+    Ok(())
+}
+
 /// Defect 3: a claim taken over after the lock timeout belongs to its new owner. The stalled first
 /// request can neither overwrite the new owner's stored answer nor delete its claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -166,9 +228,9 @@ async fn a_stalled_request_cannot_touch_a_claim_taken_over_from_it() -> anyhow::
     let sys = System::spawn(SystemOptions::default()).await?;
     let (ttl, no_lock) = (Duration::from_secs(3600), Duration::ZERO);
     let pool = &sys.orchestrator_db;
-    let Claim::Fresh(first) = idempotency::claim(pool, "k-stall", "h", ttl, Duration::from_secs(60)).await.unwrap() else { panic!("fresh") };
+    let Claim::Fresh(first) = idempotency::claim(pool, "staller", "k-stall", "h", ttl, Duration::from_secs(60)).await.unwrap() else { panic!("fresh") };
     tokio::time::sleep(Duration::from_millis(1100)).await; // older than a zero lock timeout
-    let Claim::Fresh(second) = idempotency::claim(pool, "k-stall", "h", ttl, no_lock).await.unwrap() else { panic!("taken over") };
+    let Claim::Fresh(second) = idempotency::claim(pool, "staller", "k-stall", "h", ttl, no_lock).await.unwrap() else { panic!("taken over") };
     assert_ne!(first.owner, second.owner);
 
     // The stalled first request wakes up: its release and its completion change nothing.
@@ -179,7 +241,7 @@ async fn a_stalled_request_cannot_touch_a_claim_taken_over_from_it() -> anyhow::
 
     assert!(idempotency::complete(pool, &second, StatusCode::ACCEPTED, "{\"order_id\":\"x\"}").await?);
     assert!(!idempotency::complete(pool, &first, StatusCode::UNPROCESSABLE_ENTITY, "{\"stale\":true}").await?);
-    match idempotency::claim(pool, "k-stall", "h", ttl, no_lock).await.unwrap() {
+    match idempotency::claim(pool, "staller", "k-stall", "h", ttl, no_lock).await.unwrap() {
         Claim::Replay { status, body } => assert_eq!((status, body.as_str()), (StatusCode::ACCEPTED, "{\"order_id\":\"x\"}")),
         Claim::Fresh(_) => panic!("a completed key replays"),
     }

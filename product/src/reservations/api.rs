@@ -50,7 +50,7 @@ pub async fn reserve(State(app): State<AppState>, caller: Caller, headers: Heade
     if let Some(key) = &key {
         let canonical = json!({"product_id": req.product_id, "user_id": req.user_id, "quantity": quantity});
         let hash = idempotency::request_hash(&canonical);
-        match idempotency::claim(&app.pool, key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
+        match idempotency::claim(&app.pool, caller.user_id.as_str(), key, &hash, app.config.idempotency_ttl, app.config.idempotency_lock).await {
             Ok(Claim::Fresh(ours)) => claim = Some(ours),
             Ok(Claim::Replay { status, body }) => return respond(status, body, true),
             Err(e) => return e.into_response(),

@@ -118,8 +118,8 @@ async fn in_flight_abandoned_expired_failed_and_invalid_requests() -> anyhow::Re
     let id = product(&app, 5).await?;
     let claim = |k: &str, age_secs: i64, state: &str| {
         sqlx::query(
-            "INSERT INTO idempotency_keys (idempotency_key, request_hash, state, owner, response_status, response_body, created_at) \
-             VALUES (?, ?, ?, UUID(), IF(? = 'done', 201, NULL), IF(? = 'done', '{\"stale\":true}', NULL), NOW(6) - INTERVAL ? SECOND)",
+            "INSERT INTO idempotency_keys (caller, idempotency_key, request_hash, state, owner, response_status, response_body, created_at) \
+             VALUES ('u', ?, ?, ?, UUID(), IF(? = 'done', 201, NULL), IF(? = 'done', '{\"stale\":true}', NULL), NOW(6) - INTERVAL ? SECOND)",
         )
         .bind(k.to_string())
         .bind(hash(id, "u", 1))
@@ -175,6 +175,66 @@ async fn in_flight_abandoned_expired_failed_and_invalid_requests() -> anyhow::Re
     assert_eq!((again.status, again.replayed, &again.body), (409, true, &first.body));
     assert_eq!(again.content_type, "application/problem+json");
     assert_eq!(stock_of(&app, id).await?, 50);
+    app.cleanup().await;
+    Ok(())
+}
+
+/// A key is its caller's: users who happen to send the same Idempotency-Key — one after the other,
+/// or all at once, each with a body of their own — each get their own hold, and each replay answers
+/// its own user's reservation. Nobody can pre-claim (in flight) or pre-answer another user's key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_key_from_different_users_is_a_request_of_each() -> anyhow::Result<()> {
+    let app = spawn_app(Options::default()).await?;
+    let id = product(&app, 1000).await?;
+    let users: Vec<String> = (1..=6).map(|n| format!("keyholder-{n}")).collect();
+    let body = |user: &str, quantity: usize| json!({"product_id": id, "user_id": user, "quantity": quantity});
+
+    // One after the other: each user's first request with the key holds; the next user's request
+    // with the same key is neither a replay of the first nor a reuse (422).
+    let k = key();
+    let mut firsts = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let a = reserve(&app, Some(&k), &body(user, i + 1)).await;
+        assert_eq!((a.status, a.replayed), (201, false), "{user}: {}", a.body);
+        assert_eq!(a.body["user_id"], json!(user), "{}", a.body);
+        firsts.push(a.body);
+    }
+    // A second key, used by all at once.
+    let k2 = key();
+    let concurrent = join_all(users.iter().enumerate().map(|(i, user)| {
+        let b = body(user, 10 + i);
+        let k2 = k2.clone();
+        let app = &app;
+        async move { reserve(app, Some(&k2), &b).await }
+    }))
+    .await;
+    for (user, a) in users.iter().zip(&concurrent) {
+        assert_eq!((a.status, a.replayed), (201, false), "{user}: {}", a.body);
+        assert_eq!(a.body["user_id"], json!(user));
+    }
+    // Each replay is its own user's answer.
+    for (i, user) in users.iter().enumerate() {
+        for (key, quantity, first) in [(&k, i + 1, &firsts[i]), (&k2, 10 + i, &concurrent[i].body)] {
+            let again = reserve(&app, Some(key), &body(user, quantity)).await;
+            assert_eq!((again.status, again.replayed), (201, true), "{user}: {}", again.body);
+            assert_eq!(&again.body, first, "{user}'s replay is their own reservation");
+            // Their own key with another body is still a reuse.
+            let other = reserve(&app, Some(key), &body(user, quantity + 100)).await;
+            assert_eq!((other.status, other.body["code"].clone()), (422, json!("idempotency_key_reused")), "{user}: {}", other.body);
+        }
+    }
+    let held: usize = (1..=6).sum::<usize>() + (10..16).sum::<usize>();
+    assert_eq!(holds_of(&app, id).await?, 12);
+    assert_eq!(stock_of(&app, id).await?, 1000 - held as i64);
+
+    // A claim in flight under another user's name does not hold this user's key.
+    let k3 = key();
+    sqlx::query("INSERT INTO idempotency_keys (caller, idempotency_key, request_hash, state, owner) VALUES ('mallory', ?, 'x', 'in_flight', UUID())")
+        .bind(&k3)
+        .execute(&app.pool)
+        .await?;
+    let a = reserve(&app, Some(&k3), &body(&users[0], 1)).await;
+    assert_eq!((a.status, a.replayed), (201, false), "{}", a.body);
     app.cleanup().await;
     Ok(())
 }
