@@ -26,7 +26,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Dead letters: list, show, replay, abandon, purge and their audit trail.
+    /// Dead letters: list, show, replay, abandon, resolve, purge and their audit trail.
     Dlq(Dlq),
 }
 
@@ -87,7 +87,22 @@ pub enum DlqCommand {
         #[command(flatten)]
         selection: Selection,
     },
-    /// Erase the payloads of REPLAYED/ABANDONED dead letters (mark them PURGED).
+    /// Mark dead letters handled (RESOLVED) with a reason; a compensation step its order waits on
+    /// (a release or refund done by hand) is settled, and the order may end COMPENSATED.
+    Resolve {
+        /// Why they need nothing more: what was done by hand (1-255 characters; audited).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Say what would happen, change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (needed without a terminal).
+        #[arg(long, short)]
+        yes: bool,
+        #[command(flatten)]
+        selection: Selection,
+    },
+    /// Erase the payloads of REPLAYED/ABANDONED/RESOLVED dead letters (mark them PURGED).
     Purge {
         /// Say what would happen, change nothing.
         #[arg(long)]
@@ -128,12 +143,15 @@ pub struct Filter {
     /// The source topic, with or without the topic prefix (payment.commands).
     #[arg(long, value_name = "TOPIC")]
     pub topic: Option<String>,
-    /// PENDING, REPLAYED, ABANDONED or PURGED (lists hide PURGED unless asked).
+    /// PENDING, REPLAYED, ABANDONED, RESOLVED or PURGED (lists hide PURGED unless asked).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<String>,
-    /// The service that gave up (payment, orchestrator, product).
+    /// The service that gave up (payment, orchestrator, product, bank).
     #[arg(long, value_name = "NAME")]
     pub service: Option<String>,
+    /// Only letters carrying a compensation step (a release, refund or void given up on).
+    #[arg(long)]
+    pub compensation: bool,
     /// Failing at or after this time (its last failure is not earlier).
     #[arg(long, value_name = "RFC3339")]
     pub since: Option<String>,
@@ -156,6 +174,7 @@ impl Filter {
         ]
         .into_iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+        .chain(self.compensation.then(|| ("compensation".to_string(), "true".to_string())))
         .collect()
     }
 
@@ -192,7 +211,16 @@ impl Selection {
             body["ids"] = json!(self.ids);
         }
         if !self.filter.is_empty() {
-            body["filter"] = Value::Object(self.filter.fields().into_iter().map(|(k, v)| (k, Value::String(v))).collect::<Map<_, _>>());
+            body["filter"] = Value::Object(
+                self.filter
+                    .fields()
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = if k == "compensation" { Value::Bool(v == "true") } else { Value::String(v) };
+                        (k, v)
+                    })
+                    .collect::<Map<_, _>>(),
+            );
         }
         if self.all {
             body["all"] = json!(true);
@@ -225,6 +253,13 @@ where
         DlqCommand::Replay { selection, .. } => ("replay", selection),
         DlqCommand::Abandon { selection, .. } => ("abandon", selection),
         DlqCommand::Purge { selection, .. } => ("purge", selection),
+        DlqCommand::Resolve { selection, reason, .. } => {
+            if reason.trim().is_empty() || reason.chars().count() > 255 {
+                let sub = command.find_subcommand_mut("dlq").and_then(|d| d.find_subcommand_mut("resolve")).expect("dlq has resolve");
+                return Err(sub.error(ErrorKind::ValueValidation, "--reason must be 1-255 characters, not blank"));
+            }
+            ("resolve", selection)
+        }
         _ => return Ok(cli),
     };
     if selection.ways() != 1 {
@@ -263,6 +298,7 @@ pub async fn run(argv: &[String]) -> i32 {
         DlqCommand::Replay { selection, dry_run, rate, yes } => replay(&client, selection, *dry_run, *rate, *yes).await,
         DlqCommand::Abandon { selection, yes } => abandon(&client, selection, *yes).await,
         DlqCommand::Purge { selection, dry_run, force, yes } => purge(&client, selection, *dry_run, *force, *yes).await,
+        DlqCommand::Resolve { selection, reason, dry_run, yes } => resolve(&client, selection, reason, *dry_run, *yes).await,
         DlqCommand::Audit { id, limit, cursor } => audit(&client, *id, *limit, cursor.as_deref()).await,
     };
     match done {
@@ -394,15 +430,16 @@ async fn list(c: &Client, filter: &Filter, page: Option<u32>, per_page: Option<u
         println!("{}", pretty(&page));
         return Ok(Done::AllActed);
     }
-    println!("{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:>3}  LAST FAILURE", "ID", "STATUS", "ORDER", "ERROR CLASS", "SOURCE TOPIC", "ATT");
+    println!("{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:<19}  {:>3}  LAST FAILURE", "ID", "STATUS", "ORDER", "ERROR CLASS", "SOURCE TOPIC", "COMPENSATION", "ATT");
     for d in page["items"].as_array().into_iter().flatten() {
         println!(
-            "{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:>3}  {}",
+            "{:>6}  {:<9}  {:<36}  {:<16}  {:<24}  {:<19}  {:>3}  {}",
             d["id"],
             text(d, "status"),
             text(d, "order_id"),
             text(d, "error_class"),
             text(d, "original_topic"),
+            text(d, "compensation"),
             d["attempts"].as_i64().map(|n| n.to_string()).unwrap_or("-".into()),
             text(d, "last_failure"),
         );
@@ -419,7 +456,7 @@ async fn show(c: &Client, id: u64) -> Result<Done, String> {
     }
     for field in [
         "id", "status", "status_reason", "order_id", "order_status", "service", "error_class", "error_message", "attempts", "first_failure",
-        "last_failure", "original_topic", "original_partition", "original_offset", "original_key", "original_message_id", "message_type",
+        "last_failure", "dlq_topic", "original_topic", "original_partition", "original_offset", "original_key", "original_message_id", "message_type", "compensation",
         "replay_message_id", "received_at",
     ] {
         if !d[field].is_null() {
@@ -555,6 +592,37 @@ async fn purge(c: &Client, selection: &Selection, dry_run: bool, force: bool, ye
     Ok(report(c, &result))
 }
 
+/// Like purge: the count to confirm comes from a dry run (which is all `--dry-run` does).
+async fn resolve(c: &Client, selection: &Selection, reason: &str, dry_run: bool, yes: bool) -> Result<Done, String> {
+    let mut body = selection.body();
+    body["reason"] = json!(reason);
+    if dry_run || !yes {
+        let mut dry = body.clone();
+        dry["dry_run"] = json!(true);
+        let plan = c.post("/admin/dlq/resolve", &dry).await?;
+        if dry_run {
+            return Ok(report(c, &plan));
+        }
+        let would = outcomes(&plan).filter(|o| o["outcome"] == "would_resolve").count();
+        if would == 0 {
+            if c.json {
+                println!("{}", pretty(&plan));
+            } else {
+                println!("nothing to resolve");
+            }
+            return Ok(done(outcomes(&plan)));
+        }
+        let others = outcomes(&plan).count() - would;
+        let more = if others == 0 { String::new() } else { format!(" ({others} more would be skipped or not found)") };
+        if !confirm(&format!("Resolve {would} dead letter(s){more} as handled: {reason:?}?"), yes)? {
+            println!("not resolved");
+            return Ok(Done::AllActed);
+        }
+    }
+    let result = c.post("/admin/dlq/resolve", &body).await?;
+    Ok(report(c, &result))
+}
+
 async fn audit(c: &Client, id: Option<u64>, limit: Option<u32>, cursor: Option<&str>) -> Result<Done, String> {
     let mut query = Vec::new();
     if let Some(id) = id {
@@ -675,6 +743,20 @@ mod tests {
         assert_eq!((selection.ids, yes), (vec![1, 2], true));
         let DlqCommand::Abandon { selection, yes } = dlq("dlq abandon --all -y").unwrap().command else { panic!() };
         assert!(selection.all && yes);
+    }
+
+    #[test]
+    fn resolve_needs_a_selection_and_a_reason_and_sends_them() {
+        let DlqCommand::Resolve { selection, reason, dry_run, yes } = dlq("dlq resolve --compensation --order-id o-1 --reason refunded_by_hand --dry-run").unwrap().command else { panic!() };
+        assert_eq!((reason.as_str(), dry_run, yes), ("refunded_by_hand", true, false));
+        assert_eq!(selection.body(), json!({"filter": {"order_id": "o-1", "compensation": true}}));
+        for bad in ["dlq resolve 3", "dlq resolve --reason x", "dlq resolve 3 --all --reason x"] {
+            assert_eq!(parse(argv(bad)).unwrap_err().exit_code(), 2, "{bad}");
+        }
+        let blank = parse(["sagaway", "dlq", "resolve", "3", "--reason", "  "]).unwrap_err();
+        assert_eq!((blank.kind(), blank.exit_code()), (ErrorKind::ValueValidation, 2));
+        let DlqCommand::List { filter, .. } = dlq("dlq list --compensation --status PENDING").unwrap().command else { panic!() };
+        assert_eq!(filter.fields(), [("status".into(), "PENDING".into()), ("compensation".into(), "true".into())]);
     }
 
     #[test]

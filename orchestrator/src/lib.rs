@@ -57,6 +57,12 @@ pub const TOPICS: &[&str] = &[
     // Not consumed or produced by the saga: a dead letter of the payment processor's bank-answer
     // consumer is replayed onto it (the dead-letter tools republish on the original topic).
     topics::BANK_REPLIES,
+    // The bank's dead letters are recorded here too (dlq::recorder) and replayed onto the bank's
+    // topics: its compensation commands (void, refund) onto `bank.commands`, its queue's onto
+    // `bank.operations` (the bank applies each at most once: per payment id, per QUEUED operation).
+    topics::BANK_DLQ,
+    topics::BANK_COMMANDS,
+    topics::BANK_OPERATIONS,
 ];
 
 /// What every handler can reach.
@@ -75,7 +81,7 @@ pub struct AppState {
     modifiers(&BearerAuth, &ProblemResponses),
     info(title = "Sagaway orchestrator", description = "Accepts payments and runs the order-payment saga."),
     paths(intake::create_payment, orders::api::get, orders::api::list,
-          dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::purge, dlq::api::audit_log),
+          dlq::api::list, dlq::api::show, dlq::api::replay, dlq::api::abandon, dlq::api::resolve, dlq::api::purge, dlq::api::audit_log),
     components(schemas(intake::PaymentAccepted,
                        orders::api::OrderView, orders::api::OrderPage, orders::HistoryEntry, orders::api::PaymentView,
                        dlq::store::DeadLetter, dlq::store::Filter, dlq::Outcome, dlq::audit::AuditEntry,
@@ -92,7 +98,7 @@ pub fn document(banks: &[String]) -> serde_json::Value {
     let now = chrono::Utc::now();
     doc["components"]["schemas"]["PaymentRequest"] = intake::payment_body_schema(banks, (now.year() as u16, now.month() as u8));
     doc["paths"]["/payment"]["post"]["requestBody"]["content"]["application/json"]["schema"] = serde_json::json!({"$ref": "#/components/schemas/PaymentRequest"});
-    for operation in ["replay", "abandon", "purge"] {
+    for operation in ["replay", "abandon", "resolve", "purge"] {
         let body = &mut doc["paths"][format!("/admin/dlq/{operation}")]["post"]["requestBody"]["content"]["application/json"]["schema"];
         *body = dlq::api::operation_body_schema(operation);
     }
@@ -162,10 +168,12 @@ impl Application {
         };
         tasks.spawn(saga_loop.run(saga::SagaHandler { ctx: saga::SagaContext::new(&cfg) }, shutdown.clone()));
 
-        // Dead letters are recorded by a loop of their own, so a stalled saga never hides them.
+        // Dead letters are recorded by a loop of their own, so a stalled saga never hides them:
+        // every service's (payment_dlq, bank.dlq, and those of other deployments' banks).
         let dlq_topic = common.topic(topics::PAYMENT_DLQ);
+        let recorded = dlq::recorder::topics(common).await?;
         let dlq_consumer = kafka::consumer(&common.kafka_brokers, &format!("{}orchestrator-dlq", common.topic_prefix), common.background_fetch_wait_max_ms)?;
-        dlq_consumer.subscribe(&[&dlq_topic])?;
+        dlq_consumer.subscribe(&recorded.iter().map(String::as_str).collect::<Vec<_>>())?;
         let dlq_loop = ConsumerLoop {
             service: "orchestrator",
             consumer: dlq_consumer,

@@ -1,5 +1,6 @@
 // The operator console (admin role): the acquirer outage switch, saga counters from the
-// orchestrator's metrics, and dead letters — filter, show, dry-run, replay, abandon. Every write is
+// orchestrator's metrics, and dead letters of every service — filter, show, dry-run, replay,
+// abandon, resolve (with a reason). Every write is
 // audited by the orchestrator under the operator's user id.
 
 import { api } from './api.js';
@@ -34,7 +35,7 @@ export async function console_() {
   const render = pageRender();
   const p = params();
   const filters = {};
-  for (const k of ['status', 'error_class', 'order_id', 'page']) if (p.get(k)) filters[k] = p.get(k);
+  for (const k of ['status', 'error_class', 'order_id', 'compensation', 'page']) if (p.get(k)) filters[k] = p.get(k);
   // Pending ones by default; any status once the operator picks "Any" or looks up one order.
   if (!p.has('status') && !filters.order_id) filters.status = 'PENDING';
   const [outage, metrics, list] = await Promise.all([
@@ -60,7 +61,8 @@ export async function console_() {
         h('div', {}, h('b', {}, String(v)), COUNTERS.find(([n]) => n === name)?.[1] || name)))),
     h('section', {}, h('h2', {}, 'Dead letters'),
       submitting(h('form', { id: 'dlq-filter' },
-        select('Status', 'status', [['', 'Any'], ['PENDING', 'Pending'], ['REPLAYED', 'Replayed'], ['ABANDONED', 'Abandoned'], ['PURGED', 'Purged']], filters.status || ''),
+        select('Status', 'status', [['', 'Any'], ['PENDING', 'Pending'], ['REPLAYED', 'Replayed'], ['ABANDONED', 'Abandoned'], ['RESOLVED', 'Resolved'], ['PURGED', 'Purged']], filters.status || ''),
+        select('Kind', 'compensation', [['', 'Any'], ['true', 'Compensations (release, refund, void)'], ['false', 'Others']], filters.compensation || ''),
         field('Error class', { name: 'error_class', value: filters.error_class || '', placeholder: 'processing_error' }),
         field('Order id', { name: 'order_id', value: filters.order_id || '' }),
         h('button', { type: 'submit' }, 'Filter'),
@@ -73,7 +75,8 @@ export async function console_() {
       h('table', { id: 'dlq' },
         h('thead', {}, h('tr', {}, h('th', {}, 'Id'), h('th', {}, 'Order'), h('th', {}, 'Step'), h('th', {}, 'Error'), h('th', {}, 'Attempts'), h('th', {}, 'Last failure'), h('th', {}, 'Status'), h('th', {}, ''))),
         h('tbody', {}, list.items.map((d) => h('tr', { dataset: { deadLetter: d.id, order: d.order_id || '' } },
-          h('td', {}, d.id), h('td', {}, h('code', {}, d.order_id || '—')), h('td', {}, d.message_type || ''),
+          h('td', {}, d.id), h('td', {}, h('code', {}, d.order_id || '—')),
+          h('td', {}, d.message_type || '', d.compensation ? h('strong', { class: 'compensation' }, ` (compensation: ${d.compensation})`) : null),
           h('td', {}, d.error_class || ''), h('td', {}, d.attempts ?? ''), h('td', {}, when(d.last_failure)), h('td', {}, status(d.status)),
           h('td', {}, h('button', { type: 'button', class: 'secondary', onclick: () => show(d.id, detail) }, `Show ${d.id}`))))))),
     detail,
@@ -86,9 +89,15 @@ async function show(id, into) {
     const d = await api('GET', `/api/admin/dlq/${id}`);
     const dl = d; // the dead letter's fields, flattened, beside order_status and audit
     const result = h('div', { id: 'dlq-result', 'aria-live': 'polite' });
+    const reason = h('input', { id: 'dlq-resolve-reason', name: 'reason', maxlength: 255, placeholder: 'what was done by hand', 'aria-label': 'Reason' });
     const act = (operation, dry_run) => async () => {
       try {
-        const r = await api('POST', `/api/admin/dlq/${operation}`, { body: { ids: [id], dry_run } });
+        const body = { ids: [id], dry_run };
+        if (operation === 'resolve') {
+          body.reason = reason.value.trim();
+          if (!body.reason) { flash('Say why it needs nothing more (the reason is audited).'); return; }
+        }
+        const r = await api('POST', `/api/admin/dlq/${operation}`, { body });
         result.replaceChildren(h('p', {}, `${dry_run ? 'Dry run — ' : ''}${operation}: `,
           Object.entries(r.summary).map(([k, v]) => `${k} ${v}`).join(', '), ` (audit ${r.audit_id})`));
         if (!dry_run && into.isConnected) {
@@ -103,11 +112,16 @@ async function show(id, into) {
       h('h2', {}, `Dead letter ${id} `, status(dl.status)),
       h('p', {}, 'Order ', h('a', { href: `#/orders/${dl.order_id}` }, dl.order_id || '—'), d.order_status ? [' — now ', status(d.order_status)] : null),
       h('p', {}, `${dl.service || ''} gave up on ${dl.message_type || 'a message'} after ${dl.attempts ?? '?'} attempts: ${dl.error_class || ''} ${dl.error_message || ''}`),
+      dl.compensation ? h('p', { class: 'compensation' }, `A compensation step (${dl.compensation}): until it is replayed or resolved, the order cannot finish compensating.`) : null,
+      dl.status_reason ? h('p', { class: 'muted' }, dl.status_reason) : null,
       dl.payload ? h('pre', {}, dl.payload) : null,
       h('p', {},
         h('button', { type: 'button', class: 'secondary', onclick: act('replay', true) }, 'Dry-run replay'), ' ',
         h('button', { type: 'button', id: 'dlq-replay', onclick: act('replay', false), disabled: dl.status !== 'PENDING' }, 'Replay'), ' ',
-        h('button', { type: 'button', id: 'dlq-abandon', class: 'danger', onclick: act('abandon', false), disabled: dl.status !== 'PENDING' }, 'Abandon')),
+        h('button', { type: 'button', id: 'dlq-abandon', class: 'danger', onclick: act('abandon', false), disabled: dl.status !== 'PENDING' || !!dl.compensation }, 'Abandon')),
+      h('p', {}, reason, ' ',
+        h('button', { type: 'button', class: 'secondary', onclick: act('resolve', true), disabled: dl.status !== 'PENDING' }, 'Dry-run resolve'), ' ',
+        h('button', { type: 'button', id: 'dlq-resolve', onclick: act('resolve', false), disabled: dl.status !== 'PENDING' }, 'Resolve')),
       result,
       d.audit?.length ? h('table', {}, h('tbody', {}, d.audit.map((a) => h('tr', {},
         h('td', {}, when(a.at)), h('td', {}, a.operator || ''), h('td', {}, `${a.operation}${a.dry_run ? ' (dry run)' : ''}`), h('td', {}, (a.outcomes || []).map((o) => o.outcome).join(', ')))))) : null,

@@ -546,7 +546,8 @@ const KAFKA_USES: &[KafkaUse] = &[
             ("ORDER_QUEUE", "[&self.order_queue, &self.product_replies, &self.payment_replies]"),
             ("PRODUCT_REPLIES", "consumer.subscribe(&saga_topics.consumed())"),
             ("PAYMENT_REPLIES", "consumer.subscribe(&saga_topics.consumed())"),
-            ("PAYMENT_DLQ", "dlq_consumer.subscribe(&[&dlq_topic])"),
+            ("PAYMENT_DLQ", "vec![common.topic(topics::PAYMENT_DLQ), common.topic(topics::BANK_DLQ)]"),
+            ("BANK_DLQ", "vec![common.topic(topics::PAYMENT_DLQ), common.topic(topics::BANK_DLQ)]"),
         ],
         // Plus every topic a Sagaway consumer reads (dead-letter replay), added below.
         writes: &[
@@ -673,21 +674,23 @@ fn kafka_acls_grant_each_principal_exactly_what_its_code_uses() {
         "one principal per Kafka client (banks 002 and 003, and the gateway: kafka_acls_of_banks_002_and_003_and_of_the_gateway)"
     );
 
-    // Every topic read by a Sagaway consumer that dead-letters into payment_dlq (a dead letter's
-    // original topic can be any of them, and the orchestrator's replay republishes it there), the CDC
-    // topic excepted (Debezium's). The bank's consumers dead-letter into bank.dlq, which nothing
-    // reads, so its topics are not among them.
+    // Every topic read by a Sagaway consumer that dead-letters into payment_dlq or bank.dlq (the
+    // orchestrator records both; a dead letter's original topic can be any of them, and its replay
+    // republishes it there), the CDC topic excepted (Debezium's).
     let dead_letters_to_payment_dlq = |u: &&KafkaUse| u.writes.iter().any(|(c, _)| *c == "PAYMENT_DLQ");
+    let dead_letters_recorded = |u: &&KafkaUse| u.writes.iter().any(|(c, _)| *c == "PAYMENT_DLQ" || *c == "BANK_DLQ");
     let consumed_by_sagaway: BTreeSet<String> = KAFKA_USES
         .iter()
-        .filter(dead_letters_to_payment_dlq)
+        .filter(dead_letters_recorded)
         .flat_map(|u| u.reads.iter().map(|(c, _)| topic(c)))
-        .filter(|t| *t != cdc)
+        // (The recorder never dead-letters what it reads: nothing is replayed onto bank.dlq.)
+        .filter(|t| *t != cdc && *t != topic("BANK_DLQ"))
         .collect();
     for u in KAFKA_USES.iter().filter(|u| !dead_letters_to_payment_dlq(u)) {
         assert!(u.writes.iter().any(|(c, _)| *c == "BANK_DLQ"), "{}: where do its dead letters go?", u.service);
     }
-    assert!(KAFKA_USES.iter().all(|u| u.reads.iter().all(|(c, _)| *c != "BANK_DLQ")), "no replay reads bank.dlq");
+    let dlq_readers: Vec<&str> = KAFKA_USES.iter().filter(|u| u.reads.iter().any(|(c, _)| *c == "BANK_DLQ")).map(|u| u.service).collect();
+    assert_eq!(dlq_readers, ["orchestrator"], "the orchestrator, and only it, records bank.dlq");
     assert!(crate_source("orchestrator").contains("let mut copy = Outgoing { topic, key, payload, headers: vec![] };"), "replay republishes to the original topic");
 
     for u in KAFKA_USES {

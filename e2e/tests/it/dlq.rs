@@ -641,3 +641,203 @@ async fn a_message_with_a_field_no_table_can_hold_is_dead_lettered_and_the_custo
     sys.stop().await;
     Ok(())
 }
+
+// ---- Compensation dead letters: a release, refund or void given up on is replayed (once) or resolved.
+
+const DECLINES: &str = "4000000000000002";
+
+/// Every dead letter of `order_id` that carries a compensation step, once there are `n`.
+async fn wait_compensation_letters(sys: &System, order_id: &str, n: i64) -> anyhow::Result<Vec<Value>> {
+    let page = wait_dead_letters(sys, &format!("?order_id={order_id}&compensation=true&status=PENDING"), n).await?;
+    Ok(page["items"].as_array().unwrap().clone())
+}
+
+/// A fault only a test would plant: `trigger` refuses what it matches until it is dropped.
+async fn plant(db: &sqlx::MySqlPool, trigger: &str) -> anyhow::Result<()> {
+    sqlx::query(trigger).execute(db).await?;
+    Ok(())
+}
+
+/// `(captured_total, refunded_total)` of the payment ledger (which must balance).
+async fn payment_totals(sys: &System) -> anyhow::Result<(String, String)> {
+    let ledger = sys.get_json(format!("{}/ledger/summary", sys.payment_url)).await?;
+    assert_eq!(ledger["balanced"], true, "{ledger}");
+    Ok((ledger["captured_total"].as_str().unwrap_or_default().into(), ledger["refunded_total"].as_str().unwrap_or_default().into()))
+}
+
+/// The same replay sent twice at once, then once more: one `replayed`, the others `skipped`.
+async fn replay_thrice(sys: &System, id: u64) -> anyhow::Result<()> {
+    let both = join_all([("alice", id), ("bob", id)].map(|(who, id)| dlq_post(sys, "replay", who, json!({"ids": [id]})))).await;
+    let again = dlq_post(sys, "replay", "carol", json!({"ids": [id]})).await?;
+    let mut outcomes: Vec<String> = both.into_iter().map(|r| r.map(|r| r["outcomes"][0]["outcome"].as_str().unwrap().to_string())).collect::<anyhow::Result<_>>()?;
+    outcomes.push(again["outcomes"][0]["outcome"].as_str().unwrap().to_string());
+    outcomes.sort();
+    assert_eq!(outcomes, ["replayed", "skipped", "skipped"], "one replay of a letter, whoever asks and however often");
+    Ok(())
+}
+
+/// A card refund that exhausts its retries (a trigger refuses the refund row) left the order
+/// COMPENSATING for good: `replay` refused it ("being compensated"), `abandon` too. Now the letter
+/// is known as a compensation (`compensation=true`, `refund`), replayed after the fault is
+/// cleared — the same letter twice at once and once more — and the order ends COMPENSATED with ONE
+/// refund in the payment ledger; a copy of the refund command delivered again moves nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_card_refund_is_replayed_to_compensated_refunding_once() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions { max_attempts: 2, ..Default::default() }).await?;
+    let product = sys.create_product("12.50", 10).await?;
+    // Park the order (outage), take its hold away behind the saga's back, and break refunds.
+    set_outage(&sys, true).await?;
+    let (order_id, rid) = sys.pay(product, "refund-user", VISA).await?;
+    assert_eq!(sys.wait_order(&order_id, WITHIN, settled).await?["status"], "FAILED");
+    let charge_letter = wait_dead_letters(&sys, &format!("?order_id={order_id}"), 1).await?["items"][0]["id"].as_u64().unwrap();
+    let released = sqlx::query("UPDATE reservations SET status = 'RELEASED' WHERE id = ? AND status = 'HELD'").bind(&rid).execute(&sys.product_db).await?;
+    assert_eq!(released.rows_affected(), 1);
+    plant(&sys.payment_db, "CREATE TRIGGER refunds_down BEFORE INSERT ON refunds FOR EACH ROW SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'refunds are down (test)'").await?;
+    set_outage(&sys, false).await?;
+    // The replayed charge captures; the confirmation fails (the hold is gone); the refund dead-letters.
+    assert_eq!(dlq_post(&sys, "replay", "alice", json!({"ids": [charge_letter]})).await?["outcomes"][0]["outcome"], "replayed");
+    let letters = wait_compensation_letters(&sys, &order_id, 1).await?;
+    let letter = &letters[0];
+    let id = letter["id"].as_u64().unwrap();
+    assert_eq!((letter["compensation"].as_str(), letter["message_type"].as_str(), letter["error_class"].as_str()), (Some("refund"), Some("refund"), Some("transient_exhausted")), "{letter}");
+    assert_eq!(letter["dlq_topic"], format!("{}payment_dlq", sys.prefix));
+    let stuck = sys.order(&order_id).await?;
+    assert_eq!(stuck["status"], "PAID", "compensating, waiting on the refund: {stuck}");
+    assert_eq!(payment_totals(&sys).await?, ("25.00".into(), "0.00".into()), "captured, not refunded");
+
+    // Abandoning it would hide the step; a dry run says what a replay does and changes nothing.
+    assert_eq!(dlq_post(&sys, "abandon", "alice", json!({"ids": [id]})).await?["outcomes"][0]["outcome"], "skipped");
+    let dry = dlq_post(&sys, "replay", "alice", json!({"ids": [id], "dry_run": true})).await?;
+    assert_eq!(dry["outcomes"][0]["outcome"], "would_replay", "{dry}");
+    assert!(dry["outcomes"][0]["detail"].as_str().unwrap().contains(&format!("finishes the refund of order {order_id}")), "{dry}");
+
+    // The fault cleared, the letter replayed (twice at once, then again): COMPENSATED, one refund.
+    sqlx::query("DROP TRIGGER refunds_down").execute(&sys.payment_db).await?;
+    replay_thrice(&sys, id).await?;
+    let order = sys.wait_order(&order_id, WITHIN, |o| o["status"] == "COMPENSATED").await?;
+    assert_eq!(statuses(&order).last().map(String::as_str), Some("COMPENSATED"), "{order}");
+    // A copy of the replayed refund command delivered again (another message id) moves nothing more.
+    let copy = topic_dump(&sys, "payment.commands")?.lines().find(|l| l.contains(&format!("dlq.replay_of={id}"))).map(str::to_string).expect("the replayed refund is on the topic");
+    let payload = copy.split('|').nth(1).expect("key|payload|headers").to_string();
+    produce_raw(&sys, "payment.commands", "refund-user", &payload).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(payment_totals(&sys).await?, ("25.00".into(), "25.00".into()), "refunded exactly once");
+    let refunds: Vec<(String,)> = sqlx::query_as("SELECT CAST(amount AS CHAR) FROM refunds WHERE order_id = ?").bind(&order_id).fetch_all(&sys.payment_db).await?;
+    assert_eq!(refunds, [("25.0000".to_string(),)], "one refund row, for the whole capture");
+    let (_, shown) = dlq_get(&sys, &format!("/{id}")).await?;
+    assert_eq!((shown["status"].as_str(), shown["order_status"].as_str()), (Some("REPLAYED"), Some("COMPENSATED")), "{shown}");
+    assert_eq!(wait_dead_letters(&sys, "?compensation=true&status=PENDING", 0).await?["total"], 0);
+    sys.stop().await;
+    Ok(())
+}
+
+/// A release that exhausts its retries (a trigger refuses the reservation's RELEASED) leaves a
+/// declined order COMPENSATING. An operator who put the stock back by hand resolves the letter
+/// with a reason (none: 422): the order ends COMPENSATED, the letter RESOLVED with who and why,
+/// audited; a later replay or abandon of it is a recorded no-op. The compensation gauge the alert
+/// reads counts it while it waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_release_is_resolved_by_an_operator_and_the_order_ends_compensated() -> anyhow::Result<()> {
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let product = sys.create_product("4.00", 10).await?;
+    plant(&sys.product_db, "CREATE TRIGGER releases_down BEFORE UPDATE ON reservations FOR EACH ROW \
+        IF NEW.status = 'RELEASED' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'releases are down (test)'; END IF").await?;
+    let (order_id, _rid) = sys.pay(product, "release-user", DECLINES).await?;
+    let letters = wait_compensation_letters(&sys, &order_id, 1).await?;
+    let id = letters[0]["id"].as_u64().unwrap();
+    assert_eq!((letters[0]["compensation"].as_str(), letters[0]["service"].as_str()), (Some("release_reservation"), Some("product")), "{}", letters[0]);
+    assert_eq!(sys.order(&order_id).await?["status"], "DECLINED", "compensating, waiting on the release");
+
+    // The gauge behind SagawayCompensationDeadLetter counts it (sampled every 10 s).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = sys.http.get(format!("{}/metrics", sys.orchestrator_url)).send().await?.text().await?;
+        if metrics.lines().any(|l| l.starts_with("sagaway_dlq_compensation_pending") && l.ends_with(" 1")) {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "sagaway_dlq_compensation_pending never reached 1");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // A resolve says why; without a reason it is refused.
+    let res = sys.http.post(format!("{}/admin/dlq/resolve", sys.orchestrator_url)).bearer_auth(sys.admin_token("ops")).json(&json!({"ids": [id]})).send().await?;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(res.json::<Value>().await?["field"], "reason");
+    let dry = dlq_post(&sys, "resolve", "ops", json!({"ids": [id], "reason": "stock put back by hand", "dry_run": true})).await?;
+    assert_eq!(dry["outcomes"][0]["outcome"], "would_resolve", "{dry}");
+    assert_eq!(sys.order(&order_id).await?["status"], "DECLINED", "a dry run changes nothing");
+    sqlx::query("DROP TRIGGER releases_down").execute(&sys.product_db).await?;
+    let done = dlq_post(&sys, "resolve", "ops", json!({"ids": [id], "reason": "stock put back by hand"})).await?;
+    assert_eq!(done["outcomes"][0]["outcome"], "resolved", "{done}");
+    let order = sys.wait_order(&order_id, WITHIN, |o| o["status"] == "COMPENSATED").await?;
+    assert_eq!(statuses(&order).iter().filter(|s| *s == "COMPENSATED").count(), 1, "{order}");
+    let (_, shown) = dlq_get(&sys, &format!("/{id}")).await?;
+    assert_eq!(shown["status"], "RESOLVED", "{shown}");
+    assert_eq!(shown["status_reason"], "resolved by ops: stock put back by hand");
+    for op in ["replay", "abandon", "resolve"] {
+        let mut body = json!({"ids": [id]});
+        if op == "resolve" {
+            body["reason"] = json!("again");
+        }
+        assert_eq!(dlq_post(&sys, op, "ops", body).await?["outcomes"][0]["outcome"], "skipped", "{op} after resolve");
+    }
+    let trail: Vec<(String, String)> = audit_of(&sys, id)
+        .await?
+        .iter()
+        .filter(|e| e["operation"] == "resolve" && e["dry_run"] == false)
+        .map(|e| (e["operator"].as_str().unwrap().into(), e["outcomes"][0]["outcome"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(trail, [("ops".to_string(), "resolved".to_string()), ("ops".to_string(), "skipped".to_string())]);
+    sys.stop().await;
+    Ok(())
+}
+
+/// At the bank, a refund of an account payment that cannot be applied went to `bank.dlq`, which
+/// nothing read: the order waited COMPENSATING and the money stayed with the merchant. Now the
+/// orchestrator records `bank.dlq` (the letter names its order by the payment id), the letter is
+/// replayed after the fault is cleared — twice at once and once more — and the bank refunds ONCE:
+/// the account is whole, one `payment_refund` entry, the payment ledger refunded once, COMPENSATED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_bank_refund_is_recorded_replayed_and_refunds_the_account_once() -> anyhow::Result<()> {
+    let mut sys = System::spawn(SystemOptions { bank: true, ..SystemOptions::default() }).await?;
+    let product = sys.create_product("19.99", 10).await?;
+    let account = sys.open_account("dora", "USD").await?;
+    sys.deposit("dora", &account, "100.00").await?;
+    let bank_db = sqlx::MySqlPool::connect(&e2e::StackAddr::from_env().mysql_url(sys.databases.last().unwrap())).await?;
+    plant(&bank_db, "CREATE TRIGGER bank_refunds_down BEFORE UPDATE ON payment_holds FOR EACH ROW \
+        IF NEW.status = 'refunded' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'bank refunds are down (test)'; END IF").await?;
+
+    // The hold goes away behind the saga's back while the bank is down: after the capture the
+    // confirmation fails and the saga refunds; the bank cannot.
+    sys.stop_bank().await?;
+    let r = sys.reserve(product, "dora", 2).await?;
+    let rid = r["id"].as_str().unwrap().to_string();
+    let order_id = sys.pay_from_account(&rid, "dora", &account).await?;
+    sys.wait_order(&order_id, WITHIN, |o| o["status"] == "PAYMENT_PENDING").await?;
+    sqlx::query("UPDATE reservations SET status = 'RELEASED' WHERE id = ? AND status = 'HELD'").bind(&rid).execute(&sys.product_db).await?;
+    sys.start_bank().await?;
+    let letters = wait_compensation_letters(&sys, &order_id, 1).await?;
+    let letter = &letters[0];
+    let id = letter["id"].as_u64().unwrap();
+    assert_eq!((letter["compensation"].as_str(), letter["service"].as_str(), letter["message_type"].as_str()), (Some("bank_refund"), Some("bank"), Some("refund")), "{letter}");
+    assert_eq!(letter["dlq_topic"], format!("{}bank.dlq", sys.prefix));
+    assert_eq!(sys.order(&order_id).await?["status"], "PAID", "compensating, waiting on the bank's refund");
+    assert_eq!(balances_of(&sys, &account).await?, "60.02", "captured, not refunded");
+
+    sqlx::query("DROP TRIGGER bank_refunds_down").execute(&bank_db).await?;
+    replay_thrice(&sys, id).await?;
+    let order = sys.wait_order(&order_id, WITHIN, |o| o["status"] == "COMPENSATED").await?;
+    assert_eq!(statuses(&order).iter().filter(|s| *s == "COMPENSATED").count(), 1, "{order}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(balances_of(&sys, &account).await?, "100.00", "the money is back, once");
+    assert_eq!(sys.bank_account("merchant-USD").await?["available"], "0.00");
+    let refunds = sys.bank_statement(&account).await?.iter().filter(|e| e["reference"] == order_id.as_str() && e["kind"] == "payment_refund").count();
+    assert_eq!(refunds, 1, "one refund entry at the bank");
+    assert_eq!(payment_totals(&sys).await?, ("39.98".into(), "39.98".into()), "refunded exactly once");
+    sys.stop().await;
+    Ok(())
+}
+
+async fn balances_of(sys: &System, account: &str) -> anyhow::Result<String> {
+    Ok(sys.bank_account(account).await?["available"].as_str().unwrap_or_default().to_string())
+}

@@ -5,7 +5,6 @@
 
 mod common;
 mod login;
-mod oauth;
 mod operations;
 mod refresh;
 mod signup;

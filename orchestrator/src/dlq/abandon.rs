@@ -17,6 +17,10 @@ pub async fn abandon_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64)
     if dl.status != PENDING {
         return Ok((Outcome::skipped(id, format!("dead letter is {}; only PENDING ones are abandoned", dl.status)), false));
     }
+    if let Some(c) = &dl.compensation {
+        // Abandoning it would only hide the step its order (or the bank's hold) still waits on.
+        return Ok((Outcome::skipped(id, format!("it carries a {c} (a compensation step): replay it, or resolve it once handled by hand")), false));
+    }
     let order = match &dl.order_id {
         Some(order_id) => orders::lock(conn, order_id).await?,
         None => None,
@@ -24,7 +28,7 @@ pub async fn abandon_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64)
     let (detail, out) = match order {
         None => ("no order to compensate".to_string(), vec![]),
         Some(o) if o.is_terminal() => (format!("order {} is already {}; nothing to compensate", o.id, o.status), vec![]),
-        Some(o) if o.compensating == 1 => (format!("order {} is already being compensated", o.id), vec![]),
+        Some(o) if o.compensating == 1 => (format!("order {} is already being compensated (its compensation letters are replayed or resolved)", o.id), vec![]),
         Some(o) if o.status() == Some(OrderStatus::Failed) => {
             let refunds = o.saga_state().is_ok_and(|s| s.capture == Capture::Captured);
             let order_id = o.id.clone();

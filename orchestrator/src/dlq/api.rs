@@ -50,6 +50,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/dlq/audit", get(audit_log))
         .route("/admin/dlq/replay", post(replay))
         .route("/admin/dlq/abandon", post(abandon))
+        .route("/admin/dlq/resolve", post(resolve))
         .route("/admin/dlq/purge", post(purge))
         .route("/admin/dlq/{id}", get(show))
 }
@@ -66,11 +67,14 @@ pub struct ListParams {
     /// Source topic, with or without the topic prefix.
     #[param(min_length = 1, max_length = 255)]
     pub topic: Option<String>,
-    /// PENDING, REPLAYED, ABANDONED or PURGED (default: all but PURGED).
-    #[param(pattern = "^(PENDING|REPLAYED|ABANDONED|PURGED)$")]
+    /// PENDING, REPLAYED, ABANDONED, RESOLVED or PURGED (default: all but PURGED).
+    #[param(pattern = "^(PENDING|REPLAYED|ABANDONED|RESOLVED|PURGED)$")]
     pub status: Option<String>,
+    /// The service that gave up (`payment`, `orchestrator`, `product`, `bank`).
     #[param(min_length = 1, max_length = 255)]
     pub service: Option<String>,
+    /// `true`: only letters carrying a compensation step (release, refund, void); `false`: the others.
+    pub compensation: Option<bool>,
     /// RFC 3339: failing at or after.
     pub since: Option<DateTime<Utc>>,
     /// RFC 3339: failing at or before (before `since`: nothing matches).
@@ -111,6 +115,7 @@ pub async fn list(State(app): State<AppState>, caller: Caller, ApiQuery(p): ApiQ
         topic: p.topic.clone(),
         status: p.status.clone(),
         service: p.service.clone(),
+        compensation: p.compensation,
         since: p.since,
         until: p.until,
     };
@@ -162,7 +167,15 @@ impl OperationRequest {
             return Err(invalid("limit", "must be between 1 and 100000"));
         }
         if operation == "abandon" && self.dry_run {
-            return Err(invalid("dry_run", "only replay and purge take it, not abandon"));
+            return Err(invalid("dry_run", "only replay, resolve and purge take it, not abandon"));
+        }
+        match (&self.reason, operation) {
+            (None, "resolve") => return Err(invalid("reason", "say why the dead letter needs nothing more (1-255 characters)")),
+            (Some(r), "resolve") if r.trim().is_empty() || r.chars().count() > 255 => {
+                return Err(invalid("reason", "must be 1-255 characters, not blank"));
+            }
+            (Some(_), op) if op != "resolve" => return Err(invalid("reason", format!("only resolve takes it, not {op}"))),
+            _ => {}
         }
         if operation != "replay" && self.rate.is_some() {
             return Err(invalid("rate", format!("only replay takes it, not {operation}")));
@@ -196,8 +209,20 @@ pub async fn abandon(State(app): State<AppState>, caller: Caller, ApiJson(req): 
     Ok(Json(operations::abandon(&app, &caller.user_id, &req).await.map_err(db)?))
 }
 
-/// Purges resolved dead letters from the store (payload erased, marked PURGED): REPLAYED and
-/// ABANDONED ones; a PENDING one only with `force` once its order is settled (a PENDING letter of
+/// Resolves dead letters: marks them handled (RESOLVED) with the operator's `reason` (required).
+/// Nothing is published. A compensation step its order still waits on (a release or refund that
+/// was given up on) is marked settled by hand, and the order ends COMPENSATED once nothing else is
+/// awaited; a parked order's charge letter is skipped (replay or abandon it). `dry_run` says what
+/// would happen.
+#[utoipa::path(post, path = "/admin/dlq/resolve", tag = "dlq", request_body = OperationRequest,
+    responses((status = 200, body = OperationResult), (status = 422, description = "invalid selection or no reason")))]
+pub async fn resolve(State(app): State<AppState>, caller: Caller, ApiJson(req): ApiJson<OperationRequest>) -> DlqResult<Json<OperationResult>> {
+    req.validate("resolve")?;
+    Ok(Json(operations::resolve(&app, &caller.user_id, &req).await.map_err(db)?))
+}
+
+/// Purges settled dead letters from the store (payload erased, marked PURGED): REPLAYED,
+/// ABANDONED and RESOLVED ones; a PENDING one only with `force` once its order is settled (a PENDING letter of
 /// a running or parked order is what an operator still needs to act on). `dry_run` says what would
 /// happen. Records on the Kafka topic itself stay until retention removes them.
 #[utoipa::path(post, path = "/admin/dlq/purge", tag = "dlq", request_body = OperationRequest,
@@ -249,10 +274,10 @@ pub async fn audit_log(State(app): State<AppState>, ApiQuery(p): ApiQuery<AuditP
     Ok(Json(AuditPage { items, next_cursor }))
 }
 
-/// The request bodies of replay, abandon and purge as each route takes them: a selection that is
-/// exactly one of `ids`, a non-empty `filter` or `all: true`, plus the options that operation
-/// accepts (`dry_run` replay and purge, `rate` replay, `force` purge). [`OperationRequest`] is
-/// one type for all three; its rules ([`OperationRequest::validate`]) are spelt out here so that
+/// The request bodies of replay, abandon, resolve and purge as each route takes them: a selection
+/// that is exactly one of `ids`, a non-empty `filter` or `all: true`, plus the options that
+/// operation accepts (`dry_run` replay, resolve and purge, `rate` replay, `force` purge, `reason`
+/// resolve, where it is required). [`OperationRequest`] is one type for all four; its rules ([`OperationRequest::validate`]) are spelt out here so that
 /// a request the document allows is a request the handler takes.
 pub fn operation_body_schema(operation: &str) -> serde_json::Value {
     let string = json!({"type": "string", "minLength": 1, "maxLength": 255});
@@ -261,7 +286,8 @@ pub fn operation_body_schema(operation: &str) -> serde_json::Value {
         "description": "Dead letters matching every given field.",
         "properties": {
             "order_id": string, "error_class": string, "topic": string, "service": string,
-            "status": {"type": "string", "enum": ["PENDING", "REPLAYED", "ABANDONED", "PURGED"]},
+            "status": {"type": "string", "enum": ["PENDING", "REPLAYED", "ABANDONED", "RESOLVED", "PURGED"]},
+            "compensation": {"type": "boolean"},
             "since": {"type": "string", "format": "date-time"},
             "until": {"type": "string", "format": "date-time"},
         },
@@ -272,6 +298,14 @@ pub fn operation_body_schema(operation: &str) -> serde_json::Value {
     options.insert("limit".into(), json!({"type": ["integer", "null"], "minimum": 1, "maximum": 100_000, "description": "At most this many (oldest first)."}));
     options.insert("dry_run".into(), flag(operation != "abandon"));
     options.insert("force".into(), flag(operation == "purge"));
+    if operation == "resolve" {
+        options.insert(
+            "reason".into(),
+            json!({"type": "string", "minLength": 1, "maxLength": 255, "pattern": "\\S", "description": "Why it needs nothing more (what was done by hand)."}),
+        );
+    } else {
+        options.insert("reason".into(), json!({"type": "null"}));
+    }
     options.insert(
         "rate".into(),
         if operation == "replay" {
@@ -287,7 +321,8 @@ pub fn operation_body_schema(operation: &str) -> serde_json::Value {
         }
         properties.insert("all".into(), json!({"type": "boolean", "const": false}));
         properties.insert(selector.into(), schema);
-        json!({"type": "object", "additionalProperties": false, "required": [selector], "properties": properties})
+        let required = if operation == "resolve" { json!([selector, "reason"]) } else { json!([selector]) };
+        json!({"type": "object", "additionalProperties": false, "required": required, "properties": properties})
     };
     json!({"oneOf": [branch("ids", ids), branch("filter", filter), branch("all", json!({"type": "boolean", "const": true}))]})
 }
@@ -299,7 +334,7 @@ mod tests {
     #[test]
     fn the_admin_api_is_in_the_openapi_document() {
         let doc = serde_json::to_value(crate::ApiDoc::openapi()).unwrap();
-        for path in ["/admin/dlq", "/admin/dlq/{id}", "/admin/dlq/replay", "/admin/dlq/abandon", "/admin/dlq/purge", "/admin/dlq/audit"] {
+        for path in ["/admin/dlq", "/admin/dlq/{id}", "/admin/dlq/replay", "/admin/dlq/abandon", "/admin/dlq/resolve", "/admin/dlq/purge", "/admin/dlq/audit"] {
             assert!(doc["paths"][path].is_object(), "{path} missing");
         }
         assert!(doc["components"]["schemas"]["OperationRequest"].is_object());

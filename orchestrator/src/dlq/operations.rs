@@ -1,5 +1,5 @@
 //! What each `/admin/dlq` route does with the database, audited: the reads (list, show, the audit
-//! log) and the replay / abandon / purge loops, one transaction per dead letter (per chunk for
+//! log) and the replay / abandon / resolve / purge loops, one transaction per dead letter (per chunk for
 //! purges) with its audit item inside it. No HTTP here: [`super::api`] parses and checks the
 //! request ([`OperationRequest`]), calls one of these, and answers with what it returns.
 
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sqlx::MySqlConnection;
 use utoipa::ToSchema;
 
-use super::{Outcome, PENDING, abandon, audit, purge, replay, store};
+use super::{Outcome, PENDING, abandon, audit, purge, replay, resolve, store};
 use crate::{AppState, orders, saga::SagaContext};
 
 /// A dead letter with its payload, its order's current status, and its audit trail.
@@ -32,13 +32,13 @@ pub struct OperationRequest {
     #[serde(default, deserialize_with = "sagaway_contract::json::optional_integrals")]
     pub ids: Option<Vec<u64>>,
     pub filter: Option<store::Filter>,
-    /// Every dead letter in the default status (PENDING for replay and abandon; all but PURGED for purge).
+    /// Every dead letter in the default status (PENDING for replay, abandon and resolve; all but PURGED for purge).
     #[serde(default)]
     pub all: bool,
     /// At most this many (oldest first).
     #[serde(default, deserialize_with = "sagaway_contract::json::optional_integral")]
     pub limit: Option<u32>,
-    /// Replay and purge: say what would happen, change nothing.
+    /// Replay, resolve and purge: say what would happen, change nothing.
     #[serde(default)]
     pub dry_run: bool,
     /// Purge only: also purge PENDING dead letters whose order is already settled (terminal) or unknown.
@@ -46,6 +46,10 @@ pub struct OperationRequest {
     pub force: bool,
     /// Replay only: at most this many per second (token bucket).
     pub rate: Option<f64>,
+    /// Resolve only (and required there): why the letter needs nothing more — what was done by
+    /// hand. Kept in the letter's `status_reason` and the audit trail.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// What an operation did.
@@ -97,7 +101,7 @@ pub async fn audit_log(app: &AppState, dead_letter_id: Option<u64>, before: Opti
 pub async fn replay(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
     let t = SagaContext::new(&app.config);
     let mut conn = app.pool.acquire().await?;
-    let ids = resolve(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
+    let ids = resolve_ids(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
     let audit_id = audit::begin(&mut conn, who, "replay", req.dry_run, &json!(req)).await?;
     let mut bucket = req.rate.filter(|_| !req.dry_run).map(TokenBucket::new);
     let mut outcomes = Vec::with_capacity(ids.len());
@@ -126,7 +130,7 @@ pub async fn replay(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::
 pub async fn abandon(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
     let t = SagaContext::new(&app.config);
     let mut conn = app.pool.acquire().await?;
-    let ids = resolve(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
+    let ids = resolve_ids(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
     let audit_id = audit::begin(&mut conn, who, "abandon", false, &json!(req)).await?;
     let mut outcomes = Vec::with_capacity(ids.len());
     for id in ids {
@@ -142,10 +146,37 @@ pub async fn abandon(app: &AppState, who: &str, req: &OperationRequest) -> sqlx:
     finish(&mut conn, audit_id, who, "abandon", req, outcomes).await
 }
 
+/// Resolves the selected (PENDING by default) dead letters with the request's reason; a dry run
+/// rolls each back.
+pub async fn resolve(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
+    let t = SagaContext::new(&app.config);
+    let reason = req.reason.as_deref().unwrap_or_default().trim().to_string();
+    let mut conn = app.pool.acquire().await?;
+    let ids = resolve_ids(req, &mut conn, Some(PENDING), &app.config.common.topic_prefix).await?;
+    let audit_id = audit::begin(&mut conn, who, "resolve", req.dry_run, &json!(req)).await?;
+    let mut outcomes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let mut tx = app.pool.begin().await?;
+        let (outcome, enqueued) = resolve::resolve_one(&mut tx, &t, id, who, &reason, req.dry_run).await?;
+        if req.dry_run {
+            tx.rollback().await?;
+            audit::item(&mut conn, audit_id, &outcome).await?;
+        } else {
+            audit::item(&mut tx, audit_id, &outcome).await?;
+            tx.commit().await?;
+        }
+        if enqueued {
+            app.relay.notify();
+        }
+        outcomes.push(outcome);
+    }
+    finish(&mut conn, audit_id, who, "resolve", req, outcomes).await
+}
+
 /// Purges the selected dead letters (resolved ones; PENDING only with `force`).
 pub async fn purge(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::Result<OperationResult> {
     let mut conn = app.pool.acquire().await?;
-    let ids = resolve(req, &mut conn, None, &app.config.common.topic_prefix).await?;
+    let ids = resolve_ids(req, &mut conn, None, &app.config.common.topic_prefix).await?;
     let audit_id = audit::begin(&mut conn, who, "purge", req.dry_run, &json!(req)).await?;
     let mut outcomes = Vec::with_capacity(ids.len());
     // Purges touch only the dead-letter store, so they commit in chunks (one fsync per chunk, not
@@ -164,7 +195,7 @@ pub async fn purge(app: &AppState, who: &str, req: &OperationRequest) -> sqlx::R
 
 /// The ids an operation works on, in order: the given ones (deduplicated), or those its filter
 /// (with `default_status` when it names none) selects; at most `limit`.
-async fn resolve(req: &OperationRequest, conn: &mut MySqlConnection, default_status: Option<&str>, prefix: &str) -> sqlx::Result<Vec<u64>> {
+async fn resolve_ids(req: &OperationRequest, conn: &mut MySqlConnection, default_status: Option<&str>, prefix: &str) -> sqlx::Result<Vec<u64>> {
     if let Some(ids) = &req.ids {
         let mut seen = std::collections::HashSet::new();
         let mut ids: Vec<u64> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();

@@ -8,11 +8,17 @@
 //! under its row lock); an order that is terminal, being compensated, or not parked is never
 //! replayed; and the payment processor keeps one charge per order, re-answering a charge that
 //! already succeeded instead of capturing again.
+//!
+//! A compensation letter ([`super::kind`]: a release, refund or void that was given up on) is
+//! replayed while its order still waits on that step — COMPENSATING, or terminal for a late
+//! capture's refund and a void at the bank — and finishes it: the participant applies it at most
+//! once per order or payment (one refund row per order at the payment processor, one state per
+//! payment id at the bank), so no replay refunds twice.
 
 use sagaway_messaging::outbox::{self, MESSAGE_TYPE, Outgoing};
 use sqlx::MySqlConnection;
 
-use super::{Outcome, PENDING, REDACTED, REPLAY_OF, REPLAYED, store};
+use super::{Outcome, PENDING, REDACTED, REPLAY_OF, REPLAYED, kind::{self, Compensation}, store};
 use crate::{
     orders,
     saga::{self, SagaContext, charge_command, machine::{OrderStatus, SagaEvent}},
@@ -35,7 +41,13 @@ pub async fn replay_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64, 
         Some(order_id) => orders::lock(conn, order_id).await?,
         None => None,
     };
-    if let Some(o) = &order {
+    let compensation = dl.compensation.as_deref().and_then(Compensation::parse);
+    if let (Some(o), Some(c)) = (&order, compensation) {
+        let state = o.saga_state().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        if let Err(why) = kind::replay_compensation(c, Some(&state)) {
+            return Ok((Outcome::skipped(id, format!("order {}: {why}", o.id)), false));
+        }
+    } else if let Some(o) = &order {
         if o.is_terminal() {
             return Ok((Outcome::skipped(id, format!("order {} is already {}; nothing to replay", o.id, o.status)), false));
         }
@@ -63,8 +75,13 @@ pub async fn replay_one(conn: &mut MySqlConnection, ctx: &SagaContext, id: u64, 
     let key = dl.original_key.clone().unwrap_or_default();
     let moves_order = is_charge && order.as_ref().is_some_and(|o| o.status() == Some(OrderStatus::Failed));
     let what = format!(
-        "to {topic} with key {key:?}{}",
-        if moves_order { format!("; order {} FAILED → PAYMENT_PENDING", dl.order_id.as_deref().unwrap_or_default()) } else { String::new() }
+        "to {topic} with key {key:?}{}{}",
+        if moves_order { format!("; order {} FAILED → PAYMENT_PENDING", dl.order_id.as_deref().unwrap_or_default()) } else { String::new() },
+        match (compensation, &dl.order_id) {
+            (Some(c), Some(o)) => format!("; finishes the {} of order {o}", c.as_str()),
+            (Some(c), None) => format!("; a {}", c.as_str()),
+            _ => String::new(),
+        }
     );
     if dry_run {
         return Ok((Outcome::new(id, "would_replay", format!("would publish {what}")), false));

@@ -1,5 +1,5 @@
-//! The `dead_letters` table: one row per record of `payment_dlq`, with the filters and paging
-//! operators select them by.
+//! The `dead_letters` table: one row per record of a dead-letter topic (`payment_dlq`, the bank's
+//! `bank.dlq`), with the filters and paging operators select them by.
 
 use chrono::{DateTime, Utc};
 use sagaway_contract::redact::redact_digit_runs;
@@ -8,15 +8,17 @@ use serde::{Deserialize, Serialize};
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 use utoipa::ToSchema;
 
-use super::{PURGED, REDACTED, STATUSES};
+use super::{PENDING, PURGED, REDACTED, STATUSES, kind::Compensation};
 use crate::error::ApiError;
 
 /// A dead letter as stored (and shown).
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, ToSchema)]
 pub struct DeadLetter {
     pub id: u64,
-    /// The dead letter record's own message id and position on `payment_dlq`.
+    /// The dead letter record's own message id, topic (`payment_dlq`, `bank.dlq`, with the
+    /// prefix; absent on letters recorded before the topic was kept: `payment_dlq`) and position.
     pub dlq_message_id: String,
+    pub dlq_topic: Option<String>,
     pub dlq_partition: i32,
     pub dlq_offset: i64,
     pub original_topic: Option<String>,
@@ -27,6 +29,10 @@ pub struct DeadLetter {
     pub order_id: Option<String>,
     /// The payload's `type` (`charge`, `lock_reservation`, ...) when it has one.
     pub message_type: Option<String>,
+    /// The compensation step it carries (`release_reservation`, `refund`, `bank_refund`,
+    /// `bank_void`); absent for any other letter. Until it is replayed or resolved, its order
+    /// cannot finish compensating.
+    pub compensation: Option<String>,
     pub attempts: Option<i32>,
     pub error_class: Option<String>,
     pub error_message: Option<String>,
@@ -37,7 +43,7 @@ pub struct DeadLetter {
     /// The message as dead-lettered (card-number-like digit runs redacted); absent in lists and once purged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<String>,
-    /// PENDING, REPLAYED, ABANDONED or PURGED.
+    /// PENDING, REPLAYED, ABANDONED, RESOLVED or PURGED.
     pub status: String,
     pub status_reason: Option<String>,
     pub replay_message_id: Option<String>,
@@ -45,8 +51,8 @@ pub struct DeadLetter {
     pub updated_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, dlq_message_id, dlq_partition, dlq_offset, original_topic, original_partition, original_offset, \
-    original_key, original_message_id, order_id, message_type, attempts, error_class, error_message, first_failure, \
+const COLUMNS: &str = "id, dlq_message_id, dlq_topic, dlq_partition, dlq_offset, original_topic, original_partition, original_offset, \
+    original_key, original_message_id, order_id, message_type, compensation, attempts, error_class, error_message, first_failure, \
     last_failure, service, status, status_reason, replay_message_id, received_at, updated_at";
 
 /// Which dead letters an operation is about. Every field narrows the selection.
@@ -65,14 +71,17 @@ pub struct Filter {
     #[schema(min_length = 1, max_length = 255)]
     #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub topic: Option<String>,
-    /// PENDING, REPLAYED, ABANDONED or PURGED. Lists hide PURGED unless asked for it.
-    #[schema(pattern = "^(PENDING|REPLAYED|ABANDONED|PURGED)$")]
+    /// PENDING, REPLAYED, ABANDONED, RESOLVED or PURGED. Lists hide PURGED unless asked for it.
+    #[schema(pattern = "^(PENDING|REPLAYED|ABANDONED|RESOLVED|PURGED)$")]
     #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub status: Option<String>,
-    /// The service that gave up (`payment`, `orchestrator`, `product`).
+    /// The service that gave up (`payment`, `orchestrator`, `product`, `bank`).
     #[schema(min_length = 1, max_length = 255)]
     #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub service: Option<String>,
+    /// `true`: only letters that carry a compensation step; `false`: only the others.
+    #[serde(default, deserialize_with = "sagaway_contract::json::present")]
+    pub compensation: Option<bool>,
     /// Failing at or after this time (its last failure is not earlier), RFC 3339.
     #[serde(default, deserialize_with = "sagaway_contract::json::present")]
     pub since: Option<DateTime<Utc>>,
@@ -104,6 +113,7 @@ impl Filter {
             && self.topic.is_none()
             && self.status.is_none()
             && self.service.is_none()
+            && self.compensation.is_none()
             && self.since.is_none()
             && self.until.is_none()
     }
@@ -126,6 +136,15 @@ impl Filter {
         };
         if let Some(v) = &self.service {
             qb.push(" AND service = ").push_bind(v.clone());
+        }
+        match self.compensation {
+            Some(true) => {
+                qb.push(" AND compensation IS NOT NULL");
+            }
+            Some(false) => {
+                qb.push(" AND compensation IS NULL");
+            }
+            None => {}
         }
         if let Some(v) = self.since {
             qb.push(" AND last_failure >= ").push_bind(v);
@@ -159,10 +178,19 @@ pub async fn select_ids(conn: &mut MySqlConnection, filter: &Filter, prefix: &st
     q.build_query_scalar().fetch_all(conn).await
 }
 
-/// Sets `dlq_pending`: dead letters no operator has resolved yet (each one is an order waiting).
+/// Sets `dlq_pending` (dead letters no operator has acted on yet: each one may be an order
+/// waiting) and `dlq_compensation_pending` (those of them that carry a compensation step: an order
+/// that cannot finish compensating, or money held at the bank).
 pub async fn sample_pending(pool: &sqlx::MySqlPool) {
-    if let Ok(n) = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM dead_letters WHERE status = 'PENDING'").fetch_one(pool).await {
-        metrics::gauge!("dlq_pending").set(n as f64);
+    let counted = sqlx::query_as::<_, (i64, i64)>(
+        "SELECT COUNT(*), CAST(COALESCE(SUM(compensation IS NOT NULL), 0) AS SIGNED) FROM dead_letters WHERE status = ?",
+    )
+    .bind(PENDING)
+    .fetch_one(pool)
+    .await;
+    if let Ok((all, compensations)) = counted {
+        metrics::gauge!("dlq_pending").set(all as f64);
+        metrics::gauge!("dlq_compensation_pending").set(compensations as f64);
     }
 }
 
@@ -188,15 +216,18 @@ pub async fn set_status(conn: &mut MySqlConnection, id: u64, status: &str, reaso
 /// The order a dead letter is about: its `dlq.order_id` header first — redaction can cut into an
 /// id in the payload (a UUID whose last digit groups add up to a card number's length looks like
 /// one to it) — else the payload's `order_id` (`payload`: the letter's payload as JSON) unless
-/// redaction touched it.
+/// redaction touched it, else a bank command's or answer's `payment_id` when it is an order id
+/// (an account payment's id at the bank is its order's id).
 pub fn letter_order_id(msg: &Incoming, payload: Option<&serde_json::Value>) -> Option<String> {
+    let field = |name: &str| payload?.get(name)?.as_str().filter(|o| !o.contains(REDACTED)).map(str::to_string);
     msg.header("dlq.order_id")
         .filter(|o| !o.is_empty())
         .map(str::to_string)
-        .or_else(|| payload?.get("order_id")?.as_str().filter(|o| !o.contains(REDACTED)).map(str::to_string))
+        .or_else(|| field("order_id"))
+        .or_else(|| field("payment_id").filter(|p| p.parse::<sagaway_contract::ids::OrderId>().is_ok()))
 }
 
-/// Records one record of `payment_dlq`. Whatever it holds (missing or garbled headers, a payload
+/// Records one record of a dead-letter topic. Whatever it holds (missing or garbled headers, a payload
 /// that is not JSON), it is stored: nothing here may fail on content, or the recorder would stall.
 pub async fn record(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<()> {
     let header = |name: &str, max: usize| msg.header(name).filter(|v| !v.is_empty()).map(|v| truncate(v, max));
@@ -205,12 +236,17 @@ pub async fn record(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<
     let json = serde_json::from_str::<serde_json::Value>(&payload).ok();
     let field = |name: &str| json.as_ref().and_then(|j| j.get(name)).and_then(|v| v.as_str()).map(str::to_string);
     let order_id = letter_order_id(msg, json.as_ref()).map(|o| truncate(&o, 128));
+    let compensation = match (msg.header("dlq.original.topic"), field("type")) {
+        (Some(topic), Some(kind)) => Compensation::of(topic, &kind),
+        _ => None,
+    };
     sqlx::query(
-        "INSERT IGNORE INTO dead_letters (dlq_message_id, dlq_partition, dlq_offset, original_topic, original_partition, \
-         original_offset, original_key, original_message_id, order_id, message_type, attempts, error_class, error_message, \
-         first_failure, last_failure, service, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT IGNORE INTO dead_letters (dlq_message_id, dlq_topic, dlq_partition, dlq_offset, original_topic, original_partition, \
+         original_offset, original_key, original_message_id, order_id, message_type, compensation, attempts, error_class, error_message, \
+         first_failure, last_failure, service, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(truncate(&msg.message_id, 128))
+    .bind(truncate(&msg.topic, 255))
     .bind(msg.partition)
     .bind(msg.offset)
     .bind(header("dlq.original.topic", 255))
@@ -220,6 +256,7 @@ pub async fn record(conn: &mut MySqlConnection, msg: &Incoming) -> sqlx::Result<
     .bind(header("dlq.original.message_id", 128))
     .bind(order_id)
     .bind(field("type").map(|t| truncate(&t, 64)))
+    .bind(compensation.map(Compensation::as_str))
     .bind(msg.header("dlq.attempts").and_then(|v| v.parse::<i32>().ok()))
     .bind(header("dlq.error.class", 64))
     .bind(msg.header("dlq.error.message").map(|m| truncate(&redact_digit_runs(m), 4000)))

@@ -108,6 +108,9 @@ pub enum SagaEvent {
     Replayed { dead_letter: u64 },
     /// An operator gives up on a parked order.
     Abandoned { dead_letter: u64 },
+    /// An operator resolves a dead-lettered compensation step by hand (the stock was released or
+    /// the money given back outside the saga): the step the order waits on is marked done.
+    CompensationResolved { dead_letter: u64, step: Settled },
 }
 
 impl SagaEvent {
@@ -126,8 +129,18 @@ impl SagaEvent {
             Self::Refunded { .. } => "refunded",
             Self::Replayed { .. } => "replayed",
             Self::Abandoned { .. } => "abandoned",
+            Self::CompensationResolved { .. } => "compensation_resolved",
         }
     }
+}
+
+/// A compensation step an operator can settle by hand ([`SagaEvent::CompensationResolved`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The reservation's release ([`Hold::Releasing`] → [`Hold::Gone`]).
+    Release,
+    /// The capture's refund ([`Capture::Refunding`] → [`Capture::Refunded`]).
+    Refund,
 }
 
 /// The risk check's verdict on an order.
@@ -461,6 +474,20 @@ pub fn step(state: &SagaState, event: SagaEvent, settings: Settings) -> Result<T
                 return Err(illegal("only a parked (FAILED) order is abandoned"));
             }
             t.compensate(&format!("abandoned (dead letter {dead_letter})"));
+        }
+        SagaEvent::CompensationResolved { step: Settled::Release, .. } => {
+            if state.hold != Hold::Releasing {
+                return Err(illegal("no release awaited"));
+            }
+            t.state.hold = Hold::Gone;
+            t.finish_if_done();
+        }
+        SagaEvent::CompensationResolved { step: Settled::Refund, .. } => {
+            if state.capture != Capture::Refunding {
+                return Err(illegal("no refund awaited"));
+            }
+            t.state.capture = Capture::Refunded;
+            t.finish_if_done();
         }
     }
     Ok(t)

@@ -222,6 +222,41 @@ fn illegal_events_are_refused() {
     }
 }
 
+/// A compensation whose step was dead-lettered waits (COMPENSATING for good, before); an
+/// operator who settled the step by hand resolves it, and the order ends COMPENSATED — once: the
+/// same resolution again, or the participant's late answer, is refused and changes nothing.
+#[test]
+fn a_dead_lettered_compensation_step_resolved_by_an_operator_ends_compensated_once() {
+    // Paid, then the confirmation failed: only the refund remains, and it was dead-lettered.
+    let refunding = run(order(), vec![locked(), charged(), SagaEvent::ReservationConfirmFailed { reason: "expired".into() }], PLAIN).0;
+    assert_eq!((refunding.status, refunding.capture, refunding.compensating), (S::Paid, Capture::Refunding, true));
+    let t = step(&refunding, SagaEvent::CompensationResolved { dead_letter: 7, step: Settled::Refund }, PLAIN).unwrap();
+    assert_eq!((t.state.status, t.state.capture), (S::Compensated, Capture::Refunded));
+    assert!(t.commands.is_empty(), "resolving sends nothing: {:?}", t.commands);
+    for again in [SagaEvent::CompensationResolved { dead_letter: 7, step: Settled::Refund }, SagaEvent::Refunded { amount: dec("19.99") }] {
+        assert!(step(&t.state, again.clone(), PLAIN).is_err(), "{again:?} after the resolution");
+    }
+    // Declined: only the release remains.
+    let releasing = run(order(), vec![locked(), SagaEvent::Declined { reason: "card_declined".into() }], PLAIN).0;
+    assert_eq!(releasing.hold, Hold::Releasing);
+    assert!(step(&releasing, SagaEvent::CompensationResolved { dead_letter: 8, step: Settled::Refund }, PLAIN).is_err(), "no refund awaited");
+    let t = step(&releasing, SagaEvent::CompensationResolved { dead_letter: 8, step: Settled::Release }, PLAIN).unwrap();
+    assert_eq!((t.state.status, t.state.hold), (S::Compensated, Hold::Gone));
+    assert!(step(&t.state, SagaEvent::ReservationReleased { expired: false }, PLAIN).is_err());
+    // Both pending (a charge for other figures): resolving one leaves the order waiting on the other.
+    let both = run(order(), vec![locked(), SagaEvent::Charged { amount: dec("20.00"), currency: Some("USD".into()) }], PLAIN).0;
+    assert_eq!((both.hold, both.capture), (Hold::Releasing, Capture::Refunding));
+    let t = step(&both, SagaEvent::CompensationResolved { dead_letter: 9, step: Settled::Refund }, PLAIN).unwrap();
+    assert!(!t.state.status.is_terminal() && t.state.compensating, "{:?}", t.state);
+    let t = step(&t.state, SagaEvent::ReservationReleased { expired: false }, PLAIN).unwrap();
+    assert_eq!(t.state.status, S::Compensated);
+    // A completed order has nothing to resolve.
+    let completed = run(order(), vec![locked(), charged(), SagaEvent::ReservationConfirmed], PLAIN).0;
+    for step_ in [Settled::Release, Settled::Refund] {
+        assert!(step(&completed, SagaEvent::CompensationResolved { dead_letter: 10, step: step_ }, PLAIN).is_err());
+    }
+}
+
 /// A capture the saga never asked for (no lock) is refunded, never kept.
 #[test]
 fn a_capture_without_a_lock_is_refunded() {
