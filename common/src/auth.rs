@@ -4,6 +4,9 @@
 //! - [`AuthConfig`]: issuer, audience, JWKS URL, pinned algorithms and where the roles are in the
 //!   claims. All configuration, so a real IdP (Keycloak: `AUTH_ROLES_CLAIM=realm_access.roles`)
 //!   replaces Sagaway's identity service without code changes (docs/identity.md).
+//! - Each service requires its own audience ([`service_audience`]: `sagaway-orchestrator`,
+//!   `sagaway-bank-001`, …; `AUTH_AUDIENCE` overrides it), so a token minted for one service (or
+//!   relayed by one) does not open another unless its `aud` names that one too.
 //! - [`Verifier`]: decodes and checks a token; keys are cached and refetched when a token names an
 //!   unknown `kid` (that is how a rotated-in key is picked up), at most once per
 //!   [`AuthConfig::refetch_interval`] so forged `kid`s cannot make us hammer the issuer.
@@ -60,11 +63,44 @@ pub struct AuthConfig {
     pub max_age: Duration,
 }
 
+/// The audience a service requires unless `AUTH_AUDIENCE` says otherwise: `sagaway-<service>` for
+/// the service whose variables carry `prefix` (`PRODUCT` → `sagaway-product`), and for a bank
+/// `sagaway-bank-<code>` (`bank_code`, its `BANK_CODE`).
+pub fn service_audience(prefix: &str, bank_code: Option<&str>) -> String {
+    match (prefix.to_ascii_lowercase().as_str(), bank_code) {
+        ("bank", Some(code)) => format!("sagaway-bank-{code}"),
+        (service, _) => format!("sagaway-{service}"),
+    }
+}
+
+/// The services of the local stack besides the banks, by their variables' prefix.
+pub const STACK_SERVICES: &[&str] = &["GATEWAY", "PRODUCT", "ORCHESTRATOR", "PAYMENT"];
+/// The banks of the local stack (`scripts/stack`, compose, Kubernetes).
+pub const STACK_BANKS: &[&str] = &["001", "002", "003"];
+
+/// The default audience of every service of a stack whose banks are `bank_codes`: what a token
+/// needs in its `aud` to open all of them (the identity service's default grant).
+pub fn stack_audiences<S: AsRef<str>>(bank_codes: &[S]) -> Vec<String> {
+    STACK_SERVICES
+        .iter()
+        .map(|s| service_audience(s, None))
+        .chain(bank_codes.iter().map(|c| service_audience("BANK", Some(c.as_ref()))))
+        .collect()
+}
+
 impl AuthConfig {
-    /// `AUTH_ISSUER`, `AUTH_AUDIENCE`, `AUTH_JWKS_URL`, `AUTH_ALGORITHMS` (comma-separated, default
-    /// `EdDSA`), `AUTH_ROLES_CLAIM` (default `roles`), `AUTH_LEEWAY_SECS` (default 30). The defaults
-    /// are the local identity service on :3336.
-    pub fn from_env() -> anyhow::Result<Self> {
+    /// The token checks of the service whose variables carry `prefix` (`PRODUCT`, `BANK`,
+    /// `GATEWAY`, …): [`AuthConfig::from_env`] with that service's own audience as the default
+    /// (a bank's from its `BANK_CODE`, default `001`).
+    pub fn for_service(prefix: &str) -> anyhow::Result<Self> {
+        let bank_code = prefix.eq_ignore_ascii_case("bank").then(|| env_string("BANK_CODE", "001"));
+        Self::from_env(&service_audience(prefix, bank_code.as_deref()))
+    }
+
+    /// `AUTH_ISSUER`, `AUTH_AUDIENCE` (default `default_audience`), `AUTH_JWKS_URL`,
+    /// `AUTH_ALGORITHMS` (comma-separated, default `EdDSA`), `AUTH_ROLES_CLAIM` (default `roles`),
+    /// `AUTH_LEEWAY_SECS` (default 30). The defaults are the local identity service on :3336.
+    pub fn from_env(default_audience: &str) -> anyhow::Result<Self> {
         let issuer = env_string("AUTH_ISSUER", "http://127.0.0.1:3336");
         let jwks_default = format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'));
         let algorithms = env_string("AUTH_ALGORITHMS", "EdDSA")
@@ -74,7 +110,7 @@ impl AuthConfig {
         Ok(Self {
             jwks_url: env_string("AUTH_JWKS_URL", &jwks_default),
             issuer,
-            audience: env_string("AUTH_AUDIENCE", "sagaway"),
+            audience: env_string("AUTH_AUDIENCE", default_audience),
             algorithms,
             roles_claim: env_string("AUTH_ROLES_CLAIM", "roles"),
             leeway: Duration::from_secs(env_or("AUTH_LEEWAY_SECS", 30)?),
@@ -470,6 +506,68 @@ mod tests {
         assert_eq!(acting_user(&alice, Some("alice")).unwrap(), "alice");
         let p = acting_user(&alice, Some("Alice")).unwrap_err();
         assert_eq!((p.status, p.code.as_str()), (403, "user_mismatch"));
+    }
+
+    /// Decodes `claims` signed with a throwaway HMAC key under the checks `cfg` makes (the
+    /// algorithm is not what is tested here: the issuer, audience and required claims are).
+    fn check(cfg: &AuthConfig, claims: &Value) -> Result<Value, jsonwebtoken::errors::ErrorKind> {
+        let secret = b"unit-test-secret-unit-test-secret";
+        let token = jsonwebtoken::encode(&jsonwebtoken::Header::new(Algorithm::HS256), claims, &jsonwebtoken::EncodingKey::from_secret(secret)).unwrap();
+        jsonwebtoken::decode::<Value>(&token, &DecodingKey::from_secret(secret), &validation(cfg, Algorithm::HS256))
+            .map(|d| d.claims)
+            .map_err(|e| e.into_kind())
+    }
+
+    fn config_of(audience: &str) -> AuthConfig {
+        AuthConfig::local("http://id.test", "http://id.test", audience)
+    }
+
+    fn claims_for(aud: Value) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        json!({"iss": "http://id.test", "aud": aud, "sub": "alice", "iat": now, "exp": now + 600, "roles": ["customer"]})
+    }
+
+    #[test]
+    fn every_service_of_the_stack_has_its_own_audience() {
+        let all = stack_audiences(STACK_BANKS);
+        assert_eq!(all.len(), STACK_SERVICES.len() + STACK_BANKS.len());
+        let distinct: std::collections::HashSet<_> = all.iter().collect();
+        assert_eq!(distinct.len(), all.len(), "{all:?}");
+        assert_eq!(service_audience("ORCHESTRATOR", None), "sagaway-orchestrator");
+        assert_eq!(service_audience("BANK", Some("002")), "sagaway-bank-002");
+        assert_eq!(service_audience("GATEWAY", None), "sagaway-gateway");
+        assert!(all.contains(&"sagaway-bank-001".to_string()) && all.contains(&"sagaway-payment".to_string()));
+    }
+
+    #[test]
+    fn a_token_for_one_service_is_refused_by_every_other() {
+        let all = stack_audiences(STACK_BANKS);
+        for a in &all {
+            for b in &all {
+                let outcome = check(&config_of(b), &claims_for(json!(a)));
+                if a == b {
+                    assert!(outcome.is_ok(), "{a} at {b}: {outcome:?}");
+                } else {
+                    assert_eq!(outcome.unwrap_err(), jsonwebtoken::errors::ErrorKind::InvalidAudience, "a token for {a} opened {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_token_listing_several_audiences_opens_exactly_those() {
+        let all = stack_audiences(STACK_BANKS);
+        for granted in all.iter().enumerate().flat_map(|(i, a)| all.iter().skip(i + 1).map(move |b| [a.clone(), b.clone()])) {
+            let claims = claims_for(json!(granted));
+            for service in &all {
+                assert_eq!(check(&config_of(service), &claims).is_ok(), granted.contains(service), "{granted:?} at {service}");
+            }
+        }
+        // No audience at all is refused too: `aud` is required.
+        let mut none = claims_for(json!("x"));
+        none.as_object_mut().unwrap().remove("aud");
+        assert!(check(&config_of("sagaway-product"), &none).is_err());
+        assert_eq!(describe(&jsonwebtoken::errors::ErrorKind::InvalidAudience.into()), "wrong audience (aud)");
     }
 
     #[test]

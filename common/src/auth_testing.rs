@@ -70,10 +70,17 @@ impl TestIssuer {
         AuthConfig::local(&self.url, &self.issuer, &self.audience)
     }
 
+    /// The audiences of its tokens: [`TestIssuer::audience`] (what [`TestIssuer::auth_config`]
+    /// requires) and the default audience of every service of the local stack, so a service under
+    /// test accepts them whether it checks the test audience or its own default.
+    pub fn audiences(&self) -> Vec<String> {
+        std::iter::once(self.audience.clone()).chain(crate::auth::stack_audiences(crate::auth::STACK_BANKS)).collect()
+    }
+
     /// The claims of a valid 15-minute token for `sub` with `roles`.
     pub fn claims(&self, sub: &str, roles: &[&str]) -> Value {
         let now = chrono::Utc::now().timestamp();
-        json!({"iss": self.issuer, "aud": self.audience, "sub": sub, "iat": now, "exp": now + 900, "roles": roles})
+        json!({"iss": self.issuer, "aud": self.audiences(), "sub": sub, "iat": now, "exp": now + 900, "roles": roles})
     }
 
     /// A valid customer token for `sub`.

@@ -34,7 +34,7 @@ pub struct CommonConfig {
     /// Replicas of each topic this service creates (`KAFKA_TOPIC_REPLICATION_FACTOR`, 1; compose's
     /// three-broker cluster: 3).
     pub topic_replicas: i32,
-    /// How bearer tokens are checked (`AUTH_*`; see [`crate::auth::AuthConfig::from_env`]).
+    /// How bearer tokens are checked (`AUTH_*`, the service's own audience by default; see [`crate::auth::AuthConfig::for_service`]).
     pub auth: crate::auth::AuthConfig,
     /// Per-user limit on the write routes that start work (`POST /reserve`, `POST /payment`):
     /// `USER_RATE_PER_SEC` (default 20) with bursts of `USER_RATE_BURST` (default 40). Generous:
@@ -81,7 +81,7 @@ impl CommonConfig {
             consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
             topic_partitions: env_or("KAFKA_TOPIC_PARTITIONS", 1)?,
             topic_replicas: env_or("KAFKA_TOPIC_REPLICATION_FACTOR", 1)?,
-            auth: crate::auth::AuthConfig::from_env()?,
+            auth: crate::auth::AuthConfig::for_service(service)?,
             user_rate: UserRate::from_env()?,
         })
     }

@@ -55,18 +55,61 @@ pub async fn provision(
     Ok((Provisioned::Existing, user))
 }
 
-/// `IDENTITY_BOOTSTRAP_ADMIN`: makes sure `username` exists and is an admin. An existing user keeps
-/// its password.
-pub async fn bootstrap_admin(pool: &MySqlPool, passwords: &Passwords, username: &str, password: &Password) -> anyhow::Result<()> {
-    let (outcome, _) = provision(pool, passwords, username, Some(password.clone()), true)
-        .await
-        .context("IDENTITY_BOOTSTRAP_ADMIN")?;
-    match outcome {
-        Provisioned::Created { .. } => tracing::info!(username, "bootstrap admin created"),
-        Provisioned::Promoted => tracing::info!(username, "bootstrap admin: existing user promoted (password unchanged)"),
-        Provisioned::Existing => tracing::info!(username, "bootstrap admin already present"),
+/// What `IDENTITY_BOOTSTRAP_ADMIN` does about the user it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// No such user: create it, an admin, with the configured password.
+    Create,
+    /// The admin is there already (its password is left as it is).
+    AlreadyAdmin,
+    /// A user of that name exists and is not an admin: refuse. Signing up is open, so anyone may
+    /// have taken the name first; making it an admin is an explicit act of an operator.
+    Refuse,
+}
+
+/// The rule (pure).
+pub fn bootstrap_step(existing: Option<&User>) -> Bootstrap {
+    match existing {
+        None => Bootstrap::Create,
+        Some(u) if u.is_admin => Bootstrap::AlreadyAdmin,
+        Some(_) => Bootstrap::Refuse,
     }
-    Ok(())
+}
+
+/// The error of [`Bootstrap::Refuse`]: says what to do.
+fn refused(username: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "IDENTITY_BOOTSTRAP_ADMIN: the user {username:?} already exists and is not an admin; refusing to promote it \
+         (signing up is open, so anyone may hold that name). If the account is yours, promote it explicitly \
+         (`identity create-user {username} --admin`, `scripts/stack user {username} --admin`); otherwise choose another username"
+    )
+}
+
+/// `IDENTITY_BOOTSTRAP_ADMIN`: creates `username` as an admin with `password` when it does not
+/// exist; accepts it when it is already an admin (password unchanged); refuses (an error: the
+/// service does not start) when it exists and is not an admin.
+pub async fn bootstrap_admin(pool: &MySqlPool, passwords: &Passwords, username: &str, password: &Password) -> anyhow::Result<()> {
+    users::check_username(username).map_err(|v| anyhow::anyhow!("IDENTITY_BOOTSTRAP_ADMIN: {username:?}: {v}"))?;
+    match bootstrap_step(users::find(pool, username).await?.as_ref()) {
+        Bootstrap::AlreadyAdmin => {
+            tracing::info!(username, "bootstrap admin already present");
+            return Ok(());
+        }
+        Bootstrap::Refuse => return Err(refused(username)),
+        Bootstrap::Create => {}
+    }
+    users::check_password(password.expose(), username).map_err(|v| anyhow::anyhow!("IDENTITY_BOOTSTRAP_ADMIN: {v}"))?;
+    let password_hash = passwords.hash(password).await?;
+    let new = NewUser { username, display_name: username, password_hash: &password_hash, is_admin: true };
+    if users::insert(pool, &new).await? {
+        tracing::info!(username, "bootstrap admin created");
+        return Ok(());
+    }
+    // Taken in the meantime (a sign-up, or another replica's bootstrap): the same rule again.
+    match bootstrap_step(users::find(pool, username).await?.as_ref()) {
+        Bootstrap::AlreadyAdmin => Ok(()),
+        _ => Err(refused(username)),
+    }
 }
 
 /// `identity token`: an access token for `username` (created with a random password when missing,
@@ -74,4 +117,22 @@ pub async fn bootstrap_admin(pool: &MySqlPool, passwords: &Passwords, username: 
 pub async fn token_for(pool: &MySqlPool, passwords: &Passwords, issuer: &Issuer, username: &str, admin: bool) -> anyhow::Result<String> {
     let (_, user) = provision(pool, passwords, username, None, admin).await?;
     issuer.access_token(&user.username, &user.role_names())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(is_admin: bool) -> User {
+        User { username: "ops".into(), display_name: "ops".into(), password_hash: String::new(), is_admin }
+    }
+
+    #[test]
+    fn bootstrap_creates_a_missing_admin_accepts_an_admin_and_refuses_anyone_else() {
+        assert_eq!(bootstrap_step(None), Bootstrap::Create);
+        assert_eq!(bootstrap_step(Some(&user(true))), Bootstrap::AlreadyAdmin);
+        assert_eq!(bootstrap_step(Some(&user(false))), Bootstrap::Refuse);
+        let message = refused("ops").to_string();
+        assert!(message.contains("IDENTITY_BOOTSTRAP_ADMIN") && message.contains("not an admin") && message.contains("--admin"), "{message}");
+    }
 }

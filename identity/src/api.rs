@@ -1,5 +1,7 @@
 //! `POST /auth/signup`, `/auth/login`, `/auth/refresh`, `/auth/logout`: thin adapters from HTTP to
-//! the rules (`users`, `throttle`, `refresh`) and the [`Issuer`](crate::tokens::Issuer).
+//! the rules (`users`, `throttle`, `refresh`) and the [`Issuer`](crate::tokens::Issuer). The two
+//! grants ([`password_grant`], [`refresh_grant`]) are shared with the RFC 6749 token endpoint
+//! ([`crate::oauth`]), which answers the same outcomes in OAuth2's terms.
 
 use axum::{
     Json,
@@ -14,10 +16,12 @@ use utoipa::ToSchema;
 
 use crate::{
     AppState,
+    client::{Client, ClientKey},
     error::{ApiError, ApiResult},
     passwords::Password,
     refresh::{self, Rotation},
     throttle,
+    tokens::grant_audiences,
     users::{self, NewUser, Role, User},
 };
 
@@ -57,12 +61,27 @@ pub struct LoginRequest {
     pub username: String,
     #[schema(value_type = String, example = "correct horse battery staple")]
     pub password: Password,
+    /// The services the access token is for (their audiences, e.g. `sagaway-orchestrator`); each
+    /// must be one the issuer grants (`IDENTITY_AUDIENCES`). Omitted: the default audiences.
+    #[serde(default)]
+    #[schema(example = json!(["sagaway-gateway", "sagaway-orchestrator"]))]
+    pub audience: Vec<String>,
 }
 
 /// A refresh token (never logged: no `Debug`).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    pub refresh_token: String,
+    /// Fewer audiences than the login was granted (never more). Omitted: the login's.
+    #[serde(default)]
+    pub audience: Vec<String>,
+}
+
+/// A refresh token to revoke (never logged: no `Debug`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
     pub refresh_token: String,
 }
 
@@ -103,59 +122,89 @@ pub async fn signup(State(app): State<AppState>, ApiJson(req): ApiJson<SignupReq
 #[utoipa::path(post, path = "/auth/login", request_body = LoginRequest, tag = "auth",
     responses((status = 200, body = TokenResponse),
               (status = 401, description = "`invalid_credentials` (unknown user or wrong password: one answer)"),
-              (status = 429, description = "`too_many_attempts`: too many failed logins for this username; see `Retry-After`")))]
-pub async fn login(State(app): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<impl IntoResponse> {
-    let now = Utc::now();
-    let plausible = users::check_username(&req.username).is_ok()
-        && req.password.expose().chars().count() <= users::PASSWORD_MAX_CHARS;
-    if !plausible {
-        // No such user can exist: answer as for an unknown user, at the same cost.
-        app.passwords.verify(&req.password, None).await?;
-        return Err(ApiError::InvalidCredentials);
-    }
-    if let Err(retry_after) = throttle::count_attempt(&app.pool, &req.username, now, app.login_throttle).await? {
-        tracing::info!(username = %req.username, retry_after_secs = retry_after.as_secs(), "login refused: too many failures");
-        return Err(ApiError::TooManyAttempts { retry_after });
-    }
-    let user = users::find(&app.pool, &req.username).await?;
-    let matched = app.passwords.verify(&req.password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
-    let Some(user) = user.filter(|_| matched) else {
-        tracing::info!(username = %req.username, "login failed");
-        return Err(ApiError::InvalidCredentials);
-    };
-    throttle::reset(&app.pool, &user.username).await?;
-    let refresh_token = refresh::start_family(&app.pool, &user.username, now, app.refresh_ttl).await?;
-    tracing::info!(username = %user.username, "logged in");
-    token_response(&app, &user, refresh_token)
+              (status = 422, description = "`invalid_target` (field `audience`): an audience this issuer does not grant"),
+              (status = 429, description = "`too_many_attempts`: too many failed logins for this username from this address; see `Retry-After`")))]
+pub async fn login(State(app): State<AppState>, client: Client, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<impl IntoResponse> {
+    let issued = password_grant(&app, client, &req.username, &req.password, &req.audience).await?;
+    Ok(token_response(issued))
 }
 
-/// Exchange a refresh token for a new access token and a new refresh token. Each refresh token
-/// works once; presenting one again revokes every token of its login.
-#[utoipa::path(post, path = "/auth/refresh", request_body = RefreshRequest, tag = "auth",
-    responses((status = 200, body = TokenResponse),
-              (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked) or `refresh_token_reused` (the login is now revoked)")))]
-pub async fn refresh(State(app): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<impl IntoResponse> {
-    match refresh::rotate(&app.pool, &req.refresh_token, Utc::now(), app.refresh_ttl).await? {
-        Rotation::Rotated { username, token } => {
+/// Tokens a grant issued.
+pub struct Issued {
+    pub access_token: String,
+    pub expires_in: u64,
+    pub refresh_token: String,
+}
+
+/// The resource owner password grant: `username` and `password` from `client`, for the audiences
+/// `requested` (none: the defaults). Throttled per (username, client address).
+pub async fn password_grant(app: &AppState, client: Client, username: &str, password: &Password, requested: &[String]) -> ApiResult<Issued> {
+    let now = Utc::now();
+    let audiences = grant_audiences(requested, &app.audiences, app.issuer.default_audiences()).map_err(|e| ApiError::UnknownAudience(e.0))?;
+    let plausible = users::check_username(username).is_ok() && password.expose().chars().count() <= users::PASSWORD_MAX_CHARS;
+    if !plausible {
+        // No such user can exist: answer as for an unknown user, at the same cost.
+        app.passwords.verify(password, None).await?;
+        return Err(ApiError::InvalidCredentials);
+    }
+    let key = ClientKey::of(client.0);
+    if let Err(retry_after) = throttle::count_attempt(&app.pool, username, key, now, app.login_throttle).await? {
+        tracing::info!(username, client = %key, retry_after_secs = retry_after.as_secs(), "login refused: too many failures from this address");
+        return Err(ApiError::TooManyAttempts { retry_after });
+    }
+    let user = users::find(&app.pool, username).await?;
+    let matched = app.passwords.verify(password, user.as_ref().map(|u| u.password_hash.as_str())).await?;
+    let Some(user) = user.filter(|_| matched) else {
+        tracing::info!(username, client = %key, "login failed");
+        return Err(ApiError::InvalidCredentials);
+    };
+    throttle::reset(&app.pool, &user.username, key).await?;
+    let refresh_token = refresh::start_family(&app.pool, &user.username, &audiences, now, app.refresh_ttl).await?;
+    tracing::info!(username = %user.username, "logged in");
+    issue(app, &user, &audiences, refresh_token)
+}
+
+/// The refresh-token grant: rotates `token` and issues a new pair for the login's audiences, or
+/// the fewer ones `requested`. An audience the login was not granted is refused before the token
+/// is used, so the client keeps it.
+pub async fn refresh_grant(app: &AppState, token: &str, requested: &[String]) -> ApiResult<Issued> {
+    let granted = refresh::audiences_of(&app.pool, token).await?.unwrap_or_else(|| app.issuer.default_audiences().to_vec());
+    let audiences = grant_audiences(requested, &granted, &granted).map_err(|e| ApiError::UnknownAudience(e.0))?;
+    match refresh::rotate(&app.pool, token, Utc::now(), app.refresh_ttl).await? {
+        Rotation::Rotated { username, token, .. } => {
             let user = users::find(&app.pool, &username).await?.ok_or(ApiError::InvalidRefreshToken)?;
-            token_response(&app, &user, token)
+            issue(app, &user, &audiences, token)
         }
         Rotation::Reused => Err(ApiError::RefreshTokenReused),
         Rotation::Invalid => Err(ApiError::InvalidRefreshToken),
     }
 }
 
+fn issue(app: &AppState, user: &User, audiences: &[String], refresh_token: String) -> ApiResult<Issued> {
+    let access_token = app.issuer.access_token_for(&user.username, &user.role_names(), audiences)?;
+    Ok(Issued { access_token, expires_in: app.issuer.access_ttl().as_secs(), refresh_token })
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token. Each refresh token
+/// works once; presenting one again revokes every token of its login.
+#[utoipa::path(post, path = "/auth/refresh", request_body = RefreshRequest, tag = "auth",
+    responses((status = 200, body = TokenResponse),
+              (status = 401, description = "`invalid_refresh_token` (unknown, expired or revoked) or `refresh_token_reused` (the login is now revoked)"),
+              (status = 422, description = "`invalid_target` (field `audience`): an audience the login was not granted")))]
+pub async fn refresh(State(app): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<impl IntoResponse> {
+    Ok(token_response(refresh_grant(&app, &req.refresh_token, &req.audience).await?))
+}
+
 /// Revoke the login a refresh token belongs to (every refresh token of it). Access tokens already
 /// issued stay valid until they expire. Unknown tokens are accepted too.
-#[utoipa::path(post, path = "/auth/logout", request_body = RefreshRequest, tag = "auth",
+#[utoipa::path(post, path = "/auth/logout", request_body = LogoutRequest, tag = "auth",
     responses((status = 204, description = "revoked (or nothing to revoke)")))]
-pub async fn logout(State(app): State<AppState>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
+pub async fn logout(State(app): State<AppState>, ApiJson(req): ApiJson<LogoutRequest>) -> ApiResult<StatusCode> {
     refresh::revoke(&app.pool, &req.refresh_token, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_response(app: &AppState, user: &User, refresh_token: String) -> ApiResult<impl IntoResponse + use<>> {
-    let access_token = app.issuer.access_token(&user.username, &user.role_names())?;
-    let body = TokenResponse { access_token, token_type: "Bearer", expires_in: app.issuer.access_ttl().as_secs(), refresh_token };
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)))
+fn token_response(issued: Issued) -> impl IntoResponse {
+    let body = TokenResponse { access_token: issued.access_token, token_type: "Bearer", expires_in: issued.expires_in, refresh_token: issued.refresh_token };
+    ([(header::CACHE_CONTROL, "no-store")], Json(body))
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, bail, ensure};
 use sagaway_common::config::{env_or, env_string};
 
 use crate::{
+    client::Cidr,
     keys::{KeySource, SigningKey},
     passwords::Password,
     throttle,
@@ -25,20 +26,32 @@ pub struct Config {
     /// The `iss` of every token and the base of the discovery URLs (`IDENTITY_ISSUER`). `None`:
     /// `http://<host>:<bound port>`, which is `http://127.0.0.1:3336` by default.
     pub issuer: Option<String>,
-    /// The `aud` of every token (`IDENTITY_AUDIENCE`, default `sagaway`).
-    pub audience: String,
+    /// The audiences a token may carry (`IDENTITY_AUDIENCES`, comma-separated; default: every
+    /// service of the local stack, `sagaway-gateway,sagaway-product,sagaway-orchestrator,
+    /// sagaway-payment,sagaway-bank-001,sagaway-bank-002,sagaway-bank-003`). A client names the
+    /// ones it wants (`audience` / RFC 8707 `resource`); others are refused (`invalid_target`).
+    pub audiences: Vec<String>,
+    /// The `aud` of a token whose client named none (`IDENTITY_DEFAULT_AUDIENCES`, default: all of
+    /// `audiences`), so the web app and `identity token` get tokens every service accepts.
+    pub default_audiences: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (`IDENTITY_TRUSTED_PROXIES`: addresses or
+    /// CIDR ranges, comma-separated; default none: the peer address is the client).
+    pub trusted_proxies: Vec<Cidr>,
     /// Lifetime of an access token (`IDENTITY_ACCESS_TTL_SECS`, default 900).
     pub access_ttl: Duration,
     /// Lifetime of a refresh token; each rotation issues a new one with a full lifetime
     /// (`IDENTITY_REFRESH_TTL_SECS`, default 30 days).
     pub refresh_ttl: Duration,
-    /// Failed-login throttling per username (`IDENTITY_LOGIN_MAX_FAILURES`, default 5, within
-    /// `IDENTITY_LOGIN_WINDOW_SECS`, default 900).
+    /// Failed-login throttling per (username, client address): `IDENTITY_LOGIN_MAX_FAILURES`
+    /// (default 5) failures go through, then each needs a delay from `IDENTITY_LOGIN_BASE_DELAY_SECS`
+    /// (1) doubling up to `IDENTITY_LOGIN_MAX_DELAY_SECS` (900); forgotten after
+    /// `IDENTITY_LOGIN_WINDOW_SECS` (900) without an attempt.
     pub login_throttle: throttle::Policy,
     /// `IDENTITY_SIGNING_KEYS`; without it a development key when `SAGAWAY_ENV=dev`, else nothing
     /// (and the service refuses to start).
     pub signing_keys: KeySource,
-    /// `IDENTITY_BOOTSTRAP_ADMIN=<username>:<password>`: an admin created (or promoted) at start-up.
+    /// `IDENTITY_BOOTSTRAP_ADMIN=<username>:<password>`: an admin created at start-up; an existing
+    /// user must already be an admin (the start is refused otherwise: see `admin::bootstrap_admin`).
     pub bootstrap_admin: Option<BootstrapAdmin>,
     /// Most password hashes computed at once (`IDENTITY_HASH_CONCURRENCY`, default: the number of
     /// CPUs). Each argon2id hash takes 19 MiB and a CPU for tens of milliseconds; more wait.
@@ -95,6 +108,9 @@ fn mysql_port() -> u16 {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
+        if var("IDENTITY_AUDIENCE").is_some() {
+            bail!("IDENTITY_AUDIENCE is no longer read: every service checks its own audience; list them in IDENTITY_AUDIENCES (and IDENTITY_DEFAULT_AUDIENCES)");
+        }
         let default_url = format!("mysql://sagaway:sagaway@127.0.0.1:{}/identity", mysql_port());
         let bootstrap_admin = var("IDENTITY_BOOTSTRAP_ADMIN").map(|raw| parse_bootstrap_admin(&raw)).transpose()?;
         let config = Self {
@@ -103,11 +119,20 @@ impl Config {
             database_url: sagaway_common::config::database_url("IDENTITY", &default_url)?,
             db_max_connections: env_or("IDENTITY_DB_MAX_CONNECTIONS", 16)?,
             issuer: var("IDENTITY_ISSUER"),
-            audience: env_string("IDENTITY_AUDIENCE", "sagaway"),
+            audiences: audience_list(var("IDENTITY_AUDIENCES").as_deref()).unwrap_or_else(stack_audiences),
+            default_audiences: audience_list(var("IDENTITY_DEFAULT_AUDIENCES").as_deref())
+                .or_else(|| audience_list(var("IDENTITY_AUDIENCES").as_deref()))
+                .unwrap_or_else(stack_audiences),
+            trusted_proxies: var("IDENTITY_TRUSTED_PROXIES")
+                .map(|raw| crate::client::parse_cidrs(&raw).map_err(|e| anyhow::anyhow!("IDENTITY_TRUSTED_PROXIES: {e}")))
+                .transpose()?
+                .unwrap_or_default(),
             access_ttl: Duration::from_secs(env_or("IDENTITY_ACCESS_TTL_SECS", 900)?),
             refresh_ttl: Duration::from_secs(env_or("IDENTITY_REFRESH_TTL_SECS", 30 * 24 * 3600)?),
             login_throttle: throttle::Policy {
                 max_failures: env_or("IDENTITY_LOGIN_MAX_FAILURES", 5)?,
+                base_delay: Duration::from_secs(env_or("IDENTITY_LOGIN_BASE_DELAY_SECS", 1)?),
+                max_delay: Duration::from_secs(env_or("IDENTITY_LOGIN_MAX_DELAY_SECS", 900)?),
                 window: Duration::from_secs(env_or("IDENTITY_LOGIN_WINDOW_SECS", 900)?),
             },
             signing_keys: key_source(
@@ -133,10 +158,12 @@ impl Config {
             database_url: format!("mysql://sagaway:sagaway@127.0.0.1:{}/{database}", mysql_port()),
             db_max_connections: 8,
             issuer: None,
-            audience: "sagaway".into(),
+            audiences: stack_audiences(),
+            default_audiences: stack_audiences(),
+            trusted_proxies: Vec::new(),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
-            login_throttle: throttle::Policy { max_failures: 5, window: Duration::from_secs(900) },
+            login_throttle: throttle::Policy::default(),
             signing_keys: KeySource::Keys(vec![SigningKey::generate()]),
             bootstrap_admin: None,
             hash_concurrency: 2,
@@ -152,14 +179,18 @@ impl Config {
         if self.refresh_ttl.is_zero() {
             bail!("IDENTITY_REFRESH_TTL_SECS must be at least 1");
         }
-        if self.login_throttle.max_failures == 0 || self.login_throttle.window.is_zero() {
-            bail!("IDENTITY_LOGIN_MAX_FAILURES and IDENTITY_LOGIN_WINDOW_SECS must be at least 1");
+        let t = &self.login_throttle;
+        if t.max_failures == 0 || t.window.is_zero() || t.base_delay.is_zero() || t.max_delay < t.base_delay {
+            bail!("IDENTITY_LOGIN_MAX_FAILURES, IDENTITY_LOGIN_WINDOW_SECS and IDENTITY_LOGIN_BASE_DELAY_SECS must be at least 1, IDENTITY_LOGIN_MAX_DELAY_SECS at least the base delay");
         }
         if self.hash_concurrency == 0 {
             bail!("IDENTITY_HASH_CONCURRENCY must be at least 1");
         }
-        if self.audience.trim().is_empty() {
-            bail!("IDENTITY_AUDIENCE must not be empty");
+        if self.audiences.is_empty() || self.default_audiences.is_empty() {
+            bail!("IDENTITY_AUDIENCES and IDENTITY_DEFAULT_AUDIENCES must name at least one audience");
+        }
+        if let Some(a) = self.default_audiences.iter().find(|a| !self.audiences.contains(a)) {
+            bail!("IDENTITY_DEFAULT_AUDIENCES names {a:?}, which IDENTITY_AUDIENCES does not list");
         }
         Ok(())
     }
@@ -172,6 +203,17 @@ impl Config {
             None => format!("http://{}:{port}", self.http_host),
         }
     }
+}
+
+/// The default audience of every service of the local stack (`sagaway_common::auth::stack_audiences`).
+pub fn stack_audiences() -> Vec<String> {
+    sagaway_common::auth::stack_audiences(sagaway_common::auth::STACK_BANKS)
+}
+
+/// A comma-separated list of audiences; `None` when it names none.
+pub fn audience_list(raw: Option<&str>) -> Option<Vec<String>> {
+    let list: Vec<String> = raw?.split(',').map(str::trim).filter(|a| !a.is_empty()).map(str::to_string).collect();
+    (!list.is_empty()).then_some(list)
 }
 
 fn default_hash_concurrency() -> usize {
@@ -223,6 +265,20 @@ mod tests {
         assert_eq!(c.issuer_url(3336), "http://[::1]:3336");
         c.issuer = Some("https://id.example.com/".into());
         assert_eq!(c.issuer_url(3336), "https://id.example.com");
+    }
+
+    #[test]
+    fn the_default_audiences_are_every_service_of_the_stack_and_must_be_allowed() {
+        let c = Config::local("x");
+        assert_eq!(c.default_audiences, c.audiences);
+        for a in ["sagaway-gateway", "sagaway-product", "sagaway-orchestrator", "sagaway-payment", "sagaway-bank-001", "sagaway-bank-003"] {
+            assert!(c.default_audiences.iter().any(|d| d == a), "{a}");
+        }
+        assert_eq!(audience_list(Some(" a, b ,,")), Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(audience_list(Some(" , ")), None);
+        let mut c = Config::local("x");
+        c.default_audiences = vec!["elsewhere".into()];
+        assert!(c.validate().is_err());
     }
 
     #[test]

@@ -18,18 +18,22 @@ pub async fn jwks(State(app): State<AppState>) -> impl IntoResponse {
     ([(header::CACHE_CONTROL, cache)], Json(app.issuer.jwks()))
 }
 
-/// OpenID Provider metadata (the subset that applies: this issuer has no authorization endpoint;
-/// its token endpoint takes a JSON body, not a form).
+/// Provider metadata (OpenID Connect Discovery / RFC 8414), listing only what this issuer serves:
+/// a token endpoint (RFC 6749, form-encoded) for the `password` and `refresh_token` grants with
+/// public clients, and the JWKS. It has no authorization endpoint, so no response types, and
+/// issues access tokens only (signed EdDSA, like the ID tokens it does not issue would be).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OpenIdConfiguration {
     pub issuer: String,
     pub jwks_uri: String,
+    /// `POST`, `application/x-www-form-urlencoded` (RFC 6749 §3.2).
     pub token_endpoint: String,
-    pub id_token_signing_alg_values_supported: Vec<&'static str>,
-    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Empty: there is no authorization endpoint.
     pub response_types_supported: Vec<&'static str>,
     pub subject_types_supported: Vec<&'static str>,
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
 }
 
@@ -39,13 +43,13 @@ pub async fn openid_configuration(State(app): State<AppState>) -> Json<OpenIdCon
     let issuer = app.issuer.issuer().to_string();
     Json(OpenIdConfiguration {
         jwks_uri: format!("{issuer}/.well-known/jwks.json"),
-        token_endpoint: format!("{issuer}/auth/login"),
+        token_endpoint: format!("{issuer}/auth/token"),
         issuer,
-        id_token_signing_alg_values_supported: vec!["EdDSA"],
+        grant_types_supported: crate::oauth::GRANT_TYPES.to_vec(),
         token_endpoint_auth_methods_supported: vec!["none"],
-        grant_types_supported: vec!["password", "refresh_token"],
-        response_types_supported: vec!["token"],
+        response_types_supported: vec![],
         subject_types_supported: vec!["public"],
+        id_token_signing_alg_values_supported: vec!["EdDSA"],
         claims_supported: vec!["iss", "aud", "sub", "exp", "iat", "jti", "roles"],
     })
 }

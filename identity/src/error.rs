@@ -25,6 +25,9 @@ pub enum ApiError {
     InvalidRefreshToken,
     #[error("refresh token reused")]
     RefreshTokenReused,
+    /// An audience the issuer does not grant (or, on a refresh, the login was not granted).
+    #[error("audience {0:?} not granted")]
+    UnknownAudience(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -57,7 +60,7 @@ impl From<ApiError> for Problem {
             ApiError::TooManyAttempts { retry_after } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "too_many_attempts",
-                format!("too many failed logins for this username; try again in {} s", retry_after.as_secs()),
+                format!("too many failed logins for this username from this address; try again in {} s", retry_after.as_secs()),
             )
             .with("retry_after", retry_after.as_secs()),
             ApiError::InvalidRefreshToken => Problem::new(
@@ -70,6 +73,15 @@ impl From<ApiError> for Problem {
                 "refresh_token_reused",
                 "the refresh token was already used; every token of this login is now revoked; log in again",
             ),
+            ApiError::UnknownAudience(a) => {
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_target",
+                    format!("the audience {a:?} is not one this issuer grants here"),
+                );
+                p.field = Some("audience".into());
+                p
+            }
             ApiError::Database(e) => Problem::internal(&e),
             ApiError::Internal(e) => Problem::internal(&format!("{e:#}")),
         }

@@ -8,9 +8,12 @@
 //! - [`tokens`]: the [`tokens::Issuer`]: claims and signing of access tokens, the JWKS.
 //! - [`users`]: username / password / display-name rules (pure), roles, the `users` table.
 //! - [`passwords`]: argon2id hashing and verification, off the async threads, bounded.
-//! - [`throttle`]: failed-login throttling per username: the rule (pure) and its table.
+//! - [`client`]: the client address of a request (the peer, or `X-Forwarded-For` from a trusted proxy).
+//! - [`throttle`]: failed-login throttling per (username, client address) with growing delays: the
+//!   rule (pure) and its table.
 //! - [`refresh`]: rotating refresh tokens with reuse detection: the rule (pure) and its tables.
-//! - [`api`]: `POST /auth/signup`, `/auth/login`, `/auth/refresh`, `/auth/logout`.
+//! - [`api`]: `POST /auth/signup`, `/auth/login`, `/auth/refresh`, `/auth/logout` (JSON).
+//! - [`oauth`]: `POST /auth/token`, the RFC 6749 token endpoint (form-encoded).
 //! - [`discovery`]: `/.well-known/jwks.json`, `/.well-known/openid-configuration`.
 //! - [`admin`]: `create-user`, `token` and `IDENTITY_BOOTSTRAP_ADMIN`.
 //! - [`error`]: errors as problem+json.
@@ -18,10 +21,12 @@
 
 pub mod admin;
 pub mod api;
+pub mod client;
 pub mod config;
 pub mod discovery;
 pub mod error;
 pub mod keys;
+pub mod oauth;
 pub mod passwords;
 pub mod refresh;
 pub mod throttle;
@@ -29,7 +34,7 @@ pub mod tokens;
 pub mod users;
 
 use sagaway_common::http::ProblemResponses;
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use axum::{
@@ -56,6 +61,10 @@ pub struct AppState {
     pub passwords: Arc<Passwords>,
     pub refresh_ttl: Duration,
     pub login_throttle: throttle::Policy,
+    /// The audiences a token may be granted (`IDENTITY_AUDIENCES`); the defaults are the issuer's.
+    pub audiences: Arc<Vec<String>>,
+    /// Whose `X-Forwarded-For` names the client (`IDENTITY_TRUSTED_PROXIES`).
+    pub trusted_proxies: Arc<Vec<client::Cidr>>,
 }
 
 #[derive(OpenApi)]
@@ -63,8 +72,9 @@ pub struct AppState {
     modifiers(&ProblemResponses),
     info(title = "Sagaway identity service",
          description = "Accounts, login, rotating refresh tokens, and the EdDSA JWT issuer (JWKS) the services trust."),
-    paths(api::signup, api::login, api::refresh, api::logout, discovery::jwks, discovery::openid_configuration),
-    components(schemas(api::SignupRequest, api::UserView, api::LoginRequest, api::RefreshRequest, api::TokenResponse,
+    paths(api::signup, api::login, api::refresh, api::logout, oauth::token, discovery::jwks, discovery::openid_configuration),
+    components(schemas(api::SignupRequest, api::UserView, api::LoginRequest, api::RefreshRequest, api::LogoutRequest, api::TokenResponse,
+                       oauth::TokenRequest, oauth::OAuthTokenResponse, oauth::OAuthError,
                        users::Role, keys::Jwks, keys::Jwk, discovery::OpenIdConfiguration))
 )]
 pub struct ApiDoc;
@@ -75,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/login", post(api::login))
         .route("/auth/refresh", post(api::refresh))
         .route("/auth/logout", post(api::logout))
+        .route("/auth/token", post(oauth::token))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
         .merge(sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi())))
@@ -91,7 +102,8 @@ pub struct Application {
 
 impl Application {
     /// Loads the signing keys (refusing to start without any), creates and migrates the database,
-    /// binds the port, and creates or promotes the bootstrap admin.
+    /// binds the port, and creates the bootstrap admin (refusing to start when that username is
+    /// taken by someone who is not an admin).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
         let keys = config.signing_keys.load()?;
@@ -100,7 +112,7 @@ impl Application {
             .await
             .with_context(|| format!("binding {}:{}", config.http_host, config.http_port))?;
         let port = listener.local_addr()?.port();
-        let issuer = Arc::new(Issuer::new(keys, config.issuer_url(port), config.audience.clone(), config.access_ttl)?);
+        let issuer = Arc::new(Issuer::new(keys, config.issuer_url(port), config.default_audiences.clone(), config.access_ttl)?);
         let passwords = Arc::new(Passwords::new(config.hash_concurrency).await?);
         if let Some(b) = &config.bootstrap_admin {
             admin::bootstrap_admin(&pool, &passwords, &b.username, &b.password).await?;
@@ -111,6 +123,8 @@ impl Application {
             passwords,
             refresh_ttl: config.refresh_ttl,
             login_throttle: config.login_throttle,
+            audiences: Arc::new(config.audiences.clone()),
+            trusted_proxies: Arc::new(config.trusted_proxies.clone()),
         };
         Ok(Self { port, state, listener, purge_interval: config.purge_interval })
     }
@@ -137,7 +151,8 @@ impl Application {
         let readiness = sagaway_common::http::Readiness { service: "identity", dependencies: vec![sagaway_messaging::health::Dependency::Database(self.state.pool.clone())] };
         let app = sagaway_common::http::with_operations(router(self.state.clone()), readiness);
         let stop = shutdown.clone();
-        let served = axum::serve(self.listener, app)
+        // The peer address reaches the handlers: login throttling keys on the client address.
+        let served = axum::serve(self.listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { stop.cancelled().await })
             .await
             .context("HTTP server");

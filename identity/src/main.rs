@@ -107,7 +107,7 @@ async fn main() -> anyhow::Result<()> {
             let keys = config.signing_keys.load()?;
             let ttl = ttl.map(Duration::from_secs).unwrap_or(config.access_ttl);
             anyhow::ensure!(!ttl.is_zero(), "--ttl must be at least 1");
-            let issuer = Issuer::new(keys, config.issuer_url(config.http_port), config.audience.clone(), ttl)?;
+            let issuer = Issuer::new(keys, config.issuer_url(config.http_port), config.default_audiences.clone(), ttl)?;
             let pool = identity::connect(&config).await?;
             let passwords = Passwords::new(1).await?;
             println!("{}", admin::token_for(&pool, &passwords, &issuer, &username, admin).await?);

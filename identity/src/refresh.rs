@@ -3,7 +3,8 @@
 //! A login starts a *family*; each refresh token is single use and is exchanged for the next one of
 //! the same family. Only the SHA-256 of a token is stored. Presenting a token that was already used
 //! means two parties hold the family (a stolen token, or a client replaying): the whole family is
-//! revoked, so every token of it fails from then on. Logout revokes the family too.
+//! revoked, so every token of it fails from then on. Logout revokes the family too. A family keeps
+//! the audiences its login was granted: a refresh may ask for fewer, never for more.
 
 use std::time::Duration;
 
@@ -61,14 +62,16 @@ fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
 }
 
-/// Starts a family for `username` (a login) and returns its first token.
-pub async fn start_family(pool: &MySqlPool, username: &str, now: DateTime<Utc>, ttl: Duration) -> sqlx::Result<String> {
+/// Starts a family for `username` (a login granted `audiences`) and returns its first token.
+pub async fn start_family(pool: &MySqlPool, username: &str, audiences: &[String], now: DateTime<Utc>, ttl: Duration) -> sqlx::Result<String> {
     let family_id = uuid::Uuid::new_v4().to_string();
+    let audiences = serde_json::to_string(audiences).expect("strings serialise");
     let mut tx = pool.begin().await?;
-    sqlx::query("INSERT INTO refresh_families (id, username, created_at) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO refresh_families (id, username, created_at, audiences) VALUES (?, ?, ?, ?)")
         .bind(&family_id)
         .bind(username)
         .bind(now)
+        .bind(audiences)
         .execute(&mut *tx)
         .await?;
     let token = insert_token(&mut tx, &family_id, now, ttl).await?;
@@ -88,11 +91,24 @@ async fn insert_token(conn: &mut MySqlConnection, family_id: &str, now: DateTime
     Ok(token)
 }
 
+/// The audiences the login of `token` was granted: `None` for an unknown token or a family recorded
+/// before audiences were (the caller then uses the defaults; [`rotate`] decides whether the token
+/// is any good).
+pub async fn audiences_of(pool: &MySqlPool, token: &str) -> sqlx::Result<Option<Vec<String>>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT f.audiences FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id WHERE t.token_hash = ?")
+            .bind(&token_hash(token)[..])
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|(a,)| a).and_then(|a| serde_json::from_str(&a).ok()))
+}
+
 /// The outcome of presenting a refresh token.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The next token of the family, for `username`.
-    Rotated { username: String, token: String },
+    /// The next token of the family, for `username`, whose login was granted `audiences` (`None`:
+    /// a family recorded before audiences were, which gets the defaults).
+    Rotated { username: String, token: String, audiences: Option<Vec<String>> },
     /// The token had been used before; its family is now revoked.
     Reused,
     Invalid,
@@ -103,15 +119,16 @@ pub enum Rotation {
 pub async fn rotate(pool: &MySqlPool, token: &str, now: DateTime<Utc>, ttl: Duration) -> sqlx::Result<Rotation> {
     let hash = token_hash(token);
     let mut tx = pool.begin().await?;
-    let row: Option<(String, String, DateTime<Utc>, bool, bool)> = sqlx::query_as(
-        "SELECT t.family_id, CONVERT(f.username USING utf8mb4), t.expires_at, t.used_at IS NOT NULL, f.revoked_at IS NOT NULL \
+    let row: Option<(String, String, DateTime<Utc>, bool, bool, Option<String>)> = sqlx::query_as(
+        "SELECT t.family_id, CONVERT(f.username USING utf8mb4), t.expires_at, t.used_at IS NOT NULL, f.revoked_at IS NOT NULL, f.audiences \
          FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
          WHERE t.token_hash = ? FOR UPDATE",
     )
     .bind(&hash[..])
     .fetch_optional(&mut *tx)
     .await?;
-    let stored = row.map(|(family_id, username, expires_at, used, family_revoked)| Stored {
+    let audiences = row.as_ref().and_then(|r| r.5.as_deref()).and_then(|a| serde_json::from_str::<Vec<String>>(a).ok());
+    let stored = row.map(|(family_id, username, expires_at, used, family_revoked, _)| Stored {
         family_id,
         username,
         expires_at,
@@ -127,7 +144,7 @@ pub async fn rotate(pool: &MySqlPool, token: &str, now: DateTime<Utc>, ttl: Dura
                 .await?;
             let next = insert_token(&mut tx, &s.family_id, now, ttl).await?;
             tx.commit().await?;
-            Ok(Rotation::Rotated { username: s.username, token: next })
+            Ok(Rotation::Rotated { username: s.username, token: next, audiences })
         }
         (Decision::Reused, Some(s)) => {
             revoke_family(&mut tx, &s.family_id, now).await?;

@@ -2,13 +2,15 @@
 //! the header, verifiable by anyone holding the JWKS.
 //!
 //! Claims: `iss`, `aud`, `sub` (the username: the opaque user id everywhere in Sagaway), `exp`,
-//! `iat`, `roles` (`customer`, `admin`) and a unique `jti`.
+//! `iat`, `roles` (`customer`, `admin`) and a unique `jti`. `aud` names the services the token is
+//! for (each service requires its own audience): one as a string, several as an array (RFC 7519
+//! §4.1.3). Which a token gets is [`grant_audiences`].
 
 use std::{fmt, time::Duration};
 
 use anyhow::Context;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::keys::{Jwks, SigningKey};
 
@@ -16,7 +18,9 @@ use crate::keys::{Jwks, SigningKey};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub iss: String,
-    pub aud: String,
+    /// The audiences; serialised as a string when there is one, an array otherwise.
+    #[serde(serialize_with = "one_or_many", deserialize_with = "string_or_array")]
+    pub aud: Vec<String>,
     /// The username.
     pub sub: String,
     /// Expiry, seconds since the Unix epoch.
@@ -33,28 +37,31 @@ pub struct Issuer {
     keys: Vec<SigningKey>,
     encoding: EncodingKey,
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
     access_ttl: Duration,
 }
 
 impl Issuer {
     /// `keys[0]` signs; every key is published by [`Issuer::jwks`]. `issuer` is the `iss` claim
-    /// (a trailing `/` is dropped), `audience` the `aud` claim.
-    pub fn new(
+    /// (a trailing `/` is dropped), `audiences` the `aud` of a token whose client named none (at
+    /// least one).
+    pub fn new<A: Into<String>>(
         keys: Vec<SigningKey>,
         issuer: impl Into<String>,
-        audience: impl Into<String>,
+        audiences: impl IntoIterator<Item = A>,
         access_ttl: Duration,
     ) -> anyhow::Result<Self> {
         let signing = keys.first().context("an issuer needs at least one signing key")?;
         let encoding = EncodingKey::from_ed_der(&signing.to_pkcs8_der()?);
         let issuer = issuer.into().trim_end_matches('/').to_string();
-        Ok(Self { keys, encoding, issuer, audience: audience.into(), access_ttl })
+        let audiences: Vec<String> = audiences.into_iter().map(Into::into).collect();
+        anyhow::ensure!(!audiences.is_empty(), "an issuer needs at least one default audience");
+        Ok(Self { keys, encoding, issuer, audiences, access_ttl })
     }
 
     /// The same issuer (`iss`, `aud`, TTL) with other keys: tests mint tokens with a foreign key this way.
     pub fn with_keys(&self, keys: Vec<SigningKey>) -> anyhow::Result<Self> {
-        Self::new(keys, self.issuer.clone(), self.audience.clone(), self.access_ttl)
+        Self::new(keys, self.issuer.clone(), self.audiences.clone(), self.access_ttl)
     }
 
     /// The `iss` of every token, and the base of the discovery URLs.
@@ -62,8 +69,9 @@ impl Issuer {
         &self.issuer
     }
 
-    pub fn audience(&self) -> &str {
-        &self.audience
+    /// The `aud` of a token whose client named no audience.
+    pub fn default_audiences(&self) -> &[String] {
+        &self.audiences
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -85,12 +93,18 @@ impl Issuer {
         Jwks { keys: self.keys.iter().map(SigningKey::jwk).collect() }
     }
 
-    /// The claims of a new access token for `sub` with `roles`, valid from now for the access TTL.
+    /// The claims of a new access token for `sub` with `roles` and the default audiences, valid
+    /// from now for the access TTL.
     pub fn claims(&self, sub: &str, roles: &[&str]) -> Claims {
+        self.claims_for(sub, roles, &self.audiences)
+    }
+
+    /// The same for the audiences `aud` (already granted: see [`grant_audiences`]).
+    pub fn claims_for(&self, sub: &str, roles: &[&str], aud: &[String]) -> Claims {
         let now = chrono::Utc::now().timestamp();
         Claims {
             iss: self.issuer.clone(),
-            aud: self.audience.clone(),
+            aud: aud.to_vec(),
             sub: sub.to_string(),
             exp: now.saturating_add(i64::try_from(self.access_ttl.as_secs()).unwrap_or(i64::MAX)),
             iat: now,
@@ -106,9 +120,14 @@ impl Issuer {
         jsonwebtoken::encode(&header, claims, &self.encoding).context("signing an access token")
     }
 
-    /// A signed access token for `sub` with `roles`.
+    /// A signed access token for `sub` with `roles`, for the default audiences.
     pub fn access_token(&self, sub: &str, roles: &[&str]) -> anyhow::Result<String> {
         self.sign(&self.claims(sub, roles))
+    }
+
+    /// A signed access token for `sub` with `roles`, for the audiences `aud`.
+    pub fn access_token_for(&self, sub: &str, roles: &[&str], aud: &[String]) -> anyhow::Result<String> {
+        self.sign(&self.claims_for(sub, roles, aud))
     }
 
     /// A signed access token whose claims `edit` may change first (an expired token, another
@@ -124,11 +143,58 @@ impl fmt::Debug for Issuer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Issuer")
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .field("access_ttl", &self.access_ttl)
             .field("keys", &self.keys)
             .finish()
     }
+}
+
+/// A client named an audience this issuer does not issue, or one its refresh token was not granted
+/// (RFC 8707 `invalid_target`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the audience {0:?} is not one this issuer grants here")]
+pub struct UnknownAudience(pub String);
+
+/// The audiences a token gets. `requested`: what the client asked for (RFC 8707 `resource` or the
+/// `audience` parameter; empty: nothing). `allowed`: what this issuer may put in a token at all
+/// (`IDENTITY_AUDIENCES`), or, on a refresh, what the login was granted (a refresh may narrow, never
+/// widen). Nothing requested: `default` (within `allowed`). Duplicates are dropped; order is kept.
+pub fn grant_audiences(requested: &[String], allowed: &[String], default: &[String]) -> Result<Vec<String>, UnknownAudience> {
+    let wanted = if requested.is_empty() { default } else { requested };
+    let mut granted: Vec<String> = Vec::with_capacity(wanted.len());
+    for a in wanted {
+        if !allowed.contains(a) {
+            return Err(UnknownAudience(a.clone()));
+        }
+        if !granted.contains(a) {
+            granted.push(a.clone());
+        }
+    }
+    if granted.is_empty() {
+        return Err(UnknownAudience(String::new()));
+    }
+    Ok(granted)
+}
+
+fn one_or_many<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => s.serialize_str(one),
+        many => many.serialize(s),
+    }
+}
+
+fn string_or_array<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(a) => vec![a],
+        OneOrMany::Many(a) => a,
+    })
 }
 
 #[cfg(test)]
@@ -138,7 +204,7 @@ mod tests {
     use super::*;
 
     fn issuer(keys: Vec<SigningKey>) -> Issuer {
-        Issuer::new(keys, "http://id.example/", "sagaway", Duration::from_secs(900)).unwrap()
+        Issuer::new(keys, "http://id.example/", ["sagaway"], Duration::from_secs(900)).unwrap()
     }
 
     fn decode(token: &str, key: &SigningKey) -> jsonwebtoken::errors::Result<jsonwebtoken::TokenData<Claims>> {
@@ -167,6 +233,44 @@ mod tests {
         assert_eq!(issuer.jwks().keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(), vec![new.kid(), old.kid()]);
     }
 
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_token_gets_the_audiences_asked_for_within_the_allowed_or_else_the_default() {
+        let allowed = strings(&["sagaway-gateway", "sagaway-product", "sagaway-bank-001"]);
+        let default = strings(&["sagaway-gateway", "sagaway-product"]);
+        assert_eq!(grant_audiences(&[], &allowed, &default), Ok(default.clone()));
+        assert_eq!(grant_audiences(&strings(&["sagaway-bank-001"]), &allowed, &default), Ok(strings(&["sagaway-bank-001"])));
+        assert_eq!(
+            grant_audiences(&strings(&["sagaway-product", "sagaway-gateway", "sagaway-product"]), &allowed, &default),
+            Ok(strings(&["sagaway-product", "sagaway-gateway"])),
+            "duplicates dropped"
+        );
+        assert_eq!(
+            grant_audiences(&strings(&["sagaway-product", "sagaway-bank-002"]), &allowed, &default),
+            Err(UnknownAudience("sagaway-bank-002".into())),
+            "one unknown audience refuses the request"
+        );
+        // A refresh: `allowed` is what the login was granted; it may narrow, never widen.
+        let login = strings(&["sagaway-product"]);
+        assert_eq!(grant_audiences(&[], &login, &login), Ok(login.clone()));
+        assert!(grant_audiences(&strings(&["sagaway-gateway"]), &login, &login).is_err());
+    }
+
+    #[test]
+    fn one_audience_is_a_string_several_an_array() {
+        let issuer = issuer(vec![SigningKey::generate()]);
+        let one = serde_json::to_value(issuer.claims_for("alice", &[], &strings(&["a"]))).unwrap();
+        assert_eq!(one["aud"], serde_json::json!("a"));
+        let two = issuer.claims_for("alice", &[], &strings(&["a", "b"]));
+        let json = serde_json::to_value(&two).unwrap();
+        assert_eq!(json["aud"], serde_json::json!(["a", "b"]));
+        assert_eq!(serde_json::from_value::<Claims>(json).unwrap(), two);
+        assert_eq!(serde_json::from_value::<Claims>(one).unwrap().aud, strings(&["a"]));
+    }
+
     #[test]
     fn every_token_has_its_own_jti() {
         let issuer = issuer(vec![SigningKey::generate()]);
@@ -181,7 +285,7 @@ mod tests {
         let issuer = issuer(vec![key.clone()]);
         let expired = issuer.access_token_with("alice", &["customer"], |c| c.exp = c.iat - 3600).unwrap();
         assert!(decode(&expired, &key).is_err());
-        let elsewhere = issuer.access_token_with("alice", &["customer"], |c| c.aud = "other".into()).unwrap();
+        let elsewhere = issuer.access_token_with("alice", &["customer"], |c| c.aud = vec!["other".into()]).unwrap();
         assert!(decode(&elsewhere, &key).is_err());
         let foreign = issuer.with_keys(vec![SigningKey::generate()]).unwrap().access_token("alice", &[]).unwrap();
         assert!(decode(&foreign, &key).is_err());

@@ -30,7 +30,8 @@ impl Tokens {
             format!("reading the identity signing key {} (start the stack first, or pass --signing-key)", signing_key.display())
         })?;
         // Tokens outlive any run: a 6-hour soak must not see its tokens expire.
-        let issuer = identity::tokens::Issuer::new(vec![key], issuer_url, "sagaway", Duration::from_secs(6 * 3600))?;
+        // For every service of the stack (each checks its own audience).
+        let issuer = identity::tokens::Issuer::new(vec![key], issuer_url, identity::config::stack_audiences(), Duration::from_secs(6 * 3600))?;
         let admin = issuer.access_token("loadgen-operator", &["customer", "admin"])?;
         Ok(Self { issuer, admin })
     }

@@ -2,7 +2,8 @@
 //! and its access token reserves, pays and reads the order at product and orchestrator, which
 //! check it against identity's JWKS. Then identity's signing key is rotated (a new key signs, the
 //! old one is still published): tokens of both keys open the services without a restart — the
-//! services fetch the JWKS again when a token names a key they have not seen.
+//! services fetch the JWKS again when a token names a key they have not seen. And each service
+//! checks its own audience: a token the user asked for another service does not open it.
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,12 @@ fn free_port() -> u16 {
 }
 
 async fn login(http: &reqwest::Client, identity: &str, username: &str, password: &str) -> anyhow::Result<String> {
-    let res = http.post(format!("{identity}/auth/login")).json(&json!({"username": username, "password": password})).send().await?;
+    login_for(http, identity, username, password, &[]).await
+}
+
+/// A login asking for the audiences `audience` (none: identity's defaults, every service).
+async fn login_for(http: &reqwest::Client, identity: &str, username: &str, password: &str, audience: &[&str]) -> anyhow::Result<String> {
+    let res = http.post(format!("{identity}/auth/login")).json(&json!({"username": username, "password": password, "audience": audience})).send().await?;
     anyhow::ensure!(res.status() == StatusCode::OK, "login: {}", res.status());
     let body: Value = res.json().await?;
     assert_eq!(body["token_type"], "Bearer");
@@ -60,7 +66,8 @@ async fn a_signed_up_user_pays_with_identitys_tokens_across_a_key_rotation() -> 
     let old_key = SigningKey::generate();
     let old_kid = old_key.kid().to_string();
     let (id, issuer) = start_identity(&database, port, vec![old_key.clone()]).await?;
-    let auth = sagaway_common::auth::AuthConfig::local(&id.url, issuer.issuer(), "sagaway");
+    // The services check the orchestrator's audience here (each of them its own in a real stack).
+    let auth = sagaway_common::auth::AuthConfig::local(&id.url, issuer.issuer(), "sagaway-orchestrator");
     let sys = System::spawn(SystemOptions { auth: Some(auth), ..Default::default() }).await?;
     let http = &sys.http;
 
@@ -95,6 +102,15 @@ async fn a_signed_up_user_pays_with_identitys_tokens_across_a_key_rotation() -> 
         assert!(Instant::now() < deadline, "order stuck: {o}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A token zoe asked for the product service only is not the orchestrator's to accept.
+    let for_product = login_for(http, &id.url, "zoe", "a long enough secret", &["sagaway-product"]).await?;
+    let res = http.get(format!("{}/orders/{order_id}", sys.orchestrator_url)).bearer_auth(&for_product).send().await?;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert!(res.text().await?.contains("wrong audience"));
+    let for_orchestrator = login_for(http, &id.url, "zoe", "a long enough secret", &["sagaway-orchestrator"]).await?;
+    let res = http.get(format!("{}/orders/{order_id}", sys.orchestrator_url)).bearer_auth(&for_orchestrator).send().await?;
+    assert_eq!(res.status(), StatusCode::OK);
 
     // Rotation: identity restarts with a new signing key, the old one still published.
     id.shutdown().await;

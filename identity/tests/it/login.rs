@@ -54,37 +54,103 @@ async fn unknown_users_and_wrong_passwords_get_the_same_401() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_logins_lock_the_username_with_retry_after_until_the_window_passes() {
-    let window = Duration::from_secs(3);
+async fn wrong_guesses_from_one_address_never_refuse_the_right_password_from_another() {
+    // Delays long enough that nothing expires during the test.
     let app = common::spawn_with(|c| {
         c.login_throttle.max_failures = 3;
-        c.login_throttle.window = window;
+        c.login_throttle.base_delay = Duration::from_secs(60);
+    })
+    .await;
+    app.signup("ops", "the operator's password").await;
+    let attacker = app.client_from("127.0.0.2");
+    let operator = app.client_from("127.0.0.3");
+    let mut refused = 0;
+    for i in 0..8 {
+        let a = app.login_with(&attacker, "ops", &format!("guess number {i}"), &[]).await;
+        match a.status {
+            401 => a.assert_problem(401, "invalid_credentials"),
+            _ => {
+                a.assert_problem(429, "too_many_attempts");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(refused, 5, "three guesses go through, then the attacker's address waits");
+    // Even the right password waits from the attacker's address...
+    app.login_with(&attacker, "ops", "the operator's password", &[]).await.assert_problem(429, "too_many_attempts");
+    // ...but the operator, from their own address, is not refused: the attacker locked out nobody.
+    let from_operator = app.login_with(&operator, "ops", "the operator's password", &[]).await;
+    assert_eq!(from_operator.status, 200, "{}", from_operator.body);
+    // And the attacker's failures are still counted (the operator's success cleared only their own).
+    app.login_with(&attacker, "ops", "guess number 9", &[]).await.assert_problem(429, "too_many_attempts");
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_failure_past_the_free_ones_doubles_the_delay() {
+    let app = common::spawn_with(|c| {
+        c.login_throttle.max_failures = 2;
+        c.login_throttle.base_delay = Duration::from_secs(1);
+        c.login_throttle.max_delay = Duration::from_secs(60);
     })
     .await;
     app.signup("alice", "correct horse battery").await;
-    app.signup("bob", "bob's long password").await;
-    let opened = Instant::now();
-    for _ in 0..3 {
+    for _ in 0..2 {
         app.login("alice", "wrong password!").await.assert_problem(401, "invalid_credentials");
     }
-    // locked: even the right password gets 429 now
-    let locked = app.login("alice", "correct horse battery").await;
-    locked.assert_problem(429, "too_many_attempts");
-    let retry_after: u64 = locked.header("retry-after").expect("Retry-After").parse().unwrap();
-    assert!((1..=3).contains(&retry_after), "{retry_after}");
-    assert_eq!(locked.body["retry_after"], retry_after);
-    // other usernames are not affected
-    assert_eq!(app.login("bob", "bob's long password").await.status, 200);
+    // The second failure set a delay of 1 s, the third one of 2 s, the fourth one of 4 s.
+    for expected in [1u64, 2, 4] {
+        let waiting = app.login("alice", "correct horse battery").await;
+        waiting.assert_problem(429, "too_many_attempts");
+        let retry_after: u64 = waiting.header("retry-after").expect("Retry-After").parse().unwrap();
+        assert!(retry_after <= expected && retry_after >= expected.saturating_sub(1).max(1), "{retry_after} vs {expected}");
+        assert_eq!(waiting.body["retry_after"], retry_after);
+        tokio::time::sleep(Duration::from_millis(expected * 1000 + 150)).await;
+        app.login("alice", "wrong password!").await.assert_problem(401, "invalid_credentials");
+    }
+    let waiting = app.login("alice", "correct horse battery").await;
+    let retry_after: u64 = waiting.header("retry-after").unwrap().parse().unwrap();
+    assert!((7..=8).contains(&retry_after), "then 8 s: {retry_after}");
+    app.cleanup().await;
+}
 
-    tokio::time::sleep((opened + window + Duration::from_millis(200)).saturating_duration_since(Instant::now())).await;
-    let after = app.login("alice", "correct horse battery").await;
-    assert_eq!(after.status, 200, "the window has passed: {}", after.body);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_for_names_the_client_only_when_a_trusted_proxy_sends_it() {
+    let app = common::spawn_with(|c| {
+        c.login_throttle.max_failures = 2;
+        c.login_throttle.base_delay = Duration::from_secs(60);
+        // The proxy is 127.0.0.1 (the test's default client address), nothing else.
+        c.trusted_proxies = identity::client::parse_cidrs("127.0.0.1").unwrap();
+    })
+    .await;
+    app.signup("ops", "the operator's password").await;
+    let proxy = app.client_from("127.0.0.1");
+    let via = |client: &'static str| [("x-forwarded-for", client)];
+    for _ in 0..2 {
+        app.login_with(&proxy, "ops", "a wrong guess!", &via("198.51.100.7")).await.assert_problem(401, "invalid_credentials");
+    }
+    app.login_with(&proxy, "ops", "a wrong guess!", &via("198.51.100.7")).await.assert_problem(429, "too_many_attempts");
+    // Another client behind the same proxy is another client.
+    assert_eq!(app.login_with(&proxy, "ops", "the operator's password", &via("198.51.100.8")).await.status, 200);
+
+    // Anyone else's X-Forwarded-For is ignored: inventing a new address per guess buys nothing.
+    let direct = app.client_from("127.0.0.4");
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        let spoofed = format!("203.0.113.{i}");
+        statuses.push(app.login_with(&direct, "ops", "a wrong guess!", &[("x-forwarded-for", &spoofed)]).await.status);
+    }
+    assert_eq!(statuses, vec![401, 401, 429, 429]);
     app.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_successful_login_resets_the_failure_count() {
-    let app = common::spawn_with(|c| c.login_throttle.max_failures = 3).await;
+    let app = common::spawn_with(|c| {
+        c.login_throttle.max_failures = 3;
+        c.login_throttle.base_delay = Duration::from_secs(60);
+    })
+    .await;
     app.signup("alice", "correct horse battery").await;
     for _ in 0..2 {
         app.login("alice", "wrong password!").await.assert_problem(401, "invalid_credentials");
@@ -99,7 +165,11 @@ async fn a_successful_login_resets_the_failure_count() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_cannot_exceed_the_limit_and_unknown_users_are_throttled_alike() {
-    let app = common::spawn_with(|c| c.login_throttle.max_failures = 3).await;
+    let app = common::spawn_with(|c| {
+        c.login_throttle.max_failures = 3;
+        c.login_throttle.base_delay = Duration::from_secs(60);
+    })
+    .await;
     app.signup("alice", "correct horse battery").await;
     for username in ["alice", "nobody"] {
         let guesses = (0..8).map(|i| {

@@ -5,6 +5,7 @@
 
 mod common;
 mod login;
+mod oauth;
 mod operations;
 mod refresh;
 mod signup;

@@ -22,6 +22,7 @@ async fn openapi_lists_every_route_and_health_checks_the_database() {
         ("/auth/login", "post"),
         ("/auth/refresh", "post"),
         ("/auth/logout", "post"),
+        ("/auth/token", "post"),
         ("/.well-known/jwks.json", "get"),
         ("/.well-known/openid-configuration", "get"),
     ] {
@@ -103,6 +104,16 @@ async fn keygen_create_user_and_token_commands() {
     env(&mut cmd);
     assert!(!cmd.args(["create-user", "erin"]).output().unwrap().status.success());
 
+    // IDENTITY_BOOTSTRAP_ADMIN naming erin (a customer) refuses to start, saying why.
+    let mut cmd = identity_bin();
+    env(&mut cmd);
+    let child = cmd.env("IDENTITY_BOOTSTRAP_ADMIN", "erin:someone else's password").env("IDENTITY_PORT", "0").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let (status, stderr) = exits_within(child, std::time::Duration::from_secs(60));
+    assert!(!status.success(), "the squatted bootstrap admin must not start the service");
+    assert!(stderr.contains("IDENTITY_BOOTSTRAP_ADMIN") && stderr.contains("\"erin\" already exists and is not an admin"), "{stderr}");
+    let erin = app.login("erin", password).await;
+    assert_eq!(app.verify(erin.body["access_token"].as_str().unwrap()).await.unwrap()["roles"], json!(["customer"]), "erin was not promoted");
+
     // token: prints only a token, for an existing user or a new one, promoted with --admin
     let mut cmd = identity_bin();
     env(&mut cmd);
@@ -149,6 +160,24 @@ async fn in_dev_mode_a_key_is_generated_once_under_the_state_dir() {
     let pool = sqlx::MySqlPool::connect(&url).await.unwrap();
     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{database}`")).execute(&pool).await;
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Waits for `child` to exit (killing it after `limit`: a service that started serving instead).
+fn exits_within(mut child: std::process::Child, limit: std::time::Duration) -> (std::process::ExitStatus, String) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+            return (status, stderr);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {limit:?}: it started serving");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn identity_bin() -> Command {

@@ -20,7 +20,7 @@ async fn the_access_token_verifies_with_the_served_jwks_and_has_the_claims() {
 
     let claims = app.verify(token).await.unwrap();
     assert_eq!(claims["iss"], app.address.as_str());
-    assert_eq!(claims["aud"], "sagaway");
+    assert_eq!(claims["aud"], json!(identity::config::stack_audiences()), "every service of the stack by default");
     assert_eq!(claims["sub"], "alice@example.com");
     assert_eq!(claims["roles"], json!(["customer"]));
     let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
@@ -84,7 +84,7 @@ async fn the_issuer_mints_tokens_for_tests_of_other_services() {
     assert_eq!((claims["sub"].clone(), claims["roles"].clone()), (json!("carol"), json!(["customer", "admin"])));
     let expired = app.issuer.access_token_with("carol", &["customer"], |c| c.exp = c.iat - 60).unwrap();
     assert!(app.verify(&expired).await.is_err());
-    let elsewhere = app.issuer.access_token_with("carol", &["customer"], |c| c.aud = "another-audience".into()).unwrap();
+    let elsewhere = app.issuer.access_token_with("carol", &["customer"], |c| c.aud = vec!["another-audience".into()]).unwrap();
     assert!(app.verify(&elsewhere).await.is_err());
     app.cleanup().await;
 }
@@ -97,7 +97,11 @@ async fn openid_configuration_points_at_the_jwks_and_the_token_endpoint() {
     let c = a.body;
     assert_eq!(c["issuer"], app.address.as_str());
     assert_eq!(c["jwks_uri"], format!("{}/.well-known/jwks.json", app.address));
-    assert_eq!(c["token_endpoint"], format!("{}/auth/login", app.address));
+    assert_eq!(c["token_endpoint"], format!("{}/auth/token", app.address));
+    assert_eq!(c["grant_types_supported"], json!(["password", "refresh_token"]));
+    assert_eq!(c["token_endpoint_auth_methods_supported"], json!(["none"]));
+    assert_eq!(c["response_types_supported"], json!([]), "no authorization endpoint, so no response types");
+    assert!(c.get("authorization_endpoint").is_none());
     assert_eq!(c["id_token_signing_alg_values_supported"], json!(["EdDSA"]));
     let jwks = app.http.get(c["jwks_uri"].as_str().unwrap()).send().await.unwrap().json::<Value>().await.unwrap();
     assert_eq!(jwks["keys"][0]["kid"], app.issuer.signing_kid());
@@ -126,16 +130,26 @@ async fn the_bootstrap_admin_logs_in_with_the_admin_role() {
     .await;
     assert!(again.is_ok(), "{:?}", again.err());
 
-    // An existing customer named by the setting is promoted, keeping their password.
-    assert_eq!(app.signup("dora", "dora's long password").await.status, 201);
-    let promoted = identity::Application::build({
+    app.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bootstrap_admin_never_promotes_an_account_someone_else_signed_up() {
+    let database = common::test_database();
+    let app = common::spawn_with(|c| c.database_url = identity::Config::local(&database).database_url).await;
+    // Signing up is open: someone takes the operator's name before the operator's first start.
+    assert_eq!(app.signup("ops", "squatter's long password").await.status, 201);
+    let start = identity::Application::build({
         let mut c = identity::Config::local(&database);
-        c.bootstrap_admin = Some(identity::config::parse_bootstrap_admin("dora:ignored password").unwrap());
+        c.bootstrap_admin = Some(identity::config::parse_bootstrap_admin("ops:the operator's password").unwrap());
         c
     })
     .await;
-    assert!(promoted.is_ok(), "{:?}", promoted.err());
-    let login = app.login("dora", "dora's long password").await;
-    assert_eq!(app.verify(login.body["access_token"].as_str().unwrap()).await.unwrap()["roles"], json!(["customer", "admin"]));
+    let err = format!("{:#}", start.err().expect("the start is refused"));
+    assert!(err.contains("IDENTITY_BOOTSTRAP_ADMIN") && err.contains("\"ops\"") && err.contains("not an admin"), "{err}");
+    // The squatter is still a customer, and the operator's password opens nothing.
+    let squatter = app.login("ops", "squatter's long password").await;
+    assert_eq!(app.verify(squatter.body["access_token"].as_str().unwrap()).await.unwrap()["roles"], json!(["customer"]));
+    app.login("ops", "the operator's password").await.assert_problem(401, "invalid_credentials");
     app.cleanup().await;
 }

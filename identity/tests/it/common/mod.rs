@@ -78,6 +78,21 @@ impl TestApp {
         answer(self.http.post(self.url(path)).json(body).send().await.expect("request sent")).await
     }
 
+    /// A client whose connections come from `local` (any 127.x.y.z address is this machine), so
+    /// tests can log in from several client addresses.
+    pub fn client_from(&self, local: &str) -> reqwest::Client {
+        reqwest::Client::builder().local_address(local.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+    }
+
+    /// `POST /auth/login` through `http` with extra `headers`.
+    pub async fn login_with(&self, http: &reqwest::Client, username: &str, password: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut req = http.post(self.url("/auth/login")).json(&json!({"username": username, "password": password}));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        answer(req.send().await.expect("request sent")).await
+    }
+
     pub async fn signup(&self, username: &str, password: &str) -> Answer {
         self.post("/auth/signup", &json!({"username": username, "password": password})).await
     }
@@ -100,13 +115,19 @@ impl TestApp {
     }
 
     /// Verifies `token` the way a service does: with the key its `kid` names in the JWKS this app
-    /// serves, EdDSA only, this app's issuer (`iss`) and the `sagaway` audience.
+    /// serves, EdDSA only, this app's issuer (`iss`) and the orchestrator's audience (one of the
+    /// default audiences).
     pub async fn verify(&self, token: &str) -> anyhow::Result<Value> {
+        self.verify_for(token, "sagaway-orchestrator").await
+    }
+
+    /// The same, for the service whose audience is `audience`.
+    pub async fn verify_for(&self, token: &str, audience: &str) -> anyhow::Result<Value> {
         let jwks: JwkSet = self.http.get(self.url("/.well-known/jwks.json")).send().await?.json().await?;
         let kid = jsonwebtoken::decode_header(token)?.kid.ok_or_else(|| anyhow::anyhow!("no kid in the header"))?;
         let jwk = jwks.find(&kid).ok_or_else(|| anyhow::anyhow!("kid {kid} is not in the JWKS"))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_audience(&["sagaway"]);
+        validation.set_audience(&[audience]);
         validation.set_issuer(&[self.issuer.issuer()]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.leeway = 0;
