@@ -44,7 +44,10 @@ pub async fn migrate(cfg: &CommonConfig, migrator: &Migrator, topics: &[&str]) -
     let pool = db::connect_and_migrate(&cfg.database_url, cfg.db_max_connections, migrator).await?;
     let mut wanted: Vec<(String, i32)> = topics.iter().map(|t| (cfg.topic(t), sagaway_messaging::topics::partitions(t, cfg.topic_partitions))).collect();
     wanted.push((kafka::PROBE_TOPIC.to_string(), 1));
-    kafka::ensure_topics(&cfg.kafka_brokers, &wanted, cfg.topic_replicas).await?;
+    // Each with the settings of its logical name (payment.commands keeps records for hours only).
+    let settings = topics.iter().map(|t| sagaway_messaging::topics::settings(t)).chain([&[][..]]);
+    let configured: Vec<(String, i32, &[(&str, &str)])> = wanted.into_iter().zip(settings).map(|((name, n), s)| (name, n, s)).collect();
+    kafka::ensure_topics_with(&cfg.kafka_brokers, &configured, cfg.topic_replicas).await?;
     Ok(pool)
 }
 

@@ -5,7 +5,8 @@
 #      /run/secrets/kafka_<principal>_password (setting it again is how a password is rotated);
 #   2. creates the CDC topic (1 partition, compacted), which the product service's indexer needs before
 #      Debezium has written anything;
-#   3. adds the ACLs listed in acls.conf (adding an ACL that exists is a no-op).
+#   3. gives an existing payment.commands its 6-hour retention (the services create it with it);
+#   4. adds the ACLs listed in acls.conf (adding an ACL that exists is a no-op).
 # Idempotent: every `docker compose up` runs it again. ACLs removed from acls.conf are NOT revoked
 # here (docs/kafka-security.md says how). Passwords never reach stdout.
 set -euo pipefail
@@ -70,6 +71,18 @@ echo "kafka-init: topic $cdc_topic (1 partition: Debezium's order of a table is 
 # An existing topic (created before it was compacted) is switched over.
 "$bin/kafka-configs.sh" "${admin[@]}" --alter --entity-type topics --entity-name "$cdc_topic" \
   --add-config cleanup.policy=compact >/dev/null
+
+# payment.commands: an order's first charge command carries the card's sealed CVC, so records are
+# deleted after 6 hours, with hourly segments (none outlives 7 hours), not the default 7 days
+# (messaging/src/topics.rs: PAYMENT_COMMANDS_RETENTION_MS; docs/saga.md). The services create the
+# topic with these settings; one created before them is switched over here.
+payment_commands="${TOPIC_PREFIX:-}payment.commands"
+payment_commands_settings="cleanup.policy=delete,retention.ms=21600000,segment.ms=3600000"
+if "$bin/kafka-topics.sh" "${admin[@]}" --describe --topic "$payment_commands" >/dev/null 2>&1; then
+  echo "kafka-init: topic $payment_commands keeps records 6 hours"
+  "$bin/kafka-configs.sh" "${admin[@]}" --alter --entity-type topics --entity-name "$payment_commands" \
+    --add-config "$payment_commands_settings" >/dev/null
+fi
 
 rules | while read -r principal resource pattern name operations extra; do
   if [ -n "${extra:-}" ] || [ -z "${operations:-}" ]; then

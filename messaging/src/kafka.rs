@@ -183,12 +183,22 @@ pub fn consumer(brokers: &str, group: &str, fetch_wait_max_ms: u32) -> anyhow::R
 /// Creates the topics that do not exist yet, each with `replicas` replicas (at most the brokers, at
 /// least the cluster's `min.insync.replicas`, or acks=all writes fail); existing topics are left as they are.
 pub async fn ensure_topics(brokers: &str, topics: &[(String, i32)], replicas: i32) -> anyhow::Result<()> {
+    let plain: Vec<(String, i32, &[(&str, &str)])> = topics.iter().map(|(name, partitions)| (name.clone(), *partitions, &[][..])).collect();
+    ensure_topics_with(brokers, &plain, replicas).await
+}
+
+/// [`ensure_topics`] with topic settings (`retention.ms`, …) for the topics it creates
+/// ([`crate::topics::settings`]). An existing topic keeps the settings it has: changing those is
+/// the deployment's job (deploy/kafka/init.sh, the KafkaTopic resources).
+pub async fn ensure_topics_with(brokers: &str, topics: &[(String, i32, &[(&str, &str)])], replicas: i32) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(brokers)
         .create()
         .context("creating the Kafka admin client")?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(replicas)))
+        .map(|(name, partitions, settings)| {
+            settings.iter().fold(NewTopic::new(name, *partitions, TopicReplication::Fixed(replicas)), |t, (k, v)| t.set(k, v))
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &opts).await.context("CreateTopics")? {

@@ -57,10 +57,57 @@ pub fn all() -> Vec<(&'static str, bool)> {
     ]
 }
 
+/// How long `payment.commands` keeps a record: 6 hours (Kafka's default is 7 days). An order's
+/// first charge command carries the card's CVC (sealed: AES-256-GCM under the card keys, bound to
+/// the order id); PCI DSS 3.2 allows no CVC once authorization has been attempted, and the payment
+/// processor consumes a command within seconds. Six hours outlast any outage the processor is
+/// expected to recover from; a command still unread then is deleted unread (docs/saga.md).
+pub const PAYMENT_COMMANDS_RETENTION_MS: &str = "21600000";
+/// The segment roll of `payment.commands`: 1 hour. Kafka deletes whole segments only, and the
+/// active one never: without a short roll (the default is 7 days) a record would outlive
+/// [`PAYMENT_COMMANDS_RETENTION_MS`] by up to a week. A record is gone at most 7 hours after it
+/// was written.
+pub const PAYMENT_COMMANDS_SEGMENT_MS: &str = "3600000";
+
+/// The topic settings Sagaway gives topic `name` (a logical name) when it creates it, beyond
+/// partitions and replicas. `cleanup.policy=delete` is Kafka's default but spelled out: the local
+/// broker (tansu) applies `retention.ms` only to a topic that names it.
+pub fn settings(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
+        PAYMENT_COMMANDS => &[
+            ("cleanup.policy", "delete"),
+            ("retention.ms", PAYMENT_COMMANDS_RETENTION_MS),
+            ("segment.ms", PAYMENT_COMMANDS_SEGMENT_MS),
+        ],
+        _ => &[],
+    }
+}
+
 /// The partition count of topic `name` when keyed topics get `keyed_partitions` (1 for unknown topics).
 pub fn partitions(name: &str, keyed_partitions: i32) -> i32 {
     match all().into_iter().find(|(n, _)| *n == name) {
         Some((_, true)) => keyed_partitions.max(1),
         _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod settings_tests {
+    use super::*;
+
+    #[test]
+    fn payment_commands_keep_records_for_hours_and_roll_segments_within_them() {
+        let get = |k: &str| settings(PAYMENT_COMMANDS).iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+        let retention: u64 = get("retention.ms").unwrap().parse().unwrap();
+        let segment: u64 = get("segment.ms").unwrap().parse().unwrap();
+        assert_eq!(get("cleanup.policy"), Some("delete"));
+        assert!(retention <= 24 * 3600 * 1000 && retention >= 3600 * 1000, "hours, not days: {retention}");
+        assert!(segment <= retention, "a segment rolls within the retention: {segment}");
+        // Every other topic keeps the broker's defaults.
+        for (t, _) in all() {
+            if t != PAYMENT_COMMANDS {
+                assert!(settings(t).is_empty(), "{t}");
+            }
+        }
     }
 }

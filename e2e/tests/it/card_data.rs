@@ -6,6 +6,8 @@
 //! - a master-key rotation needs no drain: cards sealed before and after it are charged, and an
 //!   idempotent retry of a request from before it replays instead of answering 422;
 //! - the service binaries refuse the built-in development card key outside `SAGAWAY_ENV=dev`.
+//! - `payment.commands`, the one topic that carries a sealed CVC (an order's first charge
+//!   command), keeps records for hours, not the broker's default week, wherever it is created.
 //!
 //! Product, orchestrator and payment in-process (the last test: the binaries) against the real
 //! MariaDB and broker, fresh databases and topics.
@@ -17,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use e2e::system::{System, SystemOptions, payment_body, settled};
 use reqwest::StatusCode;
 use sagaway_common::card::{self, CardKey};
@@ -168,9 +171,14 @@ async fn no_cvc_is_kept_once_authorization_has_been_attempted() -> anyhow::Resul
     sys.wait_order(&parked, WITHIN, |o| o["status"] == "COMPENSATED").await?;
     assert_no_cvc_stored(&sys, &keys, &orders).await?;
 
-    // The topics: the first charge of each order carried the CVC (sealed); no retry, no dead letter does.
+    // The topics: the first charge of each order carried the CVC (sealed), on payment.commands, the
+    // one topic that keeps a record for hours only; no retry, no dead letter carries it.
     let commands = topic(&sys, "payment.commands")?;
     assert_eq!(commands.matches("sealed_cvc").count(), 3, "each order's first charge command carries its CVC");
+    assert_kept_for_hours(&topic_settings(&format!("{}payment.commands", sys.prefix)).await?, "the test's payment.commands");
+    for other in ["saga.retry", "payment_dlq", "payment.replies", "order.events"] {
+        assert!(!topic(&sys, other)?.contains("sealed_cvc"), "{other} carries a sealed CVC");
+    }
     let retries = topic(&sys, "saga.retry")?;
     assert_eq!(retries.lines().count(), 4, "0341: 2 retries; 0119: 2 retries before the dead letter\n{retries}");
     // One sealed number per retried order: resealed without the CVC after the first attempt, then passed on as it is.
@@ -178,6 +186,70 @@ async fn no_cvc_is_kept_once_authorization_has_been_attempted() -> anyhow::Resul
     let dead_letters = topic(&sys, "payment_dlq")?;
     assert_eq!(assert_no_cvc(&keys, &orders, "payment_dlq", &dead_letters), 1, "the dead letter carries the number alone");
     sys.stop().await;
+    Ok(())
+}
+
+/// The settings the broker reports for `topic` (DescribeConfigs).
+async fn topic_settings(topic: &str) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", e2e::StackAddr::from_env().brokers()).create()?;
+    let described = admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()).await?;
+    let resource = described.into_iter().next().context("no answer")?.map_err(|e| anyhow::anyhow!("DescribeConfigs {topic}: {e}"))?;
+    Ok(resource.entries.into_iter().filter_map(|e| e.value.map(|v| (e.name, v))).collect())
+}
+
+/// `settings` delete records after hours, not days: `retention.ms` at most a day (and the value
+/// Sagaway sets), segments rolled within it (Kafka deletes whole segments only), `cleanup.policy`
+/// naming `delete` (the local broker applies `retention.ms` only then).
+fn assert_kept_for_hours(settings: &std::collections::BTreeMap<String, String>, what: &str) {
+    let ms = |k: &str| settings.get(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or_else(|| panic!("{what}: no {k}: {settings:?}"));
+    let (retention, segment) = (ms("retention.ms"), ms("segment.ms"));
+    assert!(retention <= 24 * 3600 * 1000, "{what}: retention.ms {retention} is more than a day");
+    assert_eq!(retention.to_string(), sagaway_messaging::topics::PAYMENT_COMMANDS_RETENTION_MS, "{what}");
+    assert!(segment <= retention, "{what}: segment.ms {segment} outlasts the retention");
+    assert!(settings.get("cleanup.policy").is_some_and(|p| p.contains("delete")), "{what}: {settings:?}");
+}
+
+/// payment.commands carries each order's sealed CVC (its first charge command), so it keeps a
+/// record for hours, not the broker's default week — everywhere it is created: by the services
+/// (the local stack's topics, compose's: asked of the running broker), by compose's kafka-init for
+/// a topic made before (deploy/kafka/init.sh), and by the Kubernetes KafkaTopic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_commands_keep_the_sealed_cvc_for_hours_only_everywhere() -> anyhow::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    // The services create it so (the topics of a fresh system, on the running broker).
+    let sys = System::spawn(SystemOptions::default()).await?;
+    let created = topic_settings(&format!("{}payment.commands", sys.prefix)).await?;
+    assert_kept_for_hours(&created, "payment.commands as the services create it");
+    sys.stop().await;
+
+    // Kubernetes: the KafkaTopic's config.
+    let yaml = std::fs::read_to_string(root.join("deploy/k8s/base/kafka-topics.yaml"))?;
+    let topic = yaml
+        .split("\n---")
+        .map(|d| serde_yaml::from_str::<serde_yaml::Value>(d).unwrap())
+        .find(|d| d["spec"]["topicName"].as_str() == Some("payment.commands"))
+        .context("a KafkaTopic payment.commands")?;
+    let k8s: std::collections::BTreeMap<String, String> = topic["spec"]["config"]
+        .as_mapping()
+        .context("its config")?
+        .iter()
+        .map(|(k, v)| (k.as_str().unwrap().to_string(), v.as_str().map(str::to_string).unwrap_or_else(|| v.as_u64().unwrap().to_string())))
+        .collect();
+    assert_kept_for_hours(&k8s, "the KafkaTopic payment.commands");
+
+    // Compose: kafka-init switches an existing payment.commands over, with the same settings.
+    let init = std::fs::read_to_string(root.join("deploy/kafka/init.sh"))?;
+    let line = init.lines().find(|l| l.starts_with("payment_commands_settings=")).context("init.sh names the settings")?;
+    let compose: std::collections::BTreeMap<String, String> = line
+        .trim_start_matches("payment_commands_settings=")
+        .trim_matches('"')
+        .split(',')
+        .map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).expect("k=v"))
+        .collect();
+    assert_kept_for_hours(&compose, "deploy/kafka/init.sh");
+    assert!(init.contains("--entity-name \"$payment_commands\"") && init.contains("--add-config \"$payment_commands_settings\""), "init.sh applies them");
     Ok(())
 }
 
