@@ -339,4 +339,28 @@ mod tests {
         }
         assert!(doc["components"]["schemas"]["OperationRequest"].is_object());
     }
+
+    /// Resolve takes (and needs) a reason that says what was done by hand; no other operation
+    /// takes one; the document says the same.
+    #[test]
+    fn resolve_needs_a_reason_and_only_resolve_takes_one() {
+        use super::OperationRequest;
+        let req = |reason: Option<&str>| OperationRequest { ids: Some(vec![1]), reason: reason.map(str::to_string), ..Default::default() };
+        let field = |r: Result<(), sagaway_common::http::Problem>| serde_json::to_value(r.expect_err("refused")).unwrap()["field"].clone();
+        assert!(req(Some("refunded by hand")).validate("resolve").is_ok());
+        assert!(OperationRequest { dry_run: true, ..req(Some("x")) }.validate("resolve").is_ok(), "a dry run is allowed");
+        for bad in [None, Some(""), Some("   ")] {
+            assert_eq!(field(req(bad).validate("resolve")), "reason", "{bad:?}");
+        }
+        assert_eq!(field(req(Some(&"x".repeat(256))).validate("resolve")), "reason");
+        for op in ["replay", "abandon", "purge"] {
+            assert_eq!(field(req(Some("why")).validate(op)), "reason", "{op}");
+            assert!(req(None).validate(op).is_ok(), "{op}");
+        }
+        let schema = super::operation_body_schema("resolve");
+        for branch in schema["oneOf"].as_array().unwrap() {
+            assert!(branch["required"].as_array().unwrap().contains(&serde_json::json!("reason")), "{branch}");
+        }
+        assert_eq!(super::operation_body_schema("replay")["oneOf"][0]["properties"]["reason"], serde_json::json!({"type": "null"}));
+    }
 }

@@ -64,4 +64,27 @@ mod tests {
         assert_eq!(topic_names(&common, ""), ["t1.payment_dlq", "t1.bank.dlq"]);
         assert_eq!(topic_names(&common, " b002.bank.dlq, ,t1.bank.dlq,b003.bank.dlq,b002.bank.dlq"), ["t1.payment_dlq", "t1.bank.dlq", "b002.bank.dlq", "b003.bank.dlq"]);
     }
+
+    /// A bank command's letter names its order by the payment id (an account payment's id at the
+    /// bank is its order's id); a payment id that is no order id names none.
+    #[test]
+    fn a_bank_letter_names_its_order_by_its_payment_id() {
+        let letter = |payload: &str| Incoming {
+            topic: "bank.dlq".into(),
+            partition: 0,
+            offset: 3,
+            key: Some("acct-1".into()),
+            payload: Some(payload.into()),
+            headers: vec![("dlq.original.topic".into(), "bank.commands".into())],
+            message_id: "m-3".into(),
+        };
+        let order_id = "01a2382d-f6fa-720d-8601-8104858757ab";
+        let json = |p: &str| serde_json::from_str::<serde_json::Value>(p).ok();
+        let refund = format!(r#"{{"type":"refund","payment_id":"{order_id}"}}"#);
+        assert_eq!(store::letter_order_id(&letter(&refund), json(&refund).as_ref()).as_deref(), Some(order_id));
+        let other = r#"{"type":"void","payment_id":"not-an-order"}"#;
+        assert_eq!(store::letter_order_id(&letter(other), json(other).as_ref()), None);
+        let deposit = r#"{"type":"deposit","operation_id":"op-1"}"#;
+        assert_eq!(store::letter_order_id(&letter(deposit), json(deposit).as_ref()), None);
+    }
 }
