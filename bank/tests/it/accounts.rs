@@ -267,3 +267,52 @@ async fn a_holder_revokes_a_pending_invitation_and_it_can_no_longer_be_accepted(
     }
     app.stop().await;
 }
+
+/// Joint accounts opened before invitations named their co-holders without asking them: the upgrade
+/// (migration 20261212000001, run here again on rows written the old way) leaves each such account
+/// its opener's alone and gives every other co-holder a pending invitation; no other account changes.
+#[tokio::test]
+async fn the_upgrade_turns_co_holders_named_without_consent_into_pending_invitations() {
+    let app = spawn().await;
+    let joint = app.open_with("alice", json!({"type": "joint", "currency": "BRL", "holders": ["alice", "bob", "carol"]})).await;
+    let id = joint["id"].as_str().unwrap();
+    let accepted = app.open_with("dave", json!({"type": "joint", "currency": "BRL", "holders": ["dave", "erin"]})).await;
+    let solo = app.open("frank").await;
+    let pool = sqlx::MySqlPool::connect(&app.db_url).await.unwrap();
+    // As the old code wrote a joint account: every named user a holder, no invitation.
+    sqlx::query("DELETE FROM account_invitations").execute(&pool).await.unwrap();
+    for user in ["bob", "carol"] {
+        sqlx::query("INSERT INTO account_holders (account_id, user_id) VALUES (?, ?)").bind(id).bind(user).execute(&pool).await.unwrap();
+    }
+    sqlx::query("INSERT INTO account_holders (account_id, user_id) VALUES (?, 'erin')").bind(accepted["id"].as_str().unwrap()).execute(&pool).await.unwrap();
+    assert_eq!(app.get("bob", &format!("/accounts/{id}")).await.0, StatusCode::OK, "the old way: bob holds it unasked");
+    let before: Vec<(String, String)> = sqlx::query_as("SELECT account_id, user_id FROM account_holders ORDER BY account_id, user_id").fetch_all(&pool).await.unwrap();
+
+    let migration = include_str!("../../migrations/20261212000001_account_invitations.sql");
+    for statement in migration.split(';') {
+        let sql: String = statement.lines().filter(|l| !l.trim_start().starts_with("--")).collect::<Vec<_>>().join("\n");
+        if sql.trim_start().starts_with("INSERT") || sql.trim_start().starts_with("DELETE") {
+            sqlx::query(&sql).execute(&pool).await.unwrap();
+        }
+    }
+
+    for (user, account) in [("bob", id), ("carol", id), ("erin", accepted["id"].as_str().unwrap())] {
+        assert_eq!(app.get(user, &format!("/accounts/{account}")).await.0, StatusCode::NOT_FOUND, "{user}");
+        let (_, invitations) = app.get(user, "/me/invitations").await;
+        let invitations = invitations.as_array().unwrap().clone();
+        assert_eq!(invitations.len(), 1, "{user}: {invitations:?}");
+        assert_eq!((&invitations[0]["account_id"], &invitations[0]["status"]), (&json!(account), &json!("PENDING")));
+    }
+    let acc = app.account("alice", id).await;
+    assert_eq!((&acc["holders"], &acc["invited"]), (&json!(["alice"]), &json!(["bob", "carol"])));
+    assert_eq!(app.account("frank", solo["id"].as_str().unwrap()).await["holders"], json!(["frank"]), "individual accounts are untouched");
+    let after: Vec<(String, String)> = sqlx::query_as("SELECT account_id, user_id FROM account_holders ORDER BY account_id, user_id").fetch_all(&pool).await.unwrap();
+    let removed: Vec<&(String, String)> = before.iter().filter(|r| !after.contains(r)).collect();
+    assert_eq!(removed.len(), 3, "only the three unasked co-holders leave: {removed:?}");
+    assert!(after.iter().all(|r| before.contains(r)));
+    // And they join by accepting, like any invitee.
+    let (s, acc) = app.post("bob", &format!("/accounts/{id}/invitations/bob/accept"), &json!({})).await;
+    assert_eq!((s, &acc["holders"]), (StatusCode::OK, &json!(["alice", "bob"])), "{acc}");
+    pool.close().await;
+    app.stop().await;
+}

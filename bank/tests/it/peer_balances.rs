@@ -78,8 +78,11 @@ async fn consolidated_balances_never_hand_the_customers_token_to_a_peer() {
     home.stop().await;
 }
 
+/// An answer, and the signature headers the request carried.
+type Sent = (StatusCode, Value, Vec<(&'static str, String)>);
+
 /// Sends `GET path` to `base`, signed by `key` (unless `None`) and with extra `headers`.
-async fn send(base: &str, path: &str, key: Option<&BankKeyPair>, headers: &[(&str, String)]) -> (StatusCode, Value, Vec<(&'static str, String)>) {
+async fn send(base: &str, path: &str, key: Option<&BankKeyPair>, headers: &[(&str, String)]) -> Sent {
     let mut req = reqwest::Client::new().get(format!("{base}{path}"));
     let mut signed = Vec::new();
     if let Some(key) = key {
@@ -129,7 +132,7 @@ async fn the_holder_route_takes_only_a_bank_signature_and_balances_add_up_across
     let admin = ("authorization", format!("Bearer {}", peer.issuer.admin_token("ops")));
     let forger = BankKeyPair::generate("001");
     let stranger = BankKeyPair::generate("009");
-    let refused: Vec<(&str, (StatusCode, Value, Vec<(&'static str, String)>))> = vec![
+    let refused: Vec<(&str, Sent)> = vec![
         ("the customer's own token", send(&peer.base_url, path, None, &[bearer("gabi")]).await),
         ("an admin's token", send(&peer.base_url, path, None, &[admin]).await),
         ("nothing", send(&peer.base_url, path, None, &[]).await),

@@ -11,7 +11,6 @@ mod cdc;
 mod deploy_config;
 mod gateway;
 mod dlq;
-mod docs_routes;
 mod identity_flow;
 mod layering;
 mod metrics;
