@@ -16,12 +16,14 @@ pub struct CommonConfig {
     pub kafka_brokers: String,
     /// Prepended to every topic name, so tests can run against one broker without sharing topics.
     pub topic_prefix: String,
-    /// How long a consumer's fetch waits on the broker. tansu does not wake a waiting fetch when data
-    /// arrives, so this is the per-hop latency floor (docs/stack.md): 10 ms costs ~18 % of a core per idle consumer.
+    /// How long a consumer's fetch may wait on the broker when there is nothing to read (a long
+    /// poll). The broker answers as soon as a record arrives (Kafka does; the local tansu with our
+    /// patch too, docs/stack.md#the-broker-patch), so this costs no latency; it sets how often an
+    /// idle consumer asks. 500 ms (librdkafka's default). The unpatched tansu sleeps it out on
+    /// every fetch: `SAGAWAY_BROKER=upstream` runs the services with 25 ms.
     pub fetch_wait_max_ms: u32,
     /// The same for consumers off an order's critical path (the dead-letter recorder, the payment
-    /// retry forwarder, whose messages wait seconds anyway): every consumer costs the broker CPU at
-    /// each poll, data or not, so these poll ten times less often (docs/performance.md).
+    /// retry forwarder, whose messages wait seconds anyway): 1 s.
     pub background_fetch_wait_max_ms: u32,
     /// At most this many ready messages a consumer applies in one DB transaction (one commit per
     /// batch instead of per message; see `inbox`).
@@ -76,8 +78,8 @@ impl CommonConfig {
             db_max_connections: env_or(&var("DB_MAX_CONNECTIONS"), 16)?,
             kafka_brokers: env_string("KAFKA_BROKERS", "127.0.0.1:9092"),
             topic_prefix: env_string("TOPIC_PREFIX", ""),
-            fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 25)?,
-            background_fetch_wait_max_ms: env_or("KAFKA_BACKGROUND_FETCH_WAIT_MAX_MS", 250)?,
+            fetch_wait_max_ms: env_or("KAFKA_FETCH_WAIT_MAX_MS", 500)?,
+            background_fetch_wait_max_ms: env_or("KAFKA_BACKGROUND_FETCH_WAIT_MAX_MS", 1000)?,
             consumer_batch_max: env_or("KAFKA_CONSUMER_BATCH_MAX", 200)?,
             topic_partitions: env_or("KAFKA_TOPIC_PARTITIONS", 1)?,
             topic_replicas: env_or("KAFKA_TOPIC_REPLICATION_FACTOR", 1)?,

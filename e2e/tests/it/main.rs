@@ -11,6 +11,7 @@ mod cdc;
 mod deploy_config;
 mod gateway;
 mod dlq;
+mod docs_routes;
 mod identity_flow;
 mod layering;
 mod metrics;
