@@ -86,11 +86,9 @@ pub async fn post(conn: &mut MySqlConnection, kind: &str, reference: &str, at: D
         .execute(&mut *conn)
         .await?
         .last_insert_id();
-    let mut insert = sqlx::QueryBuilder::new("INSERT INTO postings (journal_id, account_id, bucket, amount) ");
-    insert.push_values(legs, |mut row, leg| {
-        row.push_bind(journal).push_bind(&leg.account).push_bind(leg.bucket.as_str()).push_bind(leg.amount);
-    });
-    insert.build().execute(&mut *conn).await?;
+    // The balances first: each update takes its row's exclusive lock, so the foreign key's check of
+    // the postings below finds the rows locked already. Inserted first, the postings' shared locks
+    // on a busy account (a cash account) would deadlock two transactions upgrading them.
     for leg in legs {
         let sql = match leg.bucket {
             Bucket::Available => "UPDATE accounts SET available = available + ? WHERE id = ?",
@@ -101,6 +99,11 @@ pub async fn post(conn: &mut MySqlConnection, kind: &str, reference: &str, at: D
             return Err(missing(&leg.account));
         }
     }
+    let mut insert = sqlx::QueryBuilder::new("INSERT INTO postings (journal_id, account_id, bucket, amount) ");
+    insert.push_values(legs, |mut row, leg| {
+        row.push_bind(journal).push_bind(&leg.account).push_bind(leg.bucket.as_str()).push_bind(leg.amount);
+    });
+    insert.build().execute(&mut *conn).await?;
     Ok(journal)
 }
 

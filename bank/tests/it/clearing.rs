@@ -151,12 +151,12 @@ async fn books_written_while_clearing_accounts_collided_are_repaired_by_the_migr
     // currency's clearing account was never opened (INSERT IGNORE on the number), its postings were.
     let mut victims = Vec::new();
     for peer in 1..=3u32 {
-        for cur in 0..CURRENCIES.len() {
-            let id = format!("clearing:{peer:03}:{}", CURRENCIES[cur]);
+        for (cur, code) in CURRENCIES.iter().enumerate() {
+            let id = format!("clearing:{peer:03}:{code}");
             let inserted = sqlx::query("INSERT IGNORE INTO accounts (id, number, kind, currency, owner_user, created_at) VALUES (?, ?, 'system', ?, 'bank', ?)")
                 .bind(&id)
                 .bind(old_number(peer, cur).digits())
-                .bind(CURRENCIES[cur])
+                .bind(*code)
                 .bind(now)
                 .execute(&mut conn)
                 .await
@@ -171,7 +171,7 @@ async fn books_written_while_clearing_accounts_collided_are_repaired_by_the_migr
                 .await
                 .unwrap()
                 .last_insert_id();
-            let cash = format!("cash-{}", CURRENCIES[cur]);
+            let cash = format!("cash-{code}");
             for (account, amount) in [(cash.as_str(), Decimal::from(-7)), (id.as_str(), Decimal::from(7))] {
                 sqlx::query("INSERT INTO postings (journal_id, account_id, bucket, amount) VALUES (?, ?, 'available', ?)")
                     .bind(journal)
