@@ -232,7 +232,7 @@ pub async fn apply(pool: &MySqlPool, bank: &str, caller: &str, account_id: &str,
     };
     let status = Status::parse(&row.status).ok_or_else(|| anyhow::anyhow!("invitation status {:?}", row.status))?;
     match respond(status, answer) {
-        Err(done) => return Err(Problem::new(axum::http::StatusCode::CONFLICT, done.code(), done.to_string()).with("status", done.0.as_str()).into()),
+        Err(done) => return Err(Problem::new(http::StatusCode::CONFLICT, done.code(), done.to_string()).with("status", done.0.as_str()).into()),
         Ok(Outcome::Unchanged) => {}
         Ok(Outcome::Becomes(next)) => {
             sqlx::query("UPDATE account_invitations SET status = ?, decided_at = ? WHERE account_id = ? AND user_id = ?")
