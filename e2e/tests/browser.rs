@@ -13,6 +13,11 @@
 //! 3. the operator switches the acquirer outage on; a 4242… payment dead-letters; the operator
 //!    switches it off, dry-runs and replays the dead letter; the shopper's page shows COMPLETED.
 //!
+//! Every page it reaches (each screenshot) is checked: no error in the browser's console (a failed
+//! request, an exception) and no `null`, `undefined` or `NaN` shown as text. A deposit and a
+//! reserve whose first answer is lost (the page's `fetch` throws after the request went through)
+//! are resubmitted, and each is made once; destructive console actions ask for confirmation.
+//!
 //! Needs `scripts/stack up` (the whole stack, gateway included) and `chromium` + `chromium-driver`;
 //! `scripts/test` provides both and runs it with `--ignored`.
 
@@ -78,6 +83,8 @@ impl Driver {
             json!({"binary": "/usr/bin/chromium",
                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
         );
+        // The console's messages, read back after each page (`BrowserLog`).
+        caps.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
         Ok(ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new()).capabilities(caps).connect(&self.url).await?)
     }
 }
@@ -87,6 +94,37 @@ impl Drop for Driver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// chromedriver's log endpoint: the browser console's entries since the last call.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({"type": "browser"}).to_string()))
+    }
+}
+
+/// Text that says a value was missing where the page meant to show one (`null`, `undefined`, `NaN`
+/// anywhere, `nullnull` too), with some of its surroundings.
+fn absent_value_shown(text: &str) -> Option<String> {
+    let at = ["null", "undefined", "NaN"].iter().filter_map(|w| text.find(w)).min()?;
+    let from = text[..at].char_indices().rev().nth(40).map(|(i, _)| i).unwrap_or(0);
+    let to = text[at..].char_indices().nth(40).map(|(i, _)| at + i).unwrap_or(text.len());
+    Some(text[from..to].replace('\n', " "))
+}
+
+#[test]
+fn an_absent_value_shown_as_text_is_found() {
+    assert!(absent_value_shown("Accounts\nnullnull\nBalances").is_some_and(|s| s.contains("nullnull")));
+    assert!(absent_value_shown("1 × product undefined").is_some());
+    assert!(absent_value_shown("Total NaN USD").is_some());
+    assert_eq!(absent_value_shown("1 × Brass lantern · 12.50 USD"), None);
 }
 
 /// One person at one browser window, saving a screenshot of each page they reach.
@@ -101,6 +139,73 @@ impl Person {
         let png = self.b.screenshot().await?;
         let n = std::fs::read_dir(&self.shots)?.count();
         std::fs::write(self.shots.join(format!("{n:02}-{}-{step}.png", self.name)), png)?;
+        self.check(step).await
+    }
+
+    /// The page as the person sees it now: no console error since the last check, and no absent
+    /// value written out as text.
+    async fn check(&self, step: &str) -> anyhow::Result<()> {
+        let logs = self.b.issue_cmd(BrowserLog).await?;
+        let errors: Vec<String> = logs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect();
+        ensure!(errors.is_empty(), "{} at `{step}`: the browser console shows errors: {errors:#?}", self.name);
+        let text = self.b.execute("return document.body.innerText", vec![]).await?;
+        if let Some(around) = absent_value_shown(text.as_str().unwrap_or_default()) {
+            bail!("{} at `{step}`: the page shows an absent value as text: …{around}…", self.name);
+        }
+        Ok(())
+    }
+
+    /// From now on the page's next `fetch` whose URL contains `part` (a POST) reaches the server,
+    /// but its answer is lost: the page sees a network error, as after a timeout or a dropped
+    /// connection.
+    async fn lose_next_answer(&self, part: &str) -> anyhow::Result<()> {
+        self.b
+            .execute(
+                "if (!window.__sagaway_real_fetch) {
+                   window.__sagaway_real_fetch = window.fetch;
+                   window.__sagaway_lost = 0;
+                   window.fetch = async (url, init) => {
+                     const res = await window.__sagaway_real_fetch(url, init);
+                     const drop = window.__sagaway_drop;
+                     if (drop && String(url).includes(drop) && (init?.method || 'GET') === 'POST') {
+                       window.__sagaway_drop = null;
+                       window.__sagaway_lost += 1;
+                       await res.text();
+                       throw new TypeError('the answer was lost on the way back');
+                     }
+                     return res;
+                   };
+                 }
+                 window.__sagaway_drop = arguments[0];
+                 return true;",
+                vec![json!(part)],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How many answers `lose_next_answer` dropped so far.
+    async fn answers_lost(&self) -> anyhow::Result<u64> {
+        Ok(self.b.execute("return window.__sagaway_lost || 0", vec![]).await?.as_u64().unwrap_or(0))
+    }
+
+    /// The signed-in person's access token (the app keeps it in sessionStorage).
+    async fn token(&self) -> anyhow::Result<String> {
+        let v = self.b.execute("return JSON.parse(sessionStorage.getItem('sagaway.session')).access", vec![]).await?;
+        v.as_str().map(str::to_string).context("no session in the page")
+    }
+
+    /// Clicks `css`, then answers the confirmation dialog it opens: `yes` confirms, else cancels.
+    async fn click_and_confirm(&self, css: &str, yes: bool) -> anyhow::Result<()> {
+        self.click(css).await?;
+        self.find("dialog#confirm[open]").await.with_context(|| format!("{}: `{css}` asked for no confirmation", self.name))?;
+        self.click(if yes { "#confirm-yes" } else { "#confirm-no" }).await?;
         Ok(())
     }
 
@@ -286,24 +391,57 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
         // queue applies it, pushed), pay an order from the account, and see 87.50 left.
         shopper.goto(&format!("{base}/#/bank")).await?;
         shopper.find("#open-account-form").await?;
+        // A new shopper, no account yet: the balances card says so, and nothing reads `null`.
+        shopper.find("#no-balances").await?;
+        shopper.shot("bank-empty").await?;
         shopper.find("#open-account-form select[name=currency]").await?.select_by_value("USD").await?;
         shopper.fill("#open-account-form input[name=document]", "529.982.247-25").await?;
         shopper.click("#open-account-form button[type=submit]").await?;
-        shopper.find("#accounts tr[data-account]").await?;
+        let account_id = shopper.find("#accounts tr[data-account]").await?.attr("data-account").await?.context("the account's id")?;
+        // The deposit's first answer is lost; the shopper submits again: one deposit, not two.
         shopper.fill("#operation-form input[name=amount]", "100.00").await?;
+        shopper.lose_next_answer("/operations").await?;
         shopper.click("#operation-form button[type=submit]").await?;
+        shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath("//div[@id='flash' and contains(., 'cannot be reached')]")).await.context("the lost answer showed no error")?;
+        ensure!(shopper.answers_lost().await? == 1, "the deposit's answer was not dropped");
+        shopper.click("#operation-form button[type=submit]").await?;
+        shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath("//div[@id='flash' and contains(., 'queued')]")).await.context("the resubmitted deposit was not queued")?;
         let balance = |amount: &str| format!("//table[@id='accounts']//td[contains(., '{amount} USD')]");
         shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath(&balance("100.00"))).await.context("the deposit never showed")?;
         shopper.shot("bank-deposited").await?;
+        let token = shopper.token().await?;
+        tokio::time::sleep(Duration::from_secs(2)).await; // a second deposit, had there been one, is applied by now
+        let statement: Value = http.get(format!("{base}/api/banks/001/accounts/{account_id}/statement")).bearer_auth(&token).send().await?.json().await?;
+        let deposits = statement["items"].as_array().map(|i| i.iter().filter(|e| e["kind"].as_str().is_some_and(|k| k.contains("deposit"))).count()).unwrap_or(0);
+        ensure!(deposits == 1, "a submit whose answer was lost and its resubmit made {deposits} deposits: {statement}");
+        let account: Value = http.get(format!("{base}/api/banks/001/accounts/{account_id}")).bearer_auth(&token).send().await?.json().await?;
+        ensure!(account["available"] == "100.00", "after one deposit of 100.00: {account}");
+        // The reserve's first answer is lost too; resubmitted, it is one hold of one unit.
         shopper.goto(&format!("{base}/#/product/{}", products[3])).await?;
+        shopper.find("#reserve-form").await?;
+        shopper.lose_next_answer("/api/reserve").await?;
+        shopper.click("#reserve-form button[type=submit]").await?;
+        shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath("//div[@id='flash' and contains(., 'cannot be reached')]")).await.context("the lost reserve answer showed no error")?;
+        ensure!(shopper.answers_lost().await? == 2, "the reserve's answer was not dropped");
         shopper.click("#reserve-form button[type=submit]").await?;
         shopper.find("#pay-form select[name=method]").await?.select_by_value("account").await?;
+        let stock: Value = http.get(format!("{base}/api/products/{}", products[3])).send().await?.json().await?;
+        ensure!(stock["stock"] == 19, "a reserve whose answer was lost and its resubmit held {} units: {stock}", 20 - stock["stock"].as_i64().unwrap_or(0));
         shopper.shot("pay-from-account").await?;
         shopper.click("#pay-form button[type=submit]").await?;
         shopper.sees_status("COMPLETED").await?;
         shopper.goto(&format!("{base}/#/bank")).await?;
         shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath(&balance("87.50"))).await.context("the account was not debited 12.50")?;
         shopper.shot("bank-after-order").await?;
+        // The orders: each names its product and its amount with the currency.
+        shopper.goto(&format!("{base}/#/orders")).await?;
+        let row = shopper.find(&format!("#orders tr[data-order=\"{paid}\"]")).await?.text().await?;
+        ensure!(row.contains(&format!("Brass {word}")) && row.contains("12.50 USD"), "the orders list row: {row}");
+        shopper.shot("orders").await?;
+        shopper.goto(&format!("{base}/#/orders/{paid}")).await?;
+        let detail = shopper.find("#order-detail").await?.text().await?;
+        ensure!(detail.contains(&format!("Brass {word}")) && detail.contains("12.50 USD") && !detail.contains("product "), "the order's detail: {detail}");
+        shopper.shot("order-detail").await?;
 
         // 2. 0119 fails every attempt → FAILED; the operator abandons the dead letter → COMPENSATED.
         let failing = shopper.buy(&base, products[1], "4000000000000119").await?;
@@ -321,7 +459,7 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
             op.click(&format!("tr[data-order=\"{failing}\"] button")).await?;
             op.find("#dlq-abandon").await?;
             op.shot("dead-letter").await?;
-            op.click("#dlq-abandon").await?;
+            op.click_and_confirm("#dlq-abandon", true).await?;
             shopper.sees_status("COMPENSATED").await?;
             shopper.was_not_reloaded().await?;
             shopper.shot("compensated").await?;
@@ -329,12 +467,17 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
             // 3. Outage on → a 4242 payment dead-letters; off → dry-run, replay → COMPLETED.
             op.goto(&format!("{base}/#/console")).await?;
             op.find("#outage-state").await?;
-            op.click("#outage-toggle").await?;
+            // Cancelled, the switch stays as it was; confirmed, it turns.
+            op.click_and_confirm("#outage-toggle", false).await?;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let state = op.find("#outage-state").await?.text().await?;
+            ensure!(state == "off", "a cancelled outage switch turned: {state}");
+            op.click_and_confirm("#outage-toggle", true).await?;
             op.b.wait().at_most(WITHIN).for_element(Locator::XPath("//strong[@id='outage-state' and starts-with(., 'ON')]")).await?;
             op.shot("outage-on").await?;
             let stuck = shopper.buy(&base, products[2], "4242424242424242").await?;
             shopper.sees_status("FAILED").await?;
-            op.click("#outage-toggle").await?;
+            op.click_and_confirm("#outage-toggle", true).await?;
             op.b.wait().at_most(WITHIN).for_element(Locator::XPath("//strong[@id='outage-state' and .='off']")).await?;
             op.goto(&format!("{base}/#/console?order_id={stuck}")).await?;
             op.click(&format!("tr[data-order=\"{stuck}\"] button")).await?;

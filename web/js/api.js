@@ -59,6 +59,9 @@ async function refresh() {
  */
 export async function api(method, path, { body, headers = {}, raw = false, retried = false } = {}) {
   const h = { ...headers };
+  // An access token about to expire is renewed first (no request is sent to be refused with 401).
+  const before = session.get();
+  if (before?.refresh && !path.startsWith('/api/auth/') && (claims(before.access).exp || 0) * 1000 < Date.now() + 5000) await refresh();
   const s = session.get();
   if (s?.access) h.authorization = `Bearer ${s.access}`;
   if (body !== undefined) h['content-type'] = 'application/json';

@@ -4,7 +4,7 @@
 // audited by the orchestrator under the operator's user id.
 
 import { api } from './api.js';
-import { h, pageRender, field, select, submitting, status, when, flash } from './ui.js';
+import { h, pageRender, field, select, submitting, status, when, flash, confirmAction } from './ui.js';
 import { params, go } from './main.js';
 
 const COUNTERS = [
@@ -51,6 +51,8 @@ export async function console_() {
       h('p', {}, 'Outage switch: ', h('strong', { id: 'outage-state' }, outage.enabled ? 'ON — every card charge fails' : 'off'),
         outage.updated_at ? h('span', { class: 'muted' }, ` (since ${when(outage.updated_at)})`) : null),
       h('button', { id: 'outage-toggle', type: 'button', class: outage.enabled ? '' : 'danger', onclick: async () => {
+        const question = outage.enabled ? 'Turn the acquirer outage off? Card charges go through again.' : 'Simulate an acquirer outage? Every card charge will fail until it is turned off.';
+        if (!await confirmAction(question, outage.enabled ? 'Turn it off' : 'Simulate the outage')) return;
         try {
           await api('POST', '/api/admin/outage', { body: { enabled: !outage.enabled } });
           go(location.hash);
@@ -91,6 +93,9 @@ async function show(id, into) {
     const result = h('div', { id: 'dlq-result', 'aria-live': 'polite' });
     const reason = h('input', { id: 'dlq-resolve-reason', name: 'reason', maxlength: 255, placeholder: 'what was done by hand', 'aria-label': 'Reason' });
     const act = (operation, dry_run) => async () => {
+      // What cannot be taken back is confirmed first (a dry run changes nothing).
+      if (!dry_run && (operation === 'abandon' || operation === 'resolve')
+        && !await confirmAction(`${operation === 'abandon' ? 'Abandon' : 'Resolve'} dead letter ${id}? It will not be replayed afterwards.`, operation === 'abandon' ? 'Abandon' : 'Resolve')) return;
       try {
         const body = { ids: [id], dry_run };
         if (operation === 'resolve') {

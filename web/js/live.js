@@ -1,6 +1,8 @@
 // Live events over the gateway's WebSocket: one connection per signed-in tab, authenticated by a
 // single-use ticket (the token never goes in a URL), resumed after a drop from the last event seen,
-// so nothing is missed or repeated. Pages subscribe with `live.on(fn)`.
+// so nothing is missed or repeated. When the token the socket was opened with expires, the gateway
+// sends `auth_expired` and closes it: the client reconnects at once with a fresh ticket (asking for
+// it refreshes the token) from that frame's id. Pages subscribe with `live.on(fn)`.
 
 import { api } from './api.js';
 
@@ -9,6 +11,7 @@ let socket = null;
 let lastId = null;
 let wanted = false;
 let backoff = 500;
+let renew = false;
 
 function setState(text) {
   const el = document.getElementById('live-state');
@@ -46,11 +49,22 @@ async function open() {
     } else if (frame.id) {
       lastId = frame.id;
     }
+    if (frame.event === 'auth_expired') {
+      renew = true;
+      return;
+    }
     deliver(frame);
   };
-  ws.onclose = () => {
+  ws.onclose = (e) => {
     if (socket === ws) socket = null;
     setState('off');
+    if (renew || e.reason === 'auth_expired') {
+      // Not a failure: the token ran out. Straight back, with a fresh one.
+      renew = false;
+      backoff = 500;
+      if (wanted) open();
+      return;
+    }
     retry();
   };
 }

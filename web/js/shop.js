@@ -2,10 +2,10 @@
 // status timeline (the saga's steps with their times, updated as they happen).
 
 import { api, session, idempotencyKey } from './api.js';
-import { h, pageRender, field, select, submitting, status, when, flash } from './ui.js';
+import { h, pageRender, field, select, submitting, status, when, flash, money } from './ui.js';
 import { live } from './live.js';
 import { go, params } from './main.js';
-import { myAccounts } from './bank.js';
+import { myAccounts, catalogueCurrency } from './bank.js';
 
 const SORTS = [['relevance', 'Relevance'], ['price_asc', 'Price: low to high'], ['price_desc', 'Price: high to low'], ['newest', 'Newest']];
 const PER_PAGE = 12;
@@ -35,7 +35,7 @@ export async function search() {
   query.set('per_page', PER_PAGE);
   query.set('facets', 'true');
   const page = Number(p.get('page') || 1);
-  const found = await api('GET', `/api/findAll?${query}`);
+  const [found, currency] = await Promise.all([api('GET', `/api/findAll?${query}`), catalogueCurrency()]);
   const pages = Math.max(1, Math.ceil(found.total / PER_PAGE));
   const to = (n) => { const q = new URLSearchParams(p); q.set('page', n); return `#/shop?${q}`; };
   results.replaceChildren(
@@ -44,7 +44,7 @@ export async function search() {
     h('div', { class: 'products' }, found.items.map((item) => h('article', { dataset: { product: item.id } },
       h('h3', {}, h('a', { href: `#/product/${item.id}` }, marked(item.highlight?.name, item.name))),
       item.highlight?.description ? h('p', { class: 'muted' }, marked(item.highlight.description)) : null,
-      h('div', { class: 'price' }, item.price),
+      h('div', { class: 'price' }, money(item.price, currency)),
       h('div', { class: 'muted' }, item.category || ''),
       h('div', { class: 'muted' }, item.stock > 0 ? `${item.stock} in stock` : 'Sold out'),
     ))),
@@ -89,23 +89,24 @@ function facetsNav(p, facets) {
 /** `#/product/{id}`: details, reserve, then pay for the reservation. */
 export async function product(id) {
   const render = pageRender();
-  const item = await api('GET', `/api/products/${encodeURIComponent(id)}`);
+  const [item, currency] = await Promise.all([api('GET', `/api/products/${encodeURIComponent(id)}`), catalogueCurrency()]);
   const payArea = h('div', { id: 'pay-area' });
   const reserve = submitting(h('form', { class: 'card', id: 'reserve-form' },
     field('Quantity', { name: 'quantity', type: 'number', min: 1, max: 1000, value: 1, required: true }),
     h('button', { type: 'submit' }, 'Reserve'),
-  ), async ({ quantity }) => {
+  ), async ({ quantity }, _form, key) => {
     const user = session.user();
     if (!user) { sessionStorage.setItem('sagaway.after-login', location.hash); return go('#/login'); }
-    const r = await api('POST', '/api/reserve', { body: { product_id: item.id, user_id: user.sub, quantity: Number(quantity) } });
-    payArea.replaceChildren(await payForm(r));
+    // One hold per intent: a resubmit after a lost answer gets the first hold back, not a second.
+    const r = await api('POST', '/api/reserve', { headers: { 'idempotency-key': key }, body: { product_id: item.id, user_id: user.sub, quantity: Number(quantity) } });
+    payArea.replaceChildren(await payForm(r, currency, item.name));
     payArea.querySelector('input, select')?.focus();
   });
   render(
     h('p', {}, h('a', { href: '#/shop' }, '← Back to the shop')),
     h('h1', {}, item.name),
     h('section', {},
-      h('p', { class: 'price' }, `${item.price}`),
+      h('p', { class: 'price' }, money(item.price, currency)),
       item.description ? h('p', {}, item.description) : null,
       h('p', { class: 'muted' }, `${item.category || 'uncategorised'} · ${item.stock} in stock`),
     ),
@@ -114,7 +115,7 @@ export async function product(id) {
   );
 }
 
-async function payForm(reservation) {
+async function payForm(reservation, currency, name) {
   const accounts = await myAccounts().catch(() => []);
   const method = select('Pay with', 'method', [['card', 'Card'], ...(accounts.length ? [['account', 'Bank account']] : [])], 'card');
   const card = h('fieldset', { id: 'card-fields' }, h('legend', {}, 'Card'),
@@ -125,7 +126,7 @@ async function payForm(reservation) {
     h('p', { class: 'muted' }, 'Test cards: 4242 4242 4242 4242 approves, 4000 0000 0000 0002 declines, 4000 0000 0000 0119 fails until an operator steps in.'),
   );
   const account = h('fieldset', { id: 'account-fields', hidden: true }, h('legend', {}, 'Bank account'),
-    select('Account', 'account', accounts.map((a) => [`${a.bank}:${a.id}`, `${a.bank} · ${a.number} · ${a.available} ${a.currency}`])));
+    select('Account', 'account', accounts.map((a) => [`${a.bank}:${a.id}`, `${a.bank} · ${a.number} · ${money(a.available, a.currency)}`])));
   // Hidden fields are not required (the browser would refuse the form otherwise).
   const switchTo = (m) => {
     card.hidden = m !== 'card';
@@ -135,9 +136,9 @@ async function payForm(reservation) {
   method.querySelector('select').addEventListener('change', (e) => switchTo(e.target.value));
   const key = idempotencyKey();
   return submitting(h('form', { class: 'card', id: 'pay-form' },
-    h('p', {}, `Reserved ${reservation.quantity} × for ${reservation.total_price} until ${when(reservation.expires_at)}.`),
+    h('p', {}, `Reserved ${reservation.quantity} × ${name} for ${money(reservation.total_price, currency)} until ${when(reservation.expires_at)}.`),
     method, card, account,
-    h('button', { type: 'submit' }, `Pay ${reservation.total_price}`),
+    h('button', { type: 'submit' }, `Pay ${money(reservation.total_price, currency)}`),
   ), async (v) => {
     const payment_method = v.method === 'account'
       ? { type: 'account', bank: v.account.split(':')[0], account_id: v.account.split(':')[1] }
@@ -150,21 +151,42 @@ async function payForm(reservation) {
   });
 }
 
-/** `#/orders`: the caller's orders, newest first. */
+const names = new Map();
+
+/** The product's name (asked once per product); its id when the product cannot be read. */
+async function productName(id) {
+  if (!names.has(id)) names.set(id, api('GET', `/api/products/${encodeURIComponent(id)}`).then((p) => p.name).catch(() => `product ${id}`));
+  return names.get(id);
+}
+
+/** `#/orders`: the caller's orders, newest first, a page at a time (`Older` loads the next). */
 export async function orders() {
   const render = pageRender();
-  const list = await api('GET', '/api/orders');
-  const items = Array.isArray(list) ? list : list.items || [];
+  const body = h('tbody', {});
+  const more = h('p', { id: 'orders-more' });
+  const page = async (cursor) => {
+    const list = await api('GET', `/api/orders?limit=20${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const items = Array.isArray(list) ? list : list.items || [];
+    const rows = await Promise.all(items.map(async (o) => h('tr', { dataset: { order: o.id } },
+      h('td', {}, h('a', { href: `#/orders/${o.id}` }, o.id)),
+      h('td', {}, `${o.quantity ?? ''} × ${await productName(o.product_id)}`),
+      h('td', {}, status(o.status)),
+      h('td', { class: 'num' }, money(o.amount, o.currency)),
+      h('td', {}, when(o.created_at)),
+    )));
+    body.append(...rows);
+    more.replaceChildren(...(list.next_cursor
+      ? [h('button', { type: 'button', class: 'secondary', id: 'orders-older', onclick: () => page(list.next_cursor).catch((e) => flash(e.message)) }, 'Older orders')]
+      : []));
+    return items.length;
+  };
+  const first = await page(null);
   render(
     h('h1', {}, 'Your orders'),
-    items.length === 0 ? h('p', { class: 'muted' }, 'No orders yet.') : h('table', {},
-      h('thead', {}, h('tr', {}, h('th', {}, 'Order'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'Amount'), h('th', {}, 'Placed'))),
-      h('tbody', {}, items.map((o) => h('tr', {},
-        h('td', {}, h('a', { href: `#/orders/${o.id}` }, o.id)),
-        h('td', {}, status(o.status)),
-        h('td', { class: 'num' }, `${o.amount} ${o.currency || ''}`),
-        h('td', {}, when(o.created_at)),
-      )))),
+    first === 0 ? h('p', { class: 'muted' }, 'No orders yet.') : h('table', { id: 'orders' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'Order'), h('th', {}, 'What'), h('th', {}, 'Status'), h('th', { class: 'num' }, 'Amount'), h('th', {}, 'Placed'))),
+      body),
+    more,
   );
 }
 
@@ -193,7 +215,7 @@ export async function order(id) {
   const load = async () => {
     const o = await api('GET', `/api/orders/${encodeURIComponent(id)}`);
     for (const e of o.history || []) add(e);
-    detail.replaceChildren(h('p', {}, `${o.quantity} × product ${o.product_id} · ${o.amount} ${o.currency}` +
+    detail.replaceChildren(h('p', { id: 'order-detail' }, `${o.quantity} × ${await productName(o.product_id)} · ${money(o.amount, o.currency)}` +
       (o.payment?.last4 ? ` · ${o.payment.brand || 'card'} ••${o.payment.last4}` : '')));
     redraw();
   };

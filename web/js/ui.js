@@ -1,5 +1,7 @@
 // Small DOM helpers. Every text from the server goes in as a text node (never as HTML), so nothing
-// a user typed can run as script.
+// a user typed can run as script; an absent value (null, undefined, false) renders as nothing.
+
+import { idempotencyKey } from './api.js';
 
 /** `h('a', {href: '#/x'}, 'text', child…)`: an element; `on…` attributes become listeners. */
 export function h(tag, attrs = {}, ...children) {
@@ -45,7 +47,8 @@ export function pageRender() {
 /** Replaces the page's content and moves focus to it (keyboard and screen reader users land there). */
 function render(...children) {
   const view = document.getElementById('view');
-  view.replaceChildren(...children.flat());
+  // replaceChildren(null) would insert the text "null": absent parts are left out.
+  view.replaceChildren(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
   view.focus({ preventScroll: true });
 }
 
@@ -70,25 +73,67 @@ export function status(s) {
   return h('span', { class: `status ${s}`, dataset: { status: s } }, s);
 }
 
+/** An amount with its currency (`12.50 USD`); `—` when the amount is unknown. */
+export function money(amount, currency) {
+  if (amount === null || amount === undefined || amount === '') return '—';
+  return currency ? `${amount} ${currency}` : String(amount);
+}
+
+/**
+ * Asks the operator or user to confirm a destructive action in a modal dialog; resolves to
+ * true only for the confirm button (`#confirm-yes`), false for cancel (`#confirm-no`) or Escape.
+ */
+export function confirmAction(question, yes = 'Confirm') {
+  document.getElementById('confirm')?.remove();
+  return new Promise((resolve) => {
+    const dialog = h('dialog', { id: 'confirm', 'aria-labelledby': 'confirm-question' },
+      h('p', { id: 'confirm-question' }, question),
+      h('p', {},
+        h('button', { type: 'button', id: 'confirm-yes', class: 'danger', onclick: () => { dialog.close('yes'); } }, yes), ' ',
+        h('button', { type: 'button', id: 'confirm-no', class: 'secondary', onclick: () => { dialog.close('no'); } }, 'Cancel')));
+    dialog.addEventListener('close', () => { resolve(dialog.returnValue === 'yes'); dialog.remove(); });
+    document.body.append(dialog);
+    dialog.showModal();
+    dialog.querySelector('#confirm-no').focus();
+  });
+}
+
 export function when(at) {
   if (!at) return '';
   const d = new Date(at);
   return isNaN(d) ? at : d.toLocaleString();
 }
 
+/** Whether an error leaves the outcome of a request unknown (it may have been applied). */
+function outcomeUnknown(err) {
+  const s = err?.status;
+  return s === undefined || s === 0 || s === 408 || s === 409 || s === 425 || s === 429 || s >= 500;
+}
+
 /**
- * Runs `work` for a form submit: the button is disabled meanwhile, errors are shown (from the
- * problem+json body) and the focus goes to the field they name.
+ * Runs `work(values, form, key)` for a form submit: the button is disabled meanwhile, errors are
+ * shown (from the problem+json body) and the focus goes to the field they name.
+ *
+ * `key` is the Idempotency-Key of this intent: the same across resubmits of the same values while
+ * the outcome is unknown (no answer, a timeout, a 5xx: the first may have been applied — the
+ * server answers a resubmit with its first answer instead of doing it twice), and a new one after
+ * a success, a definite refusal, or when the form's values change.
  */
 export function submitting(form, work) {
+  let intent = null;
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     const button = form.querySelector('button[type=submit]');
     if (button) button.disabled = true;
     flash('');
+    const values = Object.fromEntries(new FormData(form));
+    const sig = JSON.stringify(values);
+    if (!intent || intent.sig !== sig) intent = { sig, key: idempotencyKey() };
     try {
-      await work(Object.fromEntries(new FormData(form)), form);
+      await work(values, form, intent.key);
+      intent = null;
     } catch (err) {
+      if (!outcomeUnknown(err)) intent = null;
       const original = err.problem?.original_order_id;
       flash(err.message || String(err), 'error', original ? { href: `#/orders/${original}`, text: 'Open that order' } : null);
       if (err.field) form.querySelector(`[name="${CSS.escape(err.field)}"]`)?.focus();

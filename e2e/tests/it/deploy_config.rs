@@ -823,6 +823,9 @@ fn kafka_in_compose_authenticates_every_client_with_its_own_credential() {
             own.insert(format!("bank_{code}_signing_key"));
             own.insert("bank_directory".to_string());
         }
+        if svc == "gateway" {
+            own.insert("gateway_metrics_token".to_string()); // Prometheus's scrape token: GATEWAY_METRICS_TOKEN_FILE
+        }
         assert_eq!(secrets_of(&compose, svc), own, "{svc} mounts its own passwords (and the card keys, or a bank's key) only");
         assert_eq!(depends_on(&compose, svc, "kafka-init").as_deref(), Some("service_completed_successfully"), "{svc} waits for its ACLs");
     }
