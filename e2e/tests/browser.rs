@@ -14,9 +14,9 @@
 //!    switches it off, dry-runs and replays the dead letter; the shopper's page shows COMPLETED.
 //!
 //! Every page it reaches (each screenshot) is checked: no error in the browser's console (a failed
-//! request, an exception) and no `null`, `undefined` or `NaN` shown as text. A deposit and a
-//! reserve whose first answer is lost (the page's `fetch` throws after the request went through)
-//! are resubmitted, and each is made once; destructive console actions ask for confirmation.
+//! request, an exception) and no `null`, `undefined` or `NaN` shown as text. A deposit, a reserve
+//! and a transfer whose first answer is lost (the page's `fetch` throws after the request went
+//! through) are resubmitted, and each is made once; destructive console actions ask for confirmation.
 //!
 //! Needs `scripts/stack up` (the whole stack, gateway included) and `chromium` + `chromium-driver`;
 //! `scripts/test` provides both and runs it with `--ignored`.
@@ -433,6 +433,42 @@ async fn a_shopper_and_an_operator_use_the_web_app_in_a_real_browser() -> anyhow
         shopper.goto(&format!("{base}/#/bank")).await?;
         shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath(&balance("87.50"))).await.context("the account was not debited 12.50")?;
         shopper.shot("bank-after-order").await?;
+        // A transfer of 10.00 to a second account of the shopper's, its first answer lost and the
+        // form resubmitted: one transfer (87.50 → 77.50, and 10.00 arrives once).
+        shopper.find("#open-account-form select[name=currency]").await?.select_by_value("USD").await?;
+        shopper.fill("#open-account-form input[name=document]", "529.982.247-25").await?;
+        shopper.click("#open-account-form button[type=submit]").await?;
+        let second = loop {
+            let rows = shopper.b.find_all(Locator::Css("#accounts tr[data-account]")).await?;
+            let mut other = None;
+            for row in rows {
+                let id = row.attr("data-account").await?.unwrap_or_default();
+                if id != account_id {
+                    let number = row.find(Locator::Css("td:nth-child(2)")).await?.text().await?;
+                    other = Some((id, number));
+                }
+            }
+            if let Some(o) = other {
+                break o;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        shopper.find("#transfer-form select[name=from]").await?.select_by_value(&format!("001:{account_id}")).await?;
+        shopper.fill("#transfer-form input[name=to_number]", &second.1).await?;
+        shopper.fill("#transfer-form input[name=amount]", "10.00").await?;
+        shopper.lose_next_answer("/transfers").await?;
+        shopper.click("#transfer-form button[type=submit]").await?;
+        shopper.b.wait().at_most(WITHIN).for_element(Locator::XPath("//div[@id='flash' and contains(., 'cannot be reached')]")).await.context("the lost transfer answer showed no error")?;
+        ensure!(shopper.answers_lost().await? == 3, "the transfer's answer was not dropped");
+        shopper.click("#transfer-form button[type=submit]").await?;
+        shopper.find("#transfers [data-transfer]").await.context("the resubmitted transfer was not answered")?;
+        shopper.shot("transferred").await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let token = shopper.token().await?;
+        for (id, expected) in [(&account_id, "77.50"), (&second.0, "10.00")] {
+            let a: Value = http.get(format!("{base}/api/banks/001/accounts/{id}")).bearer_auth(&token).send().await?.json().await?;
+            ensure!(a["available"] == expected, "a transfer whose answer was lost and its resubmit: account {id} has {}, not {expected}", a["available"]);
+        }
         // The orders: each names its product and its amount with the currency.
         shopper.goto(&format!("{base}/#/orders")).await?;
         let row = shopper.find(&format!("#orders tr[data-order=\"{paid}\"]")).await?.text().await?;
