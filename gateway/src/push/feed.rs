@@ -151,9 +151,12 @@ pub async fn replay(brokers: &str, topics: &[String], from: &Cursor, to: &Cursor
     tokio::task::spawn_blocking(move || replay_blocking(&brokers, &topics, &from, &to, &user, max_events)).await.map_err(|e| ReplayError::Broker(e.into()))?
 }
 
+/// One partition's range to read back: (topic index, partition), start, end (exclusive).
+pub type Range = ((usize, i32), i64, i64);
+
 /// The (topic, partition) ranges a resume from `from` to `to` reads, given each partition's low
 /// watermark (pure): `[start, end)` per partition with something to read, or why it cannot resume.
-pub fn replay_ranges(from: &Cursor, to: &Cursor, lows: &std::collections::BTreeMap<(usize, i32), i64>, max_events: i64) -> Result<Vec<((usize, i32), i64, i64)>, ReplayError> {
+pub fn replay_ranges(from: &Cursor, to: &Cursor, lows: &std::collections::BTreeMap<(usize, i32), i64>, max_events: i64) -> Result<Vec<Range>, ReplayError> {
     if from.0.keys().any(|k| !to.0.contains_key(k)) {
         return Err(ReplayError::Unknown);
     }

@@ -210,6 +210,8 @@ fn shown(snapshot: &Value) -> HashMap<(String, String), usize> {
     seen
 }
 
+// One stream's whole state, handed over once from `open`.
+#[allow(clippy::too_many_arguments)]
 async fn run(
     gw: Gateway,
     caller: Caller,
