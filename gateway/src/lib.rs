@@ -195,7 +195,8 @@ impl Application {
         let feed = tokio::spawn(push::feed::run(gw.hub.clone(), gw.config.kafka_brokers.clone(), gw.config.event_topics.clone(), gw.shutdown.clone()));
         tracing::info!(port = self.port, "gateway listening");
         let streams = gw.shutdown.clone();
-        let served = axum::serve(self.listener, app(gw))
+        // With each connection's address: the proxy names it in `X-Forwarded-For`.
+        let served = axum::serve(self.listener, app(gw).into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 shutdown.cancelled().await;
                 streams.cancel();

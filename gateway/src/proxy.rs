@@ -39,6 +39,16 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
     }
 }
 
+/// `X-Forwarded-For` as the gateway sends it upstream: the address the request came from, and
+/// nothing a client wrote. The gateway is the edge: a client that writes the header itself must not
+/// pass for another address at a service that trusts the gateway (identity's login throttling per
+/// client address, `IDENTITY_TRUSTED_PROXIES`).
+pub fn forwarded_for(peer: std::net::IpAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.to_string()).expect("an address is a header value")
+}
+
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
 /// Forwards one `/api/…` request (the router's fallback under `/api`).
 pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
     let started = Instant::now();
@@ -74,9 +84,14 @@ pub async fn forward(State(gw): State<Gateway>, req: Request) -> Response {
         return with_id(Problem::new(StatusCode::BAD_REQUEST, "invalid_path", "the path cannot be forwarded as it is").into_response(), &id);
     };
     let service = upstream_name(&route.upstream);
+    let peer = req.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let (parts, body) = req.into_parts();
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
+    headers.remove(X_FORWARDED_FOR);
+    if let Some(peer) = peer {
+        headers.insert(HeaderName::from_static(X_FORWARDED_FOR), forwarded_for(peer));
+    }
     headers.insert(HeaderName::from_static(REQUEST_ID), HeaderValue::from_str(&id).expect("a checked request id"));
     // The gateway's span continues the client's trace; the service's spans are its children.
     let span = trace::server_span(&format!("proxy {service}"), parts.headers.get(trace::TRACEPARENT).and_then(|v| v.to_str().ok()));
@@ -167,5 +182,16 @@ mod tests {
         h.insert(REQUEST_ID, HeaderValue::from_static("has space"));
         assert_ne!(request_id(&h), "has space");
         assert_eq!(request_id(&HeaderMap::new()).len(), 36);
+    }
+}
+
+#[cfg(test)]
+mod forwarded_for_tests {
+    use super::*;
+
+    #[test]
+    fn the_forwarded_address_is_the_peers() {
+        assert_eq!(forwarded_for("203.0.113.7".parse().unwrap()), "203.0.113.7");
+        assert_eq!(forwarded_for("2001:db8::1".parse().unwrap()), "2001:db8::1");
     }
 }

@@ -722,3 +722,78 @@ async fn one_user_cannot_exhaust_the_push_edge() -> anyhow::Result<()> {
     sys.stop().await;
     Ok(())
 }
+
+/// Logins through the gateway are throttled per client address: the gateway names the address a
+/// request came from in `X-Forwarded-For` (replacing whatever the client wrote there) and identity
+/// trusts the gateway's. So a shopper guessing an operator's password from one address is slowed
+/// down, however it spells the header, and the operator signing in from another is not refused.
+/// Loopback has many addresses: the clients connect from 127.0.0.2 and 127.0.0.3, the gateway is
+/// 127.0.0.1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_through_the_gateway_are_throttled_per_client_address_not_per_gateway() -> anyhow::Result<()> {
+    let mut cfg = identity::Config::local(&format!("it_gw_identity_{}", uuid::Uuid::new_v4().simple()));
+    cfg.login_throttle.max_failures = 2;
+    cfg.login_throttle.base_delay = Duration::from_secs(60);
+    cfg.trusted_proxies = identity::client::parse_cidrs("127.0.0.1").map_err(anyhow::Error::msg)?;
+    let identity = identity::Application::build(cfg).await?;
+    let identity_url = format!("http://127.0.0.1:{}", identity.port());
+    let stop_identity = CancellationToken::new();
+    tokio::spawn(identity.run_until_stopped(stop_identity.clone()));
+
+    let issuer = sagaway_common::auth_testing::TestIssuer::start().await;
+    let config = gateway::Config {
+        host: "127.0.0.1".into(),
+        port: 0,
+        auth: issuer.auth_config(),
+        upstreams: gateway::config::Upstreams {
+            identity: identity_url.clone(),
+            product: "http://127.0.0.1:9".into(),
+            orchestrator: "http://127.0.0.1:9".into(),
+            payment: "http://127.0.0.1:9".into(),
+            banks: BTreeMap::new(),
+        },
+        kafka_brokers: e2e::StackAddr::from_env().brokers(),
+        event_topics: gateway::config::default_event_topics(&format!("t{}.", uuid::Uuid::new_v4().simple()), std::iter::empty::<&String>()),
+        request_timeout: Duration::from_secs(10),
+        max_streams_per_user: 3,
+        stream_buffer: 64,
+        heartbeat: Duration::from_secs(1),
+        metrics_token: None,
+        limits: gateway::config::Limits::default(),
+        catalogue_currency: "USD".into(),
+    };
+    let app = gateway::Application::build(config).await?;
+    let gw = format!("http://127.0.0.1:{}", app.port());
+    let stop_gateway = CancellationToken::new();
+    tokio::spawn(app.run_until_stopped(stop_gateway.clone()));
+
+    let from = |addr: &str| reqwest::Client::builder().local_address(addr.parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let (attacker, operator) = (from("127.0.0.2"), from("127.0.0.3"));
+    let deadline = Instant::now() + WITHIN;
+    let signup = loop {
+        match operator.post(format!("{gw}/api/auth/signup")).json(&json!({"username": "ops", "password": "the operator's password"})).send().await {
+            Ok(r) if r.status() != StatusCode::BAD_GATEWAY => break r.status(),
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => anyhow::bail!("identity behind the gateway did not answer: {other:?}"),
+        }
+    };
+    assert_eq!(signup, StatusCode::CREATED);
+    let login = |client: &reqwest::Client, password: &str, spoofed: Option<String>| {
+        let mut req = client.post(format!("{gw}/api/auth/login")).json(&json!({"username": "ops", "password": password}));
+        if let Some(s) = spoofed {
+            req = req.header("x-forwarded-for", s);
+        }
+        async move { req.send().await.map(|r| r.status().as_u16()).unwrap_or(0) }
+    };
+    // The attacker writes a new address into X-Forwarded-For at every guess: it buys nothing.
+    let mut guesses = Vec::new();
+    for i in 0..4 {
+        guesses.push(login(&attacker, "a wrong guess!", Some(format!("198.51.100.{i}"))).await);
+    }
+    assert_eq!(guesses, vec![401, 401, 429, 429], "the attacker is throttled at its own address");
+    assert_eq!(login(&operator, "the operator's password", None).await, 200, "the operator, at another address, is not refused");
+
+    stop_gateway.cancel();
+    stop_identity.cancel();
+    Ok(())
+}
