@@ -2,7 +2,7 @@
 // business hours, with the scheduled time and a cancel), and an account's statement. Bank events
 // pushed by the gateway refresh what is on screen.
 
-import { api } from './api.js';
+import { api, session } from './api.js';
 import { h, pageRender, field, select, submitting, status, when, flash, money, confirmAction } from './ui.js';
 import { live } from './live.js';
 import { go } from './main.js';
@@ -42,15 +42,45 @@ export async function myAccounts() {
   return lists.flat();
 }
 
+/** The invitations to hold a joint account waiting for the caller's answer, at every bank. */
+async function myInvitations() {
+  const lists = await Promise.all((await banks()).map((code) =>
+    api('GET', `/api/banks/${code}/me/invitations`).then((list) => list.map((i) => ({ ...i, bank: i.bank || code }))).catch(() => [])));
+  return lists.flat();
+}
+
+/** Pending invitations, each with Accept and Decline; nothing when there are none. */
+function invitationsCard(invitations) {
+  if (!invitations.length) return null;
+  const answer = (i, verb) => async (e) => {
+    e.target.disabled = true;
+    try {
+      await api('POST', `/api/banks/${i.bank}/accounts/${encodeURIComponent(i.account_id)}/invitations/${encodeURIComponent(i.user_id)}/${verb}`);
+      flash(verb === 'accept' ? `You now hold account ${i.number} at bank ${i.bank}.` : `Invitation to account ${i.number} declined.`, 'info');
+      go('#/bank');
+    } catch (err) {
+      e.target.disabled = false;
+      flash(err.message || String(err), 'error');
+    }
+  };
+  return h('section', { id: 'invitations', class: 'card' }, h('h2', {}, 'Invitations to joint accounts'),
+    h('table', {}, h('tbody', {}, invitations.map((i) => h('tr', { dataset: { invitation: `${i.bank}:${i.account_id}` } },
+      h('td', {}, `${i.bank} · ${i.number} (${i.currency})`), h('td', { class: 'muted' }, `from ${i.invited_by}`),
+      h('td', {}, h('button', { type: 'button', onclick: answer(i, 'accept') }, 'Accept'), ' ',
+        h('button', { type: 'button', class: 'secondary', onclick: answer(i, 'decline') }, 'Decline')))))));
+}
+
 /** `#/bank`: balances, accounts, and the forms. Returns the cleanup for the router. */
 export async function overview() {
   const render = pageRender();
   const codes = await banks();
   const accounts = await myAccounts();
   const balances = await myBalances(codes, accounts);
+  const invitations = await myInvitations();
   const transfers = h('div', { id: 'transfers' });
   render(
     h('h1', {}, 'Bank'),
+    invitationsCard(invitations),
     h('section', { id: 'balances' }, h('h2', {}, 'Balances across banks'),
       balances.partial ? h('p', { class: 'muted' }, `Not answering now: ${(balances.unavailable || []).join(', ')} — the totals leave them out.`) : null,
       h('table', {}, h('tbody', {}, balanceRows(balances)))),
@@ -89,14 +119,20 @@ function openAccountForm(codes) {
   return submitting(h('form', { class: 'card', id: 'open-account-form' },
     h('h2', {}, 'Open an account'),
     select('Bank', 'bank', codes.map((c) => [c, c]), codes[0]),
-    select('Type', 'type', [['individual', 'Individual (CPF)'], ['business', 'Business (CNPJ)']], 'individual'),
+    select('Type', 'type', [['individual', 'Individual (CPF)'], ['business', 'Business (CNPJ)'], ['joint', 'Joint (co-holders are invited)']], 'individual'),
     select('Currency', 'currency', [['BRL', 'BRL'], ['USD', 'USD'], ['EUR', 'EUR']], 'BRL'),
-    field('Document (CPF/CNPJ)', { name: 'document', required: true, placeholder: '529.982.247-25' }),
+    field('Document (CPF/CNPJ; optional for a joint account)', { name: 'document', placeholder: '529.982.247-25' }),
+    field('Co-holders to invite (joint: usernames, comma-separated)', { name: 'holders', placeholder: 'bruno, carla' }),
     h('button', { type: 'submit' }, 'Open'),
-  ), async ({ bank, type, currency, document }) => {
-    const a = await api('POST', `/api/banks/${bank}/accounts`, { body: { type, currency, document } });
+  ), async ({ bank, type, currency, document, holders }) => {
+    const body = { type, currency };
+    if (document) body.document = document;
+    // A joint account's holders include its opener; the others are invited and hold it once they accept.
+    if (type === 'joint') body.holders = [session.user()?.sub, ...String(holders || '').split(',').map((u) => u.trim()).filter(Boolean)];
+    const a = await api('POST', `/api/banks/${bank}/accounts`, { body });
     go('#/bank');
-    flash(`Account ${a.number} opened at bank ${bank}.`, 'info');
+    const invited = (a.invited || []).length ? ` Invited: ${a.invited.join(', ')} (they hold it once they accept).` : '';
+    flash(`Account ${a.number} opened at bank ${bank}.${invited}`, 'info');
   });
 }
 
