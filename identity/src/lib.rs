@@ -79,7 +79,22 @@ pub struct AppState {
 )]
 pub struct ApiDoc;
 
+/// The document this deployment serves: [`ApiDoc`] with the audiences a client may ask for (the
+/// configured `IDENTITY_AUDIENCES`) as the `audience` fields' values, so a request the document
+/// allows is one the service grants.
+pub fn document(audiences: &[String]) -> serde_json::Value {
+    let mut doc = sagaway_common::http::document_json(ApiDoc::openapi());
+    for schema in ["LoginRequest", "RefreshRequest"] {
+        let audience = &mut doc["components"]["schemas"][schema]["properties"]["audience"];
+        if audience.is_object() {
+            audience["items"] = serde_json::json!({"type": "string", "enum": audiences});
+        }
+    }
+    doc
+}
+
 pub fn router(state: AppState) -> Router {
+    let audiences = state.audiences.clone();
     Router::new()
         .route("/auth/signup", post(api::signup))
         .route("/auth/login", post(api::login))
@@ -88,7 +103,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/token", post(oauth::token))
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/.well-known/openid-configuration", get(discovery::openid_configuration))
-        .merge(sagaway_common::http::api_reference(|| sagaway_common::http::document_json(ApiDoc::openapi())))
+        .merge(sagaway_common::http::api_reference(move || document(&audiences)))
         .with_state(state)
 }
 

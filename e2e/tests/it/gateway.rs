@@ -28,28 +28,14 @@ async fn spawn_gateway_with(sys: &System, port: u16, tweak: impl FnOnce(&mut gat
     if !sys.bank_url.is_empty() {
         banks.insert("001".to_string(), sys.bank_url.clone());
     }
-    let config = gateway::Config {
-        host: "127.0.0.1".into(),
-        port,
-        auth: sys.issuer.auth_config(),
-        upstreams: gateway::config::Upstreams {
-            identity: "http://127.0.0.1:9".into(),
-            product: sys.product_url.clone(),
-            orchestrator: sys.orchestrator_url.clone(),
-            payment: sys.payment_url.clone(),
-            banks: banks.clone(),
-        },
-        kafka_brokers: e2e::StackAddr::from_env().brokers(),
-        event_topics: gateway::config::default_event_topics(&sys.prefix, banks.keys()),
-        request_timeout: Duration::from_secs(10),
-        max_streams_per_user: 3,
-        stream_buffer: 64,
-        heartbeat: Duration::from_secs(1),
-        metrics_token: None,
-        limits: gateway::config::Limits::default(),
-        catalogue_currency: "USD".into(),
+    let upstreams = gateway::config::Upstreams {
+        identity: "http://127.0.0.1:9".into(),
+        product: sys.product_url.clone(),
+        orchestrator: sys.orchestrator_url.clone(),
+        payment: sys.payment_url.clone(),
+        banks: banks.clone(),
     };
-    let mut config = config;
+    let mut config = gateway_config(port, sys.issuer.auth_config(), upstreams, gateway::config::default_event_topics(&sys.prefix, banks.keys()));
     tweak(&mut config);
     let app = gateway::Application::build(config).await?;
     let url = format!("http://127.0.0.1:{}", app.port());
@@ -61,6 +47,25 @@ async fn spawn_gateway_with(sys: &System, port: u16, tweak: impl FnOnce(&mut gat
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok((url, stop))
+}
+
+/// The gateway's settings in these tests: on 127.0.0.1:`port`, over `upstreams`.
+fn gateway_config(port: u16, auth: sagaway_common::auth::AuthConfig, upstreams: gateway::config::Upstreams, event_topics: Vec<String>) -> gateway::Config {
+    gateway::Config {
+        host: "127.0.0.1".into(),
+        port,
+        auth,
+        upstreams,
+        kafka_brokers: e2e::StackAddr::from_env().brokers(),
+        event_topics,
+        request_timeout: Duration::from_secs(10),
+        max_streams_per_user: 3,
+        stream_buffer: 64,
+        heartbeat: Duration::from_secs(1),
+        metrics_token: None,
+        limits: gateway::config::Limits::default(),
+        catalogue_currency: "USD".into(),
+    }
 }
 
 /// One Server-Sent Events stream, read by hand (no client library: the format is four lines).
@@ -741,27 +746,16 @@ async fn logins_through_the_gateway_are_throttled_per_client_address_not_per_gat
     tokio::spawn(identity.run_until_stopped(stop_identity.clone()));
 
     let issuer = sagaway_common::auth_testing::TestIssuer::start().await;
-    let config = gateway::Config {
-        host: "127.0.0.1".into(),
-        port: 0,
-        auth: issuer.auth_config(),
-        upstreams: gateway::config::Upstreams {
-            identity: identity_url.clone(),
-            product: "http://127.0.0.1:9".into(),
-            orchestrator: "http://127.0.0.1:9".into(),
-            payment: "http://127.0.0.1:9".into(),
-            banks: BTreeMap::new(),
-        },
-        kafka_brokers: e2e::StackAddr::from_env().brokers(),
-        event_topics: gateway::config::default_event_topics(&format!("t{}.", uuid::Uuid::new_v4().simple()), std::iter::empty::<&String>()),
-        request_timeout: Duration::from_secs(10),
-        max_streams_per_user: 3,
-        stream_buffer: 64,
-        heartbeat: Duration::from_secs(1),
-        metrics_token: None,
-        limits: gateway::config::Limits::default(),
-        catalogue_currency: "USD".into(),
+    let nowhere = "http://127.0.0.1:9".to_string();
+    let upstreams = gateway::config::Upstreams {
+        identity: identity_url.clone(),
+        product: nowhere.clone(),
+        orchestrator: nowhere.clone(),
+        payment: nowhere,
+        banks: BTreeMap::new(),
     };
+    let topics = gateway::config::default_event_topics(&format!("t{}.", uuid::Uuid::new_v4().simple()), std::iter::empty::<&String>());
+    let config = gateway_config(0, issuer.auth_config(), upstreams, topics);
     let app = gateway::Application::build(config).await?;
     let gw = format!("http://127.0.0.1:{}", app.port());
     let stop_gateway = CancellationToken::new();
