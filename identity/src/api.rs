@@ -204,7 +204,8 @@ pub async fn logout(State(app): State<AppState>, ApiJson(req): ApiJson<LogoutReq
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn token_response(issued: Issued) -> impl IntoResponse {
+/// The tokens of a grant, as login, refresh and the OAuth token endpoint answer them (RFC 6749 §5.1).
+pub(crate) fn token_response(issued: Issued) -> impl IntoResponse {
     let body = TokenResponse { access_token: issued.access_token, token_type: "Bearer", expires_in: issued.expires_in, refresh_token: issued.refresh_token };
     ([(header::CACHE_CONTROL, "no-store")], Json(body))
 }

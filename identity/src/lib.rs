@@ -74,7 +74,7 @@ pub struct AppState {
          description = "Accounts, login, rotating refresh tokens, and the EdDSA JWT issuer (JWKS) the services trust."),
     paths(api::signup, api::login, api::refresh, api::logout, oauth::token, discovery::jwks, discovery::openid_configuration),
     components(schemas(api::SignupRequest, api::UserView, api::LoginRequest, api::RefreshRequest, api::LogoutRequest, api::TokenResponse,
-                       oauth::TokenRequest, oauth::OAuthTokenResponse, oauth::OAuthError,
+                       oauth::TokenRequest, oauth::OAuthError,
                        users::Role, keys::Jwks, keys::Jwk, discovery::OpenIdConfiguration))
 )]
 pub struct ApiDoc;

@@ -59,17 +59,6 @@ pub struct TokenRequest {
     scope: Option<String>,
 }
 
-/// A successful token response (RFC 6749 §5.1).
-#[derive(Serialize, ToSchema)]
-pub struct OAuthTokenResponse {
-    pub access_token: String,
-    #[schema(example = "Bearer")]
-    pub token_type: &'static str,
-    #[schema(example = 900)]
-    pub expires_in: u64,
-    pub refresh_token: String,
-}
-
 /// An error response (RFC 6749 §5.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct OAuthError {
@@ -208,16 +197,14 @@ fn no_store() -> [(header::HeaderName, &'static str); 2] {
 /// problem+json.
 #[utoipa::path(post, path = "/auth/token", tag = "auth",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = OAuthTokenResponse, description = "tokens (`Cache-Control: no-store`)"),
+    responses((status = 200, body = api::TokenResponse, description = "tokens (`Cache-Control: no-store`)"),
               (status = 400, body = OAuthError, description = "`invalid_request`, `unsupported_grant_type`, `invalid_grant` (wrong credentials or refresh token), `invalid_scope`, `invalid_target` (an audience not granted)"),
               (status = 401, body = OAuthError, description = "`invalid_client`: client authentication was attempted; clients here are public"),
               (status = 429, body = OAuthError, description = "`slow_down`: too many failed logins for this username from this address; see `Retry-After`")))]
 pub async fn token(State(app): State<AppState>, client: Client, headers: HeaderMap, body: Bytes) -> Response {
     match grant(&app, client, &headers, &body).await {
-        Ok(issued) => {
-            let body = OAuthTokenResponse { access_token: issued.access_token, token_type: "Bearer", expires_in: issued.expires_in, refresh_token: issued.refresh_token };
-            (no_store(), Json(body)).into_response()
-        }
+        // The same answer as the JSON login's: it is RFC 6749's already.
+        Ok(issued) => api::token_response(issued).into_response(),
         Err(e) => e.into_response(),
     }
 }
